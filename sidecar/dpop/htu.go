@@ -1,0 +1,200 @@
+package dpop
+
+import (
+	"errors"
+	"strings"
+)
+
+var errHTU = errors.New("htu is not an absolute http(s) URI")
+
+// NormalizeHTU returns the form of an http(s) URI that DPoP compares: RFC 9449
+// section 4.3 check 9 compares htu "ignoring any query and fragment parts",
+// after the syntax-based normalization of RFC 3986 section 6.2.2.
+//
+//   - scheme and host lowercased (6.2.2.1), the scheme's default port and an
+//     empty port removed (6.2.3), an empty path becomes "/";
+//   - percent-encodings uppercased, and those of unreserved characters
+//     decoded (6.2.2.1, 6.2.2.2); other bytes outside the path grammar,
+//     such as non-ASCII letters, percent-encoded, as a browser's URL does;
+//   - dot segments removed (6.2.2.3);
+//   - query and fragment dropped (SECURITY.md decision 1).
+//
+// Path case and trailing slashes are significant and kept. A URI with
+// userinfo, a control character or space, or a scheme other than http and
+// https is refused.
+func NormalizeHTU(s string) (string, error) {
+	if s == "" || len(s) > maxHTULen {
+		return "", errHTU
+	}
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c <= 0x20 || c == 0x7f {
+			return "", errHTU
+		}
+	}
+	i := strings.Index(s, "://")
+	if i <= 0 {
+		return "", errHTU
+	}
+	scheme := strings.ToLower(s[:i])
+	if scheme != "http" && scheme != "https" {
+		return "", errHTU
+	}
+	rest := s[i+3:]
+	if j := strings.IndexAny(rest, "?#"); j >= 0 {
+		rest = rest[:j]
+	}
+	authority, path := rest, ""
+	if j := strings.IndexByte(rest, '/'); j >= 0 {
+		authority, path = rest[:j], rest[j:]
+	}
+	if strings.ContainsAny(authority, "@\\") {
+		return "", errHTU
+	}
+	host, port := authority, ""
+	if strings.HasPrefix(authority, "[") {
+		j := strings.IndexByte(authority, ']')
+		if j < 0 {
+			return "", errHTU
+		}
+		host, port = authority[:j+1], authority[j+1:]
+		if port != "" && port[0] != ':' {
+			return "", errHTU
+		}
+	} else if j := strings.LastIndexByte(authority, ':'); j >= 0 {
+		host, port = authority[:j], authority[j:]
+	}
+	if host == "" || !validHost(host) {
+		return "", errHTU
+	}
+	port = strings.TrimPrefix(port, ":")
+	for k := 0; k < len(port); k++ {
+		if port[k] < '0' || port[k] > '9' {
+			return "", errHTU
+		}
+	}
+	port = strings.TrimLeft(port, "0")
+	if (scheme == "http" && port == "80") || (scheme == "https" && port == "443") {
+		port = ""
+	}
+	p, err := normalizePath(path)
+	if err != nil {
+		return "", err
+	}
+	var b strings.Builder
+	b.Grow(len(scheme) + 3 + len(host) + len(port) + 1 + len(p))
+	b.WriteString(scheme)
+	b.WriteString("://")
+	b.WriteString(strings.ToLower(host))
+	if port != "" {
+		b.WriteByte(':')
+		b.WriteString(port)
+	}
+	b.WriteString(p)
+	return b.String(), nil
+}
+
+// maxHTULen bounds the htu claim and request URLs handled here.
+const maxHTULen = 4096
+
+func validHost(h string) bool {
+	if h[0] == '[' {
+		for k := 1; k < len(h)-1; k++ {
+			c := h[k]
+			if !(isHex(c) || c == ':' || c == '.') {
+				return false
+			}
+		}
+		return len(h) > 2
+	}
+	for k := 0; k < len(h); k++ {
+		c := h[k]
+		if !(isUnreserved(c) || c == '%' || strings.IndexByte("!$&'()*+,;=", c) >= 0) {
+			return false
+		}
+	}
+	return true
+}
+
+func isUnreserved(c byte) bool {
+	return 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' ||
+		c == '-' || c == '.' || c == '_' || c == '~'
+}
+
+func isHex(c byte) bool {
+	return '0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F'
+}
+
+func unhex(c byte) byte {
+	switch {
+	case c >= 'a':
+		return c - 'a' + 10
+	case c >= 'A':
+		return c - 'A' + 10
+	}
+	return c - '0'
+}
+
+// pathChar reports whether c may appear literally in a path segment
+// (RFC 3986 section 3.3: pchar = unreserved / pct-encoded / sub-delims / ":" / "@").
+func pathChar(c byte) bool {
+	return isUnreserved(c) || strings.IndexByte("!$&'()*+,;=:@/", c) >= 0
+}
+
+const hexDigits = "0123456789ABCDEF"
+
+// normalizePath applies RFC 3986 sections 6.2.2.1-6.2.2.3 to a raw path.
+func normalizePath(p string) (string, error) {
+	if p == "" {
+		return "/", nil
+	}
+	b := make([]byte, 0, len(p))
+	for i := 0; i < len(p); i++ {
+		c := p[i]
+		switch {
+		case c == '%':
+			if i+2 >= len(p) || !isHex(p[i+1]) || !isHex(p[i+2]) {
+				return "", errHTU
+			}
+			d := unhex(p[i+1])<<4 | unhex(p[i+2])
+			if isUnreserved(d) {
+				b = append(b, d)
+			} else {
+				b = append(b, '%', hexDigits[d>>4], hexDigits[d&15])
+			}
+			i += 2
+		case pathChar(c):
+			b = append(b, c)
+		default:
+			b = append(b, '%', hexDigits[c>>4], hexDigits[c&15])
+		}
+	}
+	return removeDotSegments(string(b)), nil
+}
+
+// removeDotSegments is RFC 3986 section 5.2.4 for an absolute path.
+func removeDotSegments(p string) string {
+	if !strings.Contains(p, ".") {
+		return p
+	}
+	segs := strings.Split(p, "/")[1:]
+	out := make([]string, 0, len(segs))
+	for i, s := range segs {
+		last := i == len(segs)-1
+		switch s {
+		case ".":
+			if last {
+				out = append(out, "")
+			}
+		case "..":
+			if len(out) > 0 {
+				out = out[:len(out)-1]
+			}
+			if last {
+				out = append(out, "")
+			}
+		default:
+			out = append(out, s)
+		}
+	}
+	return "/" + strings.Join(out, "/")
+}

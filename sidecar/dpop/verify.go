@@ -1,0 +1,339 @@
+package dpop
+
+import (
+	"context"
+	"crypto/subtle"
+	"encoding/json"
+	"errors"
+	"math"
+	"strings"
+	"time"
+)
+
+// Defaults for [VerifyOptions] (SECURITY.md decision 9).
+const (
+	DefaultMaxAge     = 60 * time.Second
+	DefaultFutureSkew = 5 * time.Second
+	// DefaultMaxSize bounds the DPoP header value; it is checked before any
+	// decoding, so a megabyte of junk costs nothing but the length check.
+	DefaultMaxSize = 8 << 10
+	// MaxJTILen bounds jti (RFC 9449 section 11.1: reject unnecessarily large
+	// values). 128 random bits are 22 characters; a UUID is 36.
+	MaxJTILen = 128
+)
+
+// ReplayCache remembers (key thumbprint, jti) pairs (SECURITY.md decisions 3
+// and 15). Use must atomically record the pair until at least until and
+// return nil, or return [ErrReplay] if it is already recorded. Any other
+// error means the cache could not answer; Verify then rejects the request
+// with that error (not a [*CheckError]) and callers answer 503.
+type ReplayCache interface {
+	Use(ctx context.Context, jkt, jti string, until time.Time) error
+}
+
+// NonceChecker validates a server nonce (RFC 9449 section 8). An error
+// rejects the proof with use_dpop_nonce, so the client fetches a fresh one.
+type NonceChecker interface {
+	CheckNonce(nonce string) error
+}
+
+// SignatureVerifier checks a JWS signature over signingInput by the key.
+// The edge Worker plugs in one backed by crypto.subtle.verify; nil means
+// Go's crypto.
+type SignatureVerifier func(alg string, key *JWK, signingInput, sig []byte) error
+
+// Request is what the proof must match.
+type Request struct {
+	// Method is the HTTP method, compared case-sensitively with htm.
+	Method string
+	// URL is the absolute URL of the request as the client addressed it:
+	// the configured public origin plus the raw request path. Never derive
+	// it from Host or X-Forwarded-* (SECURITY.md mistake 3).
+	URL string
+	// AccessToken, when set, must hash to the proof's ath.
+	AccessToken string
+	// JKT, when set, is the token's cnf.jkt; the proof key's thumbprint must
+	// equal it.
+	JKT string
+}
+
+// VerifyOptions configures [Verify]. The zero value uses the defaults above,
+// the real clock, no nonces and no replay check; servers must set Replay.
+type VerifyOptions struct {
+	// Algs allowed; empty means [DefaultAlgs]. Unsupported names are ignored.
+	Algs []string
+	// MaxAge is how old iat may be; zero means DefaultMaxAge.
+	MaxAge time.Duration
+	// FutureSkew is how far in the future iat may be; zero means
+	// DefaultFutureSkew.
+	FutureSkew time.Duration
+	// MaxSize bounds the proof's length; zero means DefaultMaxSize.
+	MaxSize int
+	// Now is the clock; nil means time.Now.
+	Now func() time.Time
+	// Nonce, when set, requires a valid nonce claim.
+	Nonce NonceChecker
+	// Replay, when set, is consulted last, only for proofs that passed every
+	// other check, so invalid proofs cannot burn a jti (SECURITY.md
+	// "pre-burning").
+	Replay ReplayCache
+	// Verifier overrides signature verification.
+	Verifier SignatureVerifier
+}
+
+// Proof is a verified proof.
+type Proof struct {
+	Alg   string
+	Key   *JWK
+	JKT   string // RFC 7638 thumbprint of Key
+	JTI   string
+	HTM   string
+	HTU   string
+	IAT   time.Time
+	Nonce string
+	ATH   string
+}
+
+// SingleProof returns the one DPoP proof among a request's DPoP header
+// values (http.Header.Values("DPoP")). RFC 9449 section 4.3 checks 1 and 2:
+// two fields, or one field holding a comma-separated list, are rejected.
+func SingleProof(values []string) (string, error) {
+	if len(values) == 0 {
+		return "", fail(CheckHeader, "missing DPoP header")
+	}
+	if len(values) > 1 {
+		return "", fail(CheckHeader, "more than one DPoP header")
+	}
+	v := strings.Trim(values[0], " \t")
+	if strings.ContainsAny(v, ", \t") {
+		return "", fail(CheckHeader, "DPoP header holds more than one value")
+	}
+	if v == "" {
+		return "", fail(CheckHeader, "empty DPoP header")
+	}
+	return v, nil
+}
+
+// Verify checks a DPoP proof against a request, in the order of RFC 9449
+// section 4.3, and records its jti last.
+//
+// https://www.rfc-editor.org/rfc/rfc9449#section-4.3
+func Verify(ctx context.Context, proof string, req Request, opts VerifyOptions) (*Proof, error) {
+	maxSize := opts.MaxSize
+	if maxSize <= 0 {
+		maxSize = DefaultMaxSize
+	}
+	if len(proof) > maxSize {
+		return nil, fail(CheckSize, "proof too large")
+	}
+	// Check 2: a well-formed compact JWS: three base64url segments.
+	i := strings.IndexByte(proof, '.')
+	j := strings.LastIndexByte(proof, '.')
+	if i <= 0 || j == i || j == len(proof)-1 || strings.IndexByte(proof[i+1:j], '.') >= 0 {
+		return nil, fail(CheckSyntax, "not a compact JWS")
+	}
+	hdrBytes, err := b64.DecodeString(proof[:i])
+	if err != nil {
+		return nil, fail(CheckSyntax, "header is not base64url")
+	}
+	payBytes, err := b64.DecodeString(proof[i+1 : j])
+	if err != nil {
+		return nil, fail(CheckSyntax, "payload is not base64url")
+	}
+	sig, err := b64.DecodeString(proof[j+1:])
+	if err != nil {
+		return nil, fail(CheckSyntax, "signature is not base64url")
+	}
+	hdr, err := parseObject(hdrBytes)
+	if err != nil {
+		return nil, &CheckError{Check: CheckSyntax, Err: errors.New("header: " + err.Error())}
+	}
+
+	// Check 4: typ (SECURITY.md decision 7).
+	typ, _ := hdr["typ"].(string)
+	if !strings.EqualFold(typ, "dpop+jwt") && !strings.EqualFold(typ, "application/dpop+jwt") {
+		return nil, fail(CheckTyp, "typ is not dpop+jwt")
+	}
+	// Check 5: alg from the allow-list; never none, never a MAC.
+	alg, _ := hdr["alg"].(string)
+	if !algAllowed(alg, opts.Algs) {
+		return nil, fail(CheckAlg, "alg not allowed")
+	}
+	// RFC 7515 section 4.1.11: we understand no extensions, so any crit fails.
+	// b64=false (RFC 7797) would change what is signed; refuse it outright.
+	if _, ok := hdr["crit"]; ok {
+		return nil, fail(CheckCrit, "crit header not supported")
+	}
+	if _, ok := hdr["b64"]; ok {
+		return nil, fail(CheckCrit, "b64 header not supported")
+	}
+	// Check 7: jwk, public, fitting alg. jku, x5u, x5c and kid are ignored:
+	// the key is the one in the proof, and nothing is ever fetched.
+	jv, ok := hdr["jwk"]
+	if !ok {
+		return nil, fail(CheckJWK, "jwk missing")
+	}
+	key, pub, err := parseJWK(jv)
+	if err != nil {
+		return nil, &CheckError{Check: CheckJWK, Err: err}
+	}
+	if !keyFits(alg, key) {
+		return nil, fail(CheckJWK, "jwk does not fit alg")
+	}
+	// Check 6: signature.
+	input := proof[:j]
+	if opts.Verifier != nil {
+		err = opts.Verifier(alg, key, []byte(input), sig)
+	} else {
+		err = verifySignature(alg, pub, []byte(input), sig)
+	}
+	if err != nil {
+		return nil, fail(CheckSig, "signature does not verify")
+	}
+
+	claims, err := parseObject(payBytes)
+	if err != nil {
+		return nil, &CheckError{Check: CheckSyntax, Err: errors.New("payload: " + err.Error())}
+	}
+	p := &Proof{Alg: alg, Key: key}
+	// Check 3: required claims. jti: non-empty and bounded.
+	p.JTI, _ = claims["jti"].(string)
+	if p.JTI == "" {
+		return nil, fail(CheckJTI, "jti missing")
+	}
+	if len(p.JTI) > MaxJTILen {
+		return nil, fail(CheckJTI, "jti too long")
+	}
+	// Check 8: htm, exact.
+	p.HTM, _ = claims["htm"].(string)
+	if p.HTM == "" || p.HTM != req.Method {
+		return nil, fail(CheckHTM, "htm does not match the request method")
+	}
+	// Check 9: htu, normalized on both sides.
+	p.HTU, _ = claims["htu"].(string)
+	got, err := NormalizeHTU(p.HTU)
+	if err != nil {
+		return nil, fail(CheckHTU, "htu is not an absolute http(s) URI")
+	}
+	want, err := NormalizeHTU(req.URL)
+	if err != nil || got != want {
+		return nil, fail(CheckHTU, "htu does not match the request URL")
+	}
+	// Check 11: iat within [now-MaxAge, now+FutureSkew]. A NumericDate may
+	// be fractional (decision 12); a string is not one.
+	iat, ok := numericDate(claims["iat"])
+	if !ok {
+		return nil, fail(CheckIAT, "iat missing or not a number")
+	}
+	now := time.Now
+	if opts.Now != nil {
+		now = opts.Now
+	}
+	maxAge, skew := opts.MaxAge, opts.FutureSkew
+	if maxAge <= 0 {
+		maxAge = DefaultMaxAge
+	}
+	if skew <= 0 {
+		skew = DefaultFutureSkew
+	}
+	t := now()
+	if iat.After(t.Add(skew)) {
+		return nil, fail(CheckIAT, "iat is in the future")
+	}
+	if iat.Before(t.Add(-maxAge)) {
+		return nil, fail(CheckIAT, "iat is too old")
+	}
+	p.IAT = iat
+	// Check 10: nonce when required.
+	if v, has := claims["nonce"]; has {
+		s, ok := v.(string)
+		if !ok {
+			return nil, fail(CheckSyntax, "nonce is not a string")
+		}
+		p.Nonce = s
+	}
+	if opts.Nonce != nil {
+		if p.Nonce == "" {
+			return nil, fail(CheckNonce, "nonce required")
+		}
+		if err := opts.Nonce.CheckNonce(p.Nonce); err != nil {
+			return nil, fail(CheckNonce, "nonce is not current")
+		}
+	}
+	// Check 12: ath when an access token is presented.
+	if v, has := claims["ath"]; has {
+		s, ok := v.(string)
+		if !ok {
+			return nil, fail(CheckATH, "ath is not a string")
+		}
+		p.ATH = s
+	}
+	if req.AccessToken != "" {
+		want := AccessTokenHash(req.AccessToken)
+		if subtle.ConstantTimeCompare([]byte(p.ATH), []byte(want)) != 1 {
+			return nil, fail(CheckATH, "ath does not match the access token")
+		}
+	}
+	// Check 12 cont.: the key is the one the token is bound to.
+	p.JKT = key.Thumbprint()
+	if req.JKT != "" && subtle.ConstantTimeCompare([]byte(p.JKT), []byte(req.JKT)) != 1 {
+		return nil, fail(CheckJKT, "proof key does not match the token's cnf.jkt")
+	}
+	// Replay last: only proofs that passed everything reach the store.
+	// Entries live until iat + MaxAge + FutureSkew (decision 3, mistake 7).
+	if opts.Replay != nil {
+		err := opts.Replay.Use(ctx, p.JKT, p.JTI, iat.Add(maxAge+skew))
+		if errors.Is(err, ErrReplay) {
+			return nil, fail(CheckJTI, "proof replayed")
+		}
+		if err != nil {
+			return nil, err
+		}
+	}
+	return p, nil
+}
+
+func algAllowed(alg string, allowed []string) bool {
+	if !supported(alg) {
+		return false
+	}
+	if len(allowed) == 0 {
+		allowed = DefaultAlgs
+	}
+	for _, a := range allowed {
+		if a == alg {
+			return true
+		}
+	}
+	return false
+}
+
+// numericDate converts a JSON number (RFC 7519 section 2) to a time,
+// refusing non-numbers, non-finite values and values beyond year 9999.
+func numericDate(v any) (time.Time, bool) {
+	n, ok := v.(json.Number)
+	if !ok {
+		return time.Time{}, false
+	}
+	f, err := n.Float64()
+	if err != nil || math.IsNaN(f) || math.IsInf(f, 0) || f < 0 || f > 253402300799 {
+		return time.Time{}, false
+	}
+	sec, frac := math.Modf(f)
+	return time.Unix(int64(sec), int64(frac*1e9)), true
+}
+
+// AllowedAlgs lists the algorithms opts allows, for the algs parameter of
+// WWW-Authenticate (RFC 9449 section 7.1).
+func (opts *VerifyOptions) AllowedAlgs() []string {
+	var out []string
+	for _, a := range opts.Algs {
+		if supported(a) {
+			out = append(out, a)
+		}
+	}
+	if len(out) == 0 {
+		return DefaultAlgs
+	}
+	return out
+}

@@ -1,0 +1,52 @@
+// Package store defines the state keyless shares between requests and, in a
+// deployment with several replicas, between processes: the DPoP jti replay
+// cache and revocations. Implementations live in sub-packages (memstore for
+// one process; others for shared stores) and all pass the conformance suite
+// in storetest.
+//
+// Every method fails closed: an error means "could not tell", and callers
+// refuse the request (503), never let it through.
+package store
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/keyless-dev/keyless/sidecar/dpop"
+)
+
+// ErrFull is returned by a bounded store that would have to drop a live
+// entry to take a new one. It refuses instead (SECURITY.md decision 3).
+var ErrFull = errors.New("store: full")
+
+// Replay is the jti replay cache: dpop.ReplayCache. Use returns
+// dpop.ErrReplay for a pair already recorded, ErrFull when bounded and full.
+type Replay = dpop.ReplayCache
+
+// Kind is what a revocation applies to.
+type Kind string
+
+// Revocation kinds.
+const (
+	KindLease  Kind = "lease"  // one lease id
+	KindJTI    Kind = "jti"    // one token's jti
+	KindFamily Kind = "family" // a refresh-token family / grant
+	KindSub    Kind = "sub"    // every token of a subject
+	KindClient Kind = "client" // every token of an app
+	KindJKT    Kind = "jkt"    // every token bound to a key
+)
+
+// Revocation names one revoked thing.
+type Revocation struct {
+	Kind  Kind
+	Value string
+}
+
+// Revocations records revocations until they no longer matter (the longest
+// lifetime of a token they could apply to).
+type Revocations interface {
+	Revoke(ctx context.Context, r Revocation, until time.Time) error
+	// AnyRevoked reports whether any of rs is revoked now.
+	AnyRevoked(ctx context.Context, rs ...Revocation) (bool, error)
+}
