@@ -2,6 +2,7 @@ package dpop
 
 import (
 	"errors"
+	"net/netip"
 	"strings"
 )
 
@@ -98,17 +99,15 @@ const maxHTULen = 4096
 
 func validHost(h string) bool {
 	if h[0] == '[' {
-		for k := 1; k < len(h)-1; k++ {
-			c := h[k]
-			if !(isHex(c) || c == ':' || c == '.') {
-				return false
-			}
-		}
-		return len(h) > 2
+		a, err := netip.ParseAddr(h[1 : len(h)-1])
+		return err == nil && a.Is6() && a.Zone() == ""
 	}
+	// DNS names and IPv4 literals only: percent-encoded or sub-delim
+	// reg-names are legal URI syntax but no proxy origin uses them, and
+	// parsers disagree about them.
 	for k := 0; k < len(h); k++ {
 		c := h[k]
-		if !(isUnreserved(c) || c == '%' || strings.IndexByte("!$&'()*+,;=", c) >= 0) {
+		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '-' || c == '.' || c == '_') {
 			return false
 		}
 	}
