@@ -259,7 +259,11 @@ func TestVerifyTable(t *testing.T) {
 		{name: "jwk missing", proof: func() string { return forge(t, es, with(h, "jwk", nil, "kid", "k"), c) }, want: CheckJWK},
 		{name: "jwk string", proof: func() string { return forge(t, es, with(h, "jwk", "x"), c) }, want: CheckJWK},
 		{name: "jwk private d", proof: func() string {
-			d := base64.RawURLEncoding.EncodeToString(ecPriv.D.FillBytes(make([]byte, 32)))
+			raw, err := ecPriv.Bytes()
+			if err != nil {
+				t.Fatal(err)
+			}
+			d := base64.RawURLEncoding.EncodeToString(raw)
 			return forge(t, ecPrivSigner, with(goodHeader(ecPrivSigner), "jwk", func() map[string]any {
 				b, _ := json.Marshal(ecPrivSigner.PublicJWK())
 				var m map[string]any
@@ -341,7 +345,9 @@ func TestVerifyTable(t *testing.T) {
 		{name: "iat string", proof: func() string { return forge(t, es, h, with(c, "iat", "1800000000")) }, want: CheckIAT},
 		{name: "iat 1e300", proof: func() string { return forge(t, es, h, strings.Replace(string(enc(t, c)), "1800000000", "1e300", 1)) }, want: CheckIAT},
 		{name: "iat negative", proof: func() string { return forge(t, es, h, with(c, "iat", -1)) }, want: CheckIAT},
-		{name: "iat future", proof: func() string { return forge(t, es, h, with(c, "iat", testNow.Add(DefaultFutureSkew+time.Second).Unix())) }, want: CheckIAT},
+		{name: "iat future", proof: func() string {
+			return forge(t, es, h, with(c, "iat", testNow.Add(DefaultFutureSkew+time.Second).Unix()))
+		}, want: CheckIAT},
 		{name: "iat old", proof: func() string { return forge(t, es, h, with(c, "iat", testNow.Add(-DefaultMaxAge-time.Second).Unix())) }, want: CheckIAT},
 		{name: "nonce not string", proof: func() string { return forge(t, es, h, with(c, "nonce", 5)) }, want: CheckSyntax},
 		{name: "ath missing with token", proof: func() string { return forge(t, es, h, with(c, "ath", nil)) }, want: CheckATH},

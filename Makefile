@@ -1,0 +1,64 @@
+# keyless: run `make help` for the targets.
+
+GO       ?= go
+BIN      := bin
+FUZZTIME ?= 30s
+# Fuzz targets, as package:Name, found in the test files.
+FUZZ_TARGETS = $(shell grep -rl --include='*_test.go' '^func Fuzz' sidecar wasm 2>/dev/null | \
+	xargs -r grep -H -o '^func Fuzz[A-Za-z0-9_]*' | sed -E 's|/[^/]*_test.go:func |:|')
+
+.PHONY: help
+help: ## list the targets
+	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/^([a-z-]+):.*## /  \1\t/' | expand -t 16
+
+.PHONY: deps
+deps: ## install test and demo dependencies (apt redis-server chromium, npm ci, Go modules)
+	bash .ci/deps
+
+.PHONY: build
+build: ## build bin/keyless
+	$(GO) build -o $(BIN)/keyless ./sidecar/cmd/keyless
+
+.PHONY: wasm
+wasm: ## build the browser client (GOOS=js GOARCH=wasm) into web-component/
+	@if [ -d wasm ] && ls wasm/*.go >/dev/null 2>&1; then \
+		GOOS=js GOARCH=wasm $(GO) build -trimpath -ldflags='-s -w' -o web-component/keyless.wasm ./wasm && \
+		cp "$$($(GO) env GOROOT)/lib/wasm/wasm_exec.js" web-component/wasm_exec.js; \
+	else echo "wasm: no browser client yet"; fi
+
+.PHONY: cross
+cross: ## compile every package for linux, js/wasm and wasip1 where it must build
+	$(GO) build ./...
+	GOOS=js GOARCH=wasm $(GO) build ./sidecar/dpop
+	GOOS=wasip1 GOARCH=wasm $(GO) build ./sidecar/dpop
+
+.PHONY: lint
+lint: ## go vet and staticcheck
+	$(GO) vet ./...
+	GOOS=js GOARCH=wasm $(GO) vet ./sidecar/dpop
+	$(GO) tool staticcheck ./...
+
+.PHONY: test
+test: deps cross lint ## install deps, build for every target, lint, run every test and a short fuzz pass
+	$(GO) test -count=1 ./...
+	$(MAKE) --no-print-directory fuzz FUZZTIME=3s
+
+.PHONY: fuzz
+fuzz: ## run each fuzz target for FUZZTIME (default 30s)
+	@set -e; for t in $(FUZZ_TARGETS); do \
+		pkg=$${t%%:*}; name=$${t##*:}; \
+		echo "fuzz $$pkg $$name ($(FUZZTIME))"; \
+		$(GO) test ./$$pkg -run '^$$' -fuzz "^$$name\$$" -fuzztime $(FUZZTIME) > /tmp/keyless-fuzz.log 2>&1 || { cat /tmp/keyless-fuzz.log; exit 1; }; \
+	done
+
+.PHONY: bench
+bench: ## run the benchmarks (DPoP core; more as components land)
+	$(GO) test -run '^$$' -bench . -benchmem ./sidecar/dpop ./sidecar/store/...
+
+.PHONY: demo
+demo: build ## run the whole stack on the embedded defaults
+	./$(BIN)/keyless dev
+
+.PHONY: clean
+clean: ## remove build outputs
+	rm -rf $(BIN) web-component/keyless.wasm web-component/wasm_exec.js
