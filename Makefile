@@ -39,9 +39,9 @@ lint: ## go vet and staticcheck
 	$(GO) tool staticcheck ./...
 
 .PHONY: test
-test: deps cross lint ## install deps, build for every target, lint, run every test and a short fuzz pass
-	$(GO) test -count=1 ./...
+test: deps cross lint ## install deps, build for every target, lint, a short fuzz pass, then every test
 	$(MAKE) --no-print-directory fuzz FUZZTIME=3s
+	$(GO) test -count=1 ./...
 
 .PHONY: fuzz
 fuzz: ## run each fuzz target for FUZZTIME (default 30s)
