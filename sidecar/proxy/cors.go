@@ -1,0 +1,69 @@
+package proxy
+
+import (
+	"net/http"
+	"strconv"
+)
+
+// exposeHeaders must be readable by browser code (RFC 9449 sections 7.1
+// and 8).
+const exposeHeaders = "WWW-Authenticate, DPoP-Nonce"
+
+// isPreflight reports a CORS preflight request.
+func isPreflight(r *http.Request) bool {
+	return r.Method == http.MethodOptions && r.Header.Get("Origin") != "" &&
+		r.Header.Get("Access-Control-Request-Method") != ""
+}
+
+// preflight answers a CORS preflight itself; it is never forwarded. The
+// origin must belong to some app (which app is known only once a lease is
+// presented; checkOrigin then narrows it).
+func (p *Proxy) preflight(x *exchange) *Error {
+	origin := x.r.Header.Get("Origin")
+	if !p.anyOrigin[origin] {
+		return &Error{Code: CodeOriginNotAllowed, Msg: "origin not allowed", Rule: "cors.preflight"}
+	}
+	h := x.w.Header()
+	h.Set("Access-Control-Allow-Origin", origin)
+	h.Add("Vary", "Origin")
+	h.Set("Access-Control-Allow-Methods", "GET, HEAD, POST, PUT, PATCH, DELETE")
+	// The DPoP header forces this preflight (STYLE.md section 10).
+	h.Set("Access-Control-Allow-Headers", "Authorization, DPoP, Content-Type")
+	h.Set("Access-Control-Expose-Headers", exposeHeaders)
+	h.Set("Access-Control-Max-Age", strconv.Itoa(int(p.cfg.CORS.MaxAge.Seconds())))
+	x.w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
+// checkOrigin refuses a request whose Origin is not one of the lease's app
+// origins: per-app CORS, and Cross-Site WebSocket Hijacking protection on
+// upgrades (RFC 6455 section 10.2). Requests without Origin (non-browser
+// clients) pass.
+func (p *Proxy) checkOrigin(x *exchange) *Error {
+	origin := x.r.Header.Get("Origin")
+	if origin == "" || p.origins[x.claims.ClientID][origin] {
+		return nil
+	}
+	return &Error{Code: CodeOriginNotAllowed, Msg: "origin not allowed for this app", Rule: "cors.origin"}
+}
+
+// corsAllow sets the CORS response headers when the request's Origin may
+// read the response: the lease's app origins once a lease is known, any
+// app's origin before.
+func (p *Proxy) corsAllow(x *exchange) {
+	origin := x.r.Header.Get("Origin")
+	if origin == "" {
+		return
+	}
+	ok := p.anyOrigin[origin]
+	if x.claims != nil {
+		ok = p.origins[x.claims.ClientID][origin]
+	}
+	if !ok {
+		return
+	}
+	h := x.w.Header()
+	h.Set("Access-Control-Allow-Origin", origin)
+	h.Add("Vary", "Origin")
+	h.Set("Access-Control-Expose-Headers", exposeHeaders)
+}

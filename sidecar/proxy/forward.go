@@ -1,0 +1,182 @@
+package proxy
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"mime"
+	"net"
+	"net/http"
+	"net/http/httputil"
+	"strconv"
+	"strings"
+	"sync"
+)
+
+type exchangeKey struct{}
+
+// reverseProxy builds a route's ReverseProxy. Rewrite (never Director) runs
+// after the hop-by-hop headers, including those the client names in
+// Connection, have been removed, so the identity headers it injects cannot
+// be deleted by the client (SECURITY.md mistake 1).
+func (p *Proxy) reverseProxy(rt *route, transport http.RoundTripper) *httputil.ReverseProxy {
+	return &httputil.ReverseProxy{
+		Rewrite:        func(pr *httputil.ProxyRequest) { p.rewrite(rt, pr) },
+		Transport:      transport,
+		ModifyResponse: func(res *http.Response) error { return p.modifyResponse(rt, res) },
+		ErrorHandler:   p.upstreamFailed,
+		BufferPool:     bufferPool{},
+		ErrorLog:       slog.NewLogLogger(p.log.Handler(), slog.LevelWarn),
+	}
+}
+
+// forward hands the request to the route's ReverseProxy. A WebSocket
+// upgrade gets a context that is canceled when its lease expires or is
+// revoked, which closes the tunnel.
+func (p *Proxy) forward(x *exchange) *Error {
+	if x.route == nil || x.route.proxy == nil {
+		return &Error{Code: CodeNotFound, Msg: "no such route", Rule: "route"}
+	}
+	ctx := context.WithValue(x.r.Context(), exchangeKey{}, x)
+	if x.upgrade {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithCancel(ctx)
+		defer cancel()
+		go p.watchLease(ctx, cancel, x.claims)
+	}
+	p.setNonce(x)
+	p.corsAllow(x)
+	x.route.proxy.ServeHTTP(x.w, x.r.WithContext(ctx))
+	return nil
+}
+
+// rewrite builds the outbound request: the canonical path (minus the
+// route's prefix) on the upstream URL, the query as sent (minus a WebSocket
+// ticket), inbound headers stripped, then the proxy's own forwarding,
+// credential and identity headers set.
+func (p *Proxy) rewrite(rt *route, pr *httputil.ProxyRequest) {
+	x := pr.In.Context().Value(exchangeKey{}).(*exchange)
+	out := pr.Out
+	path := x.path
+	if rt.StripPrefix != "" {
+		path = strings.TrimPrefix(path, rt.StripPrefix)
+		if path == "" {
+			path = "/"
+		}
+	}
+	out.URL.Path, out.URL.RawPath = unescapePath(path), path
+	if x.ticket {
+		out.URL.RawQuery = dropQueryParam(out.URL.RawQuery, p.cfg.WebSocket.TicketParam)
+	}
+	pr.SetURL(rt.upstream)
+
+	h := out.Header
+	p.strip.deleteMatching(h, nil)
+	if !rt.AllowCookies {
+		h.Del("Cookie")
+	}
+	for _, n := range rt.credNames {
+		h.Del(n)
+	}
+	// Request trailers are dropped, never merged (RFC 9110 section 6.5.1).
+	out.Trailer = nil
+	if x.upgrade {
+		h.Set("Connection", "Upgrade")
+		h.Set("Upgrade", "websocket")
+	}
+	if ip, _, err := net.SplitHostPort(pr.In.RemoteAddr); err == nil {
+		h.Set("X-Forwarded-For", ip)
+	}
+	h.Set("X-Forwarded-Host", p.publicHost)
+	h.Set("X-Forwarded-Proto", p.publicProto)
+	if c := x.claims; c != nil {
+		hd := p.cfg.Headers
+		h.Set(hd.Subject, c.Subject)
+		h.Set(hd.Client, c.ClientID)
+		h.Set(hd.Scope, strings.Join(c.Scope, " "))
+		h.Set(hd.Lease, c.LeaseID)
+	}
+}
+
+// dropQueryParam removes every name=value pair of name from a raw query,
+// leaving the rest byte for byte.
+func dropQueryParam(raw, name string) string {
+	if raw == "" {
+		return raw
+	}
+	parts := strings.Split(raw, "&")
+	out := parts[:0]
+	for _, kv := range parts {
+		k, _, _ := strings.Cut(kv, "=")
+		if k == name {
+			continue
+		}
+		out = append(out, kv)
+	}
+	return strings.Join(out, "&")
+}
+
+// errRedaction marks a response that had to be redacted but could not be.
+var errRedaction = errors.New("proxy: response could not be redacted")
+
+// modifyResponse strips headers that leak the upstream and redacts JSON
+// fields per route. A response that must be redacted but cannot be parsed
+// is refused (502), never passed through.
+func (p *Proxy) modifyResponse(rt *route, res *http.Response) error {
+	p.stripResp.deleteMatching(res.Header, nil)
+	if len(rt.Redact) == 0 || res.StatusCode == http.StatusSwitchingProtocols ||
+		res.StatusCode == http.StatusNoContent || res.StatusCode == http.StatusNotModified ||
+		res.Request != nil && res.Request.Method == http.MethodHead {
+		return nil
+	}
+	body, err := io.ReadAll(io.LimitReader(res.Body, rt.MaxResponseBytes+1))
+	res.Body.Close()
+	if err != nil {
+		return err
+	}
+	if len(body) == 0 {
+		res.Body = io.NopCloser(bytes.NewReader(nil))
+		return nil
+	}
+	if int64(len(body)) > rt.MaxResponseBytes {
+		return errRedaction
+	}
+	mt, _, _ := mime.ParseMediaType(res.Header.Get("Content-Type"))
+	if res.Header.Get("Content-Encoding") != "" || !(mt == "application/json" || strings.HasSuffix(mt, "+json")) {
+		return errRedaction
+	}
+	out, err := Redact(body, rt.Redact)
+	if err != nil {
+		return errRedaction
+	}
+	res.Body = io.NopCloser(bytes.NewReader(out))
+	res.ContentLength = int64(len(out))
+	res.Header.Set("Content-Length", strconv.Itoa(len(out)))
+	res.Header.Del("Etag")
+	res.Header.Del("Content-Md5")
+	return nil
+}
+
+// upstreamFailed is the ReverseProxy's ErrorHandler: 502 when the upstream
+// is down, 504 when it is slow, 413 for an over-long streamed body.
+func (p *Proxy) upstreamFailed(w http.ResponseWriter, r *http.Request, err error) {
+	x, _ := r.Context().Value(exchangeKey{}).(*exchange)
+	if x == nil {
+		http.Error(w, "bad gateway", http.StatusBadGateway)
+		return
+	}
+	e := upstreamError(err)
+	x.err = e
+	p.metrics.upstreamError(e.rule())
+	p.render(x, e)
+}
+
+// bufferPool recycles the ReverseProxy's copy buffers.
+type bufferPool struct{}
+
+var buffers = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}
+
+func (bufferPool) Get() []byte  { return *buffers.Get().(*[]byte) }
+func (bufferPool) Put(b []byte) { buffers.Put(&b) }
