@@ -1,0 +1,71 @@
+// Package client is the browser client's logic in pure Go: the device
+// authorization grant (RFC 8628), the DPoP-bound token and lease lifecycle,
+// and DPoP-signed requests with server-nonce retry (RFC 9449 sections 8-9).
+//
+// It talks to the network only through [Transport] and signs only through
+// a [dpop.Signer], so the same code runs in the browser (fetch and
+// WebCrypto through syscall/js, in wasm/*_js.go), under wasip1 in tests,
+// and natively with net/http. It never links net/http itself: that would
+// add over a megabyte to the browser build.
+package client
+
+import (
+	"context"
+	"strings"
+)
+
+// Transport sends one HTTP request. The browser implementation is backed by
+// fetch; tests use net/http.
+type Transport interface {
+	Do(ctx context.Context, req *Request) (*Response, error)
+}
+
+// Request is one HTTP request. Header names are case-insensitive.
+type Request struct {
+	Method string
+	URL    string
+	Header map[string]string
+	Body   []byte
+}
+
+// Response is one HTTP response. Header keys are lowercase.
+type Response struct {
+	Status int
+	Header map[string][]string
+	Body   []byte
+}
+
+// Get returns the first value of a header, by case-insensitive name.
+func (r *Response) Get(name string) string {
+	if v := r.Header[strings.ToLower(name)]; len(v) > 0 {
+		return v[0]
+	}
+	return ""
+}
+
+// origin returns scheme://host[:port] of an absolute URL, lowercased, or ""
+// if u is not an absolute http(s) URL.
+func origin(u string) string {
+	i := strings.Index(u, "://")
+	if i <= 0 {
+		return ""
+	}
+	scheme := strings.ToLower(u[:i])
+	if scheme != "http" && scheme != "https" {
+		return ""
+	}
+	rest := u[i+3:]
+	if j := strings.IndexAny(rest, "/?#"); j >= 0 {
+		rest = rest[:j]
+	}
+	if rest == "" || strings.Contains(rest, "@") {
+		return ""
+	}
+	host := strings.ToLower(rest)
+	if scheme == "https" {
+		host = strings.TrimSuffix(host, ":443")
+	} else {
+		host = strings.TrimSuffix(host, ":80")
+	}
+	return scheme + "://" + host
+}
