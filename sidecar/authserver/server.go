@@ -1,0 +1,463 @@
+// Package authserver is keyless's embedded authorization server: the OAuth
+// 2.0 Device Authorization Grant (RFC 8628) for browser micro apps, with
+// DPoP-bound (RFC 9449) access tokens in the RFC 9068 format and rotating,
+// key-bound refresh tokens.
+//
+// # Use
+//
+// Build a [Server] with [New] and serve [Server.Handler] on the issuer's
+// address; serve [Server.AdminHandler] on a loopback-only listener for
+// `keyless approve`/`deny` and key rotation. State lives in a [store.KV]
+// (boltstore in the data directory), so device codes, refresh-token
+// families, revocations and signing keys survive a restart.
+//
+// # Endpoints
+//
+//   - POST /device_authorization: RFC 8628 section 3.1
+//   - POST /token: grant types device_code and refresh_token; more are added
+//     with [Server.RegisterGrant] (the vending service adds RFC 8693 token
+//     exchange there)
+//   - GET/POST /device: the verification page (RFC 8628 section 3.3)
+//   - POST /revoke (RFC 7009), POST /introspect (RFC 7662)
+//   - GET /jwks.json, GET /.well-known/oauth-authorization-server (RFC
+//     8414) and /.well-known/openid-configuration
+//
+// Every issuance, approval, denial, refresh and revocation is written to
+// the audit logger as one JSON line, with client, subject, scopes, jti and
+// key thumbprint, never a token, code or password.
+package authserver
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/keyless-dev/keyless/sidecar/config"
+	"github.com/keyless-dev/keyless/sidecar/dpop"
+	"github.com/keyless-dev/keyless/sidecar/store"
+	"github.com/keyless-dev/keyless/sidecar/store/memstore"
+	"github.com/keyless-dev/keyless/sidecar/token"
+)
+
+// NonceSource issues and checks DPoP server nonces (RFC 9449 section 8).
+type NonceSource interface {
+	dpop.NonceChecker
+	// Nonce returns the current nonce to send in DPoP-Nonce.
+	Nonce() (string, error)
+}
+
+// Options configure [New].
+type Options struct {
+	// Config holds clients, users and issuer settings; required.
+	// Config.Issuer.URL is required: it is iss and the base of every
+	// endpoint URL, including the htu the DPoP proofs must name (never
+	// derived from Host, SECURITY.md mistake 3).
+	Config *config.Config
+	// DB holds device codes, refresh-token families and keys; required.
+	DB store.KV
+	// Revocations records revoked jtis and families; required.
+	Revocations store.Revocations
+	// Replay is the DPoP jti cache for proofs sent to this server; nil
+	// means an in-memory one.
+	Replay store.Replay
+	// Nonce, when set, makes the token endpoints require DPoP nonces.
+	Nonce NonceSource
+	// DPoPAlgs allowed in proofs; nil means dpop.DefaultAlgs.
+	DPoPAlgs []string
+	// Now is the clock; nil means time.Now.
+	Now func() time.Time
+	// Audit receives the audit log; nil discards it.
+	Audit *slog.Logger
+	// Log receives operational errors; nil means Audit.
+	Log *slog.Logger
+	// AdminToken authenticates the admin API; empty disables it.
+	AdminToken string
+	// UserCodeFailures is the per-IP budget of wrong user codes or
+	// passwords per UserCodeWindow; zero means 5. UserCodeGlobalFailures
+	// is the budget over all IPs; zero means 20. UserCodeWindow zero means
+	// 10 minutes.
+	UserCodeFailures       int
+	UserCodeGlobalFailures int
+	UserCodeWindow         time.Duration
+}
+
+// GrantHandler serves one grant_type at the token endpoint. The server has
+// already read the form, identified (and, for confidential clients,
+// authenticated) the client, and verified the DPoP proof if one was sent.
+// Return an [*Error] to refuse.
+type GrantHandler interface {
+	ServeGrant(ctx context.Context, req *TokenRequest) (*TokenResponse, error)
+}
+
+// GrantFunc adapts a function to [GrantHandler].
+type GrantFunc func(ctx context.Context, req *TokenRequest) (*TokenResponse, error)
+
+// ServeGrant implements GrantHandler.
+func (f GrantFunc) ServeGrant(ctx context.Context, req *TokenRequest) (*TokenResponse, error) {
+	return f(ctx, req)
+}
+
+// TokenRequest is a parsed token-endpoint request.
+type TokenRequest struct {
+	// Form holds the body parameters, each present at most once.
+	Form url.Values
+	// Client is the identified client.
+	Client *config.Client
+	// Authenticated is true when the client proved a secret.
+	Authenticated bool
+	// Proof is the verified DPoP proof; nil when the request had none.
+	Proof *dpop.Proof
+	// Now is the request time.
+	Now time.Time
+	// RemoteIP is the peer's IP address (never from X-Forwarded-For), for
+	// rate limits.
+	RemoteIP string
+}
+
+// TokenResponse is a successful token response (RFC 6749 section 5.1,
+// RFC 8693 section 2.2.1).
+type TokenResponse struct {
+	AccessToken     string `json:"access_token"`
+	IssuedTokenType string `json:"issued_token_type,omitempty"`
+	TokenType       string `json:"token_type"`
+	ExpiresIn       int64  `json:"expires_in"`
+	RefreshToken    string `json:"refresh_token,omitempty"`
+	Scope           string `json:"scope,omitempty"`
+}
+
+// Grant types served by default.
+const (
+	GrantDeviceCode   = "urn:ietf:params:oauth:grant-type:device_code"
+	GrantRefreshToken = "refresh_token"
+	// GrantTokenExchange is registered by the vending service.
+	GrantTokenExchange = "urn:ietf:params:oauth:grant-type:token-exchange"
+)
+
+// Server is the authorization server.
+type Server struct {
+	cfg         *config.Config
+	issuer      string // public URL, no trailing slash
+	basePath    string // issuer URL path, "" at the root
+	audience    string
+	accessTTL   time.Duration
+	refreshTTL  time.Duration
+	deviceTTL   time.Duration
+	interval    time.Duration
+	db          store.KV
+	revocations store.Revocations
+	replay      store.Replay
+	nonce       NonceSource
+	algs        []string
+	now         func() time.Time
+	audit       *slog.Logger
+	log         *slog.Logger
+	adminToken  string
+
+	keysMu   sync.Mutex // serializes rotation
+	keys     *token.KeySet
+	minter   *token.Minter
+	verifier *token.JWTVerifier
+
+	grantsMu sync.RWMutex
+	grants   map[string]GrantHandler
+
+	codeLimiter  *failureLimiter // wrong user codes and passwords at /device
+	pollLimiter  *failureLimiter // unknown device codes at /token
+	csrfKey      [32]byte
+	crossOrigin  *http.CrossOriginProtection
+	dummyBcrypt  []byte
+	bcryptDummyO sync.Once
+}
+
+// New builds a server: it loads the signing keys from DB, creating and
+// persisting the first key on first start.
+func New(ctx context.Context, o Options) (*Server, error) {
+	if o.Config == nil || o.DB == nil || o.Revocations == nil {
+		return nil, errors.New("authserver: Config, DB and Revocations are required")
+	}
+	if err := o.Config.Validate(); err != nil {
+		return nil, fmt.Errorf("authserver: %w", err)
+	}
+	u, err := url.Parse(o.Config.Issuer.URL)
+	if o.Config.Issuer.URL == "" || err != nil || !u.IsAbs() {
+		return nil, errors.New("authserver: Config.Issuer.URL must be set to the public issuer URL")
+	}
+	is := o.Config.Issuer
+	s := &Server{
+		cfg:         o.Config,
+		issuer:      strings.TrimSuffix(is.URL, "/"),
+		basePath:    strings.TrimSuffix(u.Path, "/"),
+		audience:    is.Audience,
+		accessTTL:   is.AccessTokenTTL.Or(config.DefaultAccessTokenTTL),
+		refreshTTL:  is.RefreshTokenTTL.Or(config.DefaultRefreshTokenTTL),
+		deviceTTL:   is.DeviceCodeTTL.Or(config.DefaultDeviceCodeTTL),
+		interval:    is.PollInterval.Or(config.DefaultPollInterval),
+		db:          o.DB,
+		revocations: o.Revocations,
+		replay:      o.Replay,
+		nonce:       o.Nonce,
+		algs:        o.DPoPAlgs,
+		now:         o.Now,
+		audit:       o.Audit,
+		log:         o.Log,
+		adminToken:  o.AdminToken,
+		grants:      map[string]GrantHandler{},
+		crossOrigin: http.NewCrossOriginProtection(),
+	}
+	if s.audience == "" {
+		s.audience = s.issuer
+	}
+	s.accessTTL = min(s.accessTTL, config.MaxAccessTokenTTL, token.MaxTTL)
+	if s.now == nil {
+		s.now = time.Now
+	}
+	if s.audit == nil {
+		s.audit = slog.New(slog.NewJSONHandler(io.Discard, nil))
+	}
+	if s.log == nil {
+		s.log = s.audit
+	}
+	if s.replay == nil {
+		s.replay = &memstore.Replay{Now: s.now}
+	}
+	perIP, global, window := o.UserCodeFailures, o.UserCodeGlobalFailures, o.UserCodeWindow
+	if perIP <= 0 {
+		perIP = 5
+	}
+	if global <= 0 {
+		global = 20
+	}
+	if window <= 0 {
+		window = 10 * time.Minute
+	}
+	s.codeLimiter = newFailureLimiter(perIP, global, window)
+	s.pollLimiter = newFailureLimiter(20, 1000, time.Minute)
+	if _, err := rand.Read(s.csrfKey[:]); err != nil {
+		return nil, err
+	}
+	if err := s.loadKeys(ctx); err != nil {
+		return nil, err
+	}
+	s.minter = &token.Minter{Keys: s.keys, Issuer: s.issuer, Now: s.now}
+	s.verifier = &token.JWTVerifier{Keys: s.keys, Issuer: s.issuer, Audience: s.audience, Now: s.now}
+	s.grants[GrantDeviceCode] = GrantFunc(s.deviceCodeGrant)
+	s.grants[GrantRefreshToken] = GrantFunc(s.refreshGrant)
+	return s, nil
+}
+
+// RegisterGrant adds (or replaces) the handler of a grant_type at the token
+// endpoint, and lists it in the metadata. The vending service registers
+// [GrantTokenExchange] here.
+func (s *Server) RegisterGrant(grantType string, h GrantHandler) {
+	s.grantsMu.Lock()
+	defer s.grantsMu.Unlock()
+	s.grants[grantType] = h
+}
+
+// Issuer is the issuer URL.
+func (s *Server) Issuer() string { return s.issuer }
+
+// Minter signs tokens with the issuer's active key (for grant handlers
+// added with RegisterGrant).
+func (s *Server) Minter() *token.Minter { return s.minter }
+
+// Keys is the issuer's key set (read-only use: JWKS, verification).
+func (s *Server) Keys() *token.KeySet { return s.keys }
+
+// AccessTokenVerifier verifies the access tokens this server issues from
+// the device flow (signature, iss, aud, exp); revocation is checked by
+// [Server.Revoked].
+func (s *Server) AccessTokenVerifier() token.Verifier { return s.verifier }
+
+// Revoked reports whether an access token was revoked: its jti, or its
+// subject, client or key.
+func (s *Server) Revoked(ctx context.Context, c *token.Claims) (bool, error) {
+	rs := []store.Revocation{
+		{Kind: store.KindJTI, Value: c.JTI},
+		{Kind: store.KindSub, Value: c.Subject},
+		{Kind: store.KindClient, Value: c.ClientID},
+	}
+	if c.JKT != "" {
+		rs = append(rs, store.Revocation{Kind: store.KindJKT, Value: c.JKT})
+	}
+	if c.LeaseID != "" {
+		rs = append(rs, store.Revocation{Kind: store.KindLease, Value: c.LeaseID})
+	}
+	return s.revocations.AnyRevoked(ctx, rs...)
+}
+
+// endpoint returns the public URL of a path under the issuer.
+func (s *Server) endpoint(p string) string { return s.issuer + p }
+
+// Handler returns the public HTTP handler: the route table, read top to
+// bottom.
+func (s *Server) Handler() http.Handler {
+	mux := http.NewServeMux()
+	b := s.basePath
+	api := func(h http.HandlerFunc) http.Handler { return cors(h) }
+	mux.Handle(b+"/device_authorization", api(s.serveDeviceAuthorization))
+	mux.Handle(b+"/token", api(s.serveToken))
+	mux.Handle(b+"/revoke", api(s.serveRevoke))
+	mux.Handle(b+"/introspect", http.HandlerFunc(s.serveIntrospect))
+	mux.Handle(b+"/jwks.json", api(s.serveJWKS))
+	mux.Handle("/.well-known/oauth-authorization-server"+b, api(s.serveMetadata))
+	mux.Handle(b+"/.well-known/openid-configuration", api(s.serveMetadata))
+	mux.Handle(b+"/device", pageHeaders(http.HandlerFunc(s.serveDevicePage)))
+	mux.Handle("/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/" || r.URL.Path == b || r.URL.Path == b+"/" {
+			http.Redirect(w, r, b+"/device", http.StatusFound)
+			return
+		}
+		s.renderError(w, r, &Error{Status: http.StatusNotFound, Code: CodeInvalidRequest, Msg: "no such endpoint"})
+	}))
+	return recoverer(s.log, mux)
+}
+
+// cors lets browser micro apps on any origin call the API endpoints without
+// credentials (cookies are never used there), and read the DPoP headers
+// (RFC 9449 sections 7.1 and 8, CORS notes).
+func cors(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		hd := w.Header()
+		hd.Set("Access-Control-Allow-Origin", "*")
+		hd.Set("Access-Control-Expose-Headers", "WWW-Authenticate, DPoP-Nonce")
+		if r.Method == http.MethodOptions && r.Header.Get("Access-Control-Request-Method") != "" {
+			hd.Set("Access-Control-Allow-Methods", "GET, POST")
+			hd.Set("Access-Control-Allow-Headers", "Authorization, DPoP, Content-Type")
+			hd.Set("Access-Control-Max-Age", "600")
+			w.WriteHeader(http.StatusNoContent)
+			return
+		}
+		h.ServeHTTP(w, r)
+	})
+}
+
+// recoverer turns a panic into a 500 instead of a dropped connection, and
+// logs it.
+func recoverer(log *slog.Logger, h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		defer func() {
+			if v := recover(); v != nil {
+				if v == http.ErrAbortHandler {
+					panic(v)
+				}
+				log.Error("panic", "path", r.URL.Path, "panic", fmt.Sprint(v))
+				writeJSON(w, http.StatusInternalServerError, map[string]string{"error": CodeServerError})
+			}
+		}()
+		h.ServeHTTP(w, r)
+	})
+}
+
+// loadKeys reads the key set, or creates and persists the first one.
+func (s *Server) loadKeys(ctx context.Context) error {
+	var raw []byte
+	if err := s.db.View(ctx, func(tx store.Tx) error { raw = tx.Get(bucketKeys, "set"); return nil }); err != nil {
+		return fmt.Errorf("authserver: load keys: %w", err)
+	}
+	if raw != nil {
+		ks, err := token.ParseKeySet(raw)
+		if err != nil {
+			return fmt.Errorf("authserver: %w", err)
+		}
+		if ks.Prune(s.now()) > 0 {
+			if err := s.saveKeys(ctx, ks); err != nil {
+				return err
+			}
+		}
+		s.keys = ks
+		return nil
+	}
+	ks, err := token.NewKeySet(s.now())
+	if err != nil {
+		return err
+	}
+	if err := s.saveKeys(ctx, ks); err != nil {
+		return err
+	}
+	s.keys = ks
+	s.audit.InfoContext(ctx, "keys.create", "event", "keys.create", "kid", ks.Keys()[0].KID)
+	return nil
+}
+
+func (s *Server) saveKeys(ctx context.Context, ks *token.KeySet) error {
+	b, err := ks.MarshalJSON()
+	if err != nil {
+		return err
+	}
+	if err := s.db.Update(ctx, func(tx store.Tx) error { return tx.Put(bucketKeys, "set", b) }); err != nil {
+		return fmt.Errorf("authserver: save keys: %w", err)
+	}
+	return nil
+}
+
+// RotateKeys makes a new signing key active and persists the set; the old
+// key stays published until every token it signed has expired.
+func (s *Server) RotateKeys(ctx context.Context) (string, error) {
+	s.keysMu.Lock()
+	defer s.keysMu.Unlock()
+	now := s.now()
+	s.keys.Prune(now)
+	if err := s.keys.Rotate(now, 0); err != nil {
+		return "", err
+	}
+	if err := s.saveKeys(ctx, s.keys); err != nil {
+		return "", err
+	}
+	kid := s.keys.Keys()[0].KID
+	s.audit.InfoContext(ctx, "keys.rotate", "event", "keys.rotate", "kid", kid)
+	return kid, nil
+}
+
+// RotateKeysIn rotates the signing keys stored in db without a running
+// server (`keyless keys rotate` when `keyless dev` is stopped).
+func RotateKeysIn(ctx context.Context, db store.KV, now time.Time) (string, error) {
+	var kid string
+	err := db.Update(ctx, func(tx store.Tx) error {
+		raw := tx.Get(bucketKeys, "set")
+		var ks *token.KeySet
+		var err error
+		if raw == nil {
+			ks, err = token.NewKeySet(now)
+		} else if ks, err = token.ParseKeySet(raw); err == nil {
+			ks.Prune(now)
+			err = ks.Rotate(now, 0)
+		}
+		if err != nil {
+			return err
+		}
+		b, err := ks.MarshalJSON()
+		if err != nil {
+			return err
+		}
+		kid = ks.Keys()[0].KID
+		return tx.Put(bucketKeys, "set", b)
+	})
+	return kid, err
+}
+
+// ListKeys reads the key set stored in db.
+func ListKeys(ctx context.Context, db store.KV) ([]token.KeyInfo, error) {
+	var out []token.KeyInfo
+	err := db.View(ctx, func(tx store.Tx) error {
+		raw := tx.Get(bucketKeys, "set")
+		if raw == nil {
+			return nil
+		}
+		ks, err := token.ParseKeySet(raw)
+		if err != nil {
+			return err
+		}
+		out = ks.Keys()
+		return nil
+	})
+	return out, err
+}
