@@ -73,7 +73,9 @@ func isToken68(s string) bool {
 
 // checkToken verifies the lease: through the cache by hash when it was
 // verified before, else through the verifier; then the lease rules and
-// revocation, which are checked on every request.
+// revocation, which are checked on every request. A verifier error that
+// wraps token.ErrInvalidToken is a 401 invalid_token; any other error means
+// the keys could not be fetched: 503, never a pass.
 func (p *Proxy) checkToken(x *exchange) *Error {
 	sum := sha256.Sum256([]byte(x.token))
 	x.tokenID = hex.EncodeToString(sum[:8])
@@ -89,6 +91,10 @@ func (p *Proxy) checkToken(x *exchange) *Error {
 			return &Error{Code: CodeInvalidToken, Msg: "token is not a JWT", Rule: "token.syntax"}
 		}
 		v, err := p.tokens.Verify(x.r.Context(), x.token)
+		if err != nil && !errors.Is(err, token.ErrInvalidToken) {
+			// The key source could not answer: fail closed, 503.
+			return &Error{Code: CodeUnavailable, Msg: "token keys unavailable", Err: err, Rule: "token.keys"}
+		}
 		if err != nil {
 			return &Error{Code: CodeInvalidToken, Msg: "token is not valid", Err: err, Rule: "token.verify"}
 		}

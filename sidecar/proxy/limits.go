@@ -1,6 +1,8 @@
 package proxy
 
 import (
+	"bytes"
+	"io"
 	"mime"
 	"net/http"
 	"strconv"
@@ -82,6 +84,22 @@ func (p *Proxy) checkBody(x *exchange) *Error {
 		if err != nil || !x.route.contentOK[strings.ToLower(mt)] {
 			return &Error{Code: CodeUnsupportedMedia, Msg: "content type not allowed", Rule: "body.type"}
 		}
+	}
+	if r.ContentLength < 0 {
+		// A chunked body is read here, up to the cap, so an oversized one
+		// is refused before anything reaches the upstream (NF), and the
+		// upstream gets Content-Length framing, never the client's chunks.
+		b, err := io.ReadAll(io.LimitReader(r.Body, limit+1))
+		if err != nil {
+			return &Error{Code: CodeInvalidRequest, Msg: "request body could not be read", Err: err, Rule: "body.read"}
+		}
+		if int64(len(b)) > limit {
+			return &Error{Code: CodeBodyTooLarge, Msg: "request body too large", Rule: "body.size"}
+		}
+		r.Body = io.NopCloser(bytes.NewReader(b))
+		r.ContentLength = int64(len(b))
+		r.TransferEncoding = nil
+		return nil
 	}
 	r.Body = http.MaxBytesReader(x.w, r.Body, limit)
 	return nil
