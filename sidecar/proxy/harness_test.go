@@ -405,3 +405,20 @@ func edKey() ed25519.PrivateKey {
 	_, k, _ := ed25519.GenerateKey(rand.Reader)
 	return k
 }
+
+func newServer(t *testing.T, h http.Handler) *httptest.Server {
+	s := httptest.NewServer(h)
+	t.Cleanup(s.Close)
+	return s
+}
+
+func newECKey() (*ecdsa.PrivateKey, dpop.Signer) {
+	k, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	s, _ := dpop.NewECDSASigner(k)
+	return k, s
+}
+
+// counter counts requests: a trap listener for outbound-request rows.
+type counter struct{ n atomic.Int64 }
+
+func (c *counter) ServeHTTP(http.ResponseWriter, *http.Request) { c.n.Add(1) }
