@@ -92,11 +92,13 @@ func newHarness(t testing.TB, opts func(*Options)) *harness {
 	return h
 }
 
-func (h *harness) start() {
+func (h *harness) start() { h.startWith(boltstore.Options{Now: h.clk.now}) }
+
+func (h *harness) startWith(bo boltstore.Options) {
 	t := h.t
 	t.Helper()
 	srv := httptest.NewUnstartedServer(nil)
-	db, err := boltstore.Open(filepath.Join(h.dir, boltstore.FileName), boltstore.Options{Now: h.clk.now})
+	db, err := boltstore.Open(filepath.Join(h.dir, boltstore.FileName), bo)
 	if err != nil {
 		t.Fatal(err)
 	}
