@@ -186,6 +186,9 @@ func (p *Proxy) render(x *exchange, e *Error) {
 	// them (RFC 9449 sections 7.1 and 8; SECURITY.md rule 4).
 	h.Set("Access-Control-Expose-Headers", exposeHeaders)
 	p.corsAllow(x)
+	// In nonce mode every answer carries the current nonce, exactly once:
+	// a use_dpop_nonce client retries with it (RFC 9449 section 8).
+	p.setNonce(x)
 	if e.RetryAfter > 0 {
 		h.Set("Retry-After", strconv.FormatInt(int64((e.RetryAfter+time.Second-1)/time.Second), 10))
 	}
