@@ -26,16 +26,21 @@ wasm: ## build the browser client (GOOS=js GOARCH=wasm) into web-component/
 		cp "$$($(GO) env GOROOT)/lib/wasm/wasm_exec.js" web-component/wasm_exec.js; \
 	else echo "wasm: no browser client yet"; fi
 
+.PHONY: wasm-size
+wasm-size: wasm ## print the browser module's raw and gzip size (budget 1.5 MB gzip)
+	@raw=$$(stat -c %s web-component/keyless.wasm); gz=$$(gzip -9 -c web-component/keyless.wasm | wc -c); \
+	echo "keyless.wasm: $$raw bytes raw, $$gz bytes gzip (budget 1572864)"
+
 .PHONY: cross
 cross: ## compile every package for linux, js/wasm and wasip1 where it must build
 	$(GO) build ./...
-	GOOS=js GOARCH=wasm $(GO) build ./sidecar/dpop
-	GOOS=wasip1 GOARCH=wasm $(GO) build ./sidecar/dpop
+	GOOS=js GOARCH=wasm $(GO) build ./sidecar/dpop/... ./wasm/...
+	GOOS=wasip1 GOARCH=wasm $(GO) build ./sidecar/dpop/... ./wasm/client ./wasm/internal/...
 
 .PHONY: lint
 lint: ## go vet and staticcheck
 	$(GO) vet ./...
-	GOOS=js GOARCH=wasm $(GO) vet ./sidecar/dpop
+	GOOS=js GOARCH=wasm $(GO) vet ./sidecar/dpop/... ./wasm/...
 	$(GO) tool staticcheck ./...
 
 .PHONY: test

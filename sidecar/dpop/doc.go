@@ -12,7 +12,9 @@
 //
 // Use [NewProof] with a [Signer]. [NewECDSASigner] and [NewEd25519Signer]
 // wrap Go keys; the browser wraps a non-extractable WebCrypto key behind the
-// same interface.
+// same interface. Creation lives in the sub-package proof, which imports no
+// asymmetric crypto, so the browser build can use it without linking Go's
+// ECDSA and RSA; this package re-exports its names.
 //
 // # Verifying proofs
 //

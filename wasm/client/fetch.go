@@ -7,14 +7,14 @@ import (
 	"strings"
 	"sync"
 
-	"github.com/keyless-dev/keyless/sidecar/dpop"
+	"github.com/keyless-dev/keyless/sidecar/dpop/proof"
 )
 
 // Fetcher signs requests with DPoP and keeps the server nonces it is given,
 // one per origin (RFC 9449 section 8: a nonce is only accepted by the server
 // that issued it).
 type Fetcher struct {
-	Signer    dpop.Signer
+	Signer    proof.Signer
 	Transport Transport
 
 	mu     sync.Mutex
@@ -63,7 +63,7 @@ func (f *Fetcher) Do(ctx context.Context, req *Request, token string) (*Response
 }
 
 func (f *Fetcher) send(ctx context.Context, req *Request, token string) (*Response, error) {
-	proof, err := dpop.NewProof(f.Signer, req.Method, req.URL, dpop.ProofOptions{AccessToken: token, Nonce: f.Nonce(req.URL)})
+	p, err := proof.New(f.Signer, req.Method, req.URL, proof.Options{AccessToken: token, Nonce: f.Nonce(req.URL)})
 	if err != nil {
 		return nil, err
 	}
@@ -75,7 +75,7 @@ func (f *Fetcher) send(ctx context.Context, req *Request, token string) (*Respon
 		}
 		h[k] = v
 	}
-	h["DPoP"] = proof
+	h["DPoP"] = p
 	if token != "" {
 		h["Authorization"] = "DPoP " + token
 	}

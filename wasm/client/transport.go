@@ -3,7 +3,7 @@
 // and DPoP-signed requests with server-nonce retry (RFC 9449 sections 8-9).
 //
 // It talks to the network only through [Transport] and signs only through
-// a [dpop.Signer], so the same code runs in the browser (fetch and
+// a [proof.Signer], so the same code runs in the browser (fetch and
 // WebCrypto through syscall/js, in wasm/*_js.go), under wasip1 in tests,
 // and natively with net/http. It never links net/http itself: that would
 // add over a megabyte to the browser build.

@@ -1,4 +1,4 @@
-package dpop
+package proof
 
 import (
 	"net/url"

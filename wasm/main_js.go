@@ -1,0 +1,340 @@
+// Command wasm is the keyless browser client, built with GOOS=js
+// GOARCH=wasm (make wasm). It installs one namespaced object,
+// globalThis.keyless, and nothing else; web-component/keyless.js wraps it
+// in the <keyless-login> element. The API is typed in
+// web-component/keyless-wasm.d.ts.
+package main
+
+import (
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"strings"
+	"sync"
+	"syscall/js"
+	"time"
+
+	"github.com/keyless-dev/keyless/wasm/client"
+)
+
+func main() {
+	a := &app{}
+	api := js.Global().Get("Object").New()
+	api.Set("version", "1")
+	api.Set("login", js.FuncOf(a.login))
+	api.Set("fetch", js.FuncOf(a.fetch))
+	api.Set("logout", js.FuncOf(a.logout))
+	api.Set("cancel", js.FuncOf(a.cancelLogin))
+	js.Global().Set("keyless", api)
+	if ready := js.Global().Get("__keylessReady"); ready.Type() == js.TypeFunction {
+		ready.Invoke(api)
+	}
+	select {} // serve callbacks forever; returning would end the module
+}
+
+type app struct {
+	mu      sync.Mutex
+	cancel  context.CancelFunc // of the running login and renewal loop
+	session *client.Session
+	keyName string
+	onEvent js.Value
+}
+
+// loginOptions are login's inputs.
+type loginOptions struct {
+	Issuer   string
+	ClientID string
+	Scope    []string
+	API      []string // origins the lease may be sent to
+	OnState  js.Value
+	OnEvent  js.Value
+}
+
+func parseLoginOptions(v js.Value) (*loginOptions, error) {
+	if v.Type() != js.TypeObject {
+		return nil, typeError("options must be an object")
+	}
+	str := func(name string) (string, error) {
+		x := v.Get(name)
+		if x.Type() != js.TypeString || x.String() == "" {
+			return "", typeError(`"` + name + `" must be a non-empty string`)
+		}
+		return x.String(), nil
+	}
+	o := &loginOptions{OnState: v.Get("onState"), OnEvent: v.Get("onEvent")}
+	var err error
+	if o.Issuer, err = str("issuer"); err != nil {
+		return nil, err
+	}
+	if o.ClientID, err = str("clientId"); err != nil {
+		return nil, err
+	}
+	if s := v.Get("scope"); s.Type() == js.TypeString {
+		o.Scope = strings.Fields(s.String())
+	}
+	api := v.Get("api")
+	switch api.Type() {
+	case js.TypeString:
+		o.API = strings.Fields(api.String())
+	case js.TypeUndefined:
+	default:
+		return nil, typeError(`"api" must be a string of origins`)
+	}
+	if len(o.API) == 0 {
+		return nil, typeError(`"api" must name the origin the lease is for`)
+	}
+	return o, nil
+}
+
+func (a *app) login(_ js.Value, args []js.Value) any {
+	o, err := parseLoginOptions(arg0(args))
+	if err != nil {
+		return rejected(err)
+	}
+	return newPromise(func() (any, error) { return a.runLogin(o) })
+}
+
+func (a *app) runLogin(o *loginOptions) (any, error) {
+	ctx, cancel := context.WithCancel(context.Background())
+	a.mu.Lock()
+	if a.cancel != nil {
+		a.cancel() // a new login replaces any running one
+	}
+	a.cancel, a.onEvent = cancel, o.OnEvent
+	a.keyName = "dpop|" + o.Issuer + "|" + o.ClientID
+	a.mu.Unlock()
+
+	state := func(m map[string]any) {
+		if o.OnState.Type() == js.TypeFunction {
+			o.OnState.Invoke(js.ValueOf(m))
+		}
+	}
+	state(map[string]any{"status": "starting"})
+	kp, persisted, err := loadOrCreateKey(a.keyName)
+	if err != nil {
+		return nil, err
+	}
+	signer, err := signerFromKeyPair(kp)
+	if err != nil {
+		return nil, err
+	}
+	tr := fetchTransport{}
+	meta, err := client.Discover(ctx, tr, o.Issuer)
+	if err != nil {
+		return nil, err
+	}
+	flow := &client.Flow{Fetcher: &client.Fetcher{Signer: signer, Transport: tr}, Meta: meta, ClientID: o.ClientID}
+	da, err := flow.Start(ctx, o.Scope)
+	if err != nil {
+		return nil, err
+	}
+	complete := da.VerificationURIComplete
+	if complete == "" {
+		complete = da.VerificationURI
+	}
+	qr, err := qrSVG(complete)
+	if err != nil {
+		return nil, err
+	}
+	state(map[string]any{
+		"status":                  "code",
+		"userCode":                da.UserCode,
+		"verificationUri":         da.VerificationURI,
+		"verificationUriComplete": complete,
+		"qr":                      "data:image/svg+xml;base64," + base64.StdEncoding.EncodeToString([]byte(qr)),
+		"expiresIn":               da.ExpiresIn,
+	})
+	tok, err := flow.Poll(ctx, da, func(s client.State) {
+		state(map[string]any{"status": s.Status, "secondsLeft": s.SecondsLeft, "userCode": da.UserCode})
+	})
+	if err != nil {
+		return nil, err
+	}
+	state(map[string]any{"status": "approved"})
+	lease, err := flow.Exchange(ctx, tok.AccessToken, o.Scope)
+	if err != nil {
+		return nil, err
+	}
+	sess := &client.Session{Flow: flow, Origins: o.API}
+	sess.Set(lease, time.Now())
+	a.mu.Lock()
+	a.session = sess
+	a.mu.Unlock()
+	go sess.Run(ctx, func() {
+		a.event(map[string]any{"type": "renewed", "expiresAt": sess.Expires().UnixMilli()})
+	}, func(err error) {
+		a.event(map[string]any{"type": "renewal_failed", "code": errorCode(err), "message": err.Error()})
+	})
+
+	claims := peekClaims(lease.AccessToken)
+	return js.ValueOf(map[string]any{
+		"subject":       claims.Sub,
+		"scope":         lease.Scope,
+		"expiresAt":     sess.Expires().UnixMilli(),
+		"jkt":           signer.PublicJWK().Thumbprint(),
+		"preview":       claims.Preview,
+		"keyPersistent": persisted,
+	}), nil
+}
+
+func (a *app) event(m map[string]any) {
+	a.mu.Lock()
+	cb := a.onEvent
+	a.mu.Unlock()
+	if cb.Type() == js.TypeFunction {
+		cb.Invoke(js.ValueOf(m))
+	}
+}
+
+// peekClaims reads display-only claims from the lease. The client does not
+// verify its own lease (the proxy does); nothing here decides access.
+func peekClaims(jwt string) (c struct {
+	Sub     string `json:"sub"`
+	Preview bool   `json:"preview"`
+}) {
+	parts := strings.Split(jwt, ".")
+	if len(parts) == 3 {
+		if b, err := base64.RawURLEncoding.DecodeString(parts[1]); err == nil {
+			_ = json.Unmarshal(b, &c)
+		}
+	}
+	return c
+}
+
+func (a *app) cancelLogin(js.Value, []js.Value) any {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.cancel != nil && a.session == nil {
+		a.cancel()
+		a.cancel = nil
+	}
+	return nil
+}
+
+// fetch(url, {method, headers, body}) sends a request with the lease and a
+// fresh DPoP proof. Bodies must be strings or bytes: a one-shot stream could
+// not be replayed after a nonce challenge, so it is refused.
+func (a *app) fetch(_ js.Value, args []js.Value) any {
+	if len(args) == 0 || args[0].Type() != js.TypeString {
+		return rejected(typeError(`"url" must be a string`))
+	}
+	// Resolve relative URLs the way the page's own fetch would.
+	u := js.Global().Get("URL").New(args[0].String(), js.Global().Get("location").Get("href")).Get("href").String()
+	req := &client.Request{Method: "GET", URL: u, Header: map[string]string{}}
+	if len(args) > 1 && args[1].Type() == js.TypeObject {
+		init := args[1]
+		if m := init.Get("method"); m.Type() == js.TypeString {
+			req.Method = strings.ToUpper(m.String())
+		}
+		if h := init.Get("headers"); h.Type() == js.TypeObject {
+			entries := js.Global().Get("Headers").New(h)
+			var each js.Func
+			each = js.FuncOf(func(_ js.Value, kv []js.Value) any {
+				req.Header[kv[1].String()] = kv[0].String()
+				return nil
+			})
+			entries.Call("forEach", each)
+			each.Release()
+		}
+		switch b := init.Get("body"); {
+		case b.Type() == js.TypeString:
+			req.Body = []byte(b.String())
+		case b.InstanceOf(js.Global().Get("Uint8Array")):
+			req.Body = make([]byte, b.Get("length").Int())
+			js.CopyBytesToGo(req.Body, b)
+		case b.InstanceOf(js.Global().Get("ArrayBuffer")):
+			u8 := js.Global().Get("Uint8Array").New(b)
+			req.Body = make([]byte, u8.Get("length").Int())
+			js.CopyBytesToGo(req.Body, u8)
+		case b.Type() == js.TypeUndefined || b.Type() == js.TypeNull:
+		default:
+			return rejected(typeError(`"body" must be a string, ArrayBuffer or Uint8Array`))
+		}
+	}
+	a.mu.Lock()
+	sess := a.session
+	a.mu.Unlock()
+	return newPromise(func() (any, error) {
+		if sess == nil {
+			return nil, client.ErrNoLease
+		}
+		resp, err := sess.Fetch(context.Background(), req)
+		if err != nil {
+			return nil, err
+		}
+		headers := map[string]any{}
+		for k, v := range resp.Header {
+			headers[k] = strings.Join(v, ", ")
+		}
+		body := js.Global().Get("Uint8Array").New(len(resp.Body))
+		js.CopyBytesToJS(body, resp.Body)
+		return js.ValueOf(map[string]any{"status": resp.Status, "headers": headers, "body": body}), nil
+	})
+}
+
+// logout({forget}) revokes nothing the server still needs to know about is
+// left usable: it stops renewal, forgets the lease, and with forget also
+// deletes the stored key.
+func (a *app) logout(_ js.Value, args []js.Value) any {
+	forget := len(args) > 0 && args[0].Type() == js.TypeObject && args[0].Get("forget").Truthy()
+	a.mu.Lock()
+	if a.cancel != nil {
+		a.cancel()
+	}
+	sess, name := a.session, a.keyName
+	a.session, a.cancel = nil, nil
+	a.mu.Unlock()
+	return newPromise(func() (any, error) {
+		if sess != nil {
+			sess.Clear()
+		}
+		if forget && name != "" {
+			return nil, deleteKey(name)
+		}
+		return nil, nil
+	})
+}
+
+func typeError(msg string) error { return &jsTypeError{msg} }
+
+type jsTypeError struct{ msg string }
+
+func (e *jsTypeError) Error() string { return "keyless: " + e.msg }
+
+func rejected(err error) js.Value {
+	return js.Global().Get("Promise").Call("reject", toJSError(err))
+}
+
+// toJSError turns an error into an Error with a stable code; TypeErrors
+// for bad inputs, as the page's own API misuse deserves.
+func toJSError(err error) js.Value {
+	var te *jsTypeError
+	if errors.As(err, &te) {
+		e := js.Global().Get("TypeError").New(err.Error())
+		e.Set("code", "invalid_argument")
+		return e
+	}
+	return jsError(errorCode(err), err.Error())
+}
+
+func errorCode(err error) string {
+	var oe *client.OAuthError
+	switch {
+	case errors.Is(err, client.ErrDenied):
+		return "access_denied"
+	case errors.Is(err, client.ErrExpired):
+		return "expired_token"
+	case errors.Is(err, client.ErrNotDPoP):
+		return "not_dpop_bound"
+	case errors.Is(err, client.ErrOriginNotAllowed):
+		return "origin_not_allowed"
+	case errors.Is(err, client.ErrNoLease):
+		return "not_signed_in"
+	case errors.Is(err, context.Canceled):
+		return "cancelled"
+	case errors.As(err, &oe):
+		return oe.Code
+	}
+	return "error"
+}
