@@ -77,9 +77,8 @@ func (p *Proxy) rewrite(rt *route, pr *httputil.ProxyRequest) {
 	if !rt.AllowCookies {
 		h.Del("Cookie")
 	}
-	for _, n := range rt.credNames {
-		h.Del(n)
-	}
+	// The client never chooses the upstream credential, in any spelling.
+	rt.credStrip.deleteMatching(h, nil)
 	// Request trailers are dropped, never merged (RFC 9110 section 6.5.1).
 	out.Trailer = nil
 	if x.upgrade {

@@ -422,3 +422,10 @@ func newECKey() (*ecdsa.PrivateKey, dpop.Signer) {
 type counter struct{ n atomic.Int64 }
 
 func (c *counter) ServeHTTP(http.ResponseWriter, *http.Request) { c.n.Add(1) }
+
+// nopVerifier refuses everything.
+type nopVerifier struct{}
+
+func (nopVerifier) Verify(context.Context, string) (*token.Claims, error) {
+	return nil, token.ErrInvalidToken
+}

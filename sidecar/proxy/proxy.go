@@ -86,7 +86,7 @@ type route struct {
 	proxy     *httputil.ReverseProxy
 	upstream  *url.URL
 	cred      CredentialSource
-	credNames []string
+	credStrip headerMatcher
 	contentOK map[string]bool
 }
 
@@ -191,7 +191,7 @@ func New(cfg Config, opts Options) (*Proxy, error) {
 		if up, ok := ups[r.Upstream]; ok {
 			rt.upstream, rt.cred = up.url, up.cred
 			if rt.cred != nil {
-				rt.credNames = rt.cred.HeaderNames()
+				rt.credStrip.addName(rt.cred.HeaderNames()...)
 			}
 			rt.proxy = p.reverseProxy(rt, up.transport)
 		}

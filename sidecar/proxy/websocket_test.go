@@ -16,7 +16,9 @@ import (
 	"github.com/keyless-dev/keyless/sidecar/token"
 )
 
-func (h *harness) wsURL(path string) string { return "ws" + strings.TrimPrefix(h.srv.URL, "http") + path }
+func (h *harness) wsURL(path string) string {
+	return "ws" + strings.TrimPrefix(h.srv.URL, "http") + path
+}
 
 // dialHeaders connects a non-browser client that sends DPoP credentials on
 // the upgrade request.
