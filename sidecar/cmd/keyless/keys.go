@@ -1,0 +1,80 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"path/filepath"
+	"time"
+
+	"github.com/keyless-dev/keyless/sidecar/authserver"
+	"github.com/keyless-dev/keyless/sidecar/store/boltstore"
+)
+
+func init() {
+	register("keys", "list or rotate the issuer's signing keys (keyless keys rotate)", runKeys)
+}
+
+// runKeys is `keyless keys list|rotate --data DIR`. With a keyless process
+// running on the data dir it goes through its admin API (the running
+// server must switch keys itself); otherwise it opens the database.
+func runKeys(args []string, stdout, stderr io.Writer) error {
+	fs := newFlags("keys", "keys list|rotate [--data DIR]", stderr)
+	dataDir := fs.String("data", defaultDataDir, "data directory")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if fs.NArg() != 1 || (fs.Arg(0) != "list" && fs.Arg(0) != "rotate") {
+		fs.Usage()
+		return &exitError{code: 2, err: errors.New("keys: say list or rotate")}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	rotate := fs.Arg(0) == "rotate"
+
+	if c, err := newAdminClient(*dataDir); err == nil {
+		method, path := http.MethodGet, "/admin/v1/keys"
+		if rotate {
+			method, path = http.MethodPost, "/admin/v1/keys/rotate"
+		}
+		out, err := c.call(ctx, method, path, "")
+		if err == nil {
+			if rotate {
+				fmt.Fprintf(stdout, "rotated: new signing key %v; the old one stays published until its tokens expire\n", out["kid"])
+			} else {
+				keys, _ := out["keys"].([]any)
+				for _, k := range keys {
+					m, _ := k.(map[string]any)
+					fmt.Fprintf(stdout, "%v active=%v created=%v retire_at=%v\n", m["KID"], m["Active"], m["Created"], m["RetireAt"])
+				}
+			}
+			return nil
+		}
+		if !errors.Is(err, errNotRunning) {
+			return fmt.Errorf("keys: %w", err)
+		}
+	}
+	db, err := boltstore.Open(filepath.Join(*dataDir, boltstore.FileName), boltstore.Options{LockTimeout: 2 * time.Second})
+	if err != nil {
+		return fmt.Errorf("keys: %w", err)
+	}
+	defer db.Close()
+	if rotate {
+		kid, err := authserver.RotateKeysIn(ctx, db, time.Now())
+		if err != nil {
+			return fmt.Errorf("keys: %w", err)
+		}
+		fmt.Fprintf(stdout, "rotated: new signing key %s; the old one stays published until its tokens expire\n", kid)
+		return nil
+	}
+	keys, err := authserver.ListKeys(ctx, db)
+	if err != nil {
+		return fmt.Errorf("keys: %w", err)
+	}
+	for _, k := range keys {
+		fmt.Fprintf(stdout, "%s active=%v created=%s retire_at=%s\n", k.KID, k.Active, k.Created.Format(time.RFC3339), k.RetireAt.Format(time.RFC3339))
+	}
+	return nil
+}

@@ -1,0 +1,235 @@
+package main
+
+// Shared by dev.go, serve.go, approve.go and keys.go: the data directory
+// layout, flag parsing, and running the authorization server.
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/spf13/pflag"
+
+	"github.com/keyless-dev/keyless/sidecar/authserver"
+	"github.com/keyless-dev/keyless/sidecar/config"
+	"github.com/keyless-dev/keyless/sidecar/store/boltstore"
+)
+
+// Files in the data directory (--data, default ./.keyless).
+const (
+	defaultDataDir  = ".keyless"
+	adminTokenFile  = "admin.token"      // 0600: the admin API bearer token
+	adminAddrFile   = "admin.url"        // the running server's admin API URL
+	sandboxPassFile = "sandbox-password" // 0600: alice's password in the dev sandbox
+)
+
+// newFlags makes a pflag set that lets flags come before or after
+// positional arguments, as people type them.
+func newFlags(name, usage string, stderr io.Writer) *pflag.FlagSet {
+	fs := pflag.NewFlagSet(name, pflag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.SortFlags = false
+	fs.Usage = func() {
+		fmt.Fprintf(stderr, "Usage: keyless %s\n\nFlags:\n", usage)
+		fs.PrintDefaults()
+	}
+	return fs
+}
+
+// parseFlags parses args, mapping pflag's help error to flag.ErrHelp (exit
+// 0 in main) and other errors to exit status 2.
+func parseFlags(fs *pflag.FlagSet, args []string) error {
+	err := fs.Parse(args)
+	if errors.Is(err, pflag.ErrHelp) {
+		return flag.ErrHelp
+	}
+	if err != nil {
+		return &exitError{code: 2, err: err}
+	}
+	return nil
+}
+
+// secretFile returns the content of a 0600 file in dir, creating it with a
+// fresh random value when missing. A file readable by others is refused.
+func secretFile(dir, name string, nbytes int) (string, error) {
+	p := filepath.Join(dir, name)
+	b, err := os.ReadFile(p)
+	if err == nil {
+		fi, serr := os.Stat(p)
+		if serr != nil {
+			return "", serr
+		}
+		if fi.Mode().Perm()&0o077 != 0 {
+			return "", fmt.Errorf("%s is readable by other users (mode %v); chmod 600 it", p, fi.Mode().Perm())
+		}
+		return strings.TrimSpace(string(b)), nil
+	}
+	if !errors.Is(err, os.ErrNotExist) {
+		return "", err
+	}
+	r := make([]byte, nbytes)
+	if _, err := rand.Read(r); err != nil {
+		return "", err
+	}
+	v := base64.RawURLEncoding.EncodeToString(r)
+	f, err := os.OpenFile(p, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return "", err
+	}
+	if _, err := f.WriteString(v + "\n"); err != nil {
+		f.Close()
+		return "", err
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return "", err
+	}
+	return v, f.Close()
+}
+
+// issuerSetup is what runIssuer needs.
+type issuerSetup struct {
+	cfg     *config.Config
+	dataDir string
+	addr    string // listen address of the issuer
+	audit   *slog.Logger
+}
+
+// runningIssuer is a started authorization server.
+type runningIssuer struct {
+	server   *authserver.Server
+	db       *boltstore.DB
+	url      string // issuer URL
+	listen   string // actual listen address
+	adminURL string
+	shutdown func(context.Context)
+}
+
+// startIssuer opens the data dir, builds the server, and starts its public
+// and loopback admin listeners.
+func startIssuer(ctx context.Context, st issuerSetup) (*runningIssuer, error) {
+	if err := os.MkdirAll(st.dataDir, 0o700); err != nil {
+		return nil, err
+	}
+	adminToken, err := secretFile(st.dataDir, adminTokenFile, 32)
+	if err != nil {
+		return nil, err
+	}
+	db, err := boltstore.Open(filepath.Join(st.dataDir, boltstore.FileName), boltstore.Options{})
+	if errors.Is(err, boltstore.ErrLocked) {
+		return nil, fmt.Errorf("data dir %s is in use by another keyless process", st.dataDir)
+	}
+	if err != nil {
+		return nil, err
+	}
+	fail := func(err error) (*runningIssuer, error) { db.Close(); return nil, err }
+	ln, err := net.Listen("tcp", st.addr)
+	if err != nil {
+		return fail(err)
+	}
+	listenURL := "http://" + ln.Addr().String()
+	if st.cfg.Issuer.URL == "" {
+		st.cfg.Issuer.URL = listenURL
+	}
+	adminLn, err := net.Listen("tcp", "127.0.0.1:0") // loopback only, always
+	if err != nil {
+		ln.Close()
+		return fail(err)
+	}
+	s, err := authserver.New(ctx, authserver.Options{Config: st.cfg, DB: db, Revocations: db, Audit: st.audit, AdminToken: adminToken})
+	if err != nil {
+		ln.Close()
+		adminLn.Close()
+		return fail(err)
+	}
+	adminURL := "http://" + adminLn.Addr().String()
+	if err := os.WriteFile(filepath.Join(st.dataDir, adminAddrFile), []byte(adminURL+"\n"), 0o600); err != nil {
+		ln.Close()
+		adminLn.Close()
+		return fail(err)
+	}
+	pub := newHTTPServer(s.Handler())
+	adm := newHTTPServer(s.AdminHandler())
+	go pub.Serve(ln)
+	go adm.Serve(adminLn)
+	r := &runningIssuer{server: s, db: db, url: s.Issuer(), listen: ln.Addr().String(), adminURL: adminURL}
+	r.shutdown = func(ctx context.Context) {
+		_ = pub.Shutdown(ctx)
+		_ = adm.Shutdown(ctx)
+		_ = os.Remove(filepath.Join(st.dataDir, adminAddrFile))
+		_ = db.Close()
+	}
+	return r, nil
+}
+
+// newHTTPServer has the timeouts SECURITY.md asks for (slowloris, header
+// size).
+func newHTTPServer(h http.Handler) *http.Server {
+	return &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		WriteTimeout:      60 * time.Second,
+		IdleTimeout:       120 * time.Second,
+		MaxHeaderBytes:    64 << 10,
+	}
+}
+
+func init() {
+	register("serve", "run the authorization server from a config file (real deployments)", runServe)
+}
+
+// runServe is `keyless serve --config FILE`: the roles of `keyless dev`
+// for a deployment, configured by a file, no sandbox.
+func runServe(args []string, stdout, stderr io.Writer) error {
+	fs := newFlags("serve", "serve --config FILE [--data DIR] [--issuer-addr ADDR] [--roles authserver]", stderr)
+	cfgPath := fs.String("config", "", "keyless.yaml to load (required)")
+	dataDir := fs.String("data", defaultDataDir, "data directory (database, admin token)")
+	addr := fs.String("issuer-addr", "127.0.0.1:8787", "listen address of the authorization server")
+	roles := fs.StringSlice("roles", []string{"authserver"}, "roles to run: authserver (proxy and vending are started by their own components)")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if *cfgPath == "" || fs.NArg() != 0 {
+		fs.Usage()
+		return &exitError{code: 2, err: errors.New("serve: --config FILE is required and takes no arguments")}
+	}
+	for _, r := range *roles {
+		if r != "authserver" {
+			return &exitError{code: 2, err: fmt.Errorf("serve: role %q is not available in this build", r)}
+		}
+	}
+	cfg, err := config.Load(*cfgPath)
+	if err != nil {
+		return err
+	}
+	if cfg.Issuer.URL == "" {
+		return errors.New("serve: issuer.url is required in the config (the public URL clients use)")
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	audit := slog.New(slog.NewJSONHandler(stderr, nil))
+	iss, err := startIssuer(ctx, issuerSetup{cfg: cfg, dataDir: *dataDir, addr: *addr, audit: audit})
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "keyless: issuer %s listening on %s (admin API %s)\n", iss.url, iss.listen, iss.adminURL)
+	<-ctx.Done()
+	sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	iss.shutdown(sctx)
+	return nil
+}
