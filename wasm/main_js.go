@@ -273,9 +273,9 @@ func (a *app) fetch(_ js.Value, args []js.Value) any {
 	})
 }
 
-// logout({forget}) revokes nothing the server still needs to know about is
-// left usable: it stops renewal, forgets the lease, and with forget also
-// deletes the stored key.
+// logout({forget}) stops renewal, revokes the renewal token and the lease
+// at the server (RFC 7009), forgets them, and with forget also deletes the
+// stored key. The lease is forgotten even if the server cannot be reached.
 func (a *app) logout(_ js.Value, args []js.Value) any {
 	forget := len(args) > 0 && args[0].Type() == js.TypeObject && args[0].Get("forget").Truthy()
 	a.mu.Lock()
@@ -286,13 +286,18 @@ func (a *app) logout(_ js.Value, args []js.Value) any {
 	a.session, a.cancel = nil, nil
 	a.mu.Unlock()
 	return newPromise(func() (any, error) {
+		var err error
 		if sess != nil {
-			sess.Clear()
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			err = sess.Revoke(ctx)
+			cancel()
 		}
 		if forget && name != "" {
-			return nil, deleteKey(name)
+			if derr := deleteKey(name); err == nil {
+				err = derr
+			}
 		}
-		return nil, nil
+		return nil, err
 	})
 }
 

@@ -327,3 +327,33 @@ func TestSessionRenewal(t *testing.T) {
 		t.Errorf("waits = %v", *waits)
 	}
 }
+
+func TestSessionRevoke(t *testing.T) {
+	var got []string
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		r.ParseForm()
+		got = append(got, r.PostForm.Get("token_type_hint")+"="+r.PostForm.Get("token")+" client="+r.PostForm.Get("client_id"))
+	}))
+	defer srv.Close()
+	f := &Flow{Fetcher: &Fetcher{Signer: newSigner(t), Transport: httpTransport{c: srv.Client()}}, Meta: &Metadata{RevocationEndpoint: srv.URL + "/revoke"}, ClientID: "demo-app"}
+	sess := &Session{Flow: f, Origins: []string{srv.URL}}
+	sess.Set(&TokenResponse{AccessToken: "lease", RefreshToken: "renew", ExpiresIn: 60}, time.Now())
+	if err := sess.Revoke(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if fmt.Sprint(got) != "[refresh_token=renew client=demo-app access_token=lease client=demo-app]" {
+		t.Errorf("revocations = %v", got)
+	}
+	if _, err := sess.Fetch(context.Background(), &Request{Method: "GET", URL: srv.URL}); !errors.Is(err, ErrNoLease) {
+		t.Errorf("lease kept after Revoke: %v", err)
+	}
+	// Unreachable server: the lease is forgotten anyway.
+	sess.Set(&TokenResponse{AccessToken: "lease", ExpiresIn: 60}, time.Now())
+	srv.Close()
+	if err := sess.Revoke(context.Background()); err == nil {
+		t.Error("no error for an unreachable server")
+	}
+	if !sess.Expires().IsZero() {
+		t.Error("lease kept after a failed Revoke")
+	}
+}

@@ -119,7 +119,7 @@ type State struct {
 // request carries a DPoP proof so the server can bind the device code to
 // this key.
 func (f *Flow) Start(ctx context.Context, scope []string) (*DeviceAuthorization, error) {
-	form := url.Values{"client_id": {f.ClientID}}
+	form := url.Values{}
 	if len(scope) > 0 {
 		form.Set("scope", strings.Join(scope, " "))
 	}
@@ -180,7 +180,6 @@ func (f *Flow) Poll(ctx context.Context, da *DeviceAuthorization, onState func(S
 // Token makes a token request with DPoP (device code, token exchange or
 // refresh) and insists on a DPoP-bound answer.
 func (f *Flow) Token(ctx context.Context, form url.Values) (*TokenResponse, error) {
-	form.Set("client_id", f.ClientID)
 	resp, err := f.post(ctx, f.Meta.TokenEndpoint, form)
 	if err != nil {
 		return nil, err
@@ -214,6 +213,7 @@ func (f *Flow) Refresh(ctx context.Context, refreshToken string) (*TokenResponse
 }
 
 func (f *Flow) post(ctx context.Context, endpoint string, form url.Values) (*Response, error) {
+	form.Set("client_id", f.ClientID)
 	req := &Request{
 		Method: "POST",
 		URL:    endpoint,

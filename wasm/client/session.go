@@ -3,6 +3,7 @@ package client
 import (
 	"context"
 	"errors"
+	"net/url"
 	"sync"
 	"time"
 )
@@ -119,4 +120,34 @@ func (s *Session) Clear() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.lease, s.expires = nil, time.Time{}
+}
+
+// Revoke asks the authorization server to revoke the renewal token and the
+// lease (RFC 7009), then forgets them. The session is cleared even if the
+// server cannot be reached: logout never leaves a usable lease in memory.
+//
+// https://www.rfc-editor.org/rfc/rfc7009#section-2.1
+func (s *Session) Revoke(ctx context.Context) error {
+	s.mu.Lock()
+	lease := s.lease
+	s.mu.Unlock()
+	defer s.Clear()
+	if lease == nil {
+		return nil
+	}
+	ep := s.Flow.Meta.RevocationEndpoint
+	if ep == "" {
+		return errors.New("keyless: the server has no revocation endpoint")
+	}
+	var first error
+	for _, t := range []struct{ token, hint string }{{lease.RefreshToken, "refresh_token"}, {lease.AccessToken, "access_token"}} {
+		if t.token == "" {
+			continue
+		}
+		form := url.Values{"token": {t.token}, "token_type_hint": {t.hint}}
+		if _, err := s.Flow.post(ctx, ep, form); err != nil && first == nil {
+			first = err
+		}
+	}
+	return first
 }
