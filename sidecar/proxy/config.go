@@ -176,8 +176,15 @@ type NonceConfig struct {
 	KeyFile string `yaml:"key_file"`
 }
 
-// TokenConfig configures lease checks beyond the verifier's own.
+// TokenConfig configures lease checks. Issuer and JWKSURL build the
+// verifier when Options.Tokens is nil (`keyless proxy`); an embedding
+// process that verifies with its own key set passes Options.Tokens instead.
 type TokenConfig struct {
+	// Issuer is the iss leases must carry (the vending service's issuer).
+	Issuer string `yaml:"issuer"`
+	// JWKSURL is the issuer's JWK Set; keys are cached, refetched on an
+	// unknown kid at most once per 30s.
+	JWKSURL string `yaml:"jwks_url"`
 	// Leeway for exp and nbf; zero means 30s.
 	Leeway time.Duration `yaml:"leeway"`
 	// CacheEntries bounds the cache of verified tokens (by SHA-256), so a

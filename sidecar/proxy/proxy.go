@@ -25,7 +25,9 @@ import (
 // Options are the proxy's collaborators: what is not configuration.
 type Options struct {
 	// Tokens verifies leases (signature against the issuers' JWKS, typ,
-	// iss, aud, exp, nbf). Required.
+	// iss, aud, exp, nbf); errors must wrap token.ErrInvalidToken for a
+	// 401, anything else is a 503. Nil means a token.JWTVerifier built from
+	// Config.Token.Issuer and Config.Token.JWKSURL.
 	Tokens token.Verifier
 	// Replay is the jti replay cache, shared by replicas; nil means an
 	// in-memory cache (one replica only).
@@ -99,7 +101,16 @@ func New(cfg Config, opts Options) (*Proxy, error) {
 		return nil, err
 	}
 	if opts.Tokens == nil {
-		return nil, errors.New("proxy: Options.Tokens is required")
+		if cfg.Token.Issuer == "" || cfg.Token.JWKSURL == "" {
+			return nil, errors.New("proxy: Options.Tokens, or token.issuer and token.jwks_url, are required")
+		}
+		opts.Tokens = &token.JWTVerifier{
+			Keys:     &token.RemoteJWKS{URL: cfg.Token.JWKSURL, Now: opts.Now},
+			Issuer:   cfg.Token.Issuer,
+			Audience: cfg.Audience,
+			Leeway:   cfg.Token.Leeway,
+			Now:      opts.Now,
+		}
 	}
 	p := &Proxy{
 		cfg:         cfg,

@@ -1,0 +1,99 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/keyless-dev/keyless/sidecar/proxy"
+)
+
+func init() {
+	register("proxy", "run the DPoP-checking API proxy (keyless proxy --config FILE)", runProxy)
+}
+
+// runProxy is `keyless proxy --config FILE`: the proxy alone, verifying
+// leases against the issuer's JWKS (token.issuer, token.jwks_url in the
+// file). Stores are in memory: run one replica, or use `keyless serve`
+// with a shared store.
+func runProxy(args []string, stdout, stderr io.Writer) error {
+	fs := newFlags("proxy", "proxy --config FILE [--check]", stderr)
+	path := fs.StringP("config", "c", "", "YAML config file: the proxy section format (see sidecar/proxy/testdata/proxy.yaml)")
+	check := fs.Bool("check", false, "validate the config and exit")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if *path == "" || fs.NArg() != 0 {
+		fs.Usage()
+		return &exitError{code: 2, err: errors.New("proxy: --config FILE is required")}
+	}
+	cfg, err := proxy.LoadConfig(*path)
+	if err != nil {
+		return err
+	}
+	log := slog.New(slog.NewJSONHandler(stderr, nil))
+	p, err := proxy.New(cfg, proxy.Options{Logger: log})
+	if err != nil {
+		return err
+	}
+	if *check {
+		fmt.Fprintf(stdout, "%s: ok (%d routes)\n", *path, len(p.Config().Routes))
+		return nil
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	return serveProxy(ctx, p, stdout)
+}
+
+// serveProxy serves p on Config.Server.Listen (TLS when a certificate is
+// configured) and its admin handler on AdminListen, until ctx is done.
+func serveProxy(ctx context.Context, p *proxy.Proxy, stdout io.Writer) error {
+	sc := p.Config().Server
+	ln, err := net.Listen("tcp", sc.Listen)
+	if err != nil {
+		return err
+	}
+	srv := p.NewServer(p)
+	errc := make(chan error, 2)
+	go func() {
+		if sc.TLSCertFile != "" {
+			errc <- srv.ServeTLS(ln, sc.TLSCertFile, sc.TLSKeyFile)
+		} else {
+			errc <- srv.Serve(ln)
+		}
+	}()
+	fmt.Fprintf(stdout, "keyless proxy: %s on %s\n", p.Config().PublicURL, ln.Addr())
+	var admin *http.Server
+	if sc.AdminListen != "-" {
+		aln, err := net.Listen("tcp", sc.AdminListen)
+		if err != nil {
+			srv.Close()
+			return err
+		}
+		admin = &http.Server{Handler: p.AdminHandler(), ReadHeaderTimeout: 5 * time.Second}
+		go func() { errc <- admin.Serve(aln) }()
+		fmt.Fprintf(stdout, "keyless proxy: /metrics /healthz /readyz on %s\n", aln.Addr())
+	}
+	select {
+	case <-ctx.Done():
+	case err = <-errc:
+	}
+	sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	srv.Shutdown(sctx)
+	if admin != nil {
+		admin.Shutdown(sctx)
+	}
+	if errors.Is(err, http.ErrServerClosed) {
+		err = nil
+	}
+	return err
+}

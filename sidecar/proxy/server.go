@@ -1,0 +1,22 @@
+package proxy
+
+import (
+	"log/slog"
+	"net/http"
+)
+
+// NewServer returns an http.Server for h with the listener settings of
+// Config.Server: ReadHeaderTimeout against slowloris, MaxHeaderBytes (431
+// beyond it), no WriteTimeout (it would cut open WebSockets; upstream
+// timeouts bound responses instead).
+func (p *Proxy) NewServer(h http.Handler) *http.Server {
+	s := p.cfg.Server
+	return &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: s.ReadHeaderTimeout,
+		ReadTimeout:       s.ReadTimeout,
+		IdleTimeout:       s.IdleTimeout,
+		MaxHeaderBytes:    s.MaxHeaderBytes,
+		ErrorLog:          slog.NewLogLogger(p.log.Handler(), slog.LevelWarn),
+	}
+}
