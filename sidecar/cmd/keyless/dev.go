@@ -6,13 +6,18 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
+	"net/http"
 	"net/url"
 	"os"
 	"os/signal"
 	"syscall"
 	"time"
 
+	"github.com/keyless-dev/keyless/sidecar/authserver"
 	"github.com/keyless-dev/keyless/sidecar/config"
+	"github.com/keyless-dev/keyless/sidecar/proxy"
+	"github.com/keyless-dev/keyless/sidecar/token"
 )
 
 func init() {
@@ -31,6 +36,7 @@ type devInfo struct {
 	ProxyURL  string // empty when the proxy is not running
 	DataDir   string
 	Password  string // sandbox password; empty with --config
+	server    *authserver.Server
 }
 
 // runDev is `keyless dev`: the authorization server (and, when wired, the
@@ -96,7 +102,7 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer, ready 
 		defer stopProxy()
 	}
 
-	info := devInfo{IssuerURL: iss.url, ProxyURL: proxyURL, DataDir: *dataDir, Password: password}
+	info := devInfo{IssuerURL: iss.url, ProxyURL: proxyURL, DataDir: *dataDir, Password: password, server: iss.server}
 	printDevBanner(stdout, info, cfg)
 	if ready != nil {
 		ready(info)
@@ -113,22 +119,47 @@ type devProxySetup struct {
 	audit    *slog.Logger
 }
 
-// startDevProxy starts the DPoP-checking proxy of `keyless dev`.
+// startDevProxy starts the DPoP-checking proxy of `keyless dev` when an
+// upstream is given. Dev mode: the proxy's public base URL (from which it
+// builds the expected htu) is its own listen URL; routes GET/HEAD "/**"
+// need api:read, every other method api:write; it accepts leases signed by
+// the embedded issuer's keys with aud = the proxy URL (minted by the
+// vending service, issue 4) and shares the issuer's revocation store.
 //
-// ── PROXY WIRING (owned by the sidecar/proxy engineer) ──────────────────
-// Not started yet: the proxy accepts only leases minted by the vending
-// service (SECURITY.md decision 14), which is issue 4. To wire it, build a
-// proxy.Config with PublicURL = "http://" + the actual listen address of
-// addr (dev mode: htu base is the proxy's own listen URL), one upstream
-// from s.upstream, routes GET/HEAD "/**" -> scope api:read and "*" "/**" ->
-// api:write, and proxy.Options{Tokens: &token.JWTVerifier{Keys:
-// s.issuer.server.Keys(), Issuer: s.issuer.url, Audience: PublicURL},
-// Revocations: s.issuer.db}; serve it with newHTTPServer and return its URL
-// and a stop function.
-// ─────────────────────────────────────────────────────────────────────────
+// ── PROXY WIRING: owned with the sidecar/proxy engineer; change freely ──
 func startDevProxy(_ context.Context, s devProxySetup) (proxyURL string, stop func(), err error) {
-	_ = s
-	return "", nil, nil
+	if s.upstream == "" {
+		return "", nil, nil
+	}
+	ln, err := net.Listen("tcp", s.addr)
+	if err != nil {
+		return "", nil, err
+	}
+	proxyURL = "http://" + ln.Addr().String()
+	cfg := proxy.Config{
+		PublicURL: proxyURL,
+		Upstreams: map[string]proxy.Upstream{"upstream": {URL: s.upstream}},
+		Routes: []proxy.Route{
+			{Name: "read", Methods: []string{http.MethodGet}, Path: "/**", Upstream: "upstream", Scopes: []string{"api:read"}},
+			{Name: "write", Methods: []string{"*"}, Path: "/**", Upstream: "upstream", Scopes: []string{"api:write"}},
+		},
+	}
+	p, err := proxy.New(cfg, proxy.Options{
+		Tokens:      &token.JWTVerifier{Keys: s.issuer.server.Keys(), Issuer: s.issuer.url, Audience: proxyURL},
+		Revocations: s.issuer.db,
+		Logger:      s.audit,
+	})
+	if err != nil {
+		ln.Close()
+		return "", nil, err
+	}
+	srv := newHTTPServer(p)
+	go srv.Serve(ln)
+	return proxyURL, func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = srv.Shutdown(ctx)
+	}, nil
 }
 
 func printDevBanner(w io.Writer, info devInfo, cfg *config.Config) {
@@ -139,7 +170,7 @@ func printDevBanner(w io.Writer, info devInfo, cfg *config.Config) {
 	if info.ProxyURL != "" {
 		fmt.Fprintf(w, "  Proxy:         %s\n", info.ProxyURL)
 	} else {
-		fmt.Fprintf(w, "  Proxy:         not started in this build (see startDevProxy in dev.go)\n")
+		fmt.Fprintf(w, "  Proxy:         not started (pass --upstream URL of your API)\n")
 	}
 	if info.Password != "" {
 		fmt.Fprintf(w, "\nSandbox: app %q may ask for api:read (default) and api:write.\n", config.SandboxClientID)

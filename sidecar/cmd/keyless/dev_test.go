@@ -3,16 +3,25 @@ package main
 import (
 	"bytes"
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
 	"errors"
 	"flag"
+	"io"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/keyless-dev/keyless/sidecar/dpop"
+	"github.com/keyless-dev/keyless/sidecar/token"
 )
 
 // syncBuffer is a bytes.Buffer safe for the server goroutine and the test.
@@ -207,5 +216,53 @@ func TestDevWithConfigAndServe(t *testing.T) {
 	_, _, err := run("dev", "--config", bad, "--data", filepath.Join(dir, "b"), "--issuer-addr", "127.0.0.1:0")
 	if err == nil || !strings.Contains(err.Error(), "scope") || !strings.Contains(err.Error(), "bcrypt") {
 		t.Errorf("bad config: %v", err)
+	}
+}
+
+// The proxy of `keyless dev` forwards only requests with a lease signed by
+// the embedded issuer, bound by DPoP; the rest never reach the upstream.
+func TestDevProxy(t *testing.T) {
+	var hits atomic.Int32
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		hits.Add(1)
+		w.Write([]byte("hello " + r.Header.Get("X-Keyless-Subject")))
+	}))
+	defer up.Close()
+	dir := filepath.Join(t.TempDir(), "data")
+	info, _, _ := startDev(t, dir, "--upstream", up.URL)
+	if info.ProxyURL == "" {
+		t.Fatal("proxy not started")
+	}
+	resp, err := http.Get(info.ProxyURL + "/x")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 401 || hits.Load() != 0 {
+		t.Fatalf("no credentials: %d, hits %d", resp.StatusCode, hits.Load())
+	}
+	// A lease as the vending service will mint it (issue 4), signed with the
+	// issuer's keys read from the data dir's JWKS.
+	k, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	signer, _ := dpop.NewECDSASigner(k)
+	lease, _, err := info.server.Minter().Issue(context.Background(), token.Spec{
+		Subject: "alice", Audience: []string{info.ProxyURL}, ClientID: "demo-app", Scope: []string{"api:read"},
+		JKT: signer.PublicJWK().Thumbprint(), LeaseID: "lease-1", TTL: time.Minute,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	proof, _ := dpop.NewProof(signer, "GET", info.ProxyURL+"/x", dpop.ProofOptions{AccessToken: lease})
+	req, _ := http.NewRequest("GET", info.ProxyURL+"/x", nil)
+	req.Header.Set("Authorization", "DPoP "+lease)
+	req.Header.Set("DPoP", proof)
+	resp, err = http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || hits.Load() != 1 {
+		t.Fatalf("with a lease: %d %s, hits %d", resp.StatusCode, b, hits.Load())
 	}
 }
