@@ -1,0 +1,185 @@
+// Browser tests of <keyless-login> and the WASM client in real headless
+// Chromium against a real `keyless dev` (issuer, vending, proxy) and an echo
+// upstream. Run by `make test` (node --test) after `make build wasm`.
+import { test, before, after } from 'node:test'
+import assert from 'node:assert/strict'
+import { mkdir } from 'node:fs/promises'
+import { join } from 'node:path'
+import { PNG } from 'pngjs'
+import jsQR from 'jsqr'
+import { startEcho, startStatic, startKeyless, keyless, launchChromium, embedPage, root } from './harness.mjs'
+
+let echo, stack, site, browser
+const shots = join(root, 'docs', 'screenshots')
+
+before(async () => {
+  echo = await startEcho()
+  stack = await startKeyless({ upstream: echo.url })
+  const csp = [
+    "default-src 'self'",
+    "script-src 'self' 'wasm-unsafe-eval'",
+    "img-src 'self' data:",
+    "style-src 'self'",
+    `connect-src 'self' ${stack.issuer} ${stack.proxy}`,
+    "frame-ancestors 'self'",
+  ].join('; ')
+  site = await startStatic({
+    '/index.html': { body: embedPage(stack) },
+    '/strict.html': { body: embedPage(stack), headers: { 'Content-Security-Policy': csp } },
+    '/canvas.html': { body: `<!doctype html><title>canvas</title><h1>A no-code canvas</h1><iframe src="/strict.html" width="420" height="520" title="app"></iframe>` },
+  })
+  await mkdir(shots, { recursive: true })
+  browser = await launchChromium()
+})
+
+after(async () => {
+  await browser?.close()
+  await stack?.stop()
+  site?.close()
+  echo?.close()
+})
+
+/** Records the component's events in the page. */
+async function watchEvents(frame) {
+  await frame.evaluate(() => {
+    window.__events = []
+    for (const t of ['keyless-state', 'keyless-authenticated', 'keyless-error', 'keyless-expired']) {
+      document.addEventListener(t, (e) => window.__events.push({ type: t, detail: e.detail }))
+    }
+  })
+}
+
+const events = (frame) => frame.evaluate(() => window.__events)
+
+async function waitStatus(frame, status, timeout = 20000) {
+  await frame.locator(`keyless-login[status="${status}"]`).waitFor({ timeout })
+}
+
+/** Clicks Sign in and returns the user code shown. */
+async function startSignIn(frame) {
+  await frame.locator('keyless-login button[part~="sign-in"]').click()
+  const code = frame.locator('keyless-login .code')
+  await code.waitFor({ state: 'visible', timeout: 20000 })
+  await frame.waitForFunction(() => /^[A-Z]{4}-[A-Z]{4}$/.test(document.querySelector('keyless-login').shadowRoot.querySelector('.code').textContent))
+  return (await code.textContent()).trim()
+}
+
+async function decodeQR(locator) {
+  const png = PNG.sync.read(await locator.screenshot())
+  const qr = jsQR(new Uint8ClampedArray(png.data), png.width, png.height)
+  assert.ok(qr, 'QR code not decodable')
+  return qr.data
+}
+
+test('sign in, call the API through the proxy, key stays non-extractable, reload keeps the key', async () => {
+  const ctx = await browser.newContext({ viewport: { width: 480, height: 640 } })
+  const page = await ctx.newPage()
+  await page.goto(site.url + '/index.html')
+  await watchEvents(page)
+  await page.locator('keyless-login').screenshot({ path: join(shots, '1-signed-out.png') })
+
+  const userCode = await startSignIn(page)
+  const link = await page.locator('keyless-login a[part="link"]').getAttribute('href')
+  assert.match(link, /^http:\/\/127\.0\.0\.1:\d+\/device\?/)
+  assert.equal(await decodeQR(page.locator('keyless-login img.qr')), link, 'QR encodes verification_uri_complete')
+  await page.locator('keyless-login').screenshot({ path: join(shots, '2-code.png') })
+
+  await keyless('approve', userCode, '--as', 'alice', '--data', stack.data)
+  await waitStatus(page, 'signed_in')
+  await page.locator('keyless-login').screenshot({ path: join(shots, '3-signed-in.png') })
+
+  const evs = await events(page)
+  const states = evs.filter((e) => e.type === 'keyless-state').map((e) => e.detail.status)
+  assert.deepEqual(states.slice(0, 2), ['starting', 'code'])
+  assert.ok(states.includes('approved'), `states ${states}`)
+  const auth = evs.find((e) => e.type === 'keyless-authenticated')
+  assert.ok(auth, 'keyless-authenticated fired')
+  assert.equal(auth.detail.subject, 'alice')
+  assert.match(auth.detail.jkt, /^[A-Za-z0-9_-]{43}$/)
+
+  // element.fetch through the proxy to the echo upstream.
+  const before = echo.hits.length
+  const res = await page.evaluate(async (url) => {
+    const r = await document.querySelector('keyless-login').fetch(url + '/v1/things?x=1', { headers: { 'X-Keyless-Sub': 'mallory', Cookie: 'a=b' } })
+    return { status: r.status, body: await r.json() }
+  }, stack.proxy)
+  assert.equal(res.status, 200, JSON.stringify(res))
+  assert.equal(echo.hits.length, before + 1)
+  const hit = echo.hits.at(-1)
+  assert.equal(hit.headers['x-keyless-sub'], 'alice')
+  assert.equal(hit.headers.authorization, undefined, 'Authorization forwarded')
+  assert.equal(hit.headers.dpop, undefined, 'DPoP forwarded')
+  assert.equal(hit.headers.cookie, undefined, 'cookie forwarded')
+
+  // The DPoP key is a non-extractable CryptoKey in IndexedDB; no token in
+  // any web storage.
+  const storage = await page.evaluate(async () => {
+    const db = await new Promise((ok, ko) => { const r = indexedDB.open('keyless'); r.onsuccess = () => ok(r.result); r.onerror = () => ko(r.error) })
+    const all = await new Promise((ok) => { const r = db.transaction('keys').objectStore('keys').getAll(); r.onsuccess = () => ok(r.result) })
+    let exportError = null
+    try { await crypto.subtle.exportKey('jwk', all[0].privateKey) } catch (e) { exportError = e.name }
+    const strings = [...Object.values(localStorage), ...Object.values(sessionStorage), document.cookie, JSON.stringify(all)]
+    return { records: all.length, extractable: all[0].privateKey.extractable, exportError, leaked: strings.some((s) => s.includes('eyJ')) }
+  })
+  assert.equal(storage.records, 1)
+  assert.equal(storage.extractable, false)
+  assert.equal(storage.exportError, 'InvalidAccessError')
+  assert.equal(storage.leaked, false, 'a token is in web storage')
+
+  // Reload: the token is gone (memory only), the key is the same.
+  await page.reload()
+  await watchEvents(page)
+  assert.equal(await page.evaluate(() => document.querySelector('keyless-login').session), null)
+  const code2 = await startSignIn(page)
+  await keyless('approve', code2, '--as', 'alice', '--data', stack.data)
+  await waitStatus(page, 'signed_in')
+  const jkt2 = await page.evaluate(() => document.querySelector('keyless-login').session.jkt)
+  assert.equal(jkt2, auth.detail.jkt, 'reload changed the DPoP key')
+
+  // Sign out revokes: the element forgets the lease.
+  await page.locator('keyless-login button[part~="sign-out"]').click()
+  await waitStatus(page, 'signed_out')
+  const after = await page.evaluate(async (url) => {
+    try { await document.querySelector('keyless-login').fetch(url + '/v1/things'); return 'sent' } catch (e) { return e.code }
+  }, stack.proxy)
+  assert.equal(after, 'not_signed_in')
+  await ctx.close()
+})
+
+test('denied sign-in shows denial and fires keyless-error', async () => {
+  const ctx = await browser.newContext()
+  const page = await ctx.newPage()
+  await page.goto(site.url + '/index.html')
+  await watchEvents(page)
+  const code = await startSignIn(page)
+  await keyless('deny', code, '--data', stack.data)
+  await waitStatus(page, 'denied')
+  await page.locator('keyless-login').screenshot({ path: join(shots, '4-denied.png') })
+  const err = (await events(page)).find((e) => e.type === 'keyless-error')
+  assert.equal(err?.detail.code, 'access_denied')
+  assert.match(await page.locator('keyless-login [part="status"]').textContent(), /denied/)
+  await ctx.close()
+})
+
+test('works inside an iframe under a strict CSP', async () => {
+  const ctx = await browser.newContext()
+  const page = await ctx.newPage()
+  const violations = []
+  page.on('console', (m) => { if (/Content Security Policy/i.test(m.text())) violations.push(m.text()) })
+  await page.goto(site.url + '/canvas.html')
+  const frame = page.frameLocator('iframe')
+  const f = page.frames().find((x) => x.url().endsWith('/strict.html'))
+  await f.waitForLoadState()
+  await watchEvents(f)
+  await frame.locator('keyless-login button[part~="sign-in"]').click()
+  await frame.locator('keyless-login .code').waitFor({ state: 'visible', timeout: 20000 })
+  await f.waitForFunction(() => /^[A-Z]{4}-[A-Z]{4}$/.test(document.querySelector('keyless-login').shadowRoot.querySelector('.code').textContent))
+  const code = (await frame.locator('keyless-login .code').textContent()).trim()
+  await keyless('approve', code, '--as', 'alice', '--data', stack.data)
+  await waitStatus(f, 'signed_in')
+  const status = await f.evaluate(async (url) => (await document.querySelector('keyless-login').fetch(url + '/v1/x')).status, stack.proxy)
+  assert.equal(status, 200)
+  assert.deepEqual(violations, [], 'CSP violations')
+  await page.screenshot({ path: join(shots, '5-iframe-strict-csp.png') })
+  await ctx.close()
+})
