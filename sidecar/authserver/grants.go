@@ -57,7 +57,12 @@ func (s *Server) deviceCodeGrant(ctx context.Context, req *TokenRequest) (*Token
 			// Reuse after success: refuse, and revoke what the code
 			// produced (RFC 6749 section 4.1.2, as ory/fosite does).
 			outcome = oauthErr(CodeInvalidGrant, "device_code was already used")
-			revokeFam = g.FamilyID
+			// A duplicate inside the polling interval (two concurrent
+			// polls from one client) is refused without revoking, so the
+			// winner's tokens stay good: exactly one 200.
+			if req.Now.Sub(g.LastPoll) >= time.Duration(g.Interval)*time.Second {
+				revokeFam = g.FamilyID
+			}
 			return nil
 		case req.Proof == nil && g.JKT != "":
 			outcome = oauthErr(CodeInvalidGrant, "device_code is bound to a DPoP key; send a proof with it")
@@ -92,6 +97,11 @@ func (s *Server) deviceCodeGrant(ctx context.Context, req *TokenRequest) (*Token
 			g.FamilyID = famID
 			fam = family{ClientID: g.ClientID, Subject: g.Subject, Scope: g.Scope, JKT: g.JKT,
 				CreatedAt: req.Now, ExpiresAt: req.Now.Add(s.refreshTTL)}
+			// The family exists from the moment the code is redeemed, so
+			// a revocation can never miss it.
+			if err := putJSON(tx, bucketFamily, famID, &fam); err != nil {
+				return err
+			}
 		}
 		return putJSON(tx, bucketDevice, h, &g)
 	})
