@@ -1,0 +1,70 @@
+package lease
+
+import (
+	"context"
+	"log/slog"
+	"strconv"
+	"strings"
+
+	"github.com/keyless-dev/keyless/sidecar/dpop"
+	"github.com/keyless-dev/keyless/sidecar/policy"
+	"github.com/keyless-dev/keyless/sidecar/token"
+)
+
+// Audit lines are slog records with an "event" attribute:
+//
+//	lease.issue, lease.renew, lease.deny, lease.renewal_reuse, lease.revoke
+//
+// and the lease's identity (lease_id, sub, client_id, scope, jkt), the
+// rule that decided and, for denials, the OAuth error. No token, renewal
+// token or proof is ever logged.
+
+const slogInfo = slog.LevelInfo
+
+func attr(k, v string) slog.Attr          { return slog.String(k, v) }
+func attrInt(k string, v int64) slog.Attr { return slog.Int64(k, v) }
+func attrBool(k string, v bool) slog.Attr { return slog.Bool(k, v) }
+func itoa(v int64) string                 { return strconv.FormatInt(max(v, 1), 10) }
+func joinScope(s []string) string         { return strings.Join(s, " ") }
+func (g *grant) attrs() []slog.Attr {
+	return []slog.Attr{
+		attr("lease_id", g.LeaseID), attr("sub", g.Subject), attr("client_id", g.ClientID),
+		attr("scope", joinScope(g.Scopes)), attr("jkt", g.JKT), attrBool("preview", g.Preview),
+	}
+}
+
+// denyInfo is what is known about a refused request when it is refused.
+type denyInfo struct {
+	req      *vendRequest
+	claims   *token.Claims
+	decision *policy.Decision
+	grant    *grant
+}
+
+// deny writes the audit line of a refusal. op is lease, exchange, renew
+// or revoke.
+func (s *Service) deny(ctx context.Context, op string, err error, in *denyInfo, proof *dpop.Proof) {
+	e := asError(err)
+	attrs := []slog.Attr{attr("event", "lease.deny"), attr("op", op), attr("error", e.Code), attr("reason", e.Msg)}
+	if e.Err != nil {
+		attrs = append(attrs, attr("detail", e.Err.Error()))
+	}
+	if proof != nil {
+		attrs = append(attrs, attr("jkt", proof.JKT))
+	}
+	if in != nil {
+		if in.req != nil {
+			attrs = append(attrs, attr("client_id", in.req.ClientID), attr("requested_scope", joinScope(in.req.Scopes)))
+		}
+		if in.claims != nil {
+			attrs = append(attrs, attr("sub", in.claims.Subject), attr("token_issuer", in.claims.Issuer))
+		}
+		if in.decision != nil {
+			attrs = append(attrs, attr("rule", in.decision.Rule), attr("policy_reason", in.decision.Reason))
+		}
+		if in.grant != nil {
+			attrs = append(attrs, attr("lease_id", in.grant.LeaseID), attr("sub", in.grant.Subject), attr("client_id", in.grant.ClientID))
+		}
+	}
+	s.audit.LogAttrs(ctx, slog.LevelWarn, "lease denied", attrs...)
+}

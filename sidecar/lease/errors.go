@@ -1,0 +1,122 @@
+package lease
+
+import (
+	"encoding/json"
+	"errors"
+	"net/http"
+	"strconv"
+
+	"github.com/keyless-dev/keyless/sidecar/authserver"
+	"github.com/keyless-dev/keyless/sidecar/dpop"
+)
+
+// OAuth error codes the vending service answers with (RFC 6749 section
+// 5.2, RFC 8693 section 2.2.2, RFC 8707 section 2, RFC 9449 section 12.2,
+// RFC 7009 section 2.2.1).
+const (
+	CodeInvalidRequest     = "invalid_request"
+	CodeInvalidClient      = "invalid_client"
+	CodeInvalidGrant       = "invalid_grant"
+	CodeInvalidScope       = "invalid_scope"
+	CodeInvalidTarget      = "invalid_target"
+	CodeUnauthorizedClient = "unauthorized_client"
+	CodeAccessDenied       = "access_denied"
+	CodeInvalidDPoPProof   = dpop.CodeInvalidProof
+	CodeUseDPoPNonce       = dpop.CodeUseNonce
+	CodeServerError        = "server_error"
+	CodeUnavailable        = "temporarily_unavailable"
+)
+
+// Error is a refusal. What the client sees (Status, Code, Msg) is kept
+// apart from what is only logged (Err). Msg is fixed text, never request
+// bytes, so it is always safe as error_description.
+type Error struct {
+	Status int    // zero means 400
+	Code   string // the "error" member
+	Msg    string // error_description
+	Err    error  // logged, never sent
+	Header http.Header
+}
+
+func (e *Error) Error() string {
+	s := "lease: " + e.Code
+	if e.Msg != "" {
+		s += ": " + e.Msg
+	}
+	if e.Err != nil {
+		s += ": " + e.Err.Error()
+	}
+	return s
+}
+
+func (e *Error) Unwrap() error { return e.Err }
+
+func oauthErr(code, msg string) *Error {
+	return &Error{Status: http.StatusBadRequest, Code: code, Msg: msg}
+}
+
+// asError maps any error to the *Error to answer with: the one place that
+// decides what an unexpected failure looks like.
+func asError(err error) *Error {
+	var e *Error
+	if errors.As(err, &e) {
+		if e.Status == 0 {
+			e.Status = http.StatusBadRequest
+		}
+		return e
+	}
+	return &Error{Status: http.StatusInternalServerError, Code: CodeServerError, Err: err}
+}
+
+// unavailable is the answer when a store could not tell: never a pass
+// (SECURITY.md decision 9).
+func unavailable(err error) *Error {
+	return &Error{Status: http.StatusServiceUnavailable, Code: CodeUnavailable, Msg: "try again later", Err: err}
+}
+
+// toAuthserver converts a refusal for the token endpoint's renderer.
+func toAuthserver(err error) error {
+	e := asError(err)
+	return &authserver.Error{Status: e.Status, Code: e.Code, Msg: e.Msg, Err: e.Err, Header: e.Header}
+}
+
+// writeJSON renders a body with the headers every token-endpoint-like
+// response carries: no-store (RFC 6749 section 5.1), and CORS headers so a
+// browser micro app can read the answer and the DPoP-Nonce header.
+//
+// Access-Control-Allow-Origin is "*": these endpoints use no cookies or
+// other ambient credentials (the subject token and proof travel in the
+// request), so any origin may call them, as any origin may hold a token.
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		status, b = http.StatusInternalServerError, []byte(`{"error":"server_error"}`)
+	}
+	h := w.Header()
+	h.Set("Content-Type", "application/json")
+	h.Set("Cache-Control", "no-store")
+	h.Set("Pragma", "no-cache")
+	h.Set("Access-Control-Allow-Origin", "*")
+	h.Set("Access-Control-Expose-Headers", "WWW-Authenticate, DPoP-Nonce")
+	h.Set("Content-Length", strconv.Itoa(len(b)))
+	w.WriteHeader(status)
+	w.Write(b)
+}
+
+// render writes err as RFC 6749 section 5.2 JSON.
+func (s *Service) render(w http.ResponseWriter, r *http.Request, err error) {
+	e := asError(err)
+	if e.Status >= 500 {
+		s.log.ErrorContext(r.Context(), "lease: request failed", "path", r.URL.Path, "code", e.Code, "err", e.Err)
+	}
+	for k, vs := range e.Header {
+		for _, v := range vs {
+			w.Header().Add(k, v)
+		}
+	}
+	body := map[string]string{"error": e.Code}
+	if e.Msg != "" {
+		body["error_description"] = e.Msg
+	}
+	writeJSON(w, e.Status, body)
+}

@@ -1,0 +1,240 @@
+package lease
+
+import (
+	"context"
+	"crypto/subtle"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"io"
+	"mime"
+	"net/http"
+	"net/url"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/keyless-dev/keyless/sidecar/store"
+	"github.com/keyless-dev/keyless/sidecar/token"
+)
+
+// serveRevoke is POST /v1/lease/revoke, RFC 7009 for a public client
+// revoking its own lease or renewal token (the browser's logout): form
+// token, token_type_hint (ignored: both kinds are searched, RFC 7009
+// section 2.1), client_id, and a DPoP proof by the lease's key, which is
+// what makes the caller its owner.
+//
+// Answers (SECURITY.md decision 5): 200 for success and for an unknown,
+// expired or already-revoked token (no oracle); 400 unauthorized_client,
+// the token left valid, when it belongs to another client or key.
+// Revoking either token revokes the whole lease: every lease of its family
+// fails at the proxy at once, and renewal stops.
+//
+// https://www.rfc-editor.org/rfc/rfc7009#section-2
+func (s *Service) serveRevoke(w http.ResponseWriter, r *http.Request) {
+	if err := s.revokeHTTP(w, r); err != nil {
+		s.render(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, struct{}{})
+}
+
+func (s *Service) revokeHTTP(w http.ResponseWriter, r *http.Request) error {
+	ctx := r.Context()
+	f, err := readForm(w, r)
+	if err != nil {
+		s.deny(ctx, "revoke", err, nil, nil)
+		return err
+	}
+	proof, err := s.verifyProof(ctx, r, PathRevoke)
+	if err != nil {
+		s.deny(ctx, "revoke", err, nil, nil)
+		return err
+	}
+	tok, clientID := f.Get("token"), f.Get("client_id")
+	if tok == "" || clientID == "" {
+		err := oauthErr(CodeInvalidRequest, "token and client_id are required")
+		s.deny(ctx, "revoke", err, nil, proof)
+		return err
+	}
+	g, until, err := s.find(ctx, tok)
+	if err != nil {
+		return err
+	}
+	if g == nil {
+		return nil // unknown, expired, not ours: 200, as on success
+	}
+	if g.ClientID != clientID || g.JKT != proof.JKT {
+		err := oauthErr(CodeUnauthorizedClient, "the token belongs to another client")
+		s.deny(ctx, "revoke", err, &denyInfo{grant: g}, proof)
+		return err
+	}
+	if err := s.o.Revocations.Revoke(ctx, store.Revocation{Kind: store.KindLease, Value: g.LeaseID}, until); err != nil {
+		return unavailable(err)
+	}
+	s.audit.LogAttrs(ctx, slogInfo, "lease revoked", append(g.attrs(),
+		attr("event", "lease.revoke"), attr("by", "owner"))...)
+	return nil
+}
+
+// find resolves a lease or renewal token to its family and how long a
+// revocation of it must be remembered; nil when it is not a live token of
+// this service.
+func (s *Service) find(ctx context.Context, tok string) (*grant, time.Time, error) {
+	now := s.now()
+	if strings.HasPrefix(tok, RenewalPrefix) {
+		rec, err := s.renewals.Get(ctx, hashToken(tok))
+		if err != nil {
+			return nil, time.Time{}, unavailable(err)
+		}
+		if rec == nil || !now.Before(rec.Grant.FamilyExpiry) {
+			return nil, time.Time{}, nil
+		}
+		return &rec.Grant, rec.Grant.FamilyExpiry.Add(token.MaxTTL), nil
+	}
+	c, err := s.verifyLease(ctx, tok)
+	if err != nil || c == nil || c.LeaseID == "" {
+		return nil, time.Time{}, err
+	}
+	g := &grant{LeaseID: c.LeaseID, Subject: c.Subject, ClientID: c.ClientID, JKT: c.JKT, Scopes: c.Scope, Preview: c.Preview}
+	// The family's limit is not in the lease; remember the revocation as
+	// long as any family can live.
+	return g, now.Add(s.o.Policy().MaxRenewLimit() + token.MaxTTL), nil
+}
+
+// verifyLease verifies a lease this service minted, for any audience it
+// may carry; nil when it is not one (or no longer valid).
+func (s *Service) verifyLease(ctx context.Context, raw string) (*token.Claims, error) {
+	allowed := []string{s.o.Audience}
+	for _, a := range s.o.Policy().Apps {
+		allowed = append(allowed, a.Resources...)
+	}
+	for _, aud := range peekAudience(raw) {
+		if !slices.Contains(allowed, aud) {
+			continue
+		}
+		v := &token.JWTVerifier{Keys: s.o.Minter.Keys, Issuer: s.o.Minter.Issuer, Audience: aud, Now: s.now}
+		c, err := v.Verify(ctx, raw)
+		if err == nil {
+			return c, nil
+		}
+		if !errors.Is(err, token.ErrInvalidToken) {
+			return nil, unavailable(err)
+		}
+	}
+	return nil, nil
+}
+
+// peekAudience reads aud from an unverified JWT payload, to choose the
+// verifier's audience.
+func peekAudience(raw string) []string {
+	if len(raw) > token.DefaultMaxSize || strings.Count(raw, ".") != 2 {
+		return nil
+	}
+	_, rest, _ := strings.Cut(raw, ".")
+	p64, _, _ := strings.Cut(rest, ".")
+	b, err := base64.RawURLEncoding.DecodeString(p64)
+	if err != nil {
+		return nil
+	}
+	var p struct {
+		Aud json.RawMessage `json:"aud"`
+	}
+	if json.Unmarshal(b, &p) != nil {
+		return nil
+	}
+	var one string
+	if json.Unmarshal(p.Aud, &one) == nil {
+		return []string{one}
+	}
+	var many []string
+	json.Unmarshal(p.Aud, &many)
+	return many
+}
+
+// Revoke records an administrative revocation of every lease of a lease
+// id (store.KindLease), subject (KindSub), app (KindClient) or key
+// thumbprint (KindJKT), and stops their renewal. It is remembered as long
+// as any lease family can live, so a subject, app or key stays revoked
+// for that long (new leases included). by names the operator for the
+// audit line.
+func (s *Service) Revoke(ctx context.Context, kind store.Kind, value, by string) error {
+	switch kind {
+	case store.KindLease, store.KindSub, store.KindClient, store.KindJKT:
+	default:
+		return oauthErr(CodeInvalidRequest, "kind must be lease, sub, client or jkt")
+	}
+	if value == "" || len(value) > 512 {
+		return oauthErr(CodeInvalidRequest, "value is required")
+	}
+	until := s.now().Add(s.o.Policy().MaxRenewLimit() + token.MaxTTL)
+	if err := s.o.Revocations.Revoke(ctx, store.Revocation{Kind: kind, Value: value}, until); err != nil {
+		return unavailable(err)
+	}
+	s.audit.LogAttrs(ctx, slogInfo, "lease revoked",
+		attr("event", "lease.revoke"), attr("by", by), attr("kind", string(kind)), attr("value", value))
+	return nil
+}
+
+// AdminHandler serves POST /v1/admin/revoke, JSON {"kind": "lease|sub|
+// client|jkt", "value": "..."} with "Authorization: Bearer <AdminToken>".
+// Serve it on the admin (loopback) listener only. With no AdminToken it
+// answers 404.
+func (s *Service) AdminHandler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("POST "+PathAdmin, func(w http.ResponseWriter, r *http.Request) {
+		if s.o.AdminToken == "" {
+			http.NotFound(w, r)
+			return
+		}
+		got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+		if !ok || subtle.ConstantTimeCompare([]byte(got), []byte(s.o.AdminToken)) != 1 {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="keyless-admin"`)
+			s.render(w, r, &Error{Status: http.StatusUnauthorized, Code: "invalid_token", Msg: "admin token required"})
+			return
+		}
+		m, err := readJSONObject(w, r)
+		var in struct {
+			Kind  string `json:"kind"`
+			Value string `json:"value"`
+		}
+		if err == nil {
+			b, _ := json.Marshal(m)
+			if json.Unmarshal(b, &in) != nil || len(m) != 2 {
+				err = oauthErr(CodeInvalidRequest, "body must be {\"kind\": ..., \"value\": ...}")
+			}
+		}
+		if err == nil {
+			err = s.Revoke(r.Context(), store.Kind(in.Kind), in.Value, "admin")
+		}
+		if err != nil {
+			s.render(w, r, err)
+			return
+		}
+		writeJSON(w, http.StatusOK, map[string]any{"revoked": true, "kind": in.Kind})
+	})
+	return mux
+}
+
+// readForm reads an application/x-www-form-urlencoded POST body strictly:
+// bounded, each parameter at most once (RFC 6749 section 3.2).
+func readForm(w http.ResponseWriter, r *http.Request) (url.Values, error) {
+	mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
+	if err != nil || mt != "application/x-www-form-urlencoded" {
+		return nil, &Error{Status: http.StatusUnsupportedMediaType, Code: CodeInvalidRequest, Msg: "content type must be application/x-www-form-urlencoded"}
+	}
+	b, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBody))
+	if err != nil {
+		return nil, &Error{Status: http.StatusRequestEntityTooLarge, Code: CodeInvalidRequest, Msg: "request body too large or unreadable"}
+	}
+	v, err := url.ParseQuery(string(b))
+	if err != nil {
+		return nil, oauthErr(CodeInvalidRequest, "malformed form body")
+	}
+	for _, vs := range v {
+		if len(vs) > 1 {
+			return nil, oauthErr(CodeInvalidRequest, "a parameter is repeated")
+		}
+	}
+	return v, nil
+}

@@ -1,0 +1,233 @@
+// Package lease is keyless's token vending service: it turns a user's
+// proof of login (a subject token from the embedded authorization server or
+// an external OIDC issuer) into a lease, a short-lived, DPoP-bound RFC 9068
+// capability token for one app, as the policy ([policy.Policy]) allows.
+// The sidecar proxy accepts only leases (SECURITY.md decision 14).
+//
+// # Endpoints
+//
+// [Service.Handler] serves, under the public BaseURL:
+//
+//	POST /v1/lease          JSON {subject_token, client_id, scope, ttl, resource}
+//	POST /v1/lease/renew    JSON {renewal_token, ttl}: rotate the renewal token
+//	POST /v1/lease/revoke   form {token, token_type_hint, client_id} (RFC 7009)
+//
+// each with a DPoP proof whose htu is BaseURL + path. The same vending
+// operation is an RFC 8693 token exchange at the authorization server's
+// token endpoint: register [Service.ExchangeGrant] for
+// [authserver.GrantTokenExchange]. [Service.AdminHandler] revokes by lease,
+// subject, app or key thumbprint.
+//
+// # Binding
+//
+// A lease's cnf.jkt is always the thumbprint of the key that signed the
+// DPoP proof of the request that minted it. A request naming another key
+// (dpop_jkt, jkt, cnf) or another subject (subject, sub, actor_token) is
+// refused with invalid_request; a DPoP-bound subject token must be bound to
+// the proof's key (invalid_grant otherwise); a lease is never accepted as a
+// subject token (no TTL laundering, invalid_grant).
+//
+// # Audit
+//
+// One JSON line per lease, renewal, denial (with the rule that decided)
+// and revocation on Options.Audit. Tokens are never logged.
+package lease
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/keyless-dev/keyless/sidecar/dpop"
+	"github.com/keyless-dev/keyless/sidecar/policy"
+	"github.com/keyless-dev/keyless/sidecar/store"
+	"github.com/keyless-dev/keyless/sidecar/token"
+)
+
+// Endpoint paths under BaseURL.
+const (
+	PathLease  = "/v1/lease"
+	PathRenew  = "/v1/lease/renew"
+	PathRevoke = "/v1/lease/revoke"
+	PathAdmin  = "/v1/admin/revoke"
+)
+
+// NonceSource issues and checks DPoP server nonces (*nonce.Source).
+type NonceSource interface {
+	dpop.NonceChecker
+	Current() string
+}
+
+// Options configure a [Service]. Required fields are marked.
+type Options struct {
+	// Policy returns the policy in force; required. A function, so a
+	// reload can swap the policy without restarting the service.
+	Policy func() *policy.Policy
+	// Minter signs leases; required. Its Issuer is the leases' iss.
+	Minter *token.Minter
+	// Audience is the aud of a lease that names no resource: the proxy's
+	// public URL; required. Apps may allow other resources in the policy.
+	Audience string
+	// BaseURL is the service's public URL, the base of every htu it
+	// expects (never derived from Host, SECURITY.md mistake 3); required.
+	BaseURL string
+	// Issuers are the subject-token issuers trusted; at least one.
+	Issuers []Issuer
+	// Revocations is where revocations are recorded and checked; the
+	// proxy must read the same store; required.
+	Revocations store.Revocations
+	// Replay is the DPoP jti cache for proofs sent to this service's own
+	// endpoints; required. (The token exchange grant's proof is checked
+	// by the authorization server.)
+	Replay store.Replay
+	// Renewals keeps renewal tokens; nil means in memory (lost on
+	// restart: clients then log in again).
+	Renewals RenewalStore
+	// Nonce, when set, makes the endpoints require DPoP nonces.
+	Nonce NonceSource
+	// DPoPAlgs allowed in proofs; nil means dpop.DefaultAlgs.
+	DPoPAlgs []string
+	// AdminToken authenticates AdminHandler (Bearer); empty disables it.
+	AdminToken string
+	// Audit receives one JSON line per lease, renewal, denial and
+	// revocation; nil discards.
+	Audit *slog.Logger
+	// Log receives operational errors; nil means Audit.
+	Log *slog.Logger
+	// Now is the clock; nil means time.Now. Set Minter.Now to the same.
+	Now func() time.Time
+}
+
+// Issuer is a trusted subject-token issuer.
+type Issuer struct {
+	// Issuer is the iss value; required, compared exactly.
+	Issuer string
+	// Verifier verifies its tokens (signature, iss, aud, exp); required.
+	// For the embedded server: authserver.Server.AccessTokenVerifier();
+	// for an external OIDC issuer: an [*External].
+	Verifier token.Verifier
+	// Revoked, when set, is asked too (authserver.Server.Revoked).
+	Revoked func(ctx context.Context, c *token.Claims) (bool, error)
+	// AnyClient lets a token issued to one client lease for another app.
+	// False (the default): the subject token's client_id must be the
+	// leasing app, so one app's login cannot mint another app's lease.
+	AnyClient bool
+	// IgnoreScope: the token's scope does not bound the lease's (for
+	// external issuers whose scopes mean something else). False (the
+	// default): a lease scope outside the subject token's scope is
+	// invalid_scope (SECURITY.md token vending row 1).
+	IgnoreScope bool
+}
+
+// Service is the vending service. Create it with [New].
+type Service struct {
+	o        Options
+	now      func() time.Time
+	audit    *slog.Logger
+	log      *slog.Logger
+	renewals RenewalStore
+	quota    *quotaCounter
+}
+
+// New checks opts and returns a Service.
+func New(o Options) (*Service, error) {
+	var errs []error
+	req := func(ok bool, name string) {
+		if !ok {
+			errs = append(errs, fmt.Errorf("lease: %s is required", name))
+		}
+	}
+	req(o.Policy != nil, "Policy")
+	req(o.Minter != nil, "Minter")
+	req(o.Audience != "", "Audience")
+	req(o.BaseURL != "", "BaseURL")
+	req(len(o.Issuers) > 0, "Issuers")
+	req(o.Revocations != nil, "Revocations")
+	req(o.Replay != nil, "Replay")
+	if u, err := url.Parse(o.BaseURL); o.BaseURL != "" && (err != nil || !u.IsAbs() || strings.HasSuffix(o.BaseURL, "/")) {
+		errs = append(errs, errors.New("lease: BaseURL must be an absolute URL without a trailing slash"))
+	}
+	for i, is := range o.Issuers {
+		if is.Issuer == "" || is.Verifier == nil {
+			errs = append(errs, fmt.Errorf("lease: Issuers[%d] needs Issuer and Verifier", i))
+		}
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	s := &Service{o: o, now: o.Now, audit: o.Audit, log: o.Log, renewals: o.Renewals}
+	if s.now == nil {
+		s.now = time.Now
+	}
+	if s.audit == nil {
+		s.audit = slog.New(slog.NewJSONHandler(io.Discard, nil))
+	}
+	if s.log == nil {
+		s.log = s.audit
+	}
+	if s.renewals == nil {
+		s.renewals = NewMemRenewals(s.now)
+	}
+	s.quota = newQuotaCounter()
+	return s, nil
+}
+
+// Handler serves the vending endpoints; the route table, top to bottom.
+func (s *Service) Handler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("POST "+PathLease, s.serveLease)
+	mux.HandleFunc("POST "+PathRenew, s.serveRenew)
+	mux.HandleFunc("POST "+PathRevoke, s.serveRevoke)
+	for _, p := range []string{PathLease, PathRenew, PathRevoke} {
+		mux.HandleFunc("OPTIONS "+p, servePreflight)
+	}
+	return mux
+}
+
+// servePreflight answers CORS preflights: the DPoP header forces one.
+func servePreflight(w http.ResponseWriter, _ *http.Request) {
+	h := w.Header()
+	h.Set("Access-Control-Allow-Origin", "*")
+	h.Set("Access-Control-Allow-Methods", "POST")
+	h.Set("Access-Control-Allow-Headers", "Content-Type, DPoP")
+	h.Set("Access-Control-Max-Age", "600")
+	w.WriteHeader(http.StatusNoContent)
+}
+
+// verifyProof checks the request's DPoP proof for the endpoint at path.
+// Errors: invalid_dpop_proof or use_dpop_nonce (400, with a fresh
+// DPoP-Nonce), or 503 when the replay store cannot answer.
+//
+// https://www.rfc-editor.org/rfc/rfc9449#section-4.3
+func (s *Service) verifyProof(ctx context.Context, r *http.Request, path string) (*dpop.Proof, error) {
+	raw, err := dpop.SingleProof(r.Header.Values("DPoP"))
+	if err == nil {
+		opts := dpop.VerifyOptions{Now: s.now, Replay: s.o.Replay, Algs: s.o.DPoPAlgs}
+		if s.o.Nonce != nil {
+			opts.Nonce = s.o.Nonce
+		}
+		var p *dpop.Proof
+		p, err = dpop.Verify(ctx, raw, dpop.Request{Method: http.MethodPost, URL: s.o.BaseURL + path}, opts)
+		if err == nil {
+			return p, nil
+		}
+	}
+	var ce *dpop.CheckError
+	if !errors.As(err, &ce) {
+		return nil, unavailable(err)
+	}
+	e := &Error{Status: http.StatusBadRequest, Code: ce.Code(), Msg: ce.Description(), Err: err}
+	if ce.Code() == dpop.CodeUseNonce && s.o.Nonce != nil {
+		e.Header = http.Header{"Dpop-Nonce": {s.o.Nonce.Current()}}
+	}
+	if e.Code == dpop.CodeInvalidToken { // no token is bound at these endpoints
+		e.Code = CodeInvalidDPoPProof
+	}
+	return nil, e
+}
