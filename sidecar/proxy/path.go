@@ -18,6 +18,7 @@ var (
 	errPathEncoding  = errors.New("path contains an invalid percent-encoding")
 	errPathEncoded   = errors.New("path contains an encoded dot, slash, backslash, percent, NUL or delimiter")
 	errPathDot       = errors.New("path contains a dot segment")
+	errPathDelimiter = errors.New("path contains a literal ? or #")
 	errPathEmptySeg  = errors.New("path contains an empty segment (//)")
 )
 
@@ -57,6 +58,8 @@ func CanonicalPath(raw string) (string, error) {
 			return "", errPathBackslash
 		case c == ';':
 			return "", errPathParam
+		case c == '#' || c == '?':
+			return "", errPathDelimiter
 		case c == '%':
 			if i+2 >= len(raw) || !isHex(raw[i+1]) || !isHex(raw[i+2]) {
 				return "", errPathEncoding
