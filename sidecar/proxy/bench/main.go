@@ -161,8 +161,8 @@ func run(dur time.Duration, workers, entries int) error {
 	heapUnderLoad := ms.HeapInuse
 
 	rate := bareRes.rps / 2
-	bareHalf := openLoop(client, bareReq, rate, dur)
-	fullHalf := openLoop(client, fullReq(proofs(int(rate*dur.Seconds())+1000)), rate, dur)
+	bareHalf := openLoop(client, bareReq, workers, rate, dur)
+	fullHalf := openLoop(client, fullReq(proofs(int(rate*dur.Seconds())+1000)), workers, rate, dur)
 
 	fmt.Println()
 	fmt.Printf("%-34s %12s %10s %10s %8s\n", "phase", "req/s", "p50", "p99", "errors")
@@ -254,7 +254,7 @@ func closedLoop(c *http.Client, next func(int) (*http.Request, bool), workers in
 // schedules requests and a bounded pool of senders takes them; latency is
 // measured from the scheduled time, so queueing shows in it (no coordinated
 // omission).
-func openLoop(c *http.Client, next func(int) (*http.Request, bool), rate float64, d time.Duration) result {
+func openLoop(c *http.Client, next func(int) (*http.Request, bool), senders int, rate float64, d time.Duration) result {
 	interval := time.Duration(float64(time.Second) / rate)
 	n := int(d / interval)
 	type job struct {
@@ -266,7 +266,7 @@ func openLoop(c *http.Client, next func(int) (*http.Request, bool), rate float64
 	var all []time.Duration
 	errs := 0
 	var wg sync.WaitGroup
-	for w := 0; w < 128; w++ {
+	for w := 0; w < senders; w++ {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
