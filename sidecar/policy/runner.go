@@ -17,9 +17,9 @@ var DefaultTestTime = time.Date(2026, 1, 5, 12, 0, 0, 0, time.UTC)
 
 // TestCase is one test written beside the policy:
 //
-//	- name: ops may write, clamped
-//	  given: {subject: alice, app: orders-app, scopes: [orders:write], ttl: 1h}
-//	  expect: {decision: allow, scopes: [orders:write], ttl: 5m, rule: ops-write}
+//   - name: ops may write, clamped
+//     given: {subject: alice, app: orders-app, scopes: [orders:write], ttl: 1h}
+//     expect: {decision: allow, scopes: [orders:write], ttl: 5m, rule: ops-write}
 type TestCase struct {
 	Name   string `yaml:"name"`
 	Given  Given  `yaml:"given"`

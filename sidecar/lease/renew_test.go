@@ -1,0 +1,254 @@
+package lease
+
+import (
+	"context"
+	"errors"
+	"net/url"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/keyless-dev/keyless/sidecar/dpop"
+	"github.com/keyless-dev/keyless/sidecar/store"
+	"github.com/keyless-dev/keyless/sidecar/store/boltstore"
+)
+
+func (h *harness) leaseFor(sub, app string) (result, dpop.Signer) {
+	h.t.Helper()
+	k := newKey(h.t)
+	r := h.lease(k, map[string]any{"subject_token": h.login(sub, app, readWrite, k), "client_id": app})
+	if r.status != 200 {
+		h.t.Fatalf("lease: %d %s", r.status, r.raw)
+	}
+	return r, k
+}
+
+func (h *harness) renew(rt string, k dpop.Signer) result {
+	h.t.Helper()
+	return h.postJSON(PathRenew, map[string]any{"renewal_token": rt}, k)
+}
+
+func (h *harness) leaseRevoked(leaseID string) bool {
+	h.t.Helper()
+	ok, err := h.db.AnyRevoked(context.Background(), store.Revocation{Kind: store.KindLease, Value: leaseID})
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	return ok
+}
+
+func TestRenewRotates(t *testing.T) {
+	h := newHarness(t)
+	r0, k := h.leaseFor("alice", "demo-app")
+	h.clk.add(4 * time.Minute)
+	r1 := h.renew(r0.str("renewal_token"), k)
+	if r1.status != 200 {
+		t.Fatalf("renew: %d %s", r1.status, r1.raw)
+	}
+	if r1.str("lease_id") != r0.str("lease_id") || r1.str("renewal_token") == r0.str("renewal_token") || r1.str("access_token") == r0.str("access_token") {
+		t.Errorf("renewal did not rotate within the lease: %s", r1.raw)
+	}
+	c := h.verifyLease(r1.str("access_token"), apiAud)
+	if c.JKT != jkt(k) || c.LeaseID != r0.str("lease_id") || r1.body["expires_in"] != float64(300) {
+		t.Errorf("renewed claims = %+v, expires_in %v", c, r1.body["expires_in"])
+	}
+	if !strings.Contains(h.auditLog(), `"event":"lease.renew"`) {
+		t.Error("no renewal audit line")
+	}
+	// The new token renews again.
+	if r2 := h.renew(r1.str("renewal_token"), k); r2.status != 200 {
+		t.Fatalf("second renew: %d %s", r2.status, r2.raw)
+	}
+}
+
+func TestRenewReuseRevokesFamily(t *testing.T) {
+	h := newHarness(t)
+	r0, k := h.leaseFor("alice", "demo-app")
+	r1 := h.renew(r0.str("renewal_token"), k)
+	if r1.status != 200 {
+		t.Fatalf("renew: %d %s", r1.status, r1.raw)
+	}
+	// An attacker (or a confused tab) replays the used token.
+	wantError(t, h.renew(r0.str("renewal_token"), k), 400, CodeInvalidGrant)
+	if !h.leaseRevoked(r0.str("lease_id")) {
+		t.Fatal("reuse did not revoke the lease family")
+	}
+	// The legitimate newest token is dead too.
+	wantError(t, h.renew(r1.str("renewal_token"), k), 400, CodeInvalidGrant)
+	if !strings.Contains(h.auditLog(), `"event":"lease.renewal_reuse"`) {
+		t.Error("no reuse audit line")
+	}
+}
+
+func TestRenewOtherKeyDoesNotBurn(t *testing.T) {
+	h := newHarness(t)
+	r0, k := h.leaseFor("alice", "demo-app")
+	thief := newKey(t)
+	wantError(t, h.renew(r0.str("renewal_token"), thief), 400, CodeInvalidGrant)
+	if h.leaseRevoked(r0.str("lease_id")) {
+		t.Fatal("a wrong-key attempt revoked the lease")
+	}
+	if r := h.renew(r0.str("renewal_token"), k); r.status != 200 {
+		t.Fatalf("owner renew after thief: %d %s", r.status, r.raw)
+	}
+}
+
+func TestRenewAbsoluteLimit(t *testing.T) {
+	h := newHarness(t)
+	r0, k := h.leaseFor("zed", "short-app") // renew_limit 20m, cap 15m
+	h.clk.add(10 * time.Minute)
+	r1 := h.renew(r0.str("renewal_token"), k)
+	if r1.status != 200 {
+		t.Fatalf("renew: %d %s", r1.status, r1.raw)
+	}
+	// 10 minutes left in the family: the lease is cut to that, truthfully.
+	if r1.body["expires_in"] != float64(600) {
+		t.Errorf("expires_in = %v, want 600 (family limit)", r1.body["expires_in"])
+	}
+	h.clk.add(10 * time.Minute)
+	wantError(t, h.renew(r1.str("renewal_token"), k), 400, CodeInvalidGrant)
+}
+
+func TestRenewStopsWhenPolicyChanges(t *testing.T) {
+	h := newHarness(t)
+	r0, k := h.leaseFor("alice", "other-app")
+	changed := strings.Replace(testPolicy, `rules: [{name: all, subjects: ["*"], scopes: [orders:read]}]
+  preview-app`, `rules: [{name: only-bob, subjects: [bob], scopes: [orders:read]}]
+  preview-app`, 1)
+	if changed == testPolicy {
+		t.Fatal("policy edit did not apply")
+	}
+	h.setPolicy(changed)
+	wantError(t, h.renew(r0.str("renewal_token"), k), 400, CodeInvalidGrant)
+}
+
+func TestRenewStopsAfterAdminRevoke(t *testing.T) {
+	for _, kind := range []store.Kind{store.KindLease, store.KindSub, store.KindClient, store.KindJKT} {
+		t.Run(string(kind), func(t *testing.T) {
+			h := newHarness(t)
+			r0, k := h.leaseFor("alice", "demo-app")
+			value := map[store.Kind]string{store.KindLease: r0.str("lease_id"), store.KindSub: "alice", store.KindClient: "demo-app", store.KindJKT: jkt(k)}[kind]
+			r := h.postJSON(PathAdmin, map[string]any{"kind": string(kind), "value": value}, nil, "Authorization", "Bearer admin-secret")
+			if r.status != 200 {
+				t.Fatalf("admin revoke: %d %s", r.status, r.raw)
+			}
+			wantError(t, h.renew(r0.str("renewal_token"), k), 400, CodeInvalidGrant)
+			// The proxy's check (same store, same kinds) now refuses the lease.
+			c := h.verifyLease(r0.str("access_token"), apiAud)
+			revoked, _ := h.db.AnyRevoked(context.Background(),
+				store.Revocation{Kind: store.KindLease, Value: c.LeaseID}, store.Revocation{Kind: store.KindSub, Value: c.Subject},
+				store.Revocation{Kind: store.KindClient, Value: c.ClientID}, store.Revocation{Kind: store.KindJKT, Value: c.JKT})
+			if !revoked {
+				t.Error("the proxy would still accept the lease")
+			}
+			if !strings.Contains(h.auditLog(), `"by":"admin"`) {
+				t.Error("no admin revocation audit line")
+			}
+		})
+	}
+}
+
+func TestAdminHandlerAuth(t *testing.T) {
+	h := newHarness(t)
+	for _, hdr := range []string{"", "Bearer wrong", "Basic admin-secret"} {
+		r := h.postJSON(PathAdmin, map[string]any{"kind": "sub", "value": "alice"}, nil, "Authorization", hdr)
+		if r.status != 401 {
+			t.Errorf("Authorization %q: %d", hdr, r.status)
+		}
+	}
+	r := h.postJSON(PathAdmin, map[string]any{"kind": "family", "value": "x"}, nil, "Authorization", "Bearer admin-secret")
+	wantError(t, r, 400, CodeInvalidRequest)
+}
+
+func TestOwnerRevoke(t *testing.T) {
+	h := newHarness(t)
+	revoke := func(tok, client string, k dpop.Signer) result {
+		return h.postForm(PathRevoke, url.Values{"token": {tok}, "client_id": {client}, "token_type_hint": {"refresh_token"}}, k)
+	}
+	t.Run("lease by its owner", func(t *testing.T) {
+		r0, k := h.leaseFor("alice", "demo-app")
+		if r := revoke(r0.str("access_token"), "demo-app", k); r.status != 200 {
+			t.Fatalf("revoke: %d %s", r.status, r.raw)
+		}
+		if !h.leaseRevoked(r0.str("lease_id")) {
+			t.Fatal("not revoked")
+		}
+		wantError(t, h.renew(r0.str("renewal_token"), k), 400, CodeInvalidGrant)
+	})
+	t.Run("renewal token by its owner (wrong hint)", func(t *testing.T) {
+		r0, k := h.leaseFor("alice", "demo-app")
+		if r := revoke(r0.str("renewal_token"), "demo-app", k); r.status != 200 {
+			t.Fatalf("revoke: %d %s", r.status, r.raw)
+		}
+		if !h.leaseRevoked(r0.str("lease_id")) {
+			t.Fatal("not revoked")
+		}
+	})
+	t.Run("another client's lease stays valid", func(t *testing.T) {
+		r0, k := h.leaseFor("alice", "demo-app")
+		wantError(t, revoke(r0.str("access_token"), "other-app", k), 400, CodeUnauthorizedClient)
+		if h.leaseRevoked(r0.str("lease_id")) {
+			t.Fatal("revoked by another client")
+		}
+	})
+	t.Run("another key cannot revoke", func(t *testing.T) {
+		r0, _ := h.leaseFor("alice", "demo-app")
+		wantError(t, revoke(r0.str("access_token"), "demo-app", newKey(t)), 400, CodeUnauthorizedClient)
+		if h.leaseRevoked(r0.str("lease_id")) {
+			t.Fatal("revoked by another key")
+		}
+	})
+	t.Run("unknown, garbage, already revoked: 200", func(t *testing.T) {
+		r0, k := h.leaseFor("alice", "demo-app")
+		for _, tok := range []string{"garbage", RenewalPrefix + "nope", "a.b.c", r0.str("access_token"), r0.str("access_token")} {
+			if r := revoke(tok, "demo-app", k); r.status != 200 {
+				t.Errorf("revoke %.12q: %d %s", tok, r.status, r.raw)
+			}
+		}
+	})
+	t.Run("no proof", func(t *testing.T) {
+		r := h.postForm(PathRevoke, url.Values{"token": {"x"}, "client_id": {"demo-app"}}, nil)
+		wantError(t, r, 400, CodeInvalidDPoPProof)
+	})
+}
+
+// TestRenewalStores runs the same conformance checks over both stores.
+func TestRenewalStores(t *testing.T) {
+	clk := &clock{t: time.Unix(1_800_000_000, 0)}
+	db, err := boltstore.Open(filepath.Join(t.TempDir(), "r.db"), boltstore.Options{Now: clk.now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	stores := map[string]RenewalStore{"mem": NewMemRenewals(clk.now), "kv": &KVRenewals{KV: db, Now: clk.now}}
+	for name, s := range stores {
+		t.Run(name, func(t *testing.T) {
+			ctx := context.Background()
+			g := grant{LeaseID: "L", JKT: "J", FamilyExpiry: clk.now().Add(time.Hour)}
+			if err := s.Put(ctx, "h1", &Renewal{Grant: g}); err != nil {
+				t.Fatal(err)
+			}
+			if r, err := s.Get(ctx, "h0"); r != nil || err != nil {
+				t.Fatalf("Get(unknown) = %v, %v", r, err)
+			}
+			if err := s.Rotate(ctx, "h1", "h2", &Renewal{Grant: g}); err != nil {
+				t.Fatal(err)
+			}
+			if err := s.Rotate(ctx, "h1", "h3", &Renewal{Grant: g}); !errors.Is(err, ErrRenewalUsed) {
+				t.Fatalf("second Rotate = %v, want ErrRenewalUsed", err)
+			}
+			r, err := s.Get(ctx, "h1")
+			if err != nil || r == nil || !r.Used {
+				t.Fatalf("Get(h1) = %+v, %v; want used", r, err)
+			}
+			if r, _ := s.Get(ctx, "h3"); r != nil {
+				t.Fatal("failed rotation stored its token")
+			}
+			if r, _ := s.Get(ctx, "h2"); r == nil || r.Used || r.Grant.LeaseID != "L" {
+				t.Fatalf("Get(h2) = %+v", r)
+			}
+		})
+	}
+}
+
