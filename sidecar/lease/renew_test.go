@@ -251,4 +251,3 @@ func TestRenewalStores(t *testing.T) {
 		})
 	}
 }
-

@@ -1,0 +1,117 @@
+package main
+
+import (
+	"bytes"
+	"errors"
+	"flag"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+const examplePolicy = "../../policy/testdata/example.yaml"
+
+func runCLI(args ...string) (stdout, stderr string, err error) {
+	var o, e bytes.Buffer
+	err = Run(args, &o, &e)
+	return o.String(), e.String(), err
+}
+
+func writeTemp(t *testing.T, name, body string) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), name)
+	if err := os.WriteFile(p, []byte(body), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func TestPolicyCheckAndTestExample(t *testing.T) {
+	out, errOut, err := runCLI("policy", "check", examplePolicy)
+	if err != nil || !strings.Contains(out, ": ok (3 apps") {
+		t.Fatalf("policy check: err=%v out=%q stderr=%q", err, out, errOut)
+	}
+	out, errOut, err = runCLI("policy", "test", examplePolicy)
+	if err != nil || !strings.Contains(out, "ok\t"+examplePolicy+"\t13 policy tests passed") || strings.Contains(out, "FAIL") {
+		t.Fatalf("policy test: err=%v out=%q stderr=%q", err, out, errOut)
+	}
+	out, _, err = runCLI("policy", "test", "--run", "^sandbox", examplePolicy)
+	if err != nil || strings.Count(out, "--- PASS") != 1 {
+		t.Fatalf("policy test --run: err=%v out=%q", err, out)
+	}
+}
+
+func TestPolicyTestFailures(t *testing.T) {
+	file := writeTemp(t, "p.yaml", `apps:
+  a:
+    scopes: {r: read}
+    rules: [{name: all, subjects: ["*"], scopes: [r]}]
+tests:
+  - name: right
+    given: {subject: s, app: a}
+    expect: {decision: allow}
+  - name: wrong
+    given: {subject: s, app: a}
+    expect: {decision: deny}
+`)
+	out, _, err := runCLI("policy", "test", "--format", "github", file)
+	if exitCode(err) != 1 {
+		t.Fatalf("exit %d, want 1 (err %v)", exitCode(err), err)
+	}
+	for _, w := range []string{"--- PASS: right", "--- FAIL: wrong (" + file + ":9)", "decision: got allow", "::error file=" + file + ",line=9::", "1 of 2 policy tests failed"} {
+		if !strings.Contains(out, w) {
+			t.Errorf("output lacks %q:\n%s", w, out)
+		}
+	}
+}
+
+func TestPolicyCheckErrors(t *testing.T) {
+	file := writeTemp(t, "bad.yaml", `defaults:
+  max_ttl: 2h
+apps:
+  a:
+    scopes: {r: read}
+    rules:
+      - {subjects: [x], scopes: [r], when: 'subject ==', colour: blue}
+`)
+	for _, sub := range []string{"check", "test"} {
+		_, errOut, err := runCLI("policy", sub, file)
+		if exitCode(err) != 1 {
+			t.Errorf("%s: exit %d, want 1", sub, exitCode(err))
+		}
+		for _, w := range []string{file + ":2: defaults.max_ttl", file + ":7: unknown field \"colour\""} {
+			if !strings.Contains(errOut, w) {
+				t.Errorf("%s: stderr lacks %q:\n%s", sub, w, errOut)
+			}
+		}
+	}
+}
+
+func TestPolicyUsage(t *testing.T) {
+	tests := []struct {
+		args []string
+		code int
+	}{
+		{[]string{"policy"}, 2},
+		{[]string{"policy", "lint", "x"}, 2},
+		{[]string{"policy", "check"}, 2},
+		{[]string{"policy", "check", "a", "b"}, 2},
+		{[]string{"policy", "test", "--format", "xml", examplePolicy}, 2},
+		{[]string{"policy", "test", "--run", "(", examplePolicy}, 2},
+		{[]string{"policy", "test", "--nope", examplePolicy}, 2},
+		{[]string{"policy", "check", "/does/not/exist.yaml"}, 1},
+		{[]string{"policy", "test", "--run", "^nothing$", examplePolicy}, 1},
+	}
+	for _, tt := range tests {
+		if _, _, err := runCLI(tt.args...); exitCode(err) != tt.code {
+			t.Errorf("%v: exit %d (%v), want %d", tt.args, exitCode(err), err, tt.code)
+		}
+	}
+	for _, args := range [][]string{{"policy", "--help"}, {"policy", "check", "--help"}, {"policy", "test", "--help"}} {
+		_, errOut, err := runCLI(args...)
+		if !errors.Is(err, flag.ErrHelp) || exitCode(err) != 0 || !strings.Contains(errOut, "Usage: keyless policy") {
+			t.Errorf("%v: err=%v stderr=%q", args, err, errOut)
+		}
+	}
+}
