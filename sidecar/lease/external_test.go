@@ -23,7 +23,9 @@ type idp struct {
 	discHits atomic.Int32
 }
 
-func newIdP(t *testing.T, clk *clock) *idp {
+func newIdP(t *testing.T, clk *clock) *idp { return newIdPTB(t, clk) }
+
+func newIdPTB(t testing.TB, clk *clock) *idp {
 	t.Helper()
 	ks, err := token.NewKeySet(clk.now())
 	if err != nil {
@@ -49,9 +51,13 @@ func newIdP(t *testing.T, clk *clock) *idp {
 }
 
 func (p *idp) token(t *testing.T, sub, aud string, jkt string) string {
+	return p.tokenTB(t, sub, aud, jkt, "demo-app")
+}
+
+func (p *idp) tokenTB(t testing.TB, sub, aud, jkt, client string) string {
 	t.Helper()
 	raw, _, err := p.minter.Issue(context.Background(), token.Spec{
-		Subject: sub, Audience: []string{aud}, ClientID: "demo-app", Scope: []string{"openid", "profile"}, JKT: jkt,
+		Subject: sub, Audience: []string{aud}, ClientID: client, Scope: []string{"openid", "profile"}, JKT: jkt,
 	})
 	if err != nil {
 		t.Fatal(err)

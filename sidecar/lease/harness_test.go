@@ -101,6 +101,8 @@ type harness struct {
 	amu   sync.Mutex
 	extra []Issuer
 	nonce NonceSource
+	// memRenewals keeps renewals in memory instead of the bbolt file.
+	memRenewals bool
 }
 
 type syncWriter struct {
@@ -150,6 +152,10 @@ func newHarness(t testing.TB, opts ...func(*harness)) *harness {
 	issuers := append([]Issuer{{
 		Issuer: as.Issuer(), Verifier: as.AccessTokenVerifier(), Revoked: as.Revoked,
 	}}, h.extra...)
+	var renewals RenewalStore = &KVRenewals{KV: db, Now: h.clk.now}
+	if h.memRenewals {
+		renewals = NewMemRenewals(h.clk.now)
+	}
 	svc, err := New(Options{
 		Policy:      h.policy,
 		Minter:      as.Minter(),
@@ -158,7 +164,7 @@ func newHarness(t testing.TB, opts ...func(*harness)) *harness {
 		Issuers:     issuers,
 		Revocations: db,
 		Replay:      &memstore.Replay{Now: h.clk.now},
-		Renewals:    &KVRenewals{KV: db, Now: h.clk.now},
+		Renewals:    renewals,
 		Nonce:       h.nonce,
 		AdminToken:  "admin-secret",
 		Audit:       audit,
