@@ -175,11 +175,19 @@ func (s *Service) renew(ctx context.Context, rt string, ttl time.Duration, proof
 		store.Revocation{Kind: store.KindFamily, Value: g.LeaseID},
 		store.Revocation{Kind: store.KindSub, Value: g.Subject},
 		store.Revocation{Kind: store.KindClient, Value: g.ClientID},
-		store.Revocation{Kind: store.KindJKT, Value: g.JKT})
+		store.Revocation{Kind: store.KindJKT, Value: g.JKT},
+		store.Revocation{Kind: store.KindJTI, Value: g.SubjectJTI})
 	if err != nil {
 		return fail(unavailable(err), &g, nil)
 	}
 	if revoked {
+		// Make it final: a subject, key or login-token revocation may be
+		// remembered for less time than the family lives (the issuer
+		// keeps a revoked jti only until the token's exp), and the family
+		// must not come back when it lapses.
+		if err := s.o.Revocations.Revoke(ctx, store.Revocation{Kind: store.KindLease, Value: g.LeaseID}, g.FamilyExpiry.Add(token.MaxTTL)); err != nil {
+			return fail(unavailable(err), &g, nil)
+		}
 		return fail(oauthErr(CodeInvalidGrant, "the lease was revoked"), &g, nil)
 	}
 	if ttl == 0 {
@@ -205,6 +213,7 @@ func (s *Service) renew(ctx context.Context, rt string, ttl time.Duration, proof
 	// the lease.
 	fam := g
 	fam.FamilyExpiry = time.Time{}
+	fam.Preview = d.Preview // the app's mode now, not when the family began
 	resp, err := s.mint(ctx, &fam, min(d.TTL, g.FamilyExpiry.Sub(now)), now)
 	if err != nil {
 		return fail(err, &g, &d)

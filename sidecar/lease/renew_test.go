@@ -251,3 +251,25 @@ func TestRenewalStores(t *testing.T) {
 		})
 	}
 }
+
+// TestLogoutAtIssuerStopsRenewal: revoking the login token at the
+// authorization server (RFC 7009) stops the lease family's renewal for
+// good, even after the issuer forgets the revoked jti.
+func TestLogoutAtIssuerStopsRenewal(t *testing.T) {
+	h := newHarness(t)
+	k := newKey(t)
+	login := h.login("alice", "demo-app", readWrite, k)
+	r0 := h.lease(k, map[string]any{"subject_token": login, "client_id": "demo-app"})
+	if r0.status != 200 {
+		t.Fatalf("lease: %d %s", r0.status, r0.raw)
+	}
+	if r := h.postForm("/revoke", url.Values{"token": {login}, "client_id": {"demo-app"}}, nil); r.status != 200 {
+		t.Fatalf("issuer revoke: %d %s", r.status, r.raw)
+	}
+	wantError(t, h.renew(r0.str("renewal_token"), k), 400, CodeInvalidGrant)
+	h.clk.add(30 * time.Minute) // the issuer's jti revocation has lapsed
+	wantError(t, h.renew(r0.str("renewal_token"), k), 400, CodeInvalidGrant)
+	if !h.leaseRevoked(r0.str("lease_id")) {
+		t.Error("the lease itself is not revoked")
+	}
+}

@@ -176,6 +176,7 @@ func (s *Service) vend(ctx context.Context, req *vendRequest, proof *dpop.Proof)
 	g := grant{
 		LeaseID: leaseID, Subject: claims.Subject, ClientID: req.ClientID, Issuer: claims.Issuer,
 		JKT: proof.JKT, Scopes: d.Scopes, Audience: aud, Preview: d.Preview, TTL: req.TTL,
+		SubjectJTI: claims.JTI,
 	}
 	if d.RenewLimit > 0 {
 		g.FamilyExpiry = now.Add(d.RenewLimit)
@@ -202,6 +203,9 @@ type grant struct {
 	Audience []string      `json:"aud"`
 	Preview  bool          `json:"preview,omitempty"`
 	TTL      time.Duration `json:"ttl"` // requested; zero: the cap
+	// SubjectJTI is the jti of the login token the family came from:
+	// revoking that token (a logout at the issuer) stops renewal.
+	SubjectJTI string `json:"subject_jti,omitempty"`
 	// FamilyExpiry is the absolute renewal limit; zero: no renewal.
 	FamilyExpiry time.Time `json:"family_exp"`
 }
@@ -326,7 +330,12 @@ func (s *Service) targets(app *policy.App, want []string) ([]string, error) {
 		allowed = []string{s.o.Audience}
 	}
 	if len(want) == 0 {
-		return []string{s.o.Audience}, nil
+		// The service's audience, unless the app's allow-list leaves it
+		// out: then the app's first resource.
+		if slices.Contains(allowed, s.o.Audience) {
+			return []string{s.o.Audience}, nil
+		}
+		return []string{allowed[0]}, nil
 	}
 	var aud []string
 	for _, t := range want {
