@@ -175,7 +175,7 @@ func newHarness(t testing.TB, opts ...func(*harness)) *harness {
 	}
 	as.RegisterGrant(authserver.GrantTokenExchange, authserver.GrantFunc(svc.ExchangeGrant))
 	mux := http.NewServeMux()
-	mux.Handle("/v1/admin/", svc.AdminHandler())
+	mux.Handle("/admin/v1/lease/", svc.AdminHandler())
 	mux.Handle("/v1/", svc.Handler())
 	mux.Handle("/", as.Handler())
 	srv.Config.Handler = mux

@@ -176,7 +176,7 @@ func (s *Service) Revoke(ctx context.Context, kind store.Kind, value, by string)
 	return nil
 }
 
-// AdminHandler serves POST /v1/admin/revoke, JSON {"kind": "lease|sub|
+// AdminHandler serves POST /admin/v1/lease/revoke, JSON {"kind": "lease|sub|
 // client|jkt", "value": "..."} with "Authorization: Bearer <AdminToken>".
 // Serve it on the admin (loopback) listener only. With no AdminToken it
 // answers 404.

@@ -16,7 +16,7 @@
 // operation is an RFC 8693 token exchange at the authorization server's
 // token endpoint: register [Service.ExchangeGrant] for
 // [authserver.GrantTokenExchange]. [Service.AdminHandler] revokes by lease,
-// subject, app or key thumbprint.
+// subject, app or key thumbprint (`keyless revoke`).
 //
 // # Binding
 //
@@ -55,7 +55,7 @@ const (
 	PathLease  = "/v1/lease"
 	PathRenew  = "/v1/lease/renew"
 	PathRevoke = "/v1/lease/revoke"
-	PathAdmin  = "/v1/admin/revoke"
+	PathAdmin  = "/admin/v1/lease/revoke" // on the admin listener
 )
 
 // NonceSource issues and checks DPoP server nonces (*nonce.Source).

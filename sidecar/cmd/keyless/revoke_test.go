@@ -1,0 +1,79 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/keyless-dev/keyless/sidecar/lease"
+	"github.com/keyless-dev/keyless/sidecar/policy"
+	"github.com/keyless-dev/keyless/sidecar/store"
+	"github.com/keyless-dev/keyless/sidecar/store/memstore"
+	"github.com/keyless-dev/keyless/sidecar/token"
+)
+
+type nopVerifier struct{}
+
+func (nopVerifier) Verify(context.Context, string) (*token.Claims, error) {
+	return nil, token.ErrInvalidToken
+}
+
+func TestRevokeCommand(t *testing.T) {
+	pol, err := policy.Load(examplePolicy)
+	if err != nil {
+		t.Fatal(err)
+	}
+	keys, err := token.NewKeySet(time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	revs := &memstore.Revocations{}
+	svc, err := lease.New(lease.Options{
+		Policy: func() *policy.Policy { return pol }, Minter: &token.Minter{Keys: keys, Issuer: "https://auth.example.test"},
+		Audience: "https://api.example.test", BaseURL: "https://auth.example.test",
+		Issuers:     []lease.Issuer{{Issuer: "https://auth.example.test", Verifier: nopVerifier{}}},
+		Revocations: revs, Replay: &memstore.Replay{}, AdminToken: "tok-123",
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	admin := httptest.NewServer(svc.AdminHandler())
+	defer admin.Close()
+	dir := t.TempDir()
+	for name, v := range map[string]string{adminAddrFile: admin.URL, adminTokenFile: "tok-123"} {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(v+"\n"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for flagName, kind := range map[string]store.Kind{"--lease": store.KindLease, "--sub": store.KindSub, "--client": store.KindClient, "--jkt": store.KindJKT} {
+		out, errOut, err := runCLI("revoke", flagName, "v-"+string(kind), "--data", dir)
+		if err != nil || !strings.Contains(out, "revoked "+string(kind)) {
+			t.Fatalf("revoke %s: err=%v out=%q stderr=%q", flagName, err, out, errOut)
+		}
+		if ok, _ := revs.AnyRevoked(context.Background(), store.Revocation{Kind: kind, Value: "v-" + string(kind)}); !ok {
+			t.Errorf("%s: not revoked", flagName)
+		}
+	}
+	// Wrong token: the server refuses and the command fails.
+	os.WriteFile(filepath.Join(dir, adminTokenFile), []byte("wrong\n"), 0o600)
+	if _, _, err := runCLI("revoke", "--sub", "x", "--data", dir); err == nil || exitCode(err) != 1 {
+		t.Errorf("wrong admin token: err=%v", err)
+	}
+	for _, args := range [][]string{{"revoke"}, {"revoke", "--sub", "a", "--jkt", "b"}, {"revoke", "--sub", "a", "extra"}} {
+		if _, _, err := runCLI(args...); exitCode(err) != 2 {
+			t.Errorf("%v: exit %d, want 2", args, exitCode(err))
+		}
+	}
+	if _, errOut, err := runCLI("revoke", "--help"); !errors.Is(err, flag.ErrHelp) || !strings.Contains(errOut, "Usage: keyless revoke") {
+		t.Errorf("--help: %v %q", err, errOut)
+	}
+	if _, _, err := runCLI("revoke", "--sub", "a", "--data", t.TempDir()); err == nil {
+		t.Error("no running keyless: no error")
+	}
+}
