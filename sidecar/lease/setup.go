@@ -1,0 +1,157 @@
+package lease
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/keyless-dev/keyless/sidecar/authserver"
+	"github.com/keyless-dev/keyless/sidecar/config"
+	"github.com/keyless-dev/keyless/sidecar/policy"
+	"github.com/keyless-dev/keyless/sidecar/store"
+	"github.com/keyless-dev/keyless/sidecar/store/memstore"
+)
+
+// DB is what the vending service keeps in the keyless database: renewal
+// tokens and revocations (*boltstore.DB implements both).
+type DB interface {
+	store.KV
+	store.Revocations
+}
+
+// Setup is what a keyless process (`keyless dev`, `keyless serve`) gives
+// [FromConfig] to run the vending service beside the embedded
+// authorization server.
+type Setup struct {
+	// File names the config file in error positions.
+	File string
+	// Config is the loaded configuration: its policy and vending sections.
+	Config *config.Config
+	// Server is the embedded authorization server: the issuer trusted for
+	// subject tokens, the signer of leases, and the token endpoint where
+	// the exchange grant is registered.
+	Server *authserver.Server
+	// DB keeps renewals and revocations (the proxy must read the same
+	// revocations).
+	DB DB
+	// Audience is the lease aud when the vending section names none: the
+	// proxy's public URL (keyless dev: its listen URL).
+	Audience string
+	// SandboxPolicy, when the config has no policy section, grants every
+	// configured client's scopes to every user (keyless dev only; scopes
+	// ending ":read" are read scopes, the others write scopes).
+	SandboxPolicy bool
+	// AdminToken authenticates AdminHandler (the data dir's admin token).
+	AdminToken string
+	// Audit receives the audit lines; nil discards.
+	Audit *slog.Logger
+	// HTTPClient fetches external issuers' discovery and JWKS; nil means
+	// a client with a 10 s timeout.
+	HTTPClient *http.Client
+	// Now is the clock; nil means time.Now.
+	Now func() time.Time
+}
+
+// FromConfig builds the vending service from a keyless config and
+// registers the token exchange grant at st.Server's token endpoint. A
+// broken policy or vending section is an error naming file:line; the
+// caller must not start serving then.
+//
+// The caller mounts the handlers:
+//
+//	pub.Handle("/v1/lease", svc.Handler())
+//	pub.Handle("/v1/lease/", svc.Handler())
+//	adm.Handle("/admin/v1/lease/", svc.AdminHandler())
+func FromConfig(st Setup) (*Service, error) {
+	if st.Config == nil || st.Server == nil || st.DB == nil {
+		return nil, errors.New("lease: Setup needs Config, Server and DB")
+	}
+	vc, err := DecodeConfig(st.File, &st.Config.Vending)
+	if err != nil {
+		return nil, err
+	}
+	var pol *policy.Policy
+	switch {
+	case st.Config.Policy.Kind != 0:
+		if pol, err = policy.FromNode(st.File, &st.Config.Policy); err != nil {
+			return nil, err
+		}
+	case st.SandboxPolicy:
+		if pol, err = SandboxPolicy(st.Config); err != nil {
+			return nil, err
+		}
+	default:
+		return nil, fmt.Errorf("%s: no policy section: the vending service needs one (see `keyless policy check`)", st.File)
+	}
+	aud := vc.Audience
+	if aud == "" {
+		aud = st.Audience
+	}
+	if aud == "" {
+		return nil, fmt.Errorf("%s: vending.audience (the proxy's public URL) is required", st.File)
+	}
+	now := st.Now
+	if now == nil {
+		now = time.Now
+	}
+	issuers := append([]Issuer{{
+		Issuer: st.Server.Issuer(), Verifier: st.Server.AccessTokenVerifier(), Revoked: st.Server.Revoked,
+	}}, vc.ExternalIssuers(st.HTTPClient, now)...)
+	svc, err := New(Options{
+		Policy:      func() *policy.Policy { return pol },
+		Minter:      st.Server.Minter(),
+		Audience:    aud,
+		BaseURL:     st.Server.Issuer(),
+		Issuers:     issuers,
+		Revocations: st.DB,
+		Replay:      &memstore.Replay{Now: now},
+		Renewals:    &KVRenewals{KV: st.DB, Now: now},
+		AdminToken:  st.AdminToken,
+		Audit:       st.Audit,
+		Now:         now,
+	})
+	if err != nil {
+		return nil, err
+	}
+	st.Server.RegisterGrant(authserver.GrantTokenExchange, authserver.GrantFunc(svc.ExchangeGrant))
+	return svc, nil
+}
+
+// SandboxPolicy is the `keyless dev` policy when the config has none:
+// every user may lease every scope of every configured client; scopes
+// ending ":read" are read scopes (granted when none are asked for), the
+// others write scopes. It goes through the same parser and validation as
+// a policy file.
+func SandboxPolicy(cfg *config.Config) (*policy.Policy, error) {
+	var b strings.Builder
+	b.WriteString("apps:\n")
+	ids := make([]string, 0, len(cfg.Clients))
+	for _, c := range cfg.Clients {
+		ids = append(ids, c.ID)
+	}
+	sort.Strings(ids)
+	for _, id := range ids {
+		c := cfg.Client(id)
+		fmt.Fprintf(&b, "  %q:\n    scopes:\n", id)
+		for _, s := range c.Scopes {
+			kind := "write"
+			if strings.HasSuffix(s, ":read") || s == "read" {
+				kind = "read"
+			}
+			fmt.Fprintf(&b, "      %q: %s\n", s, kind)
+		}
+		fmt.Fprintf(&b, "    rules:\n      - name: sandbox\n        subjects: [\"*\"]\n        write: true\n        scopes: [")
+		for i, s := range c.Scopes {
+			if i > 0 {
+				b.WriteString(", ")
+			}
+			fmt.Fprintf(&b, "%q", s)
+		}
+		b.WriteString("]\n")
+	}
+	return policy.Parse("sandbox-policy", []byte(b.String()))
+}

@@ -1,0 +1,112 @@
+package lease
+
+import (
+	"context"
+	"net/http"
+	"net/http/httptest"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"go.yaml.in/yaml/v3"
+
+	"github.com/keyless-dev/keyless/sidecar/authserver"
+	"github.com/keyless-dev/keyless/sidecar/config"
+	"github.com/keyless-dev/keyless/sidecar/policy"
+	"github.com/keyless-dev/keyless/sidecar/store/boltstore"
+	"github.com/keyless-dev/keyless/sidecar/token"
+)
+
+func TestSandboxPolicy(t *testing.T) {
+	cfg, err := config.Sandbox("pw")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := SandboxPolicy(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := p.Evaluate(policy.Request{App: config.SandboxClientID, Subject: config.SandboxUser, Time: policy.DefaultTestTime})
+	if !d.Allow || strings.Join(d.Scopes, " ") != "api:read" || d.TTL != policy.DefaultMaxTTL {
+		t.Errorf("default lease: %+v", d)
+	}
+	if d := p.Evaluate(policy.Request{App: config.SandboxClientID, Subject: "anyone", Scopes: []string{"api:write"}}); !d.Allow {
+		t.Errorf("write lease: %+v", d)
+	}
+}
+
+// TestFromConfig wires the service the way keyless dev/serve would, from
+// a config file with policy and vending sections, and leases through the
+// token endpoint.
+func TestFromConfig(t *testing.T) {
+	clk := &clock{t: time.Unix(1_800_000_000, 0)}
+	srv := httptest.NewUnstartedServer(nil)
+	src := `
+issuer:
+  url: http://` + srv.Listener.Addr().String() + `
+clients:
+  - id: demo-app
+    scopes: [api:read, api:write]
+vending:
+  audience: https://api.example.test
+policy:
+  apps:
+    demo-app:
+      scopes: {api:read: read, api:write: write}
+      rules: [{name: all, subjects: ["*"], scopes: [api:read]}]
+`
+	var cfg config.Config
+	if err := yaml.Unmarshal([]byte(src), &cfg); err != nil {
+		t.Fatal(err)
+	}
+	db, err := boltstore.Open(filepath.Join(t.TempDir(), "k.db"), boltstore.Options{Now: clk.now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	as, err := authserver.New(context.Background(), authserver.Options{Config: &cfg, DB: db, Revocations: db, Now: clk.now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	svc, err := FromConfig(Setup{File: "keyless.yaml", Config: &cfg, Server: as, DB: db, Now: clk.now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	mux := http.NewServeMux()
+	mux.Handle("/v1/lease", svc.Handler())
+	mux.Handle("/v1/lease/", svc.Handler())
+	mux.Handle("/", as.Handler())
+	srv.Config.Handler = mux
+	srv.Start()
+	defer srv.Close()
+	h := &harness{t: t, clk: clk, srv: srv, as: as, svc: svc, db: db}
+	k := newKey(t)
+	raw, _, err := as.Minter().Issue(context.Background(), token.Spec{
+		Subject: "alice", Audience: []string{as.Issuer()}, ClientID: "demo-app", Scope: []string{"api:read"}, JKT: jkt(k)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := h.lease(k, map[string]any{"subject_token": raw, "client_id": "demo-app"})
+	if r.status != 200 || r.str("scope") != "api:read" {
+		t.Fatalf("lease: %d %s", r.status, r.raw)
+	}
+	h.verifyLease(r.str("access_token"), "https://api.example.test")
+	if r := h.renew(r.str("renewal_token"), k); r.status != 200 {
+		t.Fatalf("renew: %d %s", r.status, r.raw)
+	}
+
+	// A broken policy never starts the service, and says where.
+	bad := strings.Replace(src, "rules: [{name: all,", "rules: [{nmae: all,", 1)
+	var cfg2 config.Config
+	if err := yaml.Unmarshal([]byte(bad), &cfg2); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := FromConfig(Setup{File: "keyless.yaml", Config: &cfg2, Server: as, DB: db}); err == nil || !strings.Contains(err.Error(), "keyless.yaml:13: unknown field \"nmae\"") {
+		t.Fatalf("broken policy: %v", err)
+	}
+	cfg2.Policy = yaml.Node{}
+	if _, err := FromConfig(Setup{File: "keyless.yaml", Config: &cfg2, Server: as, DB: db}); err == nil || !strings.Contains(err.Error(), "no policy") {
+		t.Fatalf("no policy: %v", err)
+	}
+}
