@@ -115,8 +115,21 @@ func (s *Service) render(w http.ResponseWriter, r *http.Request, err error) {
 		}
 	}
 	body := map[string]string{"error": e.Code}
-	if e.Msg != "" {
-		body["error_description"] = e.Msg
+	if d := description(e.Msg); d != "" {
+		body["error_description"] = d
 	}
 	writeJSON(w, e.Status, body)
+}
+
+// description keeps only the characters RFC 6749 section 5.2 allows in
+// error_description (%x20-21 / %x23-5B / %x5D-7E). Messages are fixed
+// texts already; this makes sure a future one cannot break the rule.
+func description(s string) string {
+	b := make([]byte, 0, len(s))
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c == 0x20 || c == 0x21 || (c >= 0x23 && c <= 0x5b) || (c >= 0x5d && c <= 0x7e) {
+			b = append(b, c)
+		}
+	}
+	return string(b)
 }

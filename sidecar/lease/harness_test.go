@@ -325,6 +325,12 @@ func wantError(t testing.TB, r result, status int, code string) {
 	if cc := r.header.Get("Cache-Control"); cc != "no-store" {
 		t.Errorf("Cache-Control = %q, want no-store", cc)
 	}
+	for _, c := range []byte(r.str("error_description")) {
+		if c < 0x20 || c == '"' || c == '\\' || c > 0x7e {
+			t.Errorf("error_description %q has a character RFC 6749 section 5.2 forbids", r.str("error_description"))
+			break
+		}
+	}
 	if r.header.Get("Content-Type") != "application/json" {
 		t.Errorf("Content-Type = %q", r.header.Get("Content-Type"))
 	}

@@ -241,7 +241,7 @@ const maxRequestTTL = 24 * time.Hour
 
 // parseTTL accepts a positive number of seconds or a duration string.
 func parseTTL(raw json.RawMessage) (time.Duration, error) {
-	bad := oauthErr(CodeInvalidRequest, "ttl must be a number of seconds (at least 1) or a duration such as \"10m\"")
+	bad := oauthErr(CodeInvalidRequest, "ttl must be a number of seconds (at least 1) or a duration such as 10m")
 	var d time.Duration
 	var s string
 	var n json.Number

@@ -201,7 +201,7 @@ func (s *Service) AdminHandler() http.Handler {
 		if err == nil {
 			b, _ := json.Marshal(m)
 			if json.Unmarshal(b, &in) != nil || len(m) != 2 {
-				err = oauthErr(CodeInvalidRequest, "body must be {\"kind\": ..., \"value\": ...}")
+				err = oauthErr(CodeInvalidRequest, "body must be an object with exactly kind and value")
 			}
 		}
 		if err == nil {
