@@ -1,0 +1,95 @@
+// Package redisstore keeps keyless's shared state in Redis, for
+// deployments with several proxy replicas and issuers (issue 6). One
+// [Store], made with [New] from the `store: redis://...` config value,
+// implements every shared interface:
+//
+//   - store.Replay (dpop.ReplayCache): the jti replay cache;
+//   - store.Revocations, with a pub/sub-fed local cache;
+//   - ratelimit.Limiter: one token bucket per key for all replicas;
+//   - nonce.KeySource: the server-nonce HMAC key every replica shares.
+//
+// It passes the same conformance suite as memstore (storetest). The client
+// is a redis.UniversalClient: one server, Sentinel or Cluster by URL. The
+// package is the only one that imports go-redis.
+//
+// # Failing closed
+//
+// Every Redis error is returned to the caller, wrapped, never turned into an
+// answer: the proxy refuses the request with 503 (SECURITY.md decision 9)
+// and recovers by itself when Redis answers again (go-redis reconnects on
+// the next call). [Store.Ready] is what /readyz asks.
+//
+// # Replay
+//
+// A proof's (key thumbprint, jti) pair is recorded by one atomic SET NX
+// PXAT with the expiry the verifier computes, iat + MaxAge + FutureSkew
+// (SECURITY.md decision 15), rounded up to the millisecond, under
+//
+//	<prefix>{r<bucket>}:jti:<jkt>:<base64url(sha256(jti))>
+//
+// The jti is hashed so keys are bounded (RFC 9449 section 11.1). The bucket
+// (the first byte of the hash) is a Cluster hash tag: entries spread over
+// 256 slots, and each bucket has its own epoch key in the same slot.
+//
+// # Redis restarted empty: replay windows stay closed
+//
+// Redis without persistence (or a Cluster node without a replica) can come
+// back empty and forget the pairs used in the last MaxAge + FutureSkew. A
+// proof used just before the loss would then pass again. The store closes
+// that window by itself, with no help from the proxy:
+//
+//   - each bucket keeps an epoch, <prefix>{r<bucket>}:epoch, the time it
+//     started holding entries. It lives in the same slot as its entries, so
+//     it is lost exactly when they are;
+//   - Use runs in one script: read the epoch (creating it as now when
+//     missing, i.e. after a loss), and refuse with [ErrStoreReset] any proof
+//     whose iat (until − MaxAge − FutureSkew) is before epoch + FutureSkew,
+//     before writing anything.
+//
+// A proof whose entry was lost was first used before the loss, so its iat
+// is at most that time + FutureSkew: it is refused. Proofs made after the
+// loss pass once FutureSkew has passed; until then the proxy answers 503
+// (store unavailable) and clients retry with a new proof. So a restart costs
+// at most FutureSkew (5 s) of 503s, and never a replay. The same guard runs
+// on a brand-new Redis; [Store.InitEpoch] skips it on a first deployment.
+// [Store.Epoch] reports the last loss. MaxAge and FutureSkew in [Options]
+// must be at least the verifier's.
+//
+// # Revocations
+//
+// Revocations live in one sorted set, <prefix>rev, member
+// "<len(kind)>:<kind>:<value>", score = until in Unix ms: each entry's TTL
+// is its remaining lifetime, enforced by score (expired members are never
+// counted and are dropped on every write). One script adds (ZADD GT: a
+// later Revoke never shortens), prunes and PUBLISHes on the channel
+// <prefix>rev, atomically. AnyRevoked of several kinds is one ZMSCORE: one
+// round trip, one key (so one Cluster slot).
+//
+// Each Store keeps a local copy, fed by the channel, and answers from it
+// only while it is provably complete: a full read done since the current
+// subscription, and a ping on the subscribed connection, sent within
+// MaxStale (500 ms), answered. After a disconnect go-redis resubscribes and
+// the copy is read again in full, so no revocation is missed while a
+// replica was away; while the copy cannot answer, AnyRevoked asks Redis
+// (and fails when Redis is down). A revocation therefore reaches every
+// replica within MaxStale plus delivery, well inside the 1 s of
+// SECURITY.md decision 9. Options.NoCache turns the copy off.
+//
+// Revocations lost with Redis's data are re-seeded from the issuer's
+// durable list (boltstore): the set carries a marker that only
+// [Store.Reseed] writes, and AnyRevoked answers [ErrNotSeeded] (503) until
+// it is there, so nothing revoked comes back. The issuer runs
+// [Store.KeepSeeded] with its list.
+//
+// # Rate limits and nonce key
+//
+// Allow is ratelimit.Memory's token bucket as one Lua script on
+// <prefix>rl:<key>, with the caller's clock. NonceKey creates one random
+// 32-byte key with SET NX at <prefix>nonce-key and returns it to every
+// replica.
+//
+// # Clocks
+//
+// Expiries are absolute (PXAT, scores): keep replica and Redis clocks in
+// sync (NTP); a skew eats into the replay window.
+package redisstore

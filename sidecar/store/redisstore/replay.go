@@ -1,0 +1,143 @@
+package redisstore
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/keyless-dev/keyless/sidecar/dpop"
+)
+
+// ErrStoreReset is returned by Use for a proof that may have been used
+// before Redis lost its data (an empty restart): its iat is earlier than
+// the restart time + FutureSkew. The entry that recorded the first use may
+// be gone, so the store cannot tell a replay from a first use, and
+// refuses: the proxy answers 503, and the client's next proof (with a
+// fresh iat) passes once FutureSkew has passed since the restart. It is not
+// dpop.ErrReplay.
+var ErrStoreReset = errors.New("redisstore: proof predates the replay store's data (Redis restarted empty); retry with a new proof")
+
+// buckets is the number of replay shards. Each has its own hash tag (so it
+// is one Cluster slot, spread over the nodes) and its own epoch key in the
+// same slot: when the node holding a slot loses its data, the epoch goes
+// with the entries, and the loss is detected for exactly those entries.
+const buckets = 256
+
+// useScript records (jkt, jti) atomically, refusing proofs that predate
+// the bucket's epoch.
+//
+// KEYS[1] entry key, KEYS[2] the bucket's epoch key (same slot).
+// ARGV[1] until (ms), ARGV[2] now (ms), ARGV[3] guard (ms).
+// Returns 1 recorded (fresh), 0 replay, -1 predates the epoch.
+//
+// The entry is written with one SET NX PXAT (SECURITY.md decision 15);
+// the epoch check runs in the same script, so no entry is written for a
+// refused proof and nothing runs between the check and the write.
+var useScript = redis.NewScript(`
+local e = redis.call('GET', KEYS[2])
+if not e then
+  redis.call('SET', KEYS[2], ARGV[2])
+  e = ARGV[2]
+end
+if tonumber(ARGV[1]) < tonumber(e) + tonumber(ARGV[3]) then
+  return -1
+end
+if redis.call('SET', KEYS[1], '1', 'NX', 'PXAT', ARGV[1]) then
+  return 1
+end
+return 0
+`)
+
+// replayKeys returns the entry key and its bucket's epoch key:
+// <prefix>{r<bucket>}:jti:<jkt>:<base64url(sha256(jti))>. The jti is hashed
+// so keys are bounded and printable (RFC 9449 section 11.1); the jkt is the
+// thumbprint dpop computed, already bounded base64url.
+func (s *Store) replayKeys(jkt, jti string) (entry, epoch string) {
+	h := sha256.Sum256([]byte(jti))
+	tag := fmt.Sprintf("{r%02x}", h[0])
+	return s.prefix + tag + ":jti:" + jkt + ":" + base64.RawURLEncoding.EncodeToString(h[:]),
+		s.prefix + tag + ":epoch"
+}
+
+func (s *Store) epochKey(bucket int) string {
+	return fmt.Sprintf("%s{r%02x}:epoch", s.prefix, bucket)
+}
+
+// Use implements dpop.ReplayCache: one atomic script per proof, one round
+// trip. It returns nil for a fresh pair, dpop.ErrReplay for a pair already
+// recorded, ErrStoreReset (see the package doc), or the Redis error.
+//
+// https://www.rfc-editor.org/rfc/rfc9449#section-11.1
+func (s *Store) Use(ctx context.Context, jkt, jti string, until time.Time) error {
+	entry, epoch := s.replayKeys(jkt, jti)
+	n, err := useScript.Run(ctx, s.c, []string{entry, epoch},
+		ceilMilli(until), s.now().UnixMilli(), s.guard.Milliseconds()).Int64()
+	if err != nil {
+		return wrap("replay", err)
+	}
+	switch n {
+	case 1:
+		return nil
+	case 0:
+		return dpop.ErrReplay
+	case -1:
+		return ErrStoreReset
+	}
+	return fmt.Errorf("redisstore: replay script answered %d", n)
+}
+
+// InitEpoch marks every replay bucket that has no epoch yet as holding all
+// entries since at: proofs are then refused by the restart guard only if
+// their iat is before at + FutureSkew. It is for a first deployment (where
+// no proof was ever used, so time.Now().Add(-time.Hour) is safe) and for
+// tests; it never moves an existing epoch. Never call it after Redis lost
+// its data with a time before the loss: that reopens the replay window the
+// guard closes. Without it, the first Use of each bucket sets the epoch to
+// now, which costs FutureSkew of 503s after the first start.
+func (s *Store) InitEpoch(ctx context.Context, at time.Time) error {
+	_, err := s.c.Pipelined(ctx, func(p redis.Pipeliner) error {
+		for b := range buckets {
+			p.SetNX(ctx, s.epochKey(b), at.UnixMilli(), 0)
+		}
+		return nil
+	})
+	if err != nil {
+		return wrap("init epoch", err)
+	}
+	return nil
+}
+
+// Epoch is the latest time any replay bucket started holding entries: the
+// last time Redis (or a Cluster node) came back empty, or the first start.
+// A bucket with no epoch yet (never used since) counts as now. Proofs with
+// iat before Epoch + FutureSkew may be refused with ErrStoreReset. For
+// metrics and operators; Use enforces it by itself.
+func (s *Store) Epoch(ctx context.Context) (time.Time, error) {
+	cmds := make([]*redis.StringCmd, buckets)
+	_, err := s.c.Pipelined(ctx, func(p redis.Pipeliner) error {
+		for b := range buckets {
+			cmds[b] = p.Get(ctx, s.epochKey(b))
+		}
+		return nil
+	})
+	if err != nil && !errors.Is(err, redis.Nil) {
+		return time.Time{}, wrap("epoch", err)
+	}
+	var latest int64
+	for _, c := range cmds {
+		ms, err := c.Int64()
+		if errors.Is(err, redis.Nil) {
+			return s.now(), nil
+		}
+		if err != nil {
+			return time.Time{}, wrap("epoch", err)
+		}
+		latest = max(latest, ms)
+	}
+	return time.UnixMilli(latest), nil
+}
