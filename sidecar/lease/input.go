@@ -3,7 +3,6 @@ package lease
 import (
 	"bytes"
 	"encoding/json"
-	"errors"
 	"io"
 	"mime"
 	"net/http"
@@ -283,5 +282,3 @@ func contains(list []string, s string) bool {
 	}
 	return false
 }
-
-var errNoProof = errors.New("lease: no DPoP proof")
