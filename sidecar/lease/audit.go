@@ -26,7 +26,7 @@ func attrInt(k string, v int64) slog.Attr { return slog.Int64(k, v) }
 func attrBool(k string, v bool) slog.Attr { return slog.Bool(k, v) }
 func itoa(v int64) string                 { return strconv.FormatInt(max(v, 1), 10) }
 func joinScope(s []string) string         { return strings.Join(s, " ") }
-func (g *grant) attrs() []slog.Attr {
+func (g *Family) attrs() []slog.Attr {
 	return []slog.Attr{
 		attr("lease_id", g.LeaseID), attr("sub", g.Subject), attr("client_id", g.ClientID),
 		attr("scope", joinScope(g.Scopes)), attr("jkt", g.JKT), attrBool("preview", g.Preview),
@@ -38,7 +38,7 @@ type denyInfo struct {
 	req      *vendRequest
 	claims   *token.Claims
 	decision *policy.Decision
-	grant    *grant
+	Family   *Family
 }
 
 // deny writes the audit line of a refusal. op is lease, exchange, renew
@@ -62,8 +62,8 @@ func (s *Service) deny(ctx context.Context, op string, err error, in *denyInfo, 
 		if in.decision != nil {
 			attrs = append(attrs, attr("rule", in.decision.Rule), attr("policy_reason", in.decision.Reason))
 		}
-		if in.grant != nil {
-			attrs = append(attrs, attr("lease_id", in.grant.LeaseID), attr("sub", in.grant.Subject), attr("client_id", in.grant.ClientID))
+		if in.Family != nil {
+			attrs = append(attrs, attr("lease_id", in.Family.LeaseID), attr("sub", in.Family.Subject), attr("client_id", in.Family.ClientID))
 		}
 	}
 	s.audit.LogAttrs(ctx, slog.LevelWarn, "lease denied", attrs...)

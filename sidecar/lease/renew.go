@@ -9,7 +9,6 @@ import (
 	"errors"
 	"net/http"
 	"strings"
-	"sync"
 	"time"
 
 	"log/slog"
@@ -24,32 +23,6 @@ import (
 // RenewalPrefix starts every renewal token, so a token endpoint can tell
 // one from its own refresh tokens and route it to [Service.RenewGrant].
 const RenewalPrefix = "klr_"
-
-// Renewal is a stored renewal token (under the SHA-256 of the token, never
-// the token): the lease family it renews and whether it was used.
-type Renewal struct {
-	Grant grant `json:"grant"`
-	Used  bool  `json:"used,omitempty"`
-}
-
-// ErrRenewalUsed is returned by [RenewalStore.Rotate] when the token was
-// already used (or is gone): reuse, which revokes the family.
-var ErrRenewalUsed = errors.New("lease: renewal token already used")
-
-// RenewalStore keeps renewal tokens. Implementations: [NewMemRenewals]
-// (one process) and [KVRenewals] (durable, over a store.KV such as
-// boltstore).
-type RenewalStore interface {
-	// Put stores a new token's record.
-	Put(ctx context.Context, hash string, r *Renewal) error
-	// Get returns the record, or nil when there is none (or it is past
-	// its family's limit).
-	Get(ctx context.Context, hash string) (*Renewal, error)
-	// Rotate atomically marks old used and stores next under newHash; it
-	// returns ErrRenewalUsed if old was already used, so two concurrent
-	// renewals cannot both succeed.
-	Rotate(ctx context.Context, old, newHash string, next *Renewal) error
-}
 
 // newRenewalToken returns an opaque 256-bit token and its storage hash.
 func newRenewalToken() (tok, hash string, err error) {
@@ -140,8 +113,8 @@ func (s *Service) RenewGrant(ctx context.Context, tr *authserver.TokenRequest) (
 // clientID, when not empty, must be the family's app.
 func (s *Service) renew(ctx context.Context, rt string, ttl time.Duration, proof *dpop.Proof, clientID string) (*Response, error) {
 	now := s.now()
-	fail := func(err error, g *grant, d *policy.Decision) (*Response, error) {
-		s.deny(ctx, "renew", err, &denyInfo{grant: g, decision: d}, proof)
+	fail := func(err error, g *Family, d *policy.Decision) (*Response, error) {
+		s.deny(ctx, "renew", err, &denyInfo{Family: g, decision: d}, proof)
 		return nil, err
 	}
 	if rt == "" || !strings.HasPrefix(rt, RenewalPrefix) || len(rt) > 256 {
@@ -155,7 +128,7 @@ func (s *Service) renew(ctx context.Context, rt string, ttl time.Duration, proof
 	if rec == nil {
 		return fail(oauthErr(CodeInvalidGrant, "unknown renewal token"), nil, nil)
 	}
-	g := rec.Grant
+	g := rec.Family
 	// Only the key the family is bound to may use its token; someone
 	// else's proof neither renews nor burns it.
 	if proof.JKT != g.JKT {
@@ -203,7 +176,7 @@ func (s *Service) renew(ctx context.Context, rt string, ttl time.Duration, proof
 	if err != nil {
 		return nil, err
 	}
-	if err := s.renewals.Rotate(ctx, h, nh, &Renewal{Grant: g}); err != nil {
+	if err := s.renewals.Rotate(ctx, h, nh, &Renewal{Family: g}); err != nil {
 		if errors.Is(err, ErrRenewalUsed) {
 			return s.reuse(ctx, &g, proof)
 		}
@@ -226,7 +199,7 @@ func (s *Service) renew(ctx context.Context, rt string, ttl time.Duration, proof
 
 // reuse handles a used renewal token presented again: someone holds a
 // copy. The whole family is revoked, at the proxy too.
-func (s *Service) reuse(ctx context.Context, g *grant, proof *dpop.Proof) (*Response, error) {
+func (s *Service) reuse(ctx context.Context, g *Family, proof *dpop.Proof) (*Response, error) {
 	until := g.FamilyExpiry.Add(token.MaxTTL)
 	err := s.o.Revocations.Revoke(ctx, store.Revocation{Kind: store.KindLease, Value: g.LeaseID}, until)
 	s.audit.LogAttrs(ctx, slog.LevelWarn, "renewal token reused; lease revoked", append(g.attrs(),
@@ -235,153 +208,6 @@ func (s *Service) reuse(ctx context.Context, g *grant, proof *dpop.Proof) (*Resp
 		return nil, unavailable(err)
 	}
 	e := oauthErr(CodeInvalidGrant, "the renewal token was already used; the lease is revoked")
-	s.deny(ctx, "renew", e, &denyInfo{grant: g}, proof)
+	s.deny(ctx, "renew", e, &denyInfo{Family: g}, proof)
 	return nil, e
-}
-
-// memRenewals is the in-memory RenewalStore.
-type memRenewals struct {
-	now func() time.Time
-	mu  sync.Mutex
-	m   map[string]*Renewal
-}
-
-// NewMemRenewals returns an in-memory [RenewalStore]; now nil means
-// time.Now.
-func NewMemRenewals(now func() time.Time) RenewalStore {
-	if now == nil {
-		now = time.Now
-	}
-	return &memRenewals{now: now, m: map[string]*Renewal{}}
-}
-
-func (m *memRenewals) Put(_ context.Context, h string, r *Renewal) error {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	now := m.now()
-	for k, v := range m.m { // sweep families past their limit
-		if !now.Before(v.Grant.FamilyExpiry) {
-			delete(m.m, k)
-		}
-	}
-	c := *r
-	m.m[h] = &c
-	return nil
-}
-
-func (m *memRenewals) Get(_ context.Context, h string) (*Renewal, error) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	r, ok := m.m[h]
-	if !ok {
-		return nil, nil
-	}
-	c := *r
-	return &c, nil
-}
-
-func (m *memRenewals) Rotate(_ context.Context, old, nh string, next *Renewal) error {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	r, ok := m.m[old]
-	if !ok || r.Used {
-		return ErrRenewalUsed
-	}
-	r.Used = true
-	c := *next
-	m.m[nh] = &c
-	return nil
-}
-
-// KVRenewals is a durable [RenewalStore] over a store.KV (boltstore):
-// renewals survive a restart.
-type KVRenewals struct {
-	KV store.KV
-	// Now is the clock; nil means time.Now.
-	Now func() time.Time
-}
-
-const bucketRenewals = "lease_renewals"
-
-var _ RenewalStore = (*KVRenewals)(nil)
-
-// Put implements RenewalStore.
-func (k *KVRenewals) Put(ctx context.Context, h string, r *Renewal) error {
-	b, err := json.Marshal(r)
-	if err != nil {
-		return err
-	}
-	return k.KV.Update(ctx, func(tx store.Tx) error { return tx.Put(bucketRenewals, h, b) })
-}
-
-// Get implements RenewalStore.
-func (k *KVRenewals) Get(ctx context.Context, h string) (*Renewal, error) {
-	var r *Renewal
-	err := k.KV.View(ctx, func(tx store.Tx) error {
-		b := tx.Get(bucketRenewals, h)
-		if b == nil {
-			return nil
-		}
-		r = new(Renewal)
-		return json.Unmarshal(b, r)
-	})
-	return r, err
-}
-
-// Rotate implements RenewalStore in one transaction.
-func (k *KVRenewals) Rotate(ctx context.Context, old, nh string, next *Renewal) error {
-	nb, err := json.Marshal(next)
-	if err != nil {
-		return err
-	}
-	return k.KV.Update(ctx, func(tx store.Tx) error {
-		b := tx.Get(bucketRenewals, old)
-		if b == nil {
-			return ErrRenewalUsed
-		}
-		var r Renewal
-		if err := json.Unmarshal(b, &r); err != nil {
-			return err
-		}
-		if r.Used {
-			return ErrRenewalUsed
-		}
-		r.Used = true
-		ub, err := json.Marshal(&r)
-		if err != nil {
-			return err
-		}
-		if err := tx.Put(bucketRenewals, old, ub); err != nil {
-			return err
-		}
-		return tx.Put(bucketRenewals, nh, nb)
-	})
-}
-
-// Sweep deletes records of families past their limit; call it now and
-// then (e.g. hourly).
-func (k *KVRenewals) Sweep(ctx context.Context) error {
-	now := time.Now()
-	if k.Now != nil {
-		now = k.Now()
-	}
-	return k.KV.Update(ctx, func(tx store.Tx) error {
-		var dead []string
-		err := tx.ForEach(bucketRenewals, func(key string, v []byte) error {
-			var r Renewal
-			if json.Unmarshal(v, &r) != nil || !now.Before(r.Grant.FamilyExpiry) {
-				dead = append(dead, key)
-			}
-			return nil
-		})
-		if err != nil {
-			return err
-		}
-		for _, key := range dead {
-			if err := tx.Delete(bucketRenewals, key); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
 }

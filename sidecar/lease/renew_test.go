@@ -225,17 +225,17 @@ func TestRenewalStores(t *testing.T) {
 	for name, s := range stores {
 		t.Run(name, func(t *testing.T) {
 			ctx := context.Background()
-			g := grant{LeaseID: "L", JKT: "J", FamilyExpiry: clk.now().Add(time.Hour)}
-			if err := s.Put(ctx, "h1", &Renewal{Grant: g}); err != nil {
+			g := Family{LeaseID: "L", JKT: "J", FamilyExpiry: clk.now().Add(time.Hour)}
+			if err := s.Put(ctx, "h1", &Renewal{Family: g}); err != nil {
 				t.Fatal(err)
 			}
 			if r, err := s.Get(ctx, "h0"); r != nil || err != nil {
 				t.Fatalf("Get(unknown) = %v, %v", r, err)
 			}
-			if err := s.Rotate(ctx, "h1", "h2", &Renewal{Grant: g}); err != nil {
+			if err := s.Rotate(ctx, "h1", "h2", &Renewal{Family: g}); err != nil {
 				t.Fatal(err)
 			}
-			if err := s.Rotate(ctx, "h1", "h3", &Renewal{Grant: g}); !errors.Is(err, ErrRenewalUsed) {
+			if err := s.Rotate(ctx, "h1", "h3", &Renewal{Family: g}); !errors.Is(err, ErrRenewalUsed) {
 				t.Fatalf("second Rotate = %v, want ErrRenewalUsed", err)
 			}
 			r, err := s.Get(ctx, "h1")
@@ -245,7 +245,7 @@ func TestRenewalStores(t *testing.T) {
 			if r, _ := s.Get(ctx, "h3"); r != nil {
 				t.Fatal("failed rotation stored its token")
 			}
-			if r, _ := s.Get(ctx, "h2"); r == nil || r.Used || r.Grant.LeaseID != "L" {
+			if r, _ := s.Get(ctx, "h2"); r == nil || r.Used || r.Family.LeaseID != "L" {
 				t.Fatalf("Get(h2) = %+v", r)
 			}
 		})

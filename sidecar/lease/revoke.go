@@ -66,7 +66,7 @@ func (s *Service) revokeHTTP(w http.ResponseWriter, r *http.Request) error {
 	}
 	if g.ClientID != clientID || g.JKT != proof.JKT {
 		err := oauthErr(CodeUnauthorizedClient, "the token belongs to another client")
-		s.deny(ctx, "revoke", err, &denyInfo{grant: g}, proof)
+		s.deny(ctx, "revoke", err, &denyInfo{Family: g}, proof)
 		return err
 	}
 	if err := s.o.Revocations.Revoke(ctx, store.Revocation{Kind: store.KindLease, Value: g.LeaseID}, until); err != nil {
@@ -80,23 +80,23 @@ func (s *Service) revokeHTTP(w http.ResponseWriter, r *http.Request) error {
 // find resolves a lease or renewal token to its family and how long a
 // revocation of it must be remembered; nil when it is not a live token of
 // this service.
-func (s *Service) find(ctx context.Context, tok string) (*grant, time.Time, error) {
+func (s *Service) find(ctx context.Context, tok string) (*Family, time.Time, error) {
 	now := s.now()
 	if strings.HasPrefix(tok, RenewalPrefix) {
 		rec, err := s.renewals.Get(ctx, hashToken(tok))
 		if err != nil {
 			return nil, time.Time{}, unavailable(err)
 		}
-		if rec == nil || !now.Before(rec.Grant.FamilyExpiry) {
+		if rec == nil || !now.Before(rec.Family.FamilyExpiry) {
 			return nil, time.Time{}, nil
 		}
-		return &rec.Grant, rec.Grant.FamilyExpiry.Add(token.MaxTTL), nil
+		return &rec.Family, rec.Family.FamilyExpiry.Add(token.MaxTTL), nil
 	}
 	c, err := s.verifyLease(ctx, tok)
 	if err != nil || c == nil || c.LeaseID == "" {
 		return nil, time.Time{}, err
 	}
-	g := &grant{LeaseID: c.LeaseID, Subject: c.Subject, ClientID: c.ClientID, JKT: c.JKT, Scopes: c.Scope, Preview: c.Preview}
+	g := &Family{LeaseID: c.LeaseID, Subject: c.Subject, ClientID: c.ClientID, JKT: c.JKT, Scopes: c.Scope, Preview: c.Preview}
 	// The family's limit is not in the lease; remember the revocation as
 	// long as any family can live.
 	return g, now.Add(s.o.Policy().MaxRenewLimit() + token.MaxTTL), nil

@@ -173,7 +173,7 @@ func (s *Service) vend(ctx context.Context, req *vendRequest, proof *dpop.Proof)
 	if err != nil {
 		return nil, err
 	}
-	g := grant{
+	g := Family{
 		LeaseID: leaseID, Subject: claims.Subject, ClientID: req.ClientID, Issuer: claims.Issuer,
 		JKT: proof.JKT, Scopes: d.Scopes, Audience: aud, Preview: d.Preview, TTL: req.TTL,
 		SubjectJTI: claims.JTI,
@@ -191,9 +191,9 @@ func (s *Service) vend(ctx context.Context, req *vendRequest, proof *dpop.Proof)
 	return resp, nil
 }
 
-// grant is what a lease family keeps: everything needed to mint the next
+// Family is what a lease family keeps: everything needed to mint the next
 // lease on renewal.
-type grant struct {
+type Family struct {
 	LeaseID  string        `json:"lease_id"`
 	Subject  string        `json:"sub"`
 	ClientID string        `json:"client_id"`
@@ -212,7 +212,7 @@ type grant struct {
 
 // mint signs a lease for g (TTL never past the family's absolute limit)
 // and, when the family may renew, a fresh renewal token.
-func (s *Service) mint(ctx context.Context, g *grant, ttl time.Duration, now time.Time) (*Response, error) {
+func (s *Service) mint(ctx context.Context, g *Family, ttl time.Duration, now time.Time) (*Response, error) {
 	if !g.FamilyExpiry.IsZero() {
 		ttl = min(ttl, g.FamilyExpiry.Sub(now))
 	}
@@ -237,7 +237,7 @@ func (s *Service) mint(ctx context.Context, g *grant, ttl time.Duration, now tim
 		if err != nil {
 			return nil, err
 		}
-		if err := s.renewals.Put(ctx, h, &Renewal{Grant: *g}); err != nil {
+		if err := s.renewals.Put(ctx, h, &Renewal{Family: *g}); err != nil {
 			return nil, unavailable(err)
 		}
 		resp.RenewalToken = rt
