@@ -45,6 +45,11 @@ type Setup struct {
 	// configured client's scopes to every user (keyless dev only; scopes
 	// ending ":read" are read scopes, the others write scopes).
 	SandboxPolicy bool
+	// Replay is the DPoP jti cache for the vending endpoints; nil means
+	// in memory (one replica; share a store across replicas).
+	Replay store.Replay
+	// Nonce, when set, makes the vending endpoints require DPoP nonces.
+	Nonce NonceSource
 	// AdminToken authenticates AdminHandler (the data dir's admin token).
 	AdminToken string
 	// Audit receives the audit lines; nil discards.
@@ -98,6 +103,10 @@ func FromConfig(st Setup) (*Service, error) {
 	if now == nil {
 		now = time.Now
 	}
+	replay := st.Replay
+	if replay == nil {
+		replay = &memstore.Replay{Now: now}
+	}
 	issuers := append([]Issuer{{
 		Issuer: st.Server.Issuer(), Verifier: st.Server.AccessTokenVerifier(), Revoked: st.Server.Revoked,
 	}}, vc.ExternalIssuers(st.HTTPClient, now)...)
@@ -108,7 +117,8 @@ func FromConfig(st Setup) (*Service, error) {
 		BaseURL:     st.Server.Issuer(),
 		Issuers:     issuers,
 		Revocations: st.DB,
-		Replay:      &memstore.Replay{Now: now},
+		Replay:      replay,
+		Nonce:       st.Nonce,
 		Renewals:    &KVRenewals{KV: st.DB, Now: now},
 		AdminToken:  st.AdminToken,
 		Audit:       st.Audit,
