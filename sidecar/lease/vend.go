@@ -183,7 +183,7 @@ func (s *Service) vend(ctx context.Context, req *vendRequest, proof *dpop.Proof)
 	}
 	resp, err := s.mint(ctx, &g, d.TTL, now)
 	if err != nil {
-		return nil, err
+		return fail(err, claims, &d)
 	}
 	s.audit.LogAttrs(ctx, slogInfo, "lease", append(g.attrs(),
 		attr("event", "lease.issue"), attr("rule", d.Rule), attrInt("expires_in", resp.ExpiresIn),

@@ -1,0 +1,90 @@
+package lease
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/keyless-dev/keyless/sidecar/dpop"
+	"github.com/keyless-dev/keyless/sidecar/policy"
+	"github.com/keyless-dev/keyless/sidecar/store"
+	"github.com/keyless-dev/keyless/sidecar/store/memstore"
+	"github.com/keyless-dev/keyless/sidecar/token"
+)
+
+var errDown = errors.New("store down")
+
+type downRevocations struct{}
+
+func (downRevocations) Revoke(context.Context, store.Revocation, time.Time) error { return errDown }
+func (downRevocations) AnyRevoked(context.Context, ...store.Revocation) (bool, error) {
+	return false, errDown
+}
+
+type downReplay struct{}
+
+func (downReplay) Use(context.Context, string, string, time.Time) error { return errDown }
+
+type downRenewals struct{}
+
+func (downRenewals) Put(context.Context, string, *Renewal) error            { return errDown }
+func (downRenewals) Get(context.Context, string) (*Renewal, error)          { return nil, errDown }
+func (downRenewals) Rotate(context.Context, string, string, *Renewal) error { return errDown }
+
+// TestStoreDownFailsClosed: when a store cannot answer, the answer is 503,
+// never a lease (SECURITY.md decision 9).
+func TestStoreDownFailsClosed(t *testing.T) {
+	const iss = "https://auth.example.test"
+	clk := &clock{t: time.Unix(1_800_000_000, 0)}
+	keys, err := token.NewKeySet(clk.now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	pol, err := policy.Parse("p.yaml", []byte(testPolicy))
+	if err != nil {
+		t.Fatal(err)
+	}
+	minter := &token.Minter{Keys: keys, Issuer: iss, Now: clk.now}
+	k := newKey(t)
+	login, _, err := minter.Issue(context.Background(), token.Spec{Subject: "bob", Audience: []string{iss}, ClientID: "demo-app", JKT: jkt(k)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := map[string]struct {
+		revs     store.Revocations
+		replay   store.Replay
+		renewals RenewalStore
+	}{
+		"revocations down": {revs: downRevocations{}, replay: &memstore.Replay{Now: clk.now}},
+		"replay down":      {revs: &memstore.Revocations{Now: clk.now}, replay: downReplay{}},
+		"renewals down":    {revs: &memstore.Revocations{Now: clk.now}, replay: &memstore.Replay{Now: clk.now}, renewals: downRenewals{}},
+	}
+	for name, tt := range tests {
+		t.Run(name, func(t *testing.T) {
+			svc, err := New(Options{
+				Policy: func() *policy.Policy { return pol }, Minter: minter, Audience: apiAud, BaseURL: iss,
+				Issuers:     []Issuer{{Issuer: iss, Verifier: &token.JWTVerifier{Keys: keys, Issuer: iss, Audience: iss, Now: clk.now}}},
+				Revocations: tt.revs, Replay: tt.replay, Renewals: tt.renewals, Now: clk.now,
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			srv := httptest.NewServer(svc.Handler())
+			defer srv.Close()
+			proof, _ := dpop.NewProof(k, http.MethodPost, iss+PathLease, dpop.ProofOptions{Now: clk.now()})
+			req, _ := http.NewRequest(http.MethodPost, srv.URL+PathLease, strings.NewReader(mustJSON(map[string]any{"subject_token": login, "client_id": "demo-app"})))
+			req.Header.Set("Content-Type", "application/json")
+			req.Header.Set("DPoP", proof)
+			h := &harness{t: t, srv: srv}
+			r := h.do(req)
+			wantError(t, r, http.StatusServiceUnavailable, CodeUnavailable)
+			if r.str("access_token") != "" {
+				t.Fatal("a lease was returned")
+			}
+		})
+	}
+}
