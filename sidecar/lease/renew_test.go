@@ -273,3 +273,27 @@ func TestLogoutAtIssuerStopsRenewal(t *testing.T) {
 		t.Error("the lease itself is not revoked")
 	}
 }
+
+// TestRenewConcurrent: two renewals racing with one token; exactly one
+// wins (the store's Rotate is atomic), and the loser counts as reuse.
+func TestRenewConcurrent(t *testing.T) {
+	h := newHarness(t)
+	r0, k := h.leaseFor("alice", "demo-app")
+	const n = 4
+	codes := make(chan int, n)
+	for i := 0; i < n; i++ {
+		go func() { codes <- h.renew(r0.str("renewal_token"), k).status }()
+	}
+	ok := 0
+	for i := 0; i < n; i++ {
+		if <-codes == 200 {
+			ok++
+		}
+	}
+	if ok > 1 {
+		t.Fatalf("%d concurrent renewals succeeded with one token", ok)
+	}
+	if ok == 1 && !h.leaseRevoked(r0.str("lease_id")) {
+		t.Error("the losing renewals did not revoke the family")
+	}
+}

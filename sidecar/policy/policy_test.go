@@ -256,3 +256,15 @@ func FuzzParse(f *testing.F) {
 		}
 	})
 }
+
+// BenchmarkEvaluate: one decision with a CEL condition on the path.
+func BenchmarkEvaluate(b *testing.B) {
+	p := mustParse(b, tablePolicy)
+	req := Request{App: "app", Subject: "zed", Issuer: "https://idp.example.test", Scopes: []string{"r"}, TTL: 5 * time.Minute, Time: monday}
+	b.ReportAllocs()
+	for b.Loop() {
+		if d := p.Evaluate(req); !d.Allow {
+			b.Fatal(d.Reason)
+		}
+	}
+}

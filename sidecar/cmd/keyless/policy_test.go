@@ -115,3 +115,23 @@ func TestPolicyUsage(t *testing.T) {
 		}
 	}
 }
+
+// TestPolicyCheckConfigFile: FILE may be a whole keyless config; its
+// policy section is checked, with the config file's line numbers.
+func TestPolicyCheckConfigFile(t *testing.T) {
+	file := writeTemp(t, "keyless.yaml", `issuer:
+  url: https://auth.example.test
+clients:
+  - id: a
+    scopes: [r]
+policy:
+  apps:
+    a:
+      scopes: {r: read}
+      rules: [{name: all, subjects: ["*"], scopes: [r], max_ttl: 2h}]
+`)
+	_, errOut, err := runCLI("policy", "check", file)
+	if exitCode(err) != 1 || !strings.Contains(errOut, file+":10:") || !strings.Contains(errOut, "over the cap") {
+		t.Fatalf("exit %d, stderr %q", exitCode(err), errOut)
+	}
+}
