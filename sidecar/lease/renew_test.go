@@ -297,3 +297,19 @@ func TestRenewConcurrent(t *testing.T) {
 		t.Error("the losing renewals did not revoke the family")
 	}
 }
+
+// TestRevokeExpiredLeaseEndsFamily: the browser logs out with a lease that
+// already expired; its family (and renewal token) must still end.
+func TestRevokeExpiredLeaseEndsFamily(t *testing.T) {
+	h := newHarness(t)
+	r0, k := h.leaseFor("alice", "demo-app")
+	h.clk.add(time.Hour) // the 5m lease is long expired; the 8h family is not
+	r := h.postForm(PathRevoke, url.Values{"token": {r0.str("access_token")}, "client_id": {"demo-app"}}, k)
+	if r.status != 200 {
+		t.Fatalf("revoke: %d %s", r.status, r.raw)
+	}
+	if !h.leaseRevoked(r0.str("lease_id")) {
+		t.Fatal("the family of an expired lease was not revoked")
+	}
+	wantError(t, h.renew(r0.str("renewal_token"), k), 400, CodeInvalidGrant)
+}

@@ -103,38 +103,73 @@ func (s *Service) find(ctx context.Context, tok string) (*Family, time.Time, err
 }
 
 // verifyLease verifies a lease this service minted, for any audience it
-// may carry; nil when it is not one (or no longer valid).
+// may carry; nil when it is not one.
+//
+// An expired lease still names a family whose renewal token may be alive
+// (the browser logs out after its lease lapsed), so expiry is not a reason
+// to ignore it: a lease that fails only because it expired is verified
+// again at an instant inside its lifetime. Its signature, issuer and
+// audience are checked all the same, and only leases young enough for
+// their family to be alive are considered.
 func (s *Service) verifyLease(ctx context.Context, raw string) (*token.Claims, error) {
 	allowed := []string{s.o.Audience}
 	for _, a := range s.o.Policy().Apps {
 		allowed = append(allowed, a.Resources...)
 	}
-	for _, aud := range peekAudience(raw) {
-		if !slices.Contains(allowed, aud) {
-			continue
-		}
-		v := &token.JWTVerifier{Keys: s.o.Minter.Keys, Issuer: s.o.Minter.Issuer, Audience: aud, Now: s.now}
-		c, err := v.Verify(ctx, raw)
-		if err == nil {
-			return c, nil
-		}
-		if !errors.Is(err, token.ErrInvalidToken) {
-			return nil, unavailable(err)
+	now := s.now()
+	clocks := []func() time.Time{s.now}
+	if exp, ok := peekExpiry(raw); ok && exp.Before(now) && now.Sub(exp) < s.o.Policy().MaxRenewLimit()+token.MaxTTL {
+		clocks = append(clocks, func() time.Time { return exp.Add(-time.Second) })
+	}
+	for _, clock := range clocks {
+		for _, aud := range peekAudience(raw) {
+			if !slices.Contains(allowed, aud) {
+				continue
+			}
+			v := &token.JWTVerifier{Keys: s.o.Minter.Keys, Issuer: s.o.Minter.Issuer, Audience: aud, Now: clock}
+			c, err := v.Verify(ctx, raw)
+			if err == nil {
+				return c, nil
+			}
+			if !errors.Is(err, token.ErrInvalidToken) {
+				return nil, unavailable(err)
+			}
 		}
 	}
 	return nil, nil
 }
 
-// peekAudience reads aud from an unverified JWT payload, to choose the
-// verifier's audience.
-func peekAudience(raw string) []string {
+// peekExpiry reads exp from an unverified JWT payload.
+func peekExpiry(raw string) (time.Time, bool) {
+	b, ok := peekPayload(raw)
+	if !ok {
+		return time.Time{}, false
+	}
+	var p struct {
+		Exp int64 `json:"exp"`
+	}
+	if json.Unmarshal(b, &p) != nil || p.Exp <= 0 {
+		return time.Time{}, false
+	}
+	return time.Unix(p.Exp, 0), true
+}
+
+// peekPayload decodes a JWT's payload without verifying anything.
+func peekPayload(raw string) ([]byte, bool) {
 	if len(raw) > token.DefaultMaxSize || strings.Count(raw, ".") != 2 {
-		return nil
+		return nil, false
 	}
 	_, rest, _ := strings.Cut(raw, ".")
 	p64, _, _ := strings.Cut(rest, ".")
 	b, err := base64.RawURLEncoding.DecodeString(p64)
-	if err != nil {
+	return b, err == nil
+}
+
+// peekAudience reads aud from an unverified JWT payload, to choose the
+// verifier's audience.
+func peekAudience(raw string) []string {
+	b, ok := peekPayload(raw)
+	if !ok {
 		return nil
 	}
 	var p struct {
