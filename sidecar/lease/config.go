@@ -21,6 +21,7 @@ import (
 //	      audience: keyless                # must be in their tokens' aud
 //	      ignore_scope: true               # their scopes do not bound leases
 //	      any_client: false                # their client_id must be the leasing app
+//	      groups_claim: groups             # a claim listing the subject's groups
 //
 // The policy itself is the config's `policy:` section ([policy.FromNode]).
 type Config struct {
@@ -38,11 +39,12 @@ type IssuerConfig struct {
 	Audience    string `yaml:"audience"`
 	AnyClient   bool   `yaml:"any_client"`
 	IgnoreScope bool   `yaml:"ignore_scope"`
+	GroupsClaim string `yaml:"groups_claim"`
 }
 
 var (
 	configFields = []string{"audience", "issuers"}
-	issuerFields = []string{"issuer", "audience", "any_client", "ignore_scope"}
+	issuerFields = []string{"issuer", "audience", "any_client", "ignore_scope", "groups_claim"}
 )
 
 // DecodeConfig decodes and validates the vending section; file names the
@@ -126,6 +128,7 @@ func (c *Config) ExternalIssuers(client *http.Client, now func() time.Time) []Is
 			Verifier:    &External{Issuer: is.Issuer, Audience: is.Audience, Client: client, Now: now},
 			AnyClient:   is.AnyClient,
 			IgnoreScope: is.IgnoreScope,
+			GroupsClaim: is.GroupsClaim,
 		})
 	}
 	return out

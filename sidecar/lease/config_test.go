@@ -27,6 +27,7 @@ vending:
     - issuer: https://idp.example.com
       audience: keyless
       ignore_scope: true
+      groups_claim: groups
 `)
 	if err != nil {
 		t.Fatal(err)
@@ -35,7 +36,7 @@ vending:
 		t.Fatalf("config = %+v", c)
 	}
 	is := c.ExternalIssuers(nil, nil)
-	if len(is) != 1 || is[0].Issuer != "https://idp.example.com" || !is[0].IgnoreScope {
+	if len(is) != 1 || is[0].Issuer != "https://idp.example.com" || !is[0].IgnoreScope || is[0].GroupsClaim != "groups" {
 		t.Fatalf("issuers = %+v", is)
 	}
 	if c, err := decodeSection(t, "other: 1\n"); err != nil || c.Audience != "" {

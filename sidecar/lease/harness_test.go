@@ -63,6 +63,10 @@ apps:
         scopes: [orders:read, orders:write, admin]
         write: true
         max_ttl: 5m
+      - name: idp-ops
+        groups: [ops-team]
+        scopes: [orders:read, orders:write]
+        write: true
       - name: read
         subjects: ["*"]
         scopes: [orders:read]

@@ -167,7 +167,7 @@ func (s *Service) renew(ctx context.Context, rt string, ttl time.Duration, proof
 		ttl = g.TTL
 	}
 	d := s.o.Policy().Evaluate(policy.Request{
-		App: g.ClientID, Subject: g.Subject, Scopes: g.Scopes, TTL: ttl, Issuer: g.Issuer, Time: now,
+		App: g.ClientID, Subject: g.Subject, Groups: g.Groups, Scopes: g.Scopes, TTL: ttl, Issuer: g.Issuer, Time: now,
 	})
 	if !d.Allow {
 		return fail(oauthErr(CodeInvalidGrant, "the policy no longer allows this lease"), &g, &d)

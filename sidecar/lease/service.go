@@ -123,6 +123,11 @@ type Issuer struct {
 	// default): a lease scope outside the subject token's scope is
 	// invalid_scope (SECURITY.md token vending row 1).
 	IgnoreScope bool
+	// GroupsClaim names a claim of the issuer's tokens holding the
+	// subject's groups (an array of strings, e.g. "groups"), read only
+	// after the token verified; the policy's groups are added to them.
+	// Empty: groups come from the policy alone.
+	GroupsClaim string
 }
 
 // Service is the vending service. Create it with [New].

@@ -149,8 +149,9 @@ func (s *Service) vend(ctx context.Context, req *vendRequest, proof *dpop.Proof)
 			}
 		}
 	}
+	groups := tokenGroups(req.SubjectToken, is.GroupsClaim)
 	d := pol.Evaluate(policy.Request{
-		App: req.ClientID, Subject: claims.Subject, Scopes: req.Scopes, TTL: req.TTL,
+		App: req.ClientID, Subject: claims.Subject, Groups: groups, Scopes: req.Scopes, TTL: req.TTL,
 		Issuer: claims.Issuer, Time: now,
 	})
 	if !d.Allow {
@@ -175,7 +176,7 @@ func (s *Service) vend(ctx context.Context, req *vendRequest, proof *dpop.Proof)
 	g := Family{
 		LeaseID: leaseID, Subject: claims.Subject, ClientID: req.ClientID, Issuer: claims.Issuer,
 		JKT: proof.JKT, Scopes: d.Scopes, Audience: aud, Preview: d.Preview, TTL: req.TTL,
-		SubjectJTI: claims.JTI,
+		SubjectJTI: claims.JTI, Groups: groups,
 	}
 	if d.RenewLimit > 0 {
 		g.FamilyExpiry = now.Add(d.RenewLimit)
@@ -205,6 +206,9 @@ type Family struct {
 	// SubjectJTI is the jti of the login token the family came from:
 	// revoking that token (a logout at the issuer) stops renewal.
 	SubjectJTI string `json:"subject_jti,omitempty"`
+	// Groups are the groups the subject token carried, for the policy's
+	// decision on renewal.
+	Groups []string `json:"groups,omitempty"`
 	// FamilyExpiry is the absolute renewal limit; zero: no renewal.
 	FamilyExpiry time.Time `json:"family_exp"`
 }
@@ -356,4 +360,29 @@ func denial(d policy.Decision) *Error {
 		return oauthErr(CodeInvalidRequest, "requested ttl is above the policy's cap")
 	}
 	return oauthErr(CodeAccessDenied, "the policy does not allow this lease")
+}
+
+// maxGroups bounds the groups taken from a token.
+const maxGroups = 64
+
+// tokenGroups reads the groups claim of a subject token that already
+// verified (the caller's order guarantees it): an array of strings; any
+// other shape means no groups.
+func tokenGroups(raw, claim string) []string {
+	if claim == "" {
+		return nil
+	}
+	b, ok := peekPayload(raw)
+	if !ok {
+		return nil
+	}
+	var m map[string]json.RawMessage
+	if json.Unmarshal(b, &m) != nil {
+		return nil
+	}
+	var gs []string
+	if json.Unmarshal(m[claim], &gs) != nil || len(gs) > maxGroups {
+		return nil
+	}
+	return slices.DeleteFunc(gs, func(g string) bool { return g == "" || len(g) > 256 })
 }
