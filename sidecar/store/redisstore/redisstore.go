@@ -104,7 +104,9 @@ var (
 //	redis://host:port?cluster=true                                  Cluster, one seed
 //
 // Query parameters are go-redis's (redis.ParseURL, ParseFailoverURL,
-// ParseClusterURL). New does not contact Redis: use [Store.Ready].
+// ParseClusterURL). Unless the URL sets them, New fails fast: max_retries
+// 1, dialer_retries 1, dial_timeout, read_timeout and write_timeout 1 s
+// (see clientDefaults). New does not contact Redis: use [Store.Ready].
 func New(rawURL string, opts Options) (*Store, error) {
 	c, err := clientFromURL(rawURL)
 	if err != nil {
@@ -142,12 +144,14 @@ func clientFromURL(rawURL string) (redis.UniversalClient, error) {
 		return nil, fmt.Errorf("redisstore: store URL scheme %q: want redis, rediss or unix", u.Scheme)
 	}
 	q := u.Query()
+	d := failFast(q)
 	switch {
 	case q.Has("master_name"):
 		o, err := redis.ParseFailoverURL(rawURL)
 		if err != nil {
 			return nil, fmt.Errorf("redisstore: sentinel URL: %w", err)
 		}
+		d.apply(&o.MaxRetries, &o.DialerRetries, &o.DialTimeout, &o.ReadTimeout, &o.WriteTimeout)
 		return redis.NewFailoverClient(o), nil
 	case q.Has("addr") || q.Has("cluster"):
 		if q.Has("cluster") {
@@ -161,13 +165,54 @@ func clientFromURL(rawURL string) (redis.UniversalClient, error) {
 		if err != nil {
 			return nil, fmt.Errorf("redisstore: cluster URL: %w", err)
 		}
+		d.apply(&o.MaxRetries, &o.DialerRetries, &o.DialTimeout, &o.ReadTimeout, &o.WriteTimeout)
 		return redis.NewClusterClient(o), nil
 	default:
 		o, err := redis.ParseURL(rawURL)
 		if err != nil {
 			return nil, fmt.Errorf("redisstore: %w", err)
 		}
+		d.apply(&o.MaxRetries, &o.DialerRetries, &o.DialTimeout, &o.ReadTimeout, &o.WriteTimeout)
 		return redis.NewClient(o), nil
+	}
+}
+
+// clientDefaults are the client settings New uses unless the URL sets
+// them. go-redis's own (3 retries, 5 dial attempts with backoff, 5 s dial
+// timeout) make a request wait about 2 s for its 503 when Redis is down;
+// these answer within about a second: one retry (a pooled connection that
+// died with a restart), one dial, 1 s timeouts.
+type clientDefaults struct {
+	maxRetries, dialerRetries                int
+	dialTimeout, readTimeout, writeTimeout   time.Duration
+	hasMaxRetries, hasDialerRetries, hasDial bool
+	hasRead, hasWrite                        bool
+}
+
+func failFast(q url.Values) clientDefaults {
+	return clientDefaults{
+		maxRetries: 1, dialerRetries: 1,
+		dialTimeout: time.Second, readTimeout: time.Second, writeTimeout: time.Second,
+		hasMaxRetries: q.Has("max_retries"), hasDialerRetries: q.Has("dialer_retries"),
+		hasDial: q.Has("dial_timeout"), hasRead: q.Has("read_timeout"), hasWrite: q.Has("write_timeout"),
+	}
+}
+
+func (d clientDefaults) apply(maxRetries, dialerRetries *int, dial, read, write *time.Duration) {
+	if !d.hasMaxRetries {
+		*maxRetries = d.maxRetries
+	}
+	if !d.hasDialerRetries {
+		*dialerRetries = d.dialerRetries
+	}
+	if !d.hasDial {
+		*dial = d.dialTimeout
+	}
+	if !d.hasRead {
+		*read = d.readTimeout
+	}
+	if !d.hasWrite {
+		*write = d.writeTimeout
 	}
 }
 

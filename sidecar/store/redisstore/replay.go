@@ -33,18 +33,23 @@ const buckets = 256
 //
 // KEYS[1] entry key, KEYS[2] the bucket's epoch key (same slot).
 // ARGV[1] until (ms), ARGV[2] now (ms), ARGV[3] guard (ms).
-// Returns 1 recorded (fresh), 0 replay, -1 predates the epoch.
+// Returns 1 recorded (fresh), 0 replay, -1 predates the epoch, -2 predates
+// an epoch the script just created (the bucket's data was lost, or it is
+// new).
 //
 // The entry is written with one SET NX PXAT (SECURITY.md decision 15);
 // the epoch check runs in the same script, so no entry is written for a
 // refused proof and nothing runs between the check and the write.
 var useScript = redis.NewScript(`
 local e = redis.call('GET', KEYS[2])
+local created = false
 if not e then
   redis.call('SET', KEYS[2], ARGV[2])
   e = ARGV[2]
+  created = true
 end
 if tonumber(ARGV[1]) < tonumber(e) + tonumber(ARGV[3]) then
+  if created then return -2 end
   return -1
 end
 if redis.call('SET', KEYS[1], '1', 'NX', 'PXAT', ARGV[1]) then
@@ -87,6 +92,15 @@ func (s *Store) Use(ctx context.Context, jkt, jti string, until time.Time) error
 		return dpop.ErrReplay
 	case -1:
 		return ErrStoreReset
+	case -2:
+		// This bucket's epoch was missing: Redis (or this Cluster node)
+		// lost its data. Start every other bucket that lost it too now,
+		// so the whole store leaves the guard FutureSkew from now rather
+		// than each bucket FutureSkew after its first use.
+		if err := s.setMissingEpochs(ctx, s.now()); err != nil {
+			return err
+		}
+		return ErrStoreReset
 	}
 	return fmt.Errorf("redisstore: replay script answered %d", n)
 }
@@ -100,6 +114,10 @@ func (s *Store) Use(ctx context.Context, jkt, jti string, until time.Time) error
 // guard closes. Without it, the first Use of each bucket sets the epoch to
 // now, which costs FutureSkew of 503s after the first start.
 func (s *Store) InitEpoch(ctx context.Context, at time.Time) error {
+	return s.setMissingEpochs(ctx, at)
+}
+
+func (s *Store) setMissingEpochs(ctx context.Context, at time.Time) error {
 	_, err := s.c.Pipelined(ctx, func(p redis.Pipeliner) error {
 		for b := range buckets {
 			p.SetNX(ctx, s.epochKey(b), at.UnixMilli(), 0)
