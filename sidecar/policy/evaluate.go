@@ -97,7 +97,14 @@ func (p *Policy) Evaluate(req Request) Decision {
 			continue
 		}
 		if r.Effect == Deny {
-			if len(r.Scopes) > 0 && len(scopes) > 0 && !intersects(r.Scopes, scopes) {
+			// A deny rule naming scopes applies when the request touches
+			// one of them; a request naming none can get at most the
+			// app's read scopes, so those are what it touches.
+			touched := scopes
+			if len(touched) == 0 {
+				touched = app.readScopes()
+			}
+			if len(r.Scopes) > 0 && !intersects(r.Scopes, touched) {
 				continue
 			}
 			// A deny rule whose condition cannot be evaluated denies:
@@ -153,6 +160,18 @@ func (p *Policy) allow(app *App, r *Rule, grant []string, ttl time.Duration) Dec
 		d.TTL = ttl
 	}
 	return d
+}
+
+// readScopes are the app's read scopes, sorted.
+func (a *App) readScopes() []string {
+	var out []string
+	for s, k := range a.Scopes {
+		if k == Read {
+			out = append(out, s)
+		}
+	}
+	slices.Sort(out)
+	return out
 }
 
 func (r *Rule) appliesTo(sub string, groups []string) bool {

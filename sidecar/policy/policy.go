@@ -48,7 +48,9 @@
 // A request naming no scopes gets the read scopes of the first matching
 // allow rule. A request naming scopes is allowed by the first rule (in file
 // order) whose subjects or groups match, whose `when` holds, and whose scopes
-// cover every requested scope; a deny rule that matches first refuses. A
+// cover every requested scope; a deny rule that matches first refuses (a
+// deny rule naming scopes matches only a request touching one of them; a
+// request naming none touches the app's read scopes). A
 // requested TTL above the cap is clamped (SECURITY.md decision 6) unless the
 // deciding rule says `refuse_ttl_over_cap: true`; a scope above the grant is
 // refused.

@@ -33,7 +33,7 @@ func TestPolicyCheckAndTestExample(t *testing.T) {
 		t.Fatalf("policy check: err=%v out=%q stderr=%q", err, out, errOut)
 	}
 	out, errOut, err = runCLI("policy", "test", examplePolicy)
-	if err != nil || !strings.Contains(out, "ok\t"+examplePolicy+"\t13 policy tests passed") || strings.Contains(out, "FAIL") {
+	if err != nil || !strings.Contains(out, "ok\t"+examplePolicy+"\t14 policy tests passed") || strings.Contains(out, "FAIL") {
 		t.Fatalf("policy test: err=%v out=%q stderr=%q", err, out, errOut)
 	}
 	out, _, err = runCLI("policy", "test", "--run", "^sandbox", examplePolicy)
