@@ -41,6 +41,9 @@ type Setup struct {
 	// Audience is the lease aud when the vending section names none: the
 	// proxy's public URL (keyless dev: its listen URL).
 	Audience string
+	// Policy, when set, is the policy in force (a *policy.Holder's Get, to
+	// reload on SIGHUP); nil means the config's policy section, read once.
+	Policy func() *policy.Policy
 	// SandboxPolicy, when the config has no policy section, grants every
 	// configured client's scopes to every user (keyless dev only; scopes
 	// ending ":read" are read scopes, the others write scopes).
@@ -81,6 +84,10 @@ func FromConfig(st Setup) (*Service, error) {
 	}
 	var pol *policy.Policy
 	switch {
+	case st.Policy != nil:
+		if pol = st.Policy(); pol == nil {
+			return nil, errors.New("lease: Setup.Policy returned no policy")
+		}
 	case st.Config.Policy.Kind != 0:
 		if pol, err = policy.FromNode(st.File, &st.Config.Policy); err != nil {
 			return nil, err
@@ -110,8 +117,12 @@ func FromConfig(st Setup) (*Service, error) {
 	issuers := append([]Issuer{{
 		Issuer: st.Server.Issuer(), Verifier: st.Server.AccessTokenVerifier(), Revoked: st.Server.Revoked,
 	}}, vc.ExternalIssuers(st.HTTPClient, now)...)
+	get := st.Policy
+	if get == nil {
+		get = func() *policy.Policy { return pol }
+	}
 	svc, err := New(Options{
-		Policy:      func() *policy.Policy { return pol },
+		Policy:      get,
 		Minter:      st.Server.Minter(),
 		Audience:    aud,
 		BaseURL:     st.Server.Issuer(),
