@@ -12,13 +12,13 @@ import (
 
 const examplePolicy = "../../policy/testdata/example.yaml"
 
-func runCLI(args ...string) (stdout, stderr string, err error) {
+func runPolicyCLI(args ...string) (stdout, stderr string, err error) {
 	var o, e bytes.Buffer
 	err = Run(args, &o, &e)
 	return o.String(), e.String(), err
 }
 
-func writeTemp(t *testing.T, name, body string) string {
+func writePolicyFile(t *testing.T, name, body string) string {
 	t.Helper()
 	p := filepath.Join(t.TempDir(), name)
 	if err := os.WriteFile(p, []byte(body), 0o600); err != nil {
@@ -28,22 +28,22 @@ func writeTemp(t *testing.T, name, body string) string {
 }
 
 func TestPolicyCheckAndTestExample(t *testing.T) {
-	out, errOut, err := runCLI("policy", "check", examplePolicy)
+	out, errOut, err := runPolicyCLI("policy", "check", examplePolicy)
 	if err != nil || !strings.Contains(out, ": ok (3 apps") {
 		t.Fatalf("policy check: err=%v out=%q stderr=%q", err, out, errOut)
 	}
-	out, errOut, err = runCLI("policy", "test", examplePolicy)
+	out, errOut, err = runPolicyCLI("policy", "test", examplePolicy)
 	if err != nil || !strings.Contains(out, "ok\t"+examplePolicy+"\t14 policy tests passed") || strings.Contains(out, "FAIL") {
 		t.Fatalf("policy test: err=%v out=%q stderr=%q", err, out, errOut)
 	}
-	out, _, err = runCLI("policy", "test", "--run", "^sandbox", examplePolicy)
+	out, _, err = runPolicyCLI("policy", "test", "--run", "^sandbox", examplePolicy)
 	if err != nil || strings.Count(out, "--- PASS") != 1 {
 		t.Fatalf("policy test --run: err=%v out=%q", err, out)
 	}
 }
 
 func TestPolicyTestFailures(t *testing.T) {
-	file := writeTemp(t, "p.yaml", `apps:
+	file := writePolicyFile(t, "p.yaml", `apps:
   a:
     scopes: {r: read}
     rules: [{name: all, subjects: ["*"], scopes: [r]}]
@@ -55,7 +55,7 @@ tests:
     given: {subject: s, app: a}
     expect: {decision: deny}
 `)
-	out, _, err := runCLI("policy", "test", "--format", "github", file)
+	out, _, err := runPolicyCLI("policy", "test", "--format", "github", file)
 	if exitCode(err) != 1 {
 		t.Fatalf("exit %d, want 1 (err %v)", exitCode(err), err)
 	}
@@ -67,7 +67,7 @@ tests:
 }
 
 func TestPolicyCheckErrors(t *testing.T) {
-	file := writeTemp(t, "bad.yaml", `defaults:
+	file := writePolicyFile(t, "bad.yaml", `defaults:
   max_ttl: 2h
 apps:
   a:
@@ -76,7 +76,7 @@ apps:
       - {subjects: [x], scopes: [r], when: 'subject ==', colour: blue}
 `)
 	for _, sub := range []string{"check", "test"} {
-		_, errOut, err := runCLI("policy", sub, file)
+		_, errOut, err := runPolicyCLI("policy", sub, file)
 		if exitCode(err) != 1 {
 			t.Errorf("%s: exit %d, want 1", sub, exitCode(err))
 		}
@@ -104,12 +104,12 @@ func TestPolicyUsage(t *testing.T) {
 		{[]string{"policy", "test", "--run", "^nothing$", examplePolicy}, 1},
 	}
 	for _, tt := range tests {
-		if _, _, err := runCLI(tt.args...); exitCode(err) != tt.code {
+		if _, _, err := runPolicyCLI(tt.args...); exitCode(err) != tt.code {
 			t.Errorf("%v: exit %d (%v), want %d", tt.args, exitCode(err), err, tt.code)
 		}
 	}
 	for _, args := range [][]string{{"policy", "--help"}, {"policy", "check", "--help"}, {"policy", "test", "--help"}} {
-		_, errOut, err := runCLI(args...)
+		_, errOut, err := runPolicyCLI(args...)
 		if !errors.Is(err, flag.ErrHelp) || exitCode(err) != 0 || !strings.Contains(errOut, "Usage: keyless policy") {
 			t.Errorf("%v: err=%v stderr=%q", args, err, errOut)
 		}
@@ -119,7 +119,7 @@ func TestPolicyUsage(t *testing.T) {
 // TestPolicyCheckConfigFile: FILE may be a whole keyless config; its
 // policy section is checked, with the config file's line numbers.
 func TestPolicyCheckConfigFile(t *testing.T) {
-	file := writeTemp(t, "keyless.yaml", `issuer:
+	file := writePolicyFile(t, "keyless.yaml", `issuer:
   url: https://auth.example.test
 clients:
   - id: a
@@ -130,7 +130,7 @@ policy:
       scopes: {r: read}
       rules: [{name: all, subjects: ["*"], scopes: [r], max_ttl: 2h}]
 `)
-	_, errOut, err := runCLI("policy", "check", file)
+	_, errOut, err := runPolicyCLI("policy", "check", file)
 	if exitCode(err) != 1 || !strings.Contains(errOut, file+":10:") || !strings.Contains(errOut, "over the cap") {
 		t.Fatalf("exit %d, stderr %q", exitCode(err), errOut)
 	}

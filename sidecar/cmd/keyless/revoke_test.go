@@ -18,9 +18,9 @@ import (
 	"github.com/keyless-dev/keyless/sidecar/token"
 )
 
-type nopVerifier struct{}
+type revokeTestVerifier struct{}
 
-func (nopVerifier) Verify(context.Context, string) (*token.Claims, error) {
+func (revokeTestVerifier) Verify(context.Context, string) (*token.Claims, error) {
 	return nil, token.ErrInvalidToken
 }
 
@@ -37,7 +37,7 @@ func TestRevokeCommand(t *testing.T) {
 	svc, err := lease.New(lease.Options{
 		Policy: func() *policy.Policy { return pol }, Minter: &token.Minter{Keys: keys, Issuer: "https://auth.example.test"},
 		Audience: "https://api.example.test", BaseURL: "https://auth.example.test",
-		Issuers:     []lease.Issuer{{Issuer: "https://auth.example.test", Verifier: nopVerifier{}}},
+		Issuers:     []lease.Issuer{{Issuer: "https://auth.example.test", Verifier: revokeTestVerifier{}}},
 		Revocations: revs, Replay: &memstore.Replay{}, AdminToken: "tok-123",
 	})
 	if err != nil {
@@ -52,7 +52,7 @@ func TestRevokeCommand(t *testing.T) {
 		}
 	}
 	for flagName, kind := range map[string]store.Kind{"--lease": store.KindLease, "--sub": store.KindSub, "--client": store.KindClient, "--jkt": store.KindJKT} {
-		out, errOut, err := runCLI("revoke", flagName, "v-"+string(kind), "--data", dir)
+		out, errOut, err := runPolicyCLI("revoke", flagName, "v-"+string(kind), "--data", dir)
 		if err != nil || !strings.Contains(out, "revoked "+string(kind)) {
 			t.Fatalf("revoke %s: err=%v out=%q stderr=%q", flagName, err, out, errOut)
 		}
@@ -62,18 +62,18 @@ func TestRevokeCommand(t *testing.T) {
 	}
 	// Wrong token: the server refuses and the command fails.
 	os.WriteFile(filepath.Join(dir, adminTokenFile), []byte("wrong\n"), 0o600)
-	if _, _, err := runCLI("revoke", "--sub", "x", "--data", dir); err == nil || exitCode(err) != 1 {
+	if _, _, err := runPolicyCLI("revoke", "--sub", "x", "--data", dir); err == nil || exitCode(err) != 1 {
 		t.Errorf("wrong admin token: err=%v", err)
 	}
 	for _, args := range [][]string{{"revoke"}, {"revoke", "--sub", "a", "--jkt", "b"}, {"revoke", "--sub", "a", "extra"}} {
-		if _, _, err := runCLI(args...); exitCode(err) != 2 {
+		if _, _, err := runPolicyCLI(args...); exitCode(err) != 2 {
 			t.Errorf("%v: exit %d, want 2", args, exitCode(err))
 		}
 	}
-	if _, errOut, err := runCLI("revoke", "--help"); !errors.Is(err, flag.ErrHelp) || !strings.Contains(errOut, "Usage: keyless revoke") {
+	if _, errOut, err := runPolicyCLI("revoke", "--help"); !errors.Is(err, flag.ErrHelp) || !strings.Contains(errOut, "Usage: keyless revoke") {
 		t.Errorf("--help: %v %q", err, errOut)
 	}
-	if _, _, err := runCLI("revoke", "--sub", "a", "--data", t.TempDir()); err == nil {
+	if _, _, err := runPolicyCLI("revoke", "--sub", "a", "--data", t.TempDir()); err == nil {
 		t.Error("no running keyless: no error")
 	}
 }
