@@ -1,0 +1,56 @@
+package lease
+
+import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"encoding/base64"
+	"encoding/json"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/keyless-dev/keyless/sidecar/dpop"
+	"github.com/keyless-dev/keyless/sidecar/internal/nodetest"
+)
+
+// TestOAuth4WebAPIExchange: a real third-party OAuth client performs the
+// token exchange with DPoP, and a real RFC 9068 validator accepts the
+// lease with the client's resource-request proof (SECURITY.md I-5, I-7).
+func TestOAuth4WebAPIExchange(t *testing.T) {
+	nodetest.Require(t, "oauth4webapi", "jose", "dpop")
+	// Node checks iat and exp against its own clock: use the real one.
+	h := newHarness(t, func(h *harness) { h.clk = &clock{t: time.Now()} })
+	priv, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	k, err := dpop.NewECDSASigner(priv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b64 := base64.RawURLEncoding.EncodeToString
+	pad := func(b []byte) []byte { return append(make([]byte, 32-len(b)), b...) }
+	jwk := map[string]string{"kty": "EC", "crv": "P-256",
+		"x": b64(pad(priv.X.Bytes())), "y": b64(pad(priv.Y.Bytes())), "d": b64(pad(priv.D.Bytes()))}
+	in, _ := json.Marshal(map[string]any{
+		"issuer": h.as.Issuer(), "audience": apiAud, "jwk": jwk,
+		"subject_token": h.login("alice", "demo-app", readWrite, k),
+	})
+	out := nodetest.Run(t, filepath.Join(nodetest.Root(t), "sidecar", "lease", "testdata", "oauth4webapi_exchange.mjs"), in)
+	var claims struct {
+		Sub      string `json:"sub"`
+		ClientID string `json:"client_id"`
+		LeaseID  string `json:"lease_id"`
+		Scope    string `json:"scope"`
+		Cnf      struct {
+			JKT string `json:"jkt"`
+		} `json:"cnf"`
+	}
+	if err := json.Unmarshal(out, &claims); err != nil {
+		t.Fatalf("node output %q: %v", out, err)
+	}
+	if claims.Sub != "alice" || claims.LeaseID == "" || claims.Cnf.JKT != jkt(k) || claims.Scope != "orders:write" || claims.ClientID != "demo-app" {
+		t.Fatalf("claims validated by oauth4webapi = %+v", claims)
+	}
+}
