@@ -125,11 +125,21 @@ func numericDate(n *json.Number) (time.Time, bool) {
 	return time.Unix(int64(f), 0), true
 }
 
-// classifyJWT turns a decoded JWT into a rule id, severity and
-// description, judged at now. ok is false for a keyless lease, which is
-// not a finding.
+// IsDPoPProof reports whether the token is a DPoP proof (typ dpop+jwt):
+// it has no exp by design, but it is bound to one request (htm, htu,
+// jti, iat) and worthless without the access token and key it goes with,
+// so it is not a credential.
+//
+// https://www.rfc-editor.org/rfc/rfc9449#section-4.2
+func (j *JWTInfo) IsDPoPProof() bool {
+	return strings.EqualFold(j.Typ, "dpop+jwt")
+}
+
+// classifyJWT turns a decoded JWT into a rule id and description, judged
+// at now. ok is false for a keyless lease or a DPoP proof, which are not
+// findings.
 func classifyJWT(j *JWTInfo, now time.Time) (rule, desc string, ok bool) {
-	if j.IsLease() {
+	if j.IsLease() || j.IsDPoPProof() {
 		return "", "", false
 	}
 	what := "JWT"

