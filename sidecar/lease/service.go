@@ -27,10 +27,25 @@
 // the proof's key (invalid_grant otherwise); a lease is never accepted as a
 // subject token (no TTL laundering, invalid_grant).
 //
+// # Renewal and revocation
+//
+// A lease comes with an opaque renewal token (stored hashed, bound to the
+// lease's key, single use). Renewing rotates it and mints the next lease
+// of the same lease id, after the policy is evaluated again, until the
+// policy's absolute renewal limit. A used token presented again revokes
+// the whole lease. Revocations go to the store the proxy reads, so a
+// revoked lease fails there at once.
+//
 // # Audit
 //
 // One JSON line per lease, renewal, denial (with the rule that decided)
 // and revocation on Options.Audit. Tokens are never logged.
+//
+// # Wiring
+//
+// [FromConfig] builds the service from a keyless config (its policy and
+// vending sections) beside the embedded authorization server and
+// registers the exchange grant; [New] takes every part explicitly.
 package lease
 
 import (
