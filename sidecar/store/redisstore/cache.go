@@ -41,6 +41,16 @@ type cache struct {
 
 func newCache() *cache { return &cache{m: make(map[string]int64)} }
 
+// CacheReady reports whether AnyRevoked would now answer from the local
+// cache, without a round trip: for metrics and tests. False with NoCache.
+func (s *Store) CacheReady() bool {
+	if s.cache == nil {
+		return false
+	}
+	_, ok := s.cache.lookup(s.now(), s.opts.MaxStale, s.opts.AllowUnseeded, nil)
+	return ok
+}
+
 // lookup answers from the cache; ok is false when the cache cannot answer.
 func (c *cache) lookup(now time.Time, maxStale time.Duration, allowUnseeded bool, rs []store.Revocation) (revoked, ok bool) {
 	c.mu.RLock()

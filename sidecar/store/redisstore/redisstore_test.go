@@ -25,8 +25,13 @@ func newPrefix() string { return fmt.Sprintf("t%d:keyless:", prefixes.Add(1)) }
 // set seeded empty (as the issuer does at start).
 func open(t testing.TB, srv *redistest.Server, prefix string, opts redisstore.Options) *redisstore.Store {
 	t.Helper()
+	return openURL(t, srv.URL(), prefix, opts)
+}
+
+func openURL(t testing.TB, url, prefix string, opts redisstore.Options) *redisstore.Store {
+	t.Helper()
 	opts.Prefix = prefix
-	s, err := redisstore.New(srv.URL(), opts)
+	s, err := redisstore.New(url, opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -94,4 +99,43 @@ func (s split) Revoke(ctx context.Context, r store.Revocation, until time.Time) 
 
 func (s split) AnyRevoked(ctx context.Context, rs ...store.Revocation) (bool, error) {
 	return s.r.AnyRevoked(ctx, rs...)
+}
+
+// TestConformanceCluster runs the suite on a one-node Redis Cluster through
+// a Cluster client: every command the store sends keeps to one slot
+// (a Cluster refuses others with CROSSSLOT), and pub/sub works there.
+func TestConformanceCluster(t *testing.T) {
+	srv := redistest.StartCluster(t)
+	url := srv.ClusterURL()
+	t.Run("Replay", func(t *testing.T) {
+		storetest.TestReplay(t, func(t *testing.T) store.Replay { return openURL(t, url, newPrefix(), redisstore.Options{}) })
+	})
+	t.Run("Revocations", func(t *testing.T) {
+		storetest.TestRevocations(t, func(t *testing.T) store.Revocations { return openURL(t, url, newPrefix(), redisstore.Options{}) })
+	})
+	t.Run("Limiter", func(t *testing.T) {
+		storetest.TestLimiter(t, func(t *testing.T) ratelimit.Limiter {
+			return openURL(t, url, newPrefix(), redisstore.Options{NoCache: true})
+		})
+	})
+	t.Run("NonceKey", func(t *testing.T) {
+		storetest.TestNonceKey(t, func(t *testing.T) (a, b nonce.KeySource) {
+			p := newPrefix()
+			return openURL(t, url, p, redisstore.Options{NoCache: true}), openURL(t, url, p, redisstore.Options{NoCache: true})
+		})
+	})
+	t.Run("CacheInSync", func(t *testing.T) {
+		a := openURL(t, url, newPrefix(), redisstore.Options{})
+		waitUntil(t, 2*time.Second, "the revocation cache to be in sync through a Cluster client", a.CacheReady)
+	})
+	t.Run("Epoch", func(t *testing.T) {
+		s := openURL(t, url, newPrefix(), redisstore.Options{NoCache: true})
+		e, err := s.Epoch(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if time.Since(e) < 59*time.Minute {
+			t.Errorf("Epoch = %v, want the InitEpoch time an hour ago", e)
+		}
+	})
 }

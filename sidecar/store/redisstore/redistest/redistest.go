@@ -16,9 +16,11 @@ import (
 	"bufio"
 	"bytes"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -36,10 +38,11 @@ const startTimeout = 10 * time.Second
 
 // Server is one running redis-server.
 type Server struct {
-	t    testing.TB
-	bin  string
-	dir  string
-	port int
+	t       testing.TB
+	bin     string
+	dir     string
+	port    int
+	cluster bool
 
 	mu   sync.Mutex
 	proc *os.Process
@@ -68,6 +71,24 @@ func (b *syncBuffer) String() string {
 // Start starts a redis-server on 127.0.0.1 and stops it in t.Cleanup.
 func Start(t testing.TB) *Server {
 	t.Helper()
+	return start(t, false)
+}
+
+// StartCluster starts a one-node Redis Cluster holding every slot: enough
+// to prove that each command touches keys of one slot only (a Cluster
+// refuses others with CROSSSLOT) and that the client works in Cluster
+// mode. Connect with ClusterURL. Restart is not supported.
+func StartCluster(t testing.TB) *Server {
+	t.Helper()
+	return start(t, true)
+}
+
+// ClusterURL is a redis:// URL that makes redisstore.New use a Cluster
+// client.
+func (s *Server) ClusterURL() string { return "redis://" + s.Addr() + "?cluster=true" }
+
+func start(t testing.TB, cluster bool) *Server {
+	t.Helper()
 	bin, err := exec.LookPath(Binary)
 	if err != nil {
 		if _, serr := os.Stat(debianPath); serr == nil {
@@ -78,7 +99,7 @@ func Start(t testing.TB) *Server {
 			t.Skipf("redistest: redis-server not installed: %v", err)
 		}
 	}
-	s := &Server{t: t, bin: bin, dir: t.TempDir()}
+	s := &Server{t: t, bin: bin, dir: t.TempDir(), cluster: cluster}
 	var lastErr error
 	for range 5 { // a port picked free may be taken before redis binds it
 		s.port, lastErr = freePort()
@@ -155,6 +176,10 @@ func (s *Server) start() error {
 		"--protected-mode", "yes",
 		"--loglevel", "warning",
 	)
+	if s.cluster {
+		cmd.Args = append(cmd.Args, "--cluster-enabled", "yes",
+			"--cluster-config-file", filepath.Join(s.dir, fmt.Sprintf("nodes-%d.conf", s.port)))
+	}
 	cmd.Stdout, cmd.Stderr = out, out
 	if err := cmd.Start(); err != nil {
 		return fmt.Errorf("start %s: %w", s.bin, err)
@@ -166,6 +191,14 @@ func (s *Server) start() error {
 	for {
 		if ping(s.Addr()) == nil {
 			s.proc, s.done, s.out = cmd.Process, done, out
+			if s.cluster {
+				if err := assignAllSlots(s.Addr(), deadline); err != nil {
+					cmd.Process.Kill()
+					<-done
+					s.proc = nil
+					return err
+				}
+			}
 			return nil
 		}
 		select {
@@ -183,16 +216,7 @@ func (s *Server) start() error {
 }
 
 func ping(addr string) error {
-	c, err := net.DialTimeout("tcp", addr, 200*time.Millisecond)
-	if err != nil {
-		return err
-	}
-	defer c.Close()
-	c.SetDeadline(time.Now().Add(time.Second))
-	if _, err := c.Write([]byte("PING\r\n")); err != nil {
-		return err
-	}
-	line, err := bufio.NewReader(c).ReadString('\n')
+	line, err := command(addr, "PING")
 	if err != nil {
 		return err
 	}
@@ -200,6 +224,54 @@ func ping(addr string) error {
 		return fmt.Errorf("PING answered %q", line)
 	}
 	return nil
+}
+
+// command sends one inline command and returns the first reply line.
+func command(addr, cmd string) (string, error) {
+	c, err := net.DialTimeout("tcp", addr, 200*time.Millisecond)
+	if err != nil {
+		return "", err
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(time.Second))
+	if _, err := c.Write([]byte(cmd + "\r\n")); err != nil {
+		return "", err
+	}
+	r := bufio.NewReader(c)
+	line, err := r.ReadString('\n')
+	if err != nil {
+		return "", err
+	}
+	if strings.HasPrefix(line, "$") { // a bulk string: return its body
+		n, _ := strconv.Atoi(strings.TrimSpace(line[1:]))
+		if n < 0 {
+			return "", nil
+		}
+		body := make([]byte, n+2)
+		if _, err := io.ReadFull(r, body); err != nil {
+			return "", err
+		}
+		return string(body[:n]), nil
+	}
+	return line, nil
+}
+
+// assignAllSlots makes a fresh cluster node own every slot and waits for
+// cluster_state:ok.
+func assignAllSlots(addr string, deadline time.Time) error {
+	if line, err := command(addr, "CLUSTER ADDSLOTSRANGE 0 16383"); err != nil || !strings.HasPrefix(line, "+OK") {
+		return fmt.Errorf("CLUSTER ADDSLOTSRANGE: %q, %v", line, err)
+	}
+	for {
+		info, err := command(addr, "CLUSTER INFO")
+		if err == nil && strings.Contains(info, "cluster_state:ok") {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("cluster not ok: %q, %v", info, err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 }
 
 func freePort() (int, error) {

@@ -1,0 +1,130 @@
+package redisstore_test
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/keyless-dev/keyless/sidecar/store"
+	"github.com/keyless-dev/keyless/sidecar/store/redisstore"
+	"github.com/keyless-dev/keyless/sidecar/store/redisstore/redistest"
+)
+
+// TestNewURL: the config value picks the client; New does not dial.
+func TestNewURL(t *testing.T) {
+	tests := []struct {
+		url     string
+		want    string // the client's type, or "error"
+		wantErr string
+	}{
+		{"redis://127.0.0.1:6379/0", "*redis.Client", ""},
+		{"rediss://user:pw@127.0.0.1:6380/1?dial_timeout=3s", "*redis.Client", ""},
+		{"redis://127.0.0.1:26379?master_name=mymaster&addr=127.0.0.1:26380", "*redis.Client", ""},
+		{"redis://127.0.0.1:7000?addr=127.0.0.1:7001&addr=127.0.0.1:7002", "*redis.ClusterClient", ""},
+		{"redis://127.0.0.1:7000?cluster=true", "*redis.ClusterClient", ""},
+		{"redis://127.0.0.1:7000?cluster=maybe", "", "cluster"},
+		{"http://127.0.0.1:6379", "", "scheme"},
+		{"127.0.0.1:6379", "", "store URL"},
+		{"localhost", "", "scheme"},
+		{"redis://127.0.0.1:6379?bogus=1", "", "bogus"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.url, func(t *testing.T) {
+			s, err := redisstore.New(tt.url, redisstore.Options{NoCache: true})
+			if tt.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Fatalf("New = %v, want an error about %s", err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer s.Close()
+			var got string
+			switch s.Client().(type) {
+			case *redis.Client:
+				got = "*redis.Client"
+			case *redis.ClusterClient:
+				got = "*redis.ClusterClient"
+			}
+			if got != tt.want {
+				t.Errorf("client = %s, want %s", got, tt.want)
+			}
+		})
+	}
+	if _, err := redisstore.New("redis://127.0.0.1:6379", redisstore.Options{Prefix: "a{b}:"}); err == nil {
+		t.Error("a prefix with a hash tag was accepted")
+	}
+}
+
+// TestKeepSeeded: the issuer's loop re-seeds the revocation set from its
+// durable list when Redis comes back empty, without being told.
+func TestKeepSeeded(t *testing.T) {
+	srv := redistest.Start(t)
+	p := newPrefix()
+	issuer := open(t, srv, p, redisstore.Options{NoCache: true})
+	proxy := open(t, srv, p, redisstore.Options{})
+	lease := store.Revocation{Kind: store.KindLease, Value: "durable"}
+	durable := []redisstore.Entry{{Revocation: lease, Until: time.Now().Add(time.Hour)}}
+	var lists sync.WaitGroup
+	ctx, cancel := context.WithCancel(context.Background())
+	lists.Add(1)
+	go func() {
+		defer lists.Done()
+		issuer.KeepSeeded(ctx, 50*time.Millisecond, func(context.Context) ([]redisstore.Entry, error) {
+			return durable, nil
+		}, nil)
+	}()
+	defer func() { cancel(); lists.Wait() }()
+
+	srv.Restart()
+	waitUntil(t, 5*time.Second, "the issuer to re-seed and the proxy to answer", func() bool {
+		got, err := proxy.AnyRevoked(opCtx(t), lease)
+		if err == nil && !got {
+			t.Fatal("revoked lease not revoked after the restart")
+		}
+		return err == nil
+	})
+}
+
+// TestNonceKeyAfterEmptyRestart: replicas that keep running keep agreeing
+// on the nonce key after Redis lost it.
+func TestNonceKeyAfterEmptyRestart(t *testing.T) {
+	srv := redistest.Start(t)
+	p := newPrefix()
+	a, b := open(t, srv, p, redisstore.Options{NoCache: true}), open(t, srv, p, redisstore.Options{NoCache: true})
+	k, err := a.NonceKey(opCtx(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.NonceKey(opCtx(t)); err != nil {
+		t.Fatal(err)
+	}
+	srv.Restart()
+	var kb []byte
+	waitUntil(t, 5*time.Second, "NonceKey to answer after the restart", func() bool {
+		kb, err = b.NonceKey(opCtx(t))
+		return err == nil
+	})
+	ka, err := a.NonceKey(opCtx(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(ka) != string(k) || string(kb) != string(k) {
+		t.Error("the nonce key changed after an empty restart")
+	}
+}
+
+// TestUseErrors: the sentinel errors are distinct, so the proxy maps a
+// replay to 401 and everything else to 503.
+func TestUseErrors(t *testing.T) {
+	if errors.Is(redisstore.ErrStoreReset, store.ErrFull) || errors.Is(redisstore.ErrNotSeeded, store.ErrFull) {
+		t.Error("sentinels overlap")
+	}
+}
