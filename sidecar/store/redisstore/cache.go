@@ -52,10 +52,13 @@ func (s *Store) CacheReady() bool {
 }
 
 // lookup answers from the cache; ok is false when the cache cannot answer.
+// now is the store's clock, for expiries; staleness is measured on the
+// wall clock, which stamps the pings.
 func (c *cache) lookup(now time.Time, maxStale time.Duration, allowUnseeded bool, rs []store.Revocation) (revoked, ok bool) {
+	wall := time.Now().UnixNano()
 	c.mu.RLock()
 	defer c.mu.RUnlock()
-	if !c.synced || (!c.seeded && !allowUnseeded) || now.UnixNano()-c.acked > int64(maxStale) {
+	if !c.synced || (!c.seeded && !allowUnseeded) || wall-c.acked > int64(maxStale) {
 		return false, false
 	}
 	nowMs := now.UnixMilli()
