@@ -44,9 +44,10 @@ lint: ## go vet and staticcheck
 	$(GO) tool staticcheck ./...
 
 .PHONY: test
-test: deps cross lint ## install deps, build for every target, lint, a short fuzz pass, then every test
+test: deps cross lint build wasm ## install deps, build for every target, lint, a short fuzz pass, then every test
 	$(MAKE) --no-print-directory fuzz FUZZTIME=3s
 	$(GO) test -count=1 ./...
+	node --test --test-concurrency=1 web-component/test/
 
 .PHONY: fuzz
 fuzz: ## run each fuzz target for FUZZTIME (default 30s)

@@ -14,8 +14,7 @@ const shots = join(root, 'docs', 'screenshots')
 
 before(async () => {
   echo = await startEcho()
-  stack = await startKeyless({ upstream: echo.url })
-  const csp = [
+  const csp = () => [
     "default-src 'self'",
     "script-src 'self' 'wasm-unsafe-eval'",
     "img-src 'self' data:",
@@ -24,10 +23,11 @@ before(async () => {
     "frame-ancestors 'self'",
   ].join('; ')
   site = await startStatic({
-    '/index.html': { body: embedPage(stack) },
-    '/strict.html': { body: embedPage(stack), headers: { 'Content-Security-Policy': csp } },
+    '/index.html': () => ({ body: embedPage(stack) }),
+    '/strict.html': () => ({ body: embedPage(stack), headers: { 'Content-Security-Policy': csp() } }),
     '/canvas.html': { body: `<!doctype html><title>canvas</title><h1>A no-code canvas</h1><iframe src="/strict.html" width="420" height="520" title="app"></iframe>` },
   })
+  stack = await startKeyless({ upstream: echo.url, extraArgs: ['--allow-origin', site.url] })
   await mkdir(shots, { recursive: true })
   browser = await launchChromium()
 })
@@ -97,10 +97,11 @@ test('sign in, call the API through the proxy, key stays non-extractable, reload
   assert.equal(auth.detail.subject, 'alice')
   assert.match(auth.detail.jkt, /^[A-Za-z0-9_-]{43}$/)
 
-  // element.fetch through the proxy to the echo upstream.
+  // element.fetch through the proxy to the echo upstream. Page code cannot
+  // substitute credentials: its own Authorization header is dropped.
   const before = echo.hits.length
   const res = await page.evaluate(async (url) => {
-    const r = await document.querySelector('keyless-login').fetch(url + '/v1/things?x=1', { headers: { 'X-Keyless-Sub': 'mallory', Cookie: 'a=b' } })
+    const r = await document.querySelector('keyless-login').fetch(url + '/v1/things?x=1', { headers: { Authorization: 'DPoP page-supplied' } })
     return { status: r.status, body: await r.json() }
   }, stack.proxy)
   assert.equal(res.status, 200, JSON.stringify(res))

@@ -40,14 +40,16 @@ const types = {
 }
 
 /**
- * Serves files under the repository root; extra maps paths to
- * {body, type, headers} for generated pages.
+ * Serves web-component/ and demo/ from the repository; extra maps paths to
+ * {body, type, headers} (or a function returning one) for generated pages.
  */
 export async function startStatic(extra = {}) {
   const server = createServer(async (req, res) => {
     const path = new URL(req.url, 'http://x').pathname
-    const page = extra[path]
-    if (page) {
+    const entry = extra[path]
+    if (entry) {
+      // Pages may be functions, for pages that name servers started later.
+      const page = typeof entry === 'function' ? entry() : entry
       res.writeHead(200, { 'Content-Type': page.type || types['.html'], ...(page.headers || {}) })
       res.end(page.body)
       return

@@ -25,6 +25,7 @@ import (
 
 	"github.com/keyless-dev/keyless/sidecar/authserver"
 	"github.com/keyless-dev/keyless/sidecar/config"
+	"github.com/keyless-dev/keyless/sidecar/lease"
 	"github.com/keyless-dev/keyless/sidecar/store/boltstore"
 )
 
@@ -100,17 +101,25 @@ func secretFile(dir, name string, nbytes int) (string, error) {
 	return v, f.Close()
 }
 
-// issuerSetup is what runIssuer needs.
+// issuerSetup is what startIssuer needs.
 type issuerSetup struct {
 	cfg     *config.Config
+	cfgPath string // for file:line in policy errors; empty for the sandbox
 	dataDir string
 	addr    string // listen address of the issuer
 	audit   *slog.Logger
+	// audience is the aud of leases when the vending section names none:
+	// the proxy's public URL (keyless dev: its listen URL).
+	audience string
+	// sandbox grants every configured client's scopes to every user when
+	// the config has no policy section (keyless dev only).
+	sandbox bool
 }
 
-// runningIssuer is a started authorization server.
+// runningIssuer is a started authorization server with its vending service.
 type runningIssuer struct {
 	server   *authserver.Server
+	vending  *lease.Service
 	db       *boltstore.DB
 	url      string // issuer URL
 	listen   string // actual listen address
@@ -155,17 +164,43 @@ func startIssuer(ctx context.Context, st issuerSetup) (*runningIssuer, error) {
 		adminLn.Close()
 		return fail(err)
 	}
+	pubMux := http.NewServeMux()
+	pubMux.Handle("/", s.Handler())
+	admMux := http.NewServeMux()
+	admMux.Handle("/", s.AdminHandler())
+	// The vending service shares the issuer's keys, database and token
+	// endpoint (where it registers the RFC 8693 exchange grant). A broken
+	// policy stops start-up here, with file:line; a config with no policy
+	// section runs the authorization server alone, and says so.
+	var svc *lease.Service
+	if st.sandbox || st.cfg.Policy.Kind != 0 {
+		svc, err = lease.FromConfig(lease.Setup{
+			File: st.cfgPath, Config: st.cfg, Server: s, DB: db,
+			Audience: st.audience, SandboxPolicy: st.sandbox,
+			AdminToken: adminToken, Audit: st.audit,
+		})
+		if err != nil {
+			ln.Close()
+			adminLn.Close()
+			return fail(err)
+		}
+		pubMux.Handle("/v1/lease", svc.Handler())
+		pubMux.Handle("/v1/lease/", svc.Handler())
+		admMux.Handle("/admin/v1/lease/", svc.AdminHandler())
+	} else {
+		st.audit.Warn("vending.disabled", "reason", "the config has no policy section: no app can lease; the proxy will refuse every request")
+	}
 	adminURL := "http://" + adminLn.Addr().String()
 	if err := os.WriteFile(filepath.Join(st.dataDir, adminAddrFile), []byte(adminURL+"\n"), 0o600); err != nil {
 		ln.Close()
 		adminLn.Close()
 		return fail(err)
 	}
-	pub := newHTTPServer(s.Handler())
-	adm := newHTTPServer(s.AdminHandler())
+	pub := newHTTPServer(pubMux)
+	adm := newHTTPServer(admMux)
 	go pub.Serve(ln)
 	go adm.Serve(adminLn)
-	r := &runningIssuer{server: s, db: db, url: s.Issuer(), listen: ln.Addr().String(), adminURL: adminURL}
+	r := &runningIssuer{server: s, vending: svc, db: db, url: s.Issuer(), listen: ln.Addr().String(), adminURL: adminURL}
 	r.shutdown = func(ctx context.Context) {
 		_ = pub.Shutdown(ctx)
 		_ = adm.Shutdown(ctx)
@@ -222,7 +257,7 @@ func runServe(args []string, stdout, stderr io.Writer) error {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	audit := slog.New(slog.NewJSONHandler(stderr, nil))
-	iss, err := startIssuer(ctx, issuerSetup{cfg: cfg, dataDir: *dataDir, addr: *addr, audit: audit})
+	iss, err := startIssuer(ctx, issuerSetup{cfg: cfg, cfgPath: *cfgPath, dataDir: *dataDir, addr: *addr, audit: audit})
 	if err != nil {
 		return err
 	}
