@@ -2,6 +2,7 @@ package scan
 
 import (
 	"regexp"
+	"strings"
 )
 
 // jwkKty finds a JWK's key type member, quoted (JSON) or not (a JS object
@@ -27,6 +28,9 @@ type jwkMatch struct {
 // followed or preceded, within the same braces, by "d" (or "k" for oct).
 // A public JWK (no d) is not reported.
 func findJWKs(text string) []jwkMatch {
+	if !strings.Contains(text, "kty") {
+		return nil // the regexp has no literal prefix to skip ahead with
+	}
 	var out []jwkMatch
 	seen := map[int]bool{}
 	for _, m := range jwkKty.FindAllStringSubmatchIndex(text, -1) {

@@ -2,6 +2,7 @@ package scan
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 
@@ -32,9 +33,17 @@ var baseConfig = sync.OnceValues(func() (config.Config, error) {
 	if err != nil {
 		return config.Config{}, fmt.Errorf("scan: gitleaks default config: %w", err)
 	}
+	// keyless finds and judges JWTs itself (jwt.go), lifetimes included;
+	// gitleaks's jwt regex starts with \b, which keeps Go's regexp from
+	// skipping ahead to its "ey" prefix, and "ey" is in every chunk.
+	delete(cfg.Rules, "jwt")
+	cfg.OrderedRules = slices.DeleteFunc(cfg.OrderedRules, func(id string) bool { return id == "jwt" })
 	for _, r := range extraRules() {
 		cfg.Rules[r.RuleID] = r
 		cfg.OrderedRules = append(cfg.OrderedRules, r.RuleID)
+	}
+	cfg.Keywords = map[string]struct{}{}
+	for _, r := range cfg.Rules {
 		for _, k := range r.Keywords {
 			cfg.Keywords[strings.ToLower(k)] = struct{}{}
 		}

@@ -11,6 +11,7 @@ import (
 
 	"github.com/zricethezav/gitleaks/v8/config"
 	"github.com/zricethezav/gitleaks/v8/detect"
+	"github.com/zricethezav/gitleaks/v8/regexp"
 )
 
 // Limits bound the work one input may cause. The zero value of each
@@ -78,6 +79,10 @@ type Options struct {
 	// percent-encoding) gitleaks applies to find encoded secrets. Zero
 	// means 5, gitleaks's CLI default; negative means none.
 	MaxDecodeDepth int
+
+	// wholeChunks runs the generic rule like every other, over whole
+	// chunks: slower, the reference the windowed run is tested against.
+	wholeChunks bool
 }
 
 // Scanner scans files, archives and git history. It is safe for
@@ -87,8 +92,14 @@ type Scanner struct {
 	workers int
 	clock   func() time.Time
 	git     string
-	det     *detect.Detector
+	det     *detect.Detector // every gitleaks rule but the generic one
 	allow   []*config.Allowlist
+
+	// The generic rule runs apart, on keyword windows (generic.go); gen
+	// is nil when it runs with the others over whole chunks.
+	gen         *detect.Detector
+	genRegex    *regexp.Regexp
+	genKeywords []string
 }
 
 // New builds a Scanner with gitleaks's default rules plus keyless's.
@@ -97,17 +108,26 @@ func New(opts Options) (*Scanner, error) {
 	if err != nil {
 		return nil, err
 	}
-	det := detect.NewDetector(cfg)
-	switch {
-	case opts.MaxDecodeDepth == 0:
-		det.MaxDecodeDepth = 5
-	case opts.MaxDecodeDepth > 0:
-		det.MaxDecodeDepth = opts.MaxDecodeDepth
+	depth := 5
+	if opts.MaxDecodeDepth != 0 {
+		depth = max(0, opts.MaxDecodeDepth)
 	}
 	s := &Scanner{
 		limits: opts.Limits.withDefaults(), workers: opts.Workers, clock: opts.Now,
-		git: opts.Git, det: det, allow: cfg.Allowlists,
+		git: opts.Git, allow: cfg.Allowlists,
 	}
+	if opts.wholeChunks {
+		s.det = detect.NewDetector(cfg)
+	} else {
+		rest, generic, keywords := splitGeneric(cfg)
+		s.det = detect.NewDetector(rest)
+		s.gen = detect.NewDetector(generic)
+		// The windows are not decoded: the main detector decodes whole
+		// chunks, and a keyword = value pair inside base64 is rare.
+		s.genRegex = generic.Rules[genericRule].Regex
+		s.genKeywords = keywords
+	}
+	s.det.MaxDecodeDepth = depth
 	if s.workers <= 0 {
 		s.workers = runtime.GOMAXPROCS(0)
 	}

@@ -7,7 +7,6 @@ import (
 	"io"
 	"strings"
 
-	"github.com/zricethezav/gitleaks/v8/detect"
 	"github.com/zricethezav/gitleaks/v8/report"
 )
 
@@ -160,22 +159,12 @@ func (r *run) scanChunk(fs *fileState, text string, at pos, carry int) {
 		fs.add(r.finding(fs, rule, desc, posOf(m.Start), val))
 	}
 	r.scanInlineSourceMaps(fs, text)
-	for _, g := range r.s.det.DetectContext(r.ctx, detect.Fragment{Raw: text, FilePath: fs.name}) {
-		if g.RuleID == "jwt" {
-			// Found by gitleaks only after decoding (base64 etc.), or
-			// with a shape jwtPattern missed: judge its lifetime too.
-			if info, err := ParseJWT(g.Secret); err == nil {
-				rule, desc, ok := classifyJWT(info, r.s.now())
-				if !ok {
-					continue
-				}
-				g.RuleID, g.Description = rule, desc
-			}
-		}
+	for _, h := range r.s.gitleaksHits(r.ctx, fs.name, text, at) {
+		g := h.g
 		if overlapsAny(g.Secret, claimed) {
 			continue
 		}
-		fs.add(r.finding(fs, g.RuleID, g.Description, gitleaksPos(g, at), g.Secret))
+		fs.add(r.finding(fs, g.RuleID, g.Description, h.p, g.Secret))
 	}
 }
 

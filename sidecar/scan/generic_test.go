@@ -1,0 +1,91 @@
+package scan
+
+import (
+	"context"
+	"fmt"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/keyless-dev/keyless/sidecar/scan/scantest"
+)
+
+// TestGenericWindowsMatchWholeChunks checks that running the generic
+// rule on keyword windows finds exactly what running it over whole
+// chunks (as gitleaks does) finds, on the fixtures and a generated tree.
+func TestGenericWindowsMatchWholeChunks(t *testing.T) {
+	fams := families(t)
+	dir := t.TempDir()
+	js := plainJS(fams)
+	writeFile(t, filepath.Join(dir, "config.js"), []byte(js))
+	writeFile(t, filepath.Join(dir, ".env"), []byte(envFile(fams)))
+	writeFile(t, filepath.Join(dir, "main.min.js"), []byte(minifiedJS(fams)))
+	var b strings.Builder
+	for i, kw := range []string{"api_key", "Password", "secret", "authToken", "ACCESS_KEY", "creds", "x-api-key"} {
+		v := fakeRand(uint64(50+i), 24, alnum+"+/")
+		fmt.Fprintf(&b, "%s = \"%s\"\n%s: %s\n%s=>'%s'\n%s ?= %s;\n", kw, v, kw, v, kw, v, kw, v)
+		fmt.Fprintf(&b, "%s    \n  :=  \"%s\"\n", kw, v) // across lines
+		fmt.Fprintf(&b, "some%sValue := %s%s\n", kw, v, strings.Repeat("Q", 2000))
+	}
+	writeFile(t, filepath.Join(dir, "generic.txt"), []byte(b.String()))
+	if _, err := scantest.Write(filepath.Join(dir, "tree"), 2<<20, 7); err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	windowed, err := newScanner(t, Options{}).ScanPaths(ctx, []string{dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	whole, err := newScanner(t, Options{wholeChunks: true}).ScanPaths(ctx, []string{dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	key := func(f Finding) string { return fmt.Sprintf("%s:%d:%d %s %s", f.File, f.Line, f.Column, f.RuleID, f.Excerpt) }
+	got, want := map[string]bool{}, map[string]bool{}
+	generic := 0
+	for _, f := range windowed.Findings {
+		got[key(f)] = true
+	}
+	for _, f := range whole.Findings {
+		want[key(f)] = true
+		if f.RuleID == genericRule {
+			generic++
+		}
+	}
+	for k := range want {
+		if !got[k] {
+			t.Errorf("windowed run missed %s", k)
+		}
+	}
+	for k := range got {
+		if !want[k] {
+			t.Errorf("windowed run added %s", k)
+		}
+	}
+	if generic < 30 {
+		t.Errorf("only %d generic findings: the test does not exercise the rule", generic)
+	}
+}
+
+func TestGenericCandidate(t *testing.T) {
+	tests := []struct {
+		after string // text after the keyword
+		want  bool
+	}{
+		{` = "abcdefghij"`, true},
+		{`:abcdefghij`, true},
+		{`Value  ||  'abcdefghijk'`, true},
+		{` => abcdefghij`, true},
+		{"\n  : \"abcdefghij\"", true},
+		{` = "short"`, false},
+		{`.length > 0`, false},
+		{`(x)`, false},
+		{`aaaaaaaaaaaaaaaaaaaaaaaaaaaaaa = "abcdefghijkl"`, false},
+		{` = `, false},
+	}
+	for _, tt := range tests {
+		if got := genericCandidate("key"+tt.after, 3); got != tt.want {
+			t.Errorf("genericCandidate(key%q) = %v, want %v", tt.after, got, tt.want)
+		}
+	}
+}
