@@ -40,7 +40,9 @@ func TestGenericWindowsMatchWholeChunks(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	key := func(f Finding) string { return fmt.Sprintf("%s:%d:%d %s %s", f.File, f.Line, f.Column, f.RuleID, f.Excerpt) }
+	key := func(f Finding) string {
+		return fmt.Sprintf("%s:%d:%d %s %s", f.File, f.Line, f.Column, f.RuleID, f.Excerpt)
+	}
 	got, want := map[string]bool{}, map[string]bool{}
 	generic := 0
 	for _, f := range windowed.Findings {
