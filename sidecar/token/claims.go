@@ -9,42 +9,13 @@ package token
 
 import (
 	"context"
-	"time"
+
+	"github.com/keyless-dev/keyless/sidecar/token/atjwt"
 )
 
 // Claims are the verified claims of an access token that the rest of keyless
-// uses. Scope is the space-separated scope claim split into its tokens.
-type Claims struct {
-	Issuer   string
-	Subject  string
-	Audience []string
-	ClientID string
-	JTI      string
-	// LeaseID is set only on leases minted by the vending service
-	// (claim "lease_id"); the proxy accepts nothing else (SECURITY.md
-	// decision 14).
-	LeaseID string
-	Scope   []string
-	// JKT is cnf.jkt: the RFC 7638 thumbprint of the DPoP key the token is
-	// bound to. Empty for an unbound token, which the proxy refuses.
-	JKT string
-	// Preview marks a preview-mode lease (claim "preview": true).
-	Preview   bool
-	IssuedAt  time.Time
-	NotBefore time.Time
-	Expiry    time.Time
-}
-
-// HasScope reports whether s is one of the token's scopes, by exact,
-// case-sensitive match (RFC 6749 section 3.3).
-func (c *Claims) HasScope(s string) bool {
-	for _, v := range c.Scope {
-		if v == s {
-			return true
-		}
-	}
-	return false
-}
+// uses; they live in the pure [atjwt] package so the edge build shares them.
+type Claims = atjwt.Claims
 
 // Verifier verifies an access token's signature, typ, iss, aud, exp and nbf
 // and returns its claims. Implementations must fail closed: any error means
