@@ -4,7 +4,9 @@
 //	srv := redistest.Start(t)
 //	st, err := redisstore.New(srv.URL(), redisstore.Options{})
 //
-// When redis-server is not installed, [Start] skips the test, or fails it
+// The server is $REDIS_SERVER when set, else redis-server on PATH, else
+// Debian's /usr/bin/redis-server. When it is missing, [Start] skips the
+// test, or fails it
 // when the CI environment variable is set (CI installs Debian's
 // redis-server, so a missing binary there is a broken setup, not a reason
 // to pass). [Server.Kill] and [Server.Restart] inject faults: Restart
@@ -28,8 +30,12 @@ import (
 	"time"
 )
 
-// Binary is the redis-server looked up on PATH, then at Debian's path.
+// Binary is the redis-server looked up on PATH, then at Debian's path,
+// unless the environment variable EnvBinary names one.
 const Binary = "redis-server"
+
+// EnvBinary, when set, is the path of the redis-server to run.
+const EnvBinary = "REDIS_SERVER"
 
 const debianPath = "/usr/bin/redis-server"
 
@@ -89,11 +95,9 @@ func (s *Server) ClusterURL() string { return "redis://" + s.Addr() + "?cluster=
 
 func start(t testing.TB, cluster bool) *Server {
 	t.Helper()
-	bin, err := exec.LookPath(Binary)
+	bin, err := findBinary()
 	if err != nil {
-		if _, serr := os.Stat(debianPath); serr == nil {
-			bin = debianPath
-		} else if os.Getenv("CI") != "" {
+		if os.Getenv("CI") != "" {
 			t.Fatalf("redistest: redis-server not found and CI is set (install Debian's redis-server): %v", err)
 		} else {
 			t.Skipf("redistest: redis-server not installed: %v", err)
@@ -113,6 +117,20 @@ func start(t testing.TB, cluster bool) *Server {
 	}
 	t.Fatalf("redistest: %v", lastErr)
 	return nil
+}
+
+func findBinary() (string, error) {
+	if p := os.Getenv(EnvBinary); p != "" {
+		return exec.LookPath(p)
+	}
+	bin, err := exec.LookPath(Binary)
+	if err == nil {
+		return bin, nil
+	}
+	if _, serr := os.Stat(debianPath); serr == nil {
+		return debianPath, nil
+	}
+	return "", err
 }
 
 // Addr is host:port.

@@ -1,0 +1,49 @@
+package redisstore
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/keyless-dev/keyless/sidecar/store"
+)
+
+// Mirror is the issuer's store.Revocations when proxies share Redis: every
+// revocation is written to the durable list first (boltstore, the source
+// of truth that re-seeds Redis after a loss), then to Shared, which pushes
+// it to every proxy replica.
+//
+//	authserver.Options{Revocations: redisstore.Mirror{Durable: db, Shared: st}}
+//
+// Revoke returns the first error: a revocation that reached Durable but not
+// Shared is reported as failed, so the caller answers 5xx and the client
+// retries (Revoke is idempotent) rather than believe every replica knows.
+type Mirror struct {
+	Durable store.Revocations
+	Shared  store.Revocations
+}
+
+var _ store.Revocations = Mirror{}
+
+// Revoke implements store.Revocations.
+func (m Mirror) Revoke(ctx context.Context, r store.Revocation, until time.Time) error {
+	if err := m.Durable.Revoke(ctx, r, until); err != nil {
+		return err
+	}
+	return m.Shared.Revoke(ctx, r, until)
+}
+
+// AnyRevoked implements store.Revocations: revoked in either. Durable is
+// asked first; Shared only when Durable says no, and its error is returned
+// (fail closed), since another issuer may have revoked through it.
+func (m Mirror) AnyRevoked(ctx context.Context, rs ...store.Revocation) (bool, error) {
+	revoked, err := m.Durable.AnyRevoked(ctx, rs...)
+	if err != nil || revoked {
+		return revoked, err
+	}
+	revoked, err = m.Shared.AnyRevoked(ctx, rs...)
+	if err != nil {
+		return false, errors.Join(errors.New("redisstore: mirror: shared revocations"), err)
+	}
+	return revoked, nil
+}
