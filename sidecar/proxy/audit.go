@@ -19,7 +19,7 @@ func (p *Proxy) audit(x *exchange) {
 		status = http.StatusOK
 	}
 	if x.err != nil {
-		decision, rule = "deny", x.err.rule()
+		decision, rule = "deny", x.err.RuleName()
 		if statusOf(x.err.Code) >= 500 {
 			decision, level = "error", slog.LevelWarn
 		}

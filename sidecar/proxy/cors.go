@@ -3,11 +3,13 @@ package proxy
 import (
 	"net/http"
 	"strconv"
+
+	"github.com/keyless-dev/keyless/sidecar/proxy/check"
 )
 
 // exposeHeaders must be readable by browser code (RFC 9449 sections 7.1
 // and 8).
-const exposeHeaders = "WWW-Authenticate, DPoP-Nonce"
+const exposeHeaders = check.ExposeHeaders
 
 // isPreflight reports a CORS preflight request.
 func isPreflight(r *http.Request) bool {

@@ -168,7 +168,7 @@ func (p *Proxy) upstreamFailed(w http.ResponseWriter, r *http.Request, err error
 	}
 	e := upstreamError(err)
 	x.err = e
-	p.metrics.upstreamError(e.rule())
+	p.metrics.upstreamError(e.RuleName())
 	p.render(x, e)
 }
 

@@ -2,113 +2,30 @@ package proxy
 
 import (
 	"net/http"
-	"strings"
+
+	"github.com/keyless-dev/keyless/sidecar/proxy/check"
 )
 
-// headerMatcher matches header names in any spelling: ASCII case and "_"
-// versus "-" are ignored, because WSGI, PHP and CGI backends fold
-// "X_Keyless_Sub" onto "X-Keyless-Sub" (SECURITY.md mistake 2,
-// oauth2-proxy CVE-2025-64484).
-type headerMatcher struct {
-	names    []string // whole names, lowercase with "-"
-	prefixes []string // name prefixes, lowercase with "-"
-}
+// headerMatcher matches header names in any spelling ([check.HeaderMatcher]).
+type headerMatcher struct{ check.HeaderMatcher }
 
-func norm(s string) string {
-	return strings.ReplaceAll(strings.ToLower(s), "_", "-")
-}
+func (m *headerMatcher) addName(n ...string) { m.AddName(n...) }
 
-func (m *headerMatcher) addName(n ...string) {
-	for _, s := range n {
-		m.names = append(m.names, norm(s))
-	}
-}
-
-func (m *headerMatcher) addPrefix(p ...string) {
-	for _, s := range p {
-		m.prefixes = append(m.prefixes, norm(s))
-	}
-}
-
-// foldEq compares a header name byte with a normalized byte.
-func foldEq(c, n byte) bool {
-	if 'A' <= c && c <= 'Z' {
-		c += 'a' - 'A'
-	} else if c == '_' {
-		c = '-'
-	}
-	return c == n
-}
-
-func foldHasPrefix(s, prefix string) bool {
-	if len(s) < len(prefix) {
-		return false
-	}
-	for i := 0; i < len(prefix); i++ {
-		if !foldEq(s[i], prefix[i]) {
-			return false
-		}
-	}
-	return true
-}
-
-func (m *headerMatcher) match(name string) bool {
-	for _, n := range m.names {
-		if len(name) == len(n) && foldHasPrefix(name, n) {
-			return true
-		}
-	}
-	for _, p := range m.prefixes {
-		if foldHasPrefix(name, p) {
-			return true
-		}
-	}
-	return false
-}
+func (m *headerMatcher) match(name string) bool { return m.Match(name) }
 
 // deleteMatching removes every header m matches, keeping those in keep.
 func (m *headerMatcher) deleteMatching(h http.Header, keep *headerMatcher) {
-	for name := range h {
-		if m.match(name) && (keep == nil || !keep.match(name)) {
-			delete(h, name)
-		}
+	var k *check.HeaderMatcher
+	if keep != nil {
+		k = &keep.HeaderMatcher
 	}
+	m.DeleteMatching(h, k)
 }
 
-// requestStripList is every inbound header never forwarded: the client's
-// credentials, the proxy's own namespace and identity headers, forwarding
-// and client-IP headers (replaced by the proxy's own), URL-rewrite and
-// method-override headers, and upgrade negotiation (re-added only for
-// WebSocket). Cookies are stripped separately, per route.
-func requestStripList(h Headers) headerMatcher {
-	var m headerMatcher
-	m.addName("Authorization", "Proxy-Authorization", "DPoP",
-		h.Subject, h.Client, h.Scope, h.Lease,
-		// SECURITY.md: client IP is computed by the proxy (overwrite, not append).
-		"Forwarded", "X-Real-IP", "X-Client-IP", "True-Client-IP", "CF-Connecting-IP", "X-Cluster-Client-IP",
-		// URL rewriting by middleware (traefik PR #11267; RFC 9700 section 4.13).
-		"X-Original-URL", "X-Original-URI", "X-Rewrite-URL", "X-Envoy-Original-Path",
-		// Method overrides: the route was authorized for the request method.
-		"X-HTTP-Method-Override", "X-HTTP-Method", "X-Method-Override",
-		// Upgrades other than WebSocket are never forwarded (h2c, mistake 14).
-		"Upgrade", "Connection", "HTTP2-Settings", "Trailer", "Keep-Alive", "Proxy-Connection")
-	m.addPrefix(h.Prefix, "X-Forwarded-", "X-Envoy-")
-	m.addName(h.Scrub...)
-	return m
-}
+// requestStripList is every inbound header never forwarded
+// ([check.RequestStripList]).
+func requestStripList(h Headers) headerMatcher { return headerMatcher{check.RequestStripList(h)} }
 
-// responseStripList is every upstream response header never returned:
-// headers that leak the backend, CORS and nonce headers (the proxy sets its
-// own) and the proxy's namespace.
-func responseStripList(h Headers) headerMatcher {
-	var m headerMatcher
-	m.addName("Server", "X-Powered-By", "X-AspNet-Version", "X-AspNetMvc-Version", "X-Runtime",
-		"X-Backend-Server", "Via", "DPoP-Nonce", "X-Envoy-Upstream-Service-Time")
-	m.addPrefix(h.Prefix, "Access-Control-", "X-Debug-")
-	m.addName(h.StripResponse...)
-	return m
-}
-
-// inNamespace reports whether header name starts with prefix, in any
-// spelling.
-func inNamespace(name, prefix string) bool { return foldHasPrefix(name, norm(prefix)) }
+// responseStripList is every upstream response header never returned
+// ([check.ResponseStripList]).
+func responseStripList(h Headers) headerMatcher { return headerMatcher{check.ResponseStripList(h)} }

@@ -16,6 +16,7 @@ import (
 
 	"github.com/keyless-dev/keyless/sidecar/dpop"
 	"github.com/keyless-dev/keyless/sidecar/nonce"
+	"github.com/keyless-dev/keyless/sidecar/proxy/check"
 	"github.com/keyless-dev/keyless/sidecar/ratelimit"
 	"github.com/keyless-dev/keyless/sidecar/store"
 	"github.com/keyless-dev/keyless/sidecar/store/memstore"
@@ -304,22 +305,15 @@ func (p *Proxy) authenticate(x *exchange) *Error {
 
 // checkMethod refuses methods outside the standard set (405).
 func (p *Proxy) checkMethod(x *exchange) *Error {
-	if !standardMethods[x.r.Method] {
-		return &Error{Code: CodeMethodNotAllowed, Msg: "method not allowed", Rule: "method"}
-	}
-	return nil
+	return check.Method(x.r.Method)
 }
 
 // checkPath takes the raw path once and canonicalizes it (400 for
 // ambiguous forms).
 func (p *Proxy) checkPath(x *exchange) *Error {
-	raw, ok := rawPath(x.r.RequestURI)
-	if !ok {
-		return &Error{Code: CodeInvalidRequest, Msg: "invalid request target", Rule: "path"}
-	}
-	c, err := CanonicalPath(raw)
+	raw, c, err := check.Path(x.r.RequestURI)
 	if err != nil {
-		return &Error{Code: CodeInvalidRequest, Msg: err.Error(), Err: err, Rule: "path"}
+		return err
 	}
 	x.rawPath, x.path = raw, c
 	return nil
