@@ -62,8 +62,8 @@ bench: ## run the benchmarks (DPoP core; more as components land)
 	$(GO) test -run '^$$' -bench . -benchmem ./sidecar/dpop ./sidecar/store/...
 
 .PHONY: demo
-demo: build ## run the whole stack on the embedded defaults
-	./$(BIN)/keyless dev
+demo: build wasm ## run the Where2Eat demo (demo/README.md): app on http://127.0.0.1:8789, Ctrl-C stops
+	GO=$(GO) bash demo/run.sh
 
 .PHONY: clean
 clean: ## remove build outputs

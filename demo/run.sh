@@ -1,0 +1,104 @@
+#!/usr/bin/env bash
+# Runs the Where2Eat demo: throwaway mTLS certificates and API key, the
+# recommender API (mutual TLS), keyless dev (issuer, vending, sidecar proxy)
+# with demo/keyless.yaml, and the micro app. `make demo` builds bin/keyless
+# and the browser client first, then runs this. Ctrl-C stops everything.
+#
+# Ports (override with these variables):
+#   DEMO_ISSUER_PORT=8787 DEMO_PROXY_PORT=8788 DEMO_APP_PORT=8789 DEMO_API_PORT=8790
+# State (keyless's database, the throwaway secrets, logs): DEMO_DATA=.keyless-demo
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+GO=${GO:-go}
+ISSUER_PORT=${DEMO_ISSUER_PORT:-8787}
+PROXY_PORT=${DEMO_PROXY_PORT:-8788}
+APP_PORT=${DEMO_APP_PORT:-8789}
+API_PORT=${DEMO_API_PORT:-8790}
+DATA=${DEMO_DATA:-.keyless-demo}
+ISSUER=http://127.0.0.1:$ISSUER_PORT
+PROXY=http://127.0.0.1:$PROXY_PORT
+APP=http://127.0.0.1:$APP_PORT
+
+for b in bin/keyless web-component/keyless.wasm web-component/wasm_exec.js; do
+  [ -e "$b" ] || { echo "demo: $b is missing; run 'make demo' (it builds it)" >&2; exit 1; }
+done
+
+mkdir -p "$DATA/bin" "$DATA/logs"
+chmod 700 "$DATA"
+echo "demo: building the recommender, the app server and the certificate tool"
+"$GO" build -o "$DATA/bin/" ./demo/certs ./demo/recommender ./demo/appserver
+
+# Fresh throwaway secrets on every start: nothing long-lived, nothing committed.
+"$DATA/bin/certs" -out "$DATA/secrets"
+
+# demo/keyless.yaml names the default ports and .keyless-demo/; any other
+# choice runs a copy with those replaced.
+CONFIG=demo/keyless.yaml
+if [ "$APP_PORT" != 8789 ] || [ "$API_PORT" != 8790 ] || [ "$DATA" != .keyless-demo ]; then
+  CONFIG=$DATA/keyless.yaml
+  sed -e "s#127\.0\.0\.1:8789#127.0.0.1:$APP_PORT#g" -e "s#127\.0\.0\.1:8790#127.0.0.1:$API_PORT#g" \
+      -e "s#\.keyless-demo/#$DATA/#g" demo/keyless.yaml > "$CONFIG"
+fi
+bin/keyless policy test "$CONFIG" > "$DATA/logs/policy-test.log" || { cat "$DATA/logs/policy-test.log"; exit 1; }
+
+pids=()
+cleanup() {
+  trap - INT TERM EXIT
+  echo
+  echo "demo: stopping"
+  for p in "${pids[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
+  for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
+  echo "demo: stopped"
+}
+trap 'cleanup; exit 0' INT TERM
+trap cleanup EXIT
+
+wait_port() { # wait_port PORT NAME LOG: up to 20 s
+  for _ in $(seq 200); do
+    if (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; then return 0; fi
+    sleep 0.1
+  done
+  echo "demo: $2 did not start; its log ($3):" >&2
+  tail -n 30 "$3" >&2
+  exit 1
+}
+
+"$DATA/bin/recommender" -addr "127.0.0.1:$API_PORT" -secrets "$DATA/secrets" \
+  > "$DATA/logs/recommender.log" 2>&1 &
+pids+=($!)
+wait_port "$API_PORT" recommender "$DATA/logs/recommender.log"
+
+bin/keyless dev --config "$CONFIG" --data "$DATA" \
+  --issuer-addr "127.0.0.1:$ISSUER_PORT" --proxy-addr "127.0.0.1:$PROXY_PORT" \
+  > "$DATA/logs/keyless.log" 2>&1 &
+pids+=($!)
+wait_port "$PROXY_PORT" "keyless dev" "$DATA/logs/keyless.log"
+
+"$DATA/bin/appserver" -addr "127.0.0.1:$APP_PORT" -issuer "$ISSUER" -api "$PROXY" \
+  > "$DATA/logs/appserver.log" 2>&1 &
+pids+=($!)
+wait_port "$APP_PORT" "app server" "$DATA/logs/appserver.log"
+
+cat <<BANNER
+
+  Where2Eat is running.
+
+  Open the app:      $APP/
+  Preview mode:      $APP/?preview
+  Sign in as:        alice (or bob), password where2eat-demo,
+                     on the page your phone (or another tab) opens from the QR code
+  Revoke her leases: bin/keyless revoke --sub alice --data $DATA
+  API requests log:  tail -f $DATA/logs/recommender.log
+  keyless log:       $DATA/logs/keyless.log   (issuer $ISSUER, proxy $PROXY)
+
+  Press Ctrl-C to stop.
+
+BANNER
+
+# Stop everything when any of the three exits.
+set +e
+wait -n "${pids[@]}"
+status=$?
+echo "demo: a process exited (status $status); see $DATA/logs/" >&2
+exit "$status"
