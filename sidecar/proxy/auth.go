@@ -34,7 +34,7 @@ func (p *Proxy) checkToken(x *exchange) *Error {
 	now := p.now()
 	var c *token.Claims
 	if p.cache != nil {
-		c = p.cache.get(sum, now)
+		c = p.cache.Get(sum, now)
 		p.metrics.tokenCache(c != nil)
 	}
 	if c == nil {
@@ -52,7 +52,7 @@ func (p *Proxy) checkToken(x *exchange) *Error {
 		}
 		c = v
 		if p.cache != nil {
-			p.cache.put(sum, c, c.Expiry.Add(p.cfg.Token.Leeway), now)
+			p.cache.Put(sum, c, c.Expiry.Add(p.cfg.Token.Leeway), now)
 		}
 	}
 	// Time is checked on every request, cached or not.

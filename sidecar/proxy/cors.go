@@ -22,15 +22,15 @@ func isPreflight(r *http.Request) bool {
 // presented; checkOrigin then narrows it).
 func (p *Proxy) preflight(x *exchange) *Error {
 	origin := x.r.Header.Get("Origin")
-	if !p.anyOrigin[origin] {
-		return &Error{Code: CodeOriginNotAllowed, Msg: "origin not allowed", Rule: "cors.preflight"}
+	if err := p.origins.Preflight(origin); err != nil {
+		return err
 	}
 	h := x.w.Header()
 	h.Set("Access-Control-Allow-Origin", origin)
 	h.Add("Vary", "Origin")
-	h.Set("Access-Control-Allow-Methods", "GET, HEAD, POST, PUT, PATCH, DELETE")
+	h.Set("Access-Control-Allow-Methods", check.PreflightAllowMethods)
 	// The DPoP header forces this preflight (STYLE.md section 10).
-	h.Set("Access-Control-Allow-Headers", "Authorization, DPoP, Content-Type")
+	h.Set("Access-Control-Allow-Headers", check.PreflightAllowHeaders)
 	h.Set("Access-Control-Expose-Headers", exposeHeaders)
 	h.Set("Access-Control-Max-Age", strconv.Itoa(int(p.cfg.CORS.MaxAge.Seconds())))
 	x.w.WriteHeader(http.StatusNoContent)
@@ -42,11 +42,7 @@ func (p *Proxy) preflight(x *exchange) *Error {
 // upgrades (RFC 6455 section 10.2). Requests without Origin (non-browser
 // clients) pass.
 func (p *Proxy) checkOrigin(x *exchange) *Error {
-	origin := x.r.Header.Get("Origin")
-	if origin == "" || p.origins[x.claims.ClientID][origin] {
-		return nil
-	}
-	return &Error{Code: CodeOriginNotAllowed, Msg: "origin not allowed for this app", Rule: "cors.origin"}
+	return p.origins.Check(x.claims.ClientID, x.r.Header.Get("Origin"))
 }
 
 // corsAllow sets the CORS response headers when the request's Origin may
@@ -54,14 +50,11 @@ func (p *Proxy) checkOrigin(x *exchange) *Error {
 // app's origin before.
 func (p *Proxy) corsAllow(x *exchange) {
 	origin := x.r.Header.Get("Origin")
-	if origin == "" {
-		return
-	}
-	ok := p.anyOrigin[origin]
+	app := ""
 	if x.claims != nil {
-		ok = p.origins[x.claims.ClientID][origin]
+		app = x.claims.ClientID
 	}
-	if !ok {
+	if !p.origins.Allow(origin, app, x.claims != nil) {
 		return
 	}
 	h := x.w.Header()

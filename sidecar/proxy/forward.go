@@ -13,6 +13,8 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+
+	"github.com/keyless-dev/keyless/sidecar/proxy/check"
 )
 
 type exchangeKey struct{}
@@ -59,13 +61,7 @@ func (p *Proxy) forward(x *exchange) *Error {
 func (p *Proxy) rewrite(rt *route, pr *httputil.ProxyRequest) {
 	x := pr.In.Context().Value(exchangeKey{}).(*exchange)
 	out := pr.Out
-	path := x.path
-	if rt.StripPrefix != "" {
-		path = strings.TrimPrefix(path, rt.StripPrefix)
-		if path == "" {
-			path = "/"
-		}
-	}
+	path := check.ForwardPath(rt.StripPrefix, x.path)
 	out.URL.Path, out.URL.RawPath = unescapePath(path), path
 	if x.ticket {
 		out.URL.RawQuery = dropQueryParam(out.URL.RawQuery, p.cfg.WebSocket.TicketParam)
@@ -91,11 +87,9 @@ func (p *Proxy) rewrite(rt *route, pr *httputil.ProxyRequest) {
 	h.Set("X-Forwarded-Host", p.publicHost)
 	h.Set("X-Forwarded-Proto", p.publicProto)
 	if c := x.claims; c != nil {
-		hd := p.cfg.Headers
-		h.Set(hd.Subject, c.Subject)
-		h.Set(hd.Client, c.ClientID)
-		h.Set(hd.Scope, strings.Join(c.Scope, " "))
-		h.Set(hd.Lease, c.LeaseID)
+		for _, kv := range check.Identity(p.cfg.Headers, c) {
+			h.Set(kv[0], kv[1])
+		}
 	}
 }
 

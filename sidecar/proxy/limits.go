@@ -3,12 +3,11 @@ package proxy
 import (
 	"bytes"
 	"io"
-	"mime"
 	"net/http"
 	"strconv"
-	"strings"
 	"time"
 
+	"github.com/keyless-dev/keyless/sidecar/proxy/check"
 	"github.com/keyless-dev/keyless/sidecar/ratelimit"
 )
 
@@ -76,14 +75,11 @@ func (p *Proxy) checkBody(x *exchange) *Error {
 		return nil
 	}
 	limit := x.route.MaxBodyBytes
-	if limit < 0 || r.ContentLength > limit {
-		return &Error{Code: CodeBodyTooLarge, Msg: "request body too large", Rule: "body.size"}
+	if err := check.BodyLength(limit, r.ContentLength); err != nil {
+		return err
 	}
-	if x.route.contentOK != nil {
-		mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
-		if err != nil || !x.route.contentOK[strings.ToLower(mt)] {
-			return &Error{Code: CodeUnsupportedMedia, Msg: "content type not allowed", Rule: "body.type"}
-		}
+	if err := x.route.contentOK.Check(r.Header.Get("Content-Type")); err != nil {
+		return err
 	}
 	if r.ContentLength < 0 {
 		// A chunked body is read here, up to the cap, so an oversized one
@@ -93,8 +89,8 @@ func (p *Proxy) checkBody(x *exchange) *Error {
 		if err != nil {
 			return &Error{Code: CodeInvalidRequest, Msg: "request body could not be read", Err: err, Rule: "body.read"}
 		}
-		if int64(len(b)) > limit {
-			return &Error{Code: CodeBodyTooLarge, Msg: "request body too large", Rule: "body.size"}
+		if err := check.BodyLength(limit, int64(len(b))); err != nil {
+			return err
 		}
 		r.Body = io.NopCloser(bytes.NewReader(b))
 		r.ContentLength = int64(len(b))

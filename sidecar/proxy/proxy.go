@@ -66,7 +66,7 @@ type Proxy struct {
 	algs        string // for WWW-Authenticate
 	verifyOpts  dpop.VerifyOptions
 	tokens      token.Verifier
-	cache       *tokenCache
+	cache       *check.TokenCache
 	revocations store.Revocations
 	limiter     ratelimit.Limiter
 	tickets     TicketStore
@@ -77,8 +77,7 @@ type Proxy struct {
 	router      router
 	strip       headerMatcher // inbound headers never forwarded
 	stripResp   headerMatcher // upstream response headers never returned
-	origins     map[string]map[string]bool
-	anyOrigin   map[string]bool
+	origins     *check.Origins
 }
 
 // route is a configured route, compiled.
@@ -90,7 +89,7 @@ type route struct {
 	upstream  *url.URL
 	cred      CredentialSource
 	credStrip headerMatcher
-	contentOK map[string]bool
+	contentOK check.ContentTypes
 }
 
 var _ http.Handler = (*Proxy)(nil)
@@ -172,18 +171,10 @@ func New(cfg Config, opts Options) (*Proxy, error) {
 		p.verifyOpts.Nonce = src
 	}
 	if cfg.Token.CacheEntries > 0 {
-		p.cache = newTokenCache(cfg.Token.CacheEntries)
+		p.cache = check.NewTokenCache(cfg.Token.CacheEntries)
 	}
 	p.metrics = newMetrics(opts.Registry)
-	p.origins = make(map[string]map[string]bool)
-	p.anyOrigin = make(map[string]bool)
-	for app, os := range cfg.CORS.Apps {
-		p.origins[app] = make(map[string]bool)
-		for _, o := range os {
-			p.origins[app][o] = true
-			p.anyOrigin[o] = true
-		}
-	}
+	p.origins = check.NewOrigins(cfg.CORS)
 	p.strip = requestStripList(cfg.Headers)
 	p.stripResp = responseStripList(cfg.Headers)
 
@@ -193,13 +184,7 @@ func New(cfg Config, opts Options) (*Proxy, error) {
 	}
 	for _, r := range cfg.Routes {
 		pt, _ := compilePattern(r.Path)
-		rt := &route{Route: r, pattern: pt, scope: strings.Join(r.Scopes, " ")}
-		if len(r.ContentTypes) > 0 {
-			rt.contentOK = make(map[string]bool)
-			for _, ct := range r.ContentTypes {
-				rt.contentOK[strings.ToLower(ct)] = true
-			}
-		}
+		rt := &route{Route: r, pattern: pt, scope: strings.Join(r.Scopes, " "), contentOK: check.NewContentTypes(r.ContentTypes)}
 		if up, ok := ups[r.Upstream]; ok {
 			rt.upstream, rt.cred = up.url, up.cred
 			if rt.cred != nil {

@@ -1,33 +1,35 @@
-package proxy
+package check
 
 import (
 	"sync"
 	"time"
 
-	"github.com/keyless-dev/keyless/sidecar/token"
+	"github.com/keyless-dev/keyless/sidecar/token/atjwt"
 )
 
-// tokenCache holds verified lease claims by the token's SHA-256 until the
+// TokenCache holds verified lease claims by the token's SHA-256 until the
 // token expires, so a request pays for one signature check (the proof's),
 // not two. Revocation is not cached: it is checked on every request. When
 // full it drops expired entries, and if none can go, everything: a miss only
 // costs a verification.
-type tokenCache struct {
+type TokenCache struct {
 	max int
 	mu  sync.RWMutex
 	m   map[[32]byte]cached
 }
 
 type cached struct {
-	claims *token.Claims
+	claims *atjwt.Claims
 	until  time.Time
 }
 
-func newTokenCache(max int) *tokenCache {
-	return &tokenCache{max: max, m: make(map[[32]byte]cached)}
+// NewTokenCache holds at most max entries.
+func NewTokenCache(max int) *TokenCache {
+	return &TokenCache{max: max, m: make(map[[32]byte]cached)}
 }
 
-func (c *tokenCache) get(k [32]byte, now time.Time) *token.Claims {
+// Get returns the claims cached under k, or nil.
+func (c *TokenCache) Get(k [32]byte, now time.Time) *atjwt.Claims {
 	c.mu.RLock()
 	e, ok := c.m[k]
 	c.mu.RUnlock()
@@ -37,7 +39,8 @@ func (c *tokenCache) get(k [32]byte, now time.Time) *token.Claims {
 	return e.claims
 }
 
-func (c *tokenCache) put(k [32]byte, claims *token.Claims, until, now time.Time) {
+// Put caches claims under k until until.
+func (c *TokenCache) Put(k [32]byte, claims *atjwt.Claims, until, now time.Time) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if len(c.m) >= c.max {
