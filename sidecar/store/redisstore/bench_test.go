@@ -3,9 +3,14 @@ package redisstore_test
 import (
 	"context"
 	"fmt"
+	"strconv"
+	"strings"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
+
+	"github.com/redis/go-redis/v9"
 
 	"github.com/keyless-dev/keyless/sidecar/ratelimit"
 	"github.com/keyless-dev/keyless/sidecar/store"
@@ -17,6 +22,10 @@ import (
 // The proxy's per-request store work: one Use (a fresh pair) and one
 // AnyRevoked of five kinds. Each runs against the local redis-server and,
 // side by side, memstore: go test -bench . -run '^$' ./sidecar/store/redisstore
+
+// concurrency × GOMAXPROCS goroutines call the store at once, as a
+// proxy's concurrent requests do.
+const concurrency = 16
 
 var fiveKinds = []store.Revocation{
 	{Kind: store.KindLease, Value: "lease-0123456789"},
@@ -32,6 +41,8 @@ func BenchmarkUse(b *testing.B) {
 	var n atomic.Int64
 	run := func(b *testing.B, r store.Replay) {
 		b.ReportAllocs()
+		b.SetParallelism(concurrency)
+		defer cpuPerOp(b, srv)()
 		b.RunParallel(func(pb *testing.PB) {
 			ctx := context.Background()
 			for pb.Next() {
@@ -42,6 +53,9 @@ func BenchmarkUse(b *testing.B) {
 		})
 	}
 	b.Run("redis", func(b *testing.B) { run(b, open(b, srv, newPrefix(), redisstore.Options{NoCache: true})) })
+	b.Run("redis-nobatch", func(b *testing.B) {
+		run(b, open(b, srv, newPrefix(), redisstore.Options{NoCache: true, NoBatch: true}))
+	})
 	b.Run("memstore", func(b *testing.B) { run(b, &memstore.Replay{Max: 1 << 30}) })
 }
 
@@ -55,7 +69,9 @@ func BenchmarkAnyRevoked(b *testing.B) {
 			}
 		}
 		b.ReportAllocs()
+		b.SetParallelism(concurrency)
 		b.ResetTimer()
+		defer cpuPerOp(b, srv)()
 		b.RunParallel(func(pb *testing.PB) {
 			for pb.Next() {
 				got, err := v.AnyRevoked(ctx, fiveKinds...)
@@ -79,6 +95,8 @@ func BenchmarkAllow(b *testing.B) {
 	l := ratelimit.Limit{Rate: 1e9, Burst: 1e9}
 	run := func(b *testing.B, lim ratelimit.Limiter) {
 		b.ReportAllocs()
+		b.SetParallelism(concurrency)
+		defer cpuPerOp(b, srv)()
 		var n atomic.Int64
 		b.RunParallel(func(pb *testing.PB) {
 			ctx := context.Background()
@@ -104,4 +122,43 @@ func waitWarm(b *testing.B, s *redisstore.Store) {
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
+}
+
+// cpuPerOp reports the CPU time one operation costs this process
+// (client-cpu-µs/op: go-redis, syscalls) and redis-server (redis-cpu-µs/op,
+// from INFO cpu): what a request costs the machine, independent of how
+// loaded it is (the wall time per op on a shared 2-core machine is mostly
+// waiting).
+func cpuPerOp(b *testing.B, srv *redistest.Server) (stop func()) {
+	c := redis.NewClient(&redis.Options{Addr: srv.Addr()})
+	self0, redis0 := selfCPU(), redisCPU(b, c)
+	return func() {
+		b.StopTimer()
+		defer c.Close()
+		n := float64(b.N)
+		b.ReportMetric(float64((selfCPU()-self0).Microseconds())/n, "client-cpu-µs/op")
+		b.ReportMetric(float64((redisCPU(b, c)-redis0).Microseconds())/n, "redis-cpu-µs/op")
+	}
+}
+
+func selfCPU() time.Duration {
+	var ru syscall.Rusage
+	syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+func redisCPU(b *testing.B, c *redis.Client) time.Duration {
+	info, err := c.Info(context.Background(), "cpu").Result()
+	if err != nil {
+		b.Fatal(err)
+	}
+	var total float64
+	for _, line := range strings.Split(info, "\r\n") {
+		k, v, _ := strings.Cut(line, ":")
+		if k == "used_cpu_sys" || k == "used_cpu_user" {
+			f, _ := strconv.ParseFloat(v, 64)
+			total += f
+		}
+	}
+	return time.Duration(total * float64(time.Second))
 }

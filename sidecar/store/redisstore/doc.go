@@ -31,6 +31,10 @@
 // (the first byte of the hash) is a Cluster hash tag: entries spread over
 // 256 slots, and each bucket has its own epoch key in the same slot.
 //
+// Use and Allow calls of concurrent requests are pipelined together (one
+// write and one read system call for a batch, on both sides), which halves
+// what a check costs the machine under load; Options.NoBatch turns it off.
+//
 // # Redis restarted empty: replay windows stay closed
 //
 // Redis without persistence (or a Cluster node without a replica) can come

@@ -10,6 +10,8 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/keyless-dev/keyless/sidecar/dpop"
+	"github.com/keyless-dev/keyless/sidecar/ratelimit"
 	"github.com/keyless-dev/keyless/sidecar/store"
 	"github.com/keyless-dev/keyless/sidecar/store/redisstore"
 	"github.com/keyless-dev/keyless/sidecar/store/redisstore/redistest"
@@ -126,5 +128,48 @@ func TestNonceKeyAfterEmptyRestart(t *testing.T) {
 func TestUseErrors(t *testing.T) {
 	if errors.Is(redisstore.ErrStoreReset, store.ErrFull) || errors.Is(redisstore.ErrNotSeeded, store.ErrFull) {
 		t.Error("sentinels overlap")
+	}
+}
+
+// TestScriptCacheFlushed: after Redis lost its script cache (a restart,
+// SCRIPT FLUSH) calls load the scripts again, batched or not, and no call
+// runs twice.
+func TestScriptCacheFlushed(t *testing.T) {
+	srv := redistest.Start(t)
+	admin := redis.NewClient(&redis.Options{Addr: srv.Addr()})
+	defer admin.Close()
+	for _, opts := range []redisstore.Options{{}, {NoBatch: true}} {
+		s := open(t, srv, newPrefix(), opts)
+		until := time.Now().Add(time.Minute)
+		if err := admin.ScriptFlush(opCtx(t)).Err(); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.Use(opCtx(t), jkt, "after-flush", until); err != nil {
+			t.Fatalf("NoBatch=%v: Use after SCRIPT FLUSH: %v", opts.NoBatch, err)
+		}
+		if err := s.Use(opCtx(t), jkt, "after-flush", until); !errors.Is(err, dpop.ErrReplay) {
+			t.Fatalf("NoBatch=%v: second Use = %v, want dpop.ErrReplay", opts.NoBatch, err)
+		}
+		admin.ScriptFlush(opCtx(t))
+		if res, err := s.Allow(opCtx(t), "k", ratelimit.Limit{Rate: 1, Burst: 1}, time.Now()); err != nil || !res.Allowed || res.Remaining != 0 {
+			t.Fatalf("NoBatch=%v: Allow after SCRIPT FLUSH = %+v, %v", opts.NoBatch, res, err)
+		}
+	}
+}
+
+// TestClosed: calls after Close fail at once instead of waiting.
+func TestClosed(t *testing.T) {
+	srv := redistest.Start(t)
+	s := open(t, srv, newPrefix(), redisstore.Options{})
+	s.Close()
+	done := make(chan error, 1)
+	go func() { done <- s.Use(context.Background(), jkt, "closed", time.Now().Add(time.Minute)) }()
+	select {
+	case err := <-done:
+		if err == nil {
+			t.Error("Use after Close: nil error")
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("Use after Close did not return")
 	}
 }

@@ -42,7 +42,8 @@ redis.call('PEXPIRE', KEYS[1], math.ceil((burst - tokens) / rate * 1000) + 1000)
 return {allowed, string.format('%.17g', tokens)}
 `)
 
-// Allow implements ratelimit.Limiter with one atomic script per request.
+// Allow implements ratelimit.Limiter with one atomic script per request,
+// pipelined with concurrent calls unless Options.NoBatch.
 func (s *Store) Allow(ctx context.Context, key string, l ratelimit.Limit, now time.Time) (ratelimit.Result, error) {
 	if l.IsZero() {
 		return ratelimit.Result{Allowed: true}, nil
@@ -54,13 +55,14 @@ func (s *Store) Allow(ctx context.Context, key string, l ratelimit.Limit, now ti
 	if l.Burst <= 0 {
 		burst = math.Max(1, math.Ceil(l.Rate))
 	}
-	vals, err := allowScript.Run(ctx, s.c, []string{s.prefix + "rl:" + key},
+	v, err := s.runScript(ctx, allowScript, []string{s.prefix + "rl:" + key},
 		now.UnixMicro(),
 		strconv.FormatFloat(l.Rate, 'g', -1, 64),
-		strconv.FormatFloat(burst, 'g', -1, 64)).Slice()
+		strconv.FormatFloat(burst, 'g', -1, 64))
 	if err != nil {
 		return ratelimit.Result{}, wrap("rate limit", err)
 	}
+	vals, _ := v.([]any)
 	if len(vals) != 2 {
 		return ratelimit.Result{}, fmt.Errorf("redisstore: rate limit script answered %v", vals)
 	}

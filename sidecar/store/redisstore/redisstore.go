@@ -43,6 +43,10 @@ type Options struct {
 	// than the verifier's.
 	MaxAge, FutureSkew time.Duration
 
+	// NoBatch sends each replay check on its own instead of pipelining
+	// the checks of concurrent requests together (see batcher).
+	NoBatch bool
+
 	// NoCache turns the local revocation cache off: every AnyRevoked is
 	// then one round trip to Redis.
 	NoCache bool
@@ -78,7 +82,8 @@ type Store struct {
 	revKey, revChannel, nonceKey string
 	guard                        time.Duration // MaxAge + 2*FutureSkew
 
-	cache  *cache // nil when NoCache
+	cache  *cache   // nil when NoCache
+	batch  *batcher // nil when NoBatch
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 
@@ -252,20 +257,22 @@ func newStore(c redis.UniversalClient, opts Options) (*Store, error) {
 }
 
 func (s *Store) start() {
-	if s.cache == nil {
-		return
-	}
 	ctx, cancel := context.WithCancel(context.Background())
 	s.cancel = cancel
-	s.wg.Add(1)
-	go func() {
-		defer s.wg.Done()
-		s.watch(ctx)
-	}()
+	if !s.opts.NoBatch {
+		s.batch = newBatcher(s, ctx, &s.wg)
+	}
+	if s.cache != nil {
+		s.wg.Add(1)
+		go func() {
+			defer s.wg.Done()
+			s.watch(ctx)
+		}()
+	}
 }
 
-// Close stops the revocation watcher and, when the Store made its client
-// (New), closes it.
+// Close stops the revocation watcher and the replay batcher and, when the
+// Store made its client (New), closes it. Calls after Close fail.
 func (s *Store) Close() error {
 	if s.cancel != nil {
 		s.cancel()

@@ -53,7 +53,7 @@ func TestConformance(t *testing.T) {
 		opts redisstore.Options
 	}{
 		{"Cached", redisstore.Options{}},
-		{"NoCache", redisstore.Options{NoCache: true}},
+		{"NoCacheNoBatch", redisstore.Options{NoCache: true, NoBatch: true}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Run("Replay", func(t *testing.T) {

@@ -74,16 +74,21 @@ func (s *Store) epochKey(bucket int) string {
 }
 
 // Use implements dpop.ReplayCache: one atomic script per proof, one round
-// trip. It returns nil for a fresh pair, dpop.ErrReplay for a pair already
+// trip, pipelined with concurrent calls unless Options.NoBatch. It returns nil for a fresh pair, dpop.ErrReplay for a pair already
 // recorded, ErrStoreReset (see the package doc), or the Redis error.
 //
 // https://www.rfc-editor.org/rfc/rfc9449#section-11.1
 func (s *Store) Use(ctx context.Context, jkt, jti string, until time.Time) error {
 	entry, epoch := s.replayKeys(jkt, jti)
-	n, err := useScript.Run(ctx, s.c, []string{entry, epoch},
-		ceilMilli(until), s.now().UnixMilli(), s.guard.Milliseconds()).Int64()
+	keys := []string{entry, epoch}
+	args := []any{ceilMilli(until), s.now().UnixMilli(), s.guard.Milliseconds()}
+	v, err := s.runScript(ctx, useScript, keys, args...)
 	if err != nil {
 		return wrap("replay", err)
+	}
+	n, ok := v.(int64)
+	if !ok {
+		return fmt.Errorf("redisstore: replay script answered %v", v)
 	}
 	switch n {
 	case 1:

@@ -6,10 +6,9 @@
 //
 // The server is $REDIS_SERVER when set, else redis-server on PATH, else
 // Debian's /usr/bin/redis-server. When it is missing, [Start] skips the
-// test, or fails it
-// when the CI environment variable is set (CI installs Debian's
-// redis-server, so a missing binary there is a broken setup, not a reason
-// to pass). [Server.Kill] and [Server.Restart] inject faults: Restart
+// test, or fails it when the CI environment variable is set (CI installs
+// Debian's redis-server, so a missing binary there is a broken setup, not
+// a reason to pass). [Server.Kill] and [Server.Restart] inject faults: Restart
 // brings the server back on the same port, empty, as a Redis without
 // persistence comes back after a crash.
 package redistest
