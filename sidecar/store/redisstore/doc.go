@@ -6,7 +6,12 @@
 //   - store.Replay (dpop.ReplayCache): the jti replay cache;
 //   - store.Revocations, with a pub/sub-fed local cache;
 //   - ratelimit.Limiter: one token bucket per key for all replicas;
-//   - nonce.KeySource: the server-nonce HMAC key every replica shares.
+//   - nonce.KeySource: the server-nonce HMAC key every replica shares;
+//   - single-use values ([Store.PutOnce], [Store.TakeOnce]) for WebSocket
+//     tickets redeemed at another replica.
+//
+// The issuer writes revocations through [Mirror] (its durable list, then
+// Redis) and keeps Redis seeded with [Store.KeepSeeded].
 //
 // It passes the same conformance suite as memstore (storetest). The client
 // is a redis.UniversalClient: one server, Sentinel or Cluster by URL. The
