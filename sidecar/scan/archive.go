@@ -226,9 +226,8 @@ func (r *run) scanZip(e entry, br *bufio.Reader) error {
 			return errRefused
 		}
 		name := e.name + "!/" + cleanMember(f.Name)
-		mode := f.Mode()
-		if mode.IsDir() || mode&os.ModeSymlink != 0 || !mode.IsRegular() && mode&os.ModeType != 0 {
-			continue // symlinks in archives are never followed
+		if !f.Mode().IsRegular() {
+			continue // directories; symlinks in archives are never followed
 		}
 		usize, csize := int64(f.UncompressedSize64), int64(f.CompressedSize64)
 		if usize > ratioFloor && (csize <= 0 || usize/max(csize, 1) > r.s.limits.MaxRatio) {
