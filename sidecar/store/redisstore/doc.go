@@ -97,8 +97,21 @@
 // 32-byte key with SET NX at <prefix>nonce-key and returns it to every
 // replica.
 //
-// # Clocks
+// # Running Redis
 //
-// Expiries are absolute (PXAT, scores): keep replica and Redis clocks in
-// sync (NTP); a skew eats into the replay window.
+//   - maxmemory-policy noeviction (the default): any other policy may drop
+//     live replay entries. [Store.CheckEviction] checks it.
+//   - Persistence: none, or AOF with appendfsync always. The restart guard
+//     detects a loss by the epoch disappearing with the entries, which is
+//     what an empty restart does. An RDB snapshot (or AOF everysec)
+//     restores an older state whose epochs survived while the last
+//     entries did not, and an asynchronous replica promoted by Sentinel or
+//     Cluster may lack the master's last writes: neither is detected, and
+//     pairs used in that gap (about a second of writes) could be replayed
+//     within their window. Not handled yet: stamping each epoch with the
+//     server's run_id (which changes on every restart and promotion) would
+//     detect both.
+//   - Clocks: expiries are absolute (PXAT, scores), so keep replica and
+//     Redis clocks in sync (NTP); a skew eats into the replay window.
+//   - Prefix separates deployments sharing one Redis.
 package redisstore

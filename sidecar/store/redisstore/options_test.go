@@ -173,3 +173,21 @@ func TestClosed(t *testing.T) {
 		t.Fatal("Use after Close did not return")
 	}
 }
+
+func TestCheckEviction(t *testing.T) {
+	srv := redistest.Start(t)
+	s := open(t, srv, newPrefix(), redisstore.Options{NoCache: true})
+	if err := s.CheckEviction(opCtx(t)); err != nil {
+		t.Fatalf("default policy: %v", err)
+	}
+	admin := redis.NewClient(&redis.Options{Addr: srv.Addr()})
+	defer admin.Close()
+	for _, p := range []string{"allkeys-lru", "volatile-ttl"} {
+		if err := admin.ConfigSet(opCtx(t), "maxmemory-policy", p).Err(); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.CheckEviction(opCtx(t)); err == nil || !strings.Contains(err.Error(), p) {
+			t.Errorf("policy %s: CheckEviction = %v, want an error naming it", p, err)
+		}
+	}
+}

@@ -43,8 +43,8 @@ type Options struct {
 	// than the verifier's.
 	MaxAge, FutureSkew time.Duration
 
-	// NoBatch sends each replay check on its own instead of pipelining
-	// the checks of concurrent requests together (see batcher).
+	// NoBatch sends each replay and rate-limit script on its own instead
+	// of pipelining those of concurrent requests together (see batcher).
 	NoBatch bool
 
 	// NoCache turns the local revocation cache off: every AnyRevoked is
@@ -70,8 +70,9 @@ type Options struct {
 
 // Store is keyless's shared state in Redis: the DPoP replay cache
 // ([store.Replay]), revocations ([store.Revocations]), rate limits
-// ([ratelimit.Limiter]) and the server-nonce key ([nonce.KeySource]). It is
-// safe for concurrent use. Close it to stop its revocation watcher.
+// ([ratelimit.Limiter]), the server-nonce key ([nonce.KeySource]) and
+// single-use values. It is safe for concurrent use. Close it to stop its
+// revocation watcher and batcher.
 type Store struct {
 	c      redis.UniversalClient
 	owned  bool // close c on Close
@@ -321,4 +322,23 @@ func ceilMilli(t time.Time) int64 {
 		ms++
 	}
 	return ms
+}
+
+// CheckEviction reports an error unless Redis runs with maxmemory-policy
+// noeviction. Any other policy lets Redis drop live replay entries or
+// revocations under memory pressure (every policy, volatile-* included,
+// can pick them, since they all have expiries), which reopens a replay
+// window (SECURITY.md decision 3); with noeviction a full Redis refuses
+// writes instead, and the proxy answers 503. Call it at start and log or
+// refuse. Managed Redis services that forbid CONFIG GET make it fail with
+// that error: check their setting by hand.
+func (s *Store) CheckEviction(ctx context.Context) error {
+	m, err := s.c.ConfigGet(ctx, "maxmemory-policy").Result()
+	if err != nil {
+		return wrap("read maxmemory-policy", err)
+	}
+	if p := m["maxmemory-policy"]; p != "noeviction" {
+		return fmt.Errorf("redisstore: Redis maxmemory-policy is %q: live replay entries and revocations can be evicted; set noeviction", p)
+	}
+	return nil
 }
