@@ -54,31 +54,32 @@ cleanup() {
 trap 'cleanup; exit 0' INT TERM
 trap cleanup EXIT
 
-wait_port() { # wait_port PORT NAME LOG: up to 20 s
-  for _ in $(seq 200); do
-    if (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; then return 0; fi
+wait_for() { # wait_for NAME LOG PATTERN: until LOG shows PATTERN, up to 30 s
+  for _ in $(seq 300); do
+    if grep -q "$3" "$2" 2>/dev/null; then return 0; fi
+    if ! kill -0 "${pids[-1]}" 2>/dev/null; then break; fi
     sleep 0.1
   done
-  echo "demo: $2 did not start; its log ($3):" >&2
-  tail -n 30 "$3" >&2
+  echo "demo: $1 did not start; its log ($2):" >&2
+  tail -n 30 "$2" >&2
   exit 1
 }
 
 "$DATA/bin/recommender" -addr "127.0.0.1:$API_PORT" -secrets "$DATA/secrets" \
   > "$DATA/logs/recommender.log" 2>&1 &
 pids+=($!)
-wait_port "$API_PORT" recommender "$DATA/logs/recommender.log"
+wait_for recommender "$DATA/logs/recommender.log" "listening on"
 
 bin/keyless dev --config "$CONFIG" --data "$DATA" \
   --issuer-addr "127.0.0.1:$ISSUER_PORT" --proxy-addr "127.0.0.1:$PROXY_PORT" \
   > "$DATA/logs/keyless.log" 2>&1 &
 pids+=($!)
-wait_port "$PROXY_PORT" "keyless dev" "$DATA/logs/keyless.log"
+wait_for "keyless dev" "$DATA/logs/keyless.log" "Proxy:"
 
 "$DATA/bin/appserver" -addr "127.0.0.1:$APP_PORT" -issuer "$ISSUER" -api "$PROXY" \
   > "$DATA/logs/appserver.log" 2>&1 &
 pids+=($!)
-wait_port "$APP_PORT" "app server" "$DATA/logs/appserver.log"
+wait_for "app server" "$DATA/logs/appserver.log" "serving"
 
 cat <<BANNER
 
@@ -96,9 +97,12 @@ cat <<BANNER
 
 BANNER
 
-# Stop everything when any of the three exits.
+# Stop everything when any of the three exits. On Ctrl-C the three stop
+# cleanly (status 0) and the traps say so; anything else is a crash.
 set +e
 wait -n "${pids[@]}"
 status=$?
-echo "demo: a process exited (status $status); see $DATA/logs/" >&2
+if [ "$status" -ne 0 ]; then
+  echo "demo: a process failed (status $status); see $DATA/logs/" >&2
+fi
 exit "$status"
