@@ -31,6 +31,22 @@ wasm-size: wasm ## print the browser module's raw and gzip size (budget 1.5 MB g
 	@raw=$$(stat -c %s web-component/keyless.wasm); gz=$$(gzip -9 -c web-component/keyless.wasm | wc -c); \
 	echo "keyless.wasm: $$raw bytes raw, $$gz bytes gzip (budget 1572864)"
 
+EDGE_DIST := sidecar/edge/dist
+
+.PHONY: edge
+edge: ## build the Cloudflare Worker (GOOS=js GOARCH=wasm) into sidecar/edge/dist
+	@mkdir -p $(EDGE_DIST)
+	GOOS=js GOARCH=wasm $(GO) build -trimpath -ldflags='-s -w' -o $(EDGE_DIST)/keyless-edge.wasm ./sidecar/edge/worker
+	cp "$$($(GO) env GOROOT)/lib/wasm/wasm_exec.js" $(EDGE_DIST)/wasm_exec.js
+	cp sidecar/edge/worker/worker.mjs $(EDGE_DIST)/worker.mjs
+
+.PHONY: edge-size
+edge-size: edge ## print the Worker's raw and gzip size against Cloudflare's limits
+	@raw=$$(cat $(EDGE_DIST)/keyless-edge.wasm $(EDGE_DIST)/wasm_exec.js $(EDGE_DIST)/worker.mjs | wc -c); \
+	gz=$$(cat $(EDGE_DIST)/keyless-edge.wasm $(EDGE_DIST)/wasm_exec.js $(EDGE_DIST)/worker.mjs | gzip -9 | wc -c); \
+	echo "keyless edge Worker: $$raw bytes raw (limit 67108864), $$gz bytes gzip (Free 3145728, Paid 10485760; keyless budget 2097152)"; \
+	[ $$gz -le 2097152 ] || { echo "edge-size: over the 2 MB gzip budget" >&2; exit 1; }
+
 .PHONY: cross
 cross: ## compile every package for linux, js/wasm and wasip1 where it must build
 	$(GO) build ./...

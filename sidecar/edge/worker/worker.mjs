@@ -1,0 +1,147 @@
+// keyless edge Worker: the JS shim around the Go check chain
+// (keyless-edge.wasm, built from sidecar/edge/worker by `make edge`).
+//
+// One Go instance per isolate: it boots on the first request and serves
+// every later one (a Go instance per request costs 11-18 ms of CPU). The
+// Go side reads the configuration from env once, then answers
+// keylessEdge.serve(request). Durable Objects below hold the state that
+// must be strongly consistent: the jti replay cache and the revocations.
+import "./wasm_exec.js";
+import { DurableObject } from "cloudflare:workers";
+import mod from "./keyless-edge.wasm";
+
+// WebCrypto parameters per JWS alg: [importKey, verify].
+const ALGS = {
+  ES256: [{ name: "ECDSA", namedCurve: "P-256" }, { name: "ECDSA", hash: "SHA-256" }],
+  ES384: [{ name: "ECDSA", namedCurve: "P-384" }, { name: "ECDSA", hash: "SHA-384" }],
+  Ed25519: [{ name: "Ed25519" }, { name: "Ed25519" }],
+  EdDSA: [{ name: "Ed25519" }, { name: "Ed25519" }],
+  RS256: [{ name: "RSASSA-PKCS1-v1_5", hash: "SHA-256" }, { name: "RSASSA-PKCS1-v1_5" }],
+  PS256: [{ name: "RSA-PSS", hash: "SHA-256" }, { name: "RSA-PSS", saltLength: 32 }],
+};
+
+// Imported keys by alg and public key: a client signs many proofs with
+// one key, the issuer many leases. Bounded; cleared when full.
+const keys = new Map();
+const MAX_KEYS = 1000;
+
+globalThis.keylessEdge = {
+  ready: null, // set by boot; Go calls it once serve is installed
+  serve: null, // installed by Go
+
+  // Headers cross into Go as one string, "name:value\n" per field.
+  headerLines(h) {
+    let s = "";
+    for (const [k, v] of h) s += k + ":" + v + "\n";
+    return s;
+  },
+  makeHeaders(s) {
+    const h = new Headers();
+    for (const line of s.split("\n")) {
+      const i = line.indexOf(":");
+      if (i > 0) h.append(line.slice(0, i), line.slice(i + 1));
+    }
+    return h;
+  },
+
+  // verify is the signature check behind dpop.VerifyOptions.Verifier and
+  // the lease check: crypto.subtle.verify, never Go's crypto in wasm.
+  async verify(alg, kty, crv, x, y, n, e, input, sig) {
+    const a = ALGS[alg];
+    if (!a) return false;
+    const id = alg + "|" + (x || n) + "|" + (y || e);
+    let key = keys.get(id);
+    if (key === undefined) {
+      const jwk = kty === "RSA" ? { kty, n, e } : kty === "OKP" ? { kty, crv, x } : { kty, crv, x, y };
+      try {
+        key = await crypto.subtle.importKey("jwk", jwk, a[0], false, ["verify"]);
+      } catch {
+        return false;
+      }
+      if (keys.size >= MAX_KEYS) keys.clear();
+      keys.set(id, key);
+    }
+    try {
+      return await crypto.subtle.verify(a[1], key, sig, input);
+    } catch {
+      return false;
+    }
+  },
+};
+
+let booting = null;
+
+// boot starts the isolate's one Go instance. If Go ever exits (a crash),
+// the next request boots a new one.
+function boot(env) {
+  if (booting) return booting;
+  globalThis.keylessEdgeEnv = env;
+  booting = new Promise((resolve, reject) => {
+    globalThis.keylessEdge.ready = resolve;
+    const go = new Go();
+    const instance = new WebAssembly.Instance(mod, go.importObject);
+    go.run(instance).then(
+      () => { booting = null; reject(new Error("keyless edge: Go exited")); },
+      (err) => { booting = null; reject(err); },
+    );
+  });
+  return booting;
+}
+
+export default {
+  async fetch(request, env) {
+    await boot(env);
+    return globalThis.keylessEdge.serve(request);
+  },
+};
+
+// ReplayGuard is the jti replay cache of one DPoP key (the Worker names
+// each object by the key's thumbprint): use(jti, until) records the jti
+// until the proof can no longer be accepted and reports whether it was
+// the first use. A Durable Object is one single-threaded instance with
+// input gates (no other event is delivered while a storage call is in
+// flight), so the get-then-put below is atomic: two isolates, or two
+// locations, cannot both accept one proof. Workers KV could not do this:
+// it is eventually consistent (a write takes up to 60 s to be seen
+// elsewhere), so two edge locations could both see "unused".
+export class ReplayGuard extends DurableObject {
+  async use(jti, until) {
+    const now = Date.now();
+    const k = "jti:" + jti;
+    const prev = await this.ctx.storage.get(k);
+    if (prev !== undefined && prev > now) return false;
+    await this.ctx.storage.put(k, until);
+    const alarm = await this.ctx.storage.getAlarm();
+    if (alarm === null) await this.ctx.storage.setAlarm(until + 1000);
+    return true;
+  }
+
+  // alarm drops expired entries and comes back for the rest.
+  async alarm() {
+    const now = Date.now();
+    let next = Infinity;
+    const gone = [];
+    for (const [k, until] of await this.ctx.storage.list({ prefix: "jti:" })) {
+      if (until <= now) gone.push(k);
+      else next = Math.min(next, until);
+    }
+    for (let i = 0; i < gone.length; i += 128) await this.ctx.storage.delete(gone.slice(i, i + 128));
+    if (next !== Infinity) await this.ctx.storage.setAlarm(next + 1000);
+  }
+}
+
+// RevocationList holds the revocations the issuer pushed (POST
+// /.keyless/revocations on the Worker): "kind:value" -> until (ms).
+export class RevocationList extends DurableObject {
+  async revoke(key, until) {
+    await this.ctx.storage.put("rev:" + key, until);
+  }
+
+  // anyRevoked takes "kind:value" keys, one per line.
+  async anyRevoked(lines) {
+    const now = Date.now();
+    const got = await this.ctx.storage.get(lines.split("\n").map((k) => "rev:" + k));
+    for (const until of got.values()) if (until > now) return true;
+    return false;
+  }
+}
