@@ -3,7 +3,8 @@
 // upstream. Run by `make test` (node --test) after `make build wasm`.
 import { test, before, after } from 'node:test'
 import assert from 'node:assert/strict'
-import { mkdir } from 'node:fs/promises'
+import { mkdir, mkdtemp, writeFile } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { PNG } from 'pngjs'
 import jsQR from 'jsqr'
@@ -183,4 +184,76 @@ test('works inside an iframe under a strict CSP', async () => {
   assert.deepEqual(violations, [], 'CSP violations')
   await page.screenshot({ path: join(shots, '5-iframe-strict-csp.png') })
   await ctx.close()
+})
+
+test('a server nonce challenge from the proxy is answered once, transparently', async () => {
+  let nonceStack
+  const nsite = await startStatic({ '/index.html': () => ({ body: embedPage(nonceStack) }) })
+  nonceStack = await startKeyless({ upstream: echo.url, extraArgs: ['--allow-origin', nsite.url, '--proxy-nonce'] })
+  try {
+    const ctx = await browser.newContext()
+    const page = await ctx.newPage()
+    await page.goto(nsite.url + '/index.html')
+    const code = await startSignIn(page)
+    await keyless('approve', code, '--as', 'alice', '--data', nonceStack.data)
+    await waitStatus(page, 'signed_in')
+    const before = echo.hits.length
+    const statuses = await page.evaluate(async (url) => {
+      const el = document.querySelector('keyless-login')
+      const out = []
+      for (let i = 0; i < 3; i++) out.push((await el.fetch(url + '/v1/n' + i)).status)
+      return out
+    }, nonceStack.proxy)
+    assert.deepEqual(statuses, [200, 200, 200])
+    assert.equal(echo.hits.length, before + 3)
+    // The first call met the challenge; the nonce was then remembered, so
+    // the later calls needed no retry: exactly one use_dpop_nonce.
+    const challenges = nonceStack.output().split('\n').filter((l) => l.includes('"msg":"proxy decision"') && l.includes('"rule":"dpop.nonce"'))
+    assert.equal(challenges.length, 1, challenges.join('\n'))
+    await ctx.close()
+  } finally {
+    nsite.close()
+    await nonceStack.stop()
+  }
+})
+
+test('a code that is not approved in time expires, and the element says so', async () => {
+  // A config whose device codes live 30 seconds, the shortest allowed. The user's hash is of a
+  // throwaway test password; nobody signs in with it here.
+  const dir = await mkdtemp(join(tmpdir(), 'keyless-expiry-'))
+  const config = join(dir, 'keyless.yaml')
+  await writeFile(config, `
+issuer: {device_code_ttl: 30s, poll_interval: 1s}
+clients:
+  - {id: demo-app, scopes: [api:read], default_scopes: [api:read]}
+users:
+  - {name: alice, password_hash: "$2a$10$25Mou5mUNEtfBSZG6XLjZ.N8ViLuh3eJ47fFHYaOpsi/2aCS6M1By"}
+policy:
+  apps:
+    demo-app:
+      scopes: {api:read: read}
+      rules:
+        - {name: everyone-reads, subjects: ["*"], scopes: [api:read]}
+`)
+  let exp
+  const esite = await startStatic({ '/index.html': () => ({ body: embedPage(exp) }) })
+  exp = await startKeyless({ upstream: echo.url, config, extraArgs: ['--allow-origin', esite.url] })
+  try {
+    const ctx = await browser.newContext()
+    const page = await ctx.newPage()
+    await page.goto(esite.url + '/index.html')
+    await watchEvents(page)
+    await startSignIn(page)
+    await waitStatus(page, "expired", 45000)
+    await page.locator('keyless-login').screenshot({ path: join(shots, '6-expired.png') })
+    const evs = await events(page)
+    assert.ok(evs.some((e) => e.type === 'keyless-expired'), 'keyless-expired fired')
+    assert.equal(evs.find((e) => e.type === 'keyless-error')?.detail.code, 'expired_token')
+    // The start button offers to try again.
+    assert.equal(await page.locator('keyless-login button[part~="sign-in"]').isVisible(), true)
+    await ctx.close()
+  } finally {
+    esite.close()
+    await exp.stop()
+  }
 })

@@ -54,13 +54,14 @@ type devInfo struct {
 // ready, when set, is called once everything listens; runDev returns when
 // ctx ends.
 func runDev(ctx context.Context, args []string, stdout, stderr io.Writer, ready func(devInfo)) error {
-	fs := newFlags("dev", "dev [--data DIR] [--config FILE] [--issuer-addr ADDR] [--proxy-addr ADDR] [--upstream URL] [--allow-origin ORIGIN]...", stderr)
+	fs := newFlags("dev", "dev [--data DIR] [--config FILE] [--issuer-addr ADDR] [--proxy-addr ADDR] [--upstream URL] [--allow-origin ORIGIN]... [--proxy-nonce]", stderr)
 	dataDir := fs.String("data", defaultDataDir, "data directory: database, keys, admin token, sandbox password")
 	cfgPath := fs.String("config", "", "keyless.yaml to load instead of the sandbox")
 	issuerAddr := fs.String("issuer-addr", "127.0.0.1:8787", "authorization server listen address (port 0 picks a free port)")
 	proxyAddr := fs.String("proxy-addr", "127.0.0.1:8788", "proxy listen address (port 0 picks a free port)")
 	upstream := fs.String("upstream", "", "URL of the API the proxy forwards to (default: a built-in echo API)")
 	origins := fs.StringSlice("allow-origin", nil, "origin of a browser micro app allowed to call the proxy (repeatable; sandbox only)")
+	nonces := fs.Bool("proxy-nonce", false, "make the proxy require DPoP server nonces (RFC 9449 section 8; sandbox only)")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -129,7 +130,7 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer, ready 
 		up = echo.URL
 	}
 	stopProxy, err := startDevProxy(devProxySetup{issuer: iss, ln: proxyLn, url: proxyURL, upstream: up,
-		origins: *origins, cfg: cfg, audit: audit})
+		origins: *origins, nonces: *nonces, cfg: cfg, audit: audit})
 	if err != nil {
 		return err
 	}
@@ -152,6 +153,7 @@ type devProxySetup struct {
 	url      string // the proxy's public URL: its own listen URL
 	upstream string
 	origins  []string // CORS origins for the sandbox app
+	nonces   bool     // sandbox: require server nonces
 	cfg      *config.Config
 	audit    *slog.Logger
 }
@@ -188,6 +190,7 @@ func startDevProxy(s devProxySetup) (stop func(), err error) {
 		if len(s.origins) > 0 {
 			cfg.CORS.Apps = map[string][]string{config.SandboxClientID: s.origins}
 		}
+		cfg.DPoP.Nonce.Enabled = s.nonces
 	}
 	p, err := proxy.New(cfg, proxy.Options{
 		Tokens:      &token.JWTVerifier{Keys: s.issuer.server.Keys(), Issuer: s.issuer.url, Audience: cfg.PublicURL},
