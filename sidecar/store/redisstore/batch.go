@@ -87,7 +87,14 @@ func (s *Store) runScript(ctx context.Context, script *redis.Script, keys []stri
 	if s.batch != nil {
 		return s.batch.run(ctx, script, keys, args...)
 	}
-	return script.Run(ctx, s.c, keys, args...).Result()
+	v, err := script.EvalSha(ctx, s.c, keys, args...).Result()
+	if !isNoScript(err) {
+		return v, err
+	}
+	if err := s.scriptCacheLost(ctx, script); err != nil {
+		return nil, err
+	}
+	return script.Eval(ctx, s.c, keys, args...).Result()
 }
 
 func (b *batcher) work(ctx context.Context) {
@@ -121,12 +128,22 @@ func (b *batcher) send(ctx context.Context, batch []*batchCall) {
 	// and run the calls that missed it again (EVALSHA runs nothing when
 	// it answers NOSCRIPT, so no call runs twice).
 	var again []*batchCall
+	lost := map[*redis.Script]bool{}
 	for i, c := range batch {
 		if isNoScript(cmds[i].Err()) {
 			again = append(again, c)
+			lost[c.script] = true
 			continue
 		}
 		b.answer(c, cmds, i)
+	}
+	for script := range lost {
+		if err := b.s.scriptCacheLost(ctx, script); err != nil {
+			for _, c := range again {
+				c.res <- batchResult{nil, err}
+			}
+			return
+		}
 	}
 	if len(again) > 0 {
 		cmds = b.exec(ctx, again, true)

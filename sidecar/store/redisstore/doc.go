@@ -53,7 +53,13 @@
 //   - Use runs in one script: read the epoch (creating it as now when
 //     missing, i.e. after a loss), and refuse with [ErrStoreReset] any proof
 //     whose iat (until − MaxAge − FutureSkew) is before epoch + FutureSkew,
-//     before writing anything.
+//     before writing anything;
+//   - a restart from an RDB or AOF file older than the last writes, or a
+//     Sentinel/Cluster promotion of a replica that lacks the master's last
+//     writes, keeps the epochs but not every entry. Redis keeps scripts in
+//     memory only and does not replicate them, so each of these (and SCRIPT
+//     FLUSH) makes the next Use answer NOSCRIPT: the store then restarts
+//     every epoch at now before it loads the script again.
 //
 // A proof whose entry was lost was first used before the loss, so its iat
 // is at most that time + FutureSkew: it is refused. Proofs made after the
@@ -101,16 +107,11 @@
 //
 //   - maxmemory-policy noeviction (the default): any other policy may drop
 //     live replay entries. [Store.CheckEviction] checks it.
-//   - Persistence: none, or AOF with appendfsync always. The restart guard
-//     detects a loss by the epoch disappearing with the entries, which is
-//     what an empty restart does. An RDB snapshot (or AOF everysec)
-//     restores an older state whose epochs survived while the last
-//     entries did not, and an asynchronous replica promoted by Sentinel or
-//     Cluster may lack the master's last writes: neither is detected, and
-//     pairs used in that gap (about a second of writes) could be replayed
-//     within their window. Not handled yet: stamping each epoch with the
-//     server's run_id (which changes on every restart and promotion) would
-//     detect both.
+//   - Redis 7.0 or later (ZADD GT, ZMSCORE, GETDEL; scripts replicated by
+//     effects, so a promoted replica has no cached scripts).
+//   - Persistence is optional: an empty restart, a restart from an older
+//     file and a failover are all detected (above). Persistence only saves
+//     the issuer a reseed.
 //   - Clocks: expiries are absolute (PXAT, scores), so keep replica and
 //     Redis clocks in sync (NTP); a skew eats into the replay window.
 //   - Prefix separates deployments sharing one Redis.

@@ -3,6 +3,7 @@ package redisstore_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"sync"
 	"testing"
@@ -131,29 +132,91 @@ func TestUseErrors(t *testing.T) {
 	}
 }
 
-// TestScriptCacheFlushed: after Redis lost its script cache (a restart,
-// SCRIPT FLUSH) calls load the scripts again, batched or not, and no call
-// runs twice.
-func TestScriptCacheFlushed(t *testing.T) {
+// TestScriptCacheLost: Redis losing its script cache (a restart, a
+// promotion, SCRIPT FLUSH) restarts the replay epochs, since entries may
+// have been lost while epochs survived; scripts load again, batched or
+// not, and no call runs twice.
+func TestScriptCacheLost(t *testing.T) {
 	srv := redistest.Start(t)
 	admin := redis.NewClient(&redis.Options{Addr: srv.Addr()})
 	defer admin.Close()
-	for _, opts := range []redisstore.Options{{}, {NoBatch: true}} {
+	for _, opts := range []redisstore.Options{shortWindows, {MaxAge: shortWindows.MaxAge, FutureSkew: shortWindows.FutureSkew, NoBatch: true}} {
 		s := open(t, srv, newPrefix(), opts)
-		until := time.Now().Add(time.Minute)
+		iat := time.Now()
+		if err := s.Use(opCtx(t), jkt, "before", untilFor(iat)); err != nil {
+			t.Fatal(err)
+		}
 		if err := admin.ScriptFlush(opCtx(t)).Err(); err != nil {
 			t.Fatal(err)
 		}
-		if err := s.Use(opCtx(t), jkt, "after-flush", until); err != nil {
-			t.Fatalf("NoBatch=%v: Use after SCRIPT FLUSH: %v", opts.NoBatch, err)
+		if err := s.Use(opCtx(t), jkt, "after-flush", untilFor(time.Now())); !errors.Is(err, redisstore.ErrStoreReset) {
+			t.Fatalf("NoBatch=%v: Use after SCRIPT FLUSH = %v, want ErrStoreReset", opts.NoBatch, err)
 		}
-		if err := s.Use(opCtx(t), jkt, "after-flush", until); !errors.Is(err, dpop.ErrReplay) {
-			t.Fatalf("NoBatch=%v: second Use = %v, want dpop.ErrReplay", opts.NoBatch, err)
+		waitUntil(t, 3*time.Second, "new proofs to pass after the flush", func() bool {
+			err := s.Use(opCtx(t), jkt, fmt.Sprint("new-", time.Now().UnixNano()), untilFor(time.Now()))
+			if err != nil && !errors.Is(err, redisstore.ErrStoreReset) {
+				t.Fatal(err)
+			}
+			return err == nil
+		})
+		if err := s.Use(opCtx(t), jkt, "before", untilFor(iat)); err == nil {
+			t.Fatalf("NoBatch=%v: proof used before the flush accepted again", opts.NoBatch)
 		}
 		admin.ScriptFlush(opCtx(t))
 		if res, err := s.Allow(opCtx(t), "k", ratelimit.Limit{Rate: 1, Burst: 1}, time.Now()); err != nil || !res.Allowed || res.Remaining != 0 {
 			t.Fatalf("NoBatch=%v: Allow after SCRIPT FLUSH = %+v, %v", opts.NoBatch, res, err)
 		}
+	}
+}
+
+// TestRestartFromSnapshot: Redis restarts from an RDB snapshot older than
+// its last writes: the epochs survive but the last entries do not. The
+// proof whose entry was lost must not pass again.
+func TestRestartFromSnapshot(t *testing.T) {
+	srv := redistest.Start(t)
+	admin := redis.NewClient(&redis.Options{Addr: srv.Addr()})
+	defer admin.Close()
+	p := newPrefix()
+	s := open(t, srv, p, shortWindows)
+	iat := time.Now()
+	if err := s.Use(opCtx(t), jkt, "in-snapshot", untilFor(iat)); err != nil {
+		t.Fatal(err)
+	}
+	if err := admin.Save(opCtx(t)).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Use(opCtx(t), jkt, "after-snapshot", untilFor(iat)); err != nil {
+		t.Fatal(err)
+	}
+	srv.Kill()
+	srv.Restart() // loads dump.rdb from the same directory
+	waitUntil(t, 3*time.Second, "Redis to answer after the restart", func() bool {
+		return admin.Ping(opCtx(t)).Err() == nil
+	})
+	if n, err := admin.Exists(opCtx(t), p+"{r00}:epoch").Result(); err != nil || n != 1 {
+		t.Fatalf("the snapshot was not loaded (epoch exists = %d, %v): the test proves nothing", n, err)
+	}
+	for _, jti := range []string{"after-snapshot", "in-snapshot"} {
+		var err error
+		waitUntil(t, 3*time.Second, "Use to reach Redis again", func() bool {
+			err = s.Use(opCtx(t), jkt, jti, untilFor(iat))
+			return err == nil || errors.Is(err, redisstore.ErrStoreReset) || errors.Is(err, dpop.ErrReplay)
+		})
+		if err == nil {
+			t.Errorf("proof %s, used before the restart from an older snapshot, accepted again", jti)
+		}
+	}
+	// Revocations: the restored set may lack the last ones, so nothing is
+	// answered until the issuer re-seeds.
+	waitUntil(t, 2*time.Second, "AnyRevoked to refuse until the reseed", func() bool {
+		_, err := s.AnyRevoked(opCtx(t), store.Revocation{Kind: store.KindSub, Value: "x"})
+		return errors.Is(err, redisstore.ErrNotSeeded)
+	})
+	if err := s.Reseed(opCtx(t), nil); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.AnyRevoked(opCtx(t), store.Revocation{Kind: store.KindSub, Value: "x"}); err != nil {
+		t.Errorf("AnyRevoked after the reseed: %v", err)
 	}
 }
 

@@ -110,16 +110,53 @@ func (s *Store) Use(ctx context.Context, jkt, jti string, until time.Time) error
 	return fmt.Errorf("redisstore: replay script answered %d", n)
 }
 
-// InitEpoch marks every replay bucket that has no epoch yet as holding all
-// entries since at: proofs are then refused by the restart guard only if
-// their iat is before at + FutureSkew. It is for a first deployment (where
-// no proof was ever used, so time.Now().Add(-time.Hour) is safe) and for
-// tests; it never moves an existing epoch. Never call it after Redis lost
-// its data with a time before the loss: that reopens the replay window the
-// guard closes. Without it, the first Use of each bucket sets the epoch to
-// now, which costs FutureSkew of 503s after the first start.
+// scriptCacheLost runs when Redis answered NOSCRIPT for script, before
+// the script is loaded again. Redis keeps scripts in memory only and does
+// not replicate them (7.0 replicates their effects), so a missing replay
+// script means this server restarted (perhaps from an RDB or AOF file
+// older than its last writes), was promoted from a replica that may lack
+// the master's last writes, or had SCRIPT FLUSH. In each case the epochs
+// may have survived while recent entries did not, so every bucket's epoch
+// restarts now: proofs with iat before now + FutureSkew are refused. The
+// same holds for revocations: the seeded marker is removed (and caches
+// told), so AnyRevoked answers ErrNotSeeded until the issuer re-seeds.
+// This must finish before the script is loaded again: until then every
+// replay call answers NOSCRIPT and comes here.
+func (s *Store) scriptCacheLost(ctx context.Context, script *redis.Script) error {
+	if script != useScript {
+		return nil
+	}
+	now := s.now().UnixMilli()
+	_, err := s.c.Pipelined(ctx, func(p redis.Pipeliner) error {
+		for b := range buckets {
+			p.Set(ctx, s.epochKey(b), now, 0)
+		}
+		p.ZRem(ctx, s.revKey, seededMember)
+		p.Publish(ctx, s.revChannel, syncMessage)
+		return nil
+	})
+	if err != nil {
+		return wrap("restart epochs", err)
+	}
+	return nil
+}
+
+// InitEpoch declares the store fresh: every replay bucket that has no epoch
+// yet holds all entries since at, and the replay script is loaded, so the
+// restart guard refuses only proofs with iat before at + FutureSkew. It is
+// for a first deployment (where no proof was ever used, so
+// time.Now().Add(-time.Hour) is safe) and for tests; it never moves an
+// existing epoch. Never call it after Redis lost data: that reopens the
+// replay window the guard closes. Without it, the first start costs
+// FutureSkew of 503s, as after a restart.
 func (s *Store) InitEpoch(ctx context.Context, at time.Time) error {
-	return s.setMissingEpochs(ctx, at)
+	if err := s.setMissingEpochs(ctx, at); err != nil {
+		return err
+	}
+	if err := useScript.Load(ctx, s.c).Err(); err != nil {
+		return wrap("load replay script", err)
+	}
+	return nil
 }
 
 func (s *Store) setMissingEpochs(ctx context.Context, at time.Time) error {
