@@ -151,6 +151,13 @@ func sourceMapJSON(t testing.TB, srcName, content string) string {
 	return string(b)
 }
 
+// inlineMapJS is a bundle whose source map, with the original source,
+// is inlined as a data URL.
+func inlineMapJS(t testing.TB, srcName, src string) string {
+	m := sourceMapJSON(t, srcName, src)
+	return "!function(){console.log(1)}();\n//# sourceMappingURL=data:application/json;charset=utf-8;base64," + base64.StdEncoding.EncodeToString([]byte(m)) + "\n"
+}
+
 func htmlPage(js string) string {
 	return "<!doctype html>\n<html><head><title>Where2Eat</title>\n<script type=\"module\">\n" + js + "</script>\n</head><body><div id=app></div></body></html>\n"
 }
@@ -183,7 +190,17 @@ func tarGzBytes(t testing.TB, members ...member) []byte {
 	t.Helper()
 	var buf bytes.Buffer
 	gz := gzip.NewWriter(&buf)
-	tw := tar.NewWriter(gz)
+	gz.Write(tarBytes(t, members...))
+	if err := gz.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return buf.Bytes()
+}
+
+func tarBytes(t testing.TB, members ...member) []byte {
+	t.Helper()
+	var buf bytes.Buffer
+	tw := tar.NewWriter(&buf)
 	for _, m := range members {
 		if err := tw.WriteHeader(&tar.Header{Name: m.name, Mode: 0o644, Size: int64(len(m.data)), Typeflag: tar.TypeReg}); err != nil {
 			t.Fatal(err)
@@ -193,9 +210,6 @@ func tarGzBytes(t testing.TB, members ...member) []byte {
 		}
 	}
 	if err := tw.Close(); err != nil {
-		t.Fatal(err)
-	}
-	if err := gz.Close(); err != nil {
 		t.Fatal(err)
 	}
 	return buf.Bytes()

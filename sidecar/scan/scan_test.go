@@ -21,6 +21,8 @@ func TestFamiliesInContainers(t *testing.T) {
 	writeFile(t, filepath.Join(dir, "html", "index.html"), []byte(htmlPage(js)))
 	writeFile(t, filepath.Join(dir, "zip", "app.zip"), zipBytes(t, member{"dist/main.js", []byte(js)}))
 	writeFile(t, filepath.Join(dir, "tgz", "app.tar.gz"), tarGzBytes(t, member{"dist/main.js", []byte(js)}))
+	writeFile(t, filepath.Join(dir, "tar", "app.tar"), tarBytes(t, member{"dist/main.js", []byte(js)}))
+	writeFile(t, filepath.Join(dir, "inline", "main.js"), []byte(inlineMapJS(t, "src/config.js", js)))
 	inner := zipBytes(t, member{"dist/main.js", []byte(js)})
 	writeFile(t, filepath.Join(dir, "nested", "bundle.tgz"), tarGzBytes(t, member{"README.md", []byte("hello\n")}, member{"inner/app.zip", inner}))
 
@@ -36,6 +38,8 @@ func TestFamiliesInContainers(t *testing.T) {
 		"HTML inline script": "html/index.html",
 		"zip":                "zip/app.zip!/dist/main.js",
 		"tar.gz":             "tgz/app.tar.gz!/dist/main.js",
+		"tar":                "tar/app.tar!/dist/main.js",
+		"inline source map":  "inline/main.js!/src/config.js",
 		"zip in tar.gz":      "nested/bundle.tgz!/inner/app.zip!/dist/main.js",
 	}
 	for cname, file := range containers {
