@@ -205,7 +205,16 @@ func (s *Store) watch(ctx context.Context) {
 
 // resync reads the whole set into the cache; on failure the cache stays
 // invalid and the next reconnect or sync message tries again.
+//
+// It first checks that Redis still has the replay script: a reconnect may
+// follow a restart from an older file or a failover, which keep the seeded
+// marker while losing the last revocations (see scriptCacheLost). The
+// cache must not answer from such a set before the loss is recorded.
 func (s *Store) resync(ctx context.Context) {
+	if s.checkRestart(ctx) != nil {
+		s.cache.invalidate()
+		return
+	}
 	m, seeded, err := s.readAll(ctx)
 	if err != nil {
 		s.cache.invalidate()

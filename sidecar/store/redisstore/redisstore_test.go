@@ -31,18 +31,28 @@ func open(t testing.TB, srv *redistest.Server, prefix string, opts redisstore.Op
 func openURL(t testing.TB, url, prefix string, opts redisstore.Options) *redisstore.Store {
 	t.Helper()
 	opts.Prefix = prefix
+	ctx := context.Background()
+	// Initialize through a store with no watcher first: a watcher that
+	// finds the replay script missing would (rightly) treat the server as
+	// restarted and start the restart guard.
+	init := opts
+	init.NoCache, init.NoBatch = true, true
+	first, err := redisstore.New(url, init)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := first.InitEpoch(ctx, time.Now().Add(-time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	if err := first.Reseed(ctx, nil); err != nil {
+		t.Fatal(err)
+	}
+	first.Close()
 	s, err := redisstore.New(url, opts)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { s.Close() })
-	ctx := context.Background()
-	if err := s.InitEpoch(ctx, time.Now().Add(-time.Hour)); err != nil {
-		t.Fatal(err)
-	}
-	if err := s.Reseed(ctx, nil); err != nil {
-		t.Fatal(err)
-	}
 	return s
 }
 

@@ -102,7 +102,7 @@ func (s *Store) Use(ctx context.Context, jkt, jti string, until time.Time) error
 		// lost its data. Start every other bucket that lost it too now,
 		// so the whole store leaves the guard FutureSkew from now rather
 		// than each bucket FutureSkew after its first use.
-		if err := s.setMissingEpochs(ctx, s.now()); err != nil {
+		if _, err := s.setMissingEpochs(ctx, s.now()); err != nil {
 			return err
 		}
 		return ErrStoreReset
@@ -141,16 +141,19 @@ func (s *Store) scriptCacheLost(ctx context.Context, script *redis.Script) error
 	return nil
 }
 
-// InitEpoch declares the store fresh: every replay bucket that has no epoch
-// yet holds all entries since at, and the replay script is loaded, so the
-// restart guard refuses only proofs with iat before at + FutureSkew. It is
-// for a first deployment (where no proof was ever used, so
-// time.Now().Add(-time.Hour) is safe) and for tests; it never moves an
-// existing epoch. Never call it after Redis lost data: that reopens the
-// replay window the guard closes. Without it, the first start costs
-// FutureSkew of 503s, as after a restart.
-func (s *Store) InitEpoch(ctx context.Context, at time.Time) error {
-	if err := s.setMissingEpochs(ctx, at); err != nil {
+// checkRestart records a restart Redis has not told this store about yet:
+// if the replay script is missing, scriptCacheLost runs and the script is
+// loaded. The watcher runs it before each full read, Reseed before
+// seeding, so neither trusts or marks a set that a restart may have cut.
+func (s *Store) checkRestart(ctx context.Context) error {
+	exists, err := s.c.ScriptExists(ctx, useScript.Hash()).Result()
+	if err != nil {
+		return wrap("script exists", err)
+	}
+	if len(exists) == 1 && exists[0] {
+		return nil
+	}
+	if err := s.scriptCacheLost(ctx, useScript); err != nil {
 		return err
 	}
 	if err := useScript.Load(ctx, s.c).Err(); err != nil {
@@ -159,17 +162,49 @@ func (s *Store) InitEpoch(ctx context.Context, at time.Time) error {
 	return nil
 }
 
-func (s *Store) setMissingEpochs(ctx context.Context, at time.Time) error {
-	_, err := s.c.Pipelined(ctx, func(p redis.Pipeliner) error {
+// InitEpoch declares a brand-new store fresh, for a first deployment and
+// tests: when no replay bucket has an epoch yet, each gets at (a time
+// before any proof was used; time.Now().Add(-time.Hour) is safe) and the
+// replay script is loaded, so the restart guard does not refuse the first
+// FutureSkew of proofs. When some bucket already has an epoch, nothing is
+// moved and a missing script counts as a restart, as everywhere else.
+//
+// Never call it after Redis came back empty: that store looks brand-new,
+// and declaring it fresh reopens the replay window the guard closes. It is
+// an operator's step, not something to run at every start.
+func (s *Store) InitEpoch(ctx context.Context, at time.Time) error {
+	created, err := s.setMissingEpochs(ctx, at)
+	if err != nil {
+		return err
+	}
+	if created < buckets {
+		return s.checkRestart(ctx)
+	}
+	if err := useScript.Load(ctx, s.c).Err(); err != nil {
+		return wrap("load replay script", err)
+	}
+	return nil
+}
+
+// setMissingEpochs gives every bucket without an epoch the epoch at and
+// reports how many it created.
+func (s *Store) setMissingEpochs(ctx context.Context, at time.Time) (created int, err error) {
+	cmds := make([]*redis.BoolCmd, buckets)
+	_, err = s.c.Pipelined(ctx, func(p redis.Pipeliner) error {
 		for b := range buckets {
-			p.SetNX(ctx, s.epochKey(b), at.UnixMilli(), 0)
+			cmds[b] = p.SetNX(ctx, s.epochKey(b), at.UnixMilli(), 0)
 		}
 		return nil
 	})
 	if err != nil {
-		return wrap("init epoch", err)
+		return 0, wrap("init epoch", err)
 	}
-	return nil
+	for _, c := range cmds {
+		if c.Val() {
+			created++
+		}
+	}
+	return created, nil
 }
 
 // Epoch is the latest time any replay bucket started holding entries: the

@@ -180,6 +180,7 @@ func (c counter) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.Proce
 
 func openCounted(t *testing.T, srv *redistest.Server, prefix string, opts redisstore.Options) (*redisstore.Store, *atomic.Int64) {
 	t.Helper()
+	open(t, srv, prefix, redisstore.Options{NoCache: true, NoBatch: true}) // initializes
 	c := redis.NewClient(&redis.Options{Addr: srv.Addr()})
 	n := new(atomic.Int64)
 	c.AddHook(counter{n})
@@ -189,9 +190,6 @@ func openCounted(t *testing.T, srv *redistest.Server, prefix string, opts rediss
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { s.Close(); c.Close() })
-	if err := s.Reseed(context.Background(), nil); err != nil {
-		t.Fatal(err)
-	}
 	return s, n
 }
 

@@ -79,6 +79,9 @@ const reseedBatch = 1000
 // ([Store.KeepSeeded] does both). Entries already present are kept (a
 // later until wins); calling it twice is harmless.
 func (s *Store) Reseed(ctx context.Context, entries []Entry) error {
+	if err := s.checkRestart(ctx); err != nil {
+		return err
+	}
 	for len(entries) > reseedBatch {
 		if err := s.revoke(ctx, entries[:reseedBatch], false); err != nil {
 			return err
