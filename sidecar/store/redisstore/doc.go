@@ -93,7 +93,11 @@
 // Revocations lost with Redis's data are re-seeded from the issuer's
 // durable list (boltstore): the set carries a marker that only
 // [Store.Reseed] writes, and AnyRevoked answers [ErrNotSeeded] (503) until
-// it is there, so nothing revoked comes back. The issuer runs
+// it is there, so nothing revoked comes back. An empty restart drops the
+// marker with the data; a restart from an older file or a failover (which
+// may keep the marker but not the last revocations) is detected as for
+// replay, by the missing script, and the marker is removed, by the first
+// Use, Reseed or cache re-read to see it. The issuer runs
 // [Store.KeepSeeded] with its list.
 //
 // # Rate limits and nonce key
