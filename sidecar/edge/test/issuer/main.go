@@ -1,0 +1,219 @@
+// Command issuer is the edge tests' loopback world: an issuer (JWKS and a
+// lease mint), an echo origin that records what it receives, and the
+// native sidecar (sidecar/proxy) on the same configuration as the Worker,
+// so a test can compare the two. It prints one JSON line with the URLs and
+// the configuration, then serves until stdin closes.
+//
+//	go run ./sidecar/edge/test/issuer sidecar/edge/testdata/edge.yaml
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/keyless-dev/keyless/sidecar/proxy"
+	"github.com/keyless-dev/keyless/sidecar/store"
+	"github.com/keyless-dev/keyless/sidecar/store/memstore"
+	"github.com/keyless-dev/keyless/sidecar/token"
+)
+
+const issuer = "https://auth.example.test"
+
+func main() {
+	if err := run(os.Args[1:]); err != nil {
+		fmt.Fprintln(os.Stderr, "issuer:", err)
+		os.Exit(1)
+	}
+}
+
+// seen is one request the origin received.
+type seen struct {
+	Method string              `json:"method"`
+	URI    string              `json:"uri"`
+	Header map[string][]string `json:"header"`
+	Body   string              `json:"body"`
+}
+
+func listen() (net.Listener, string, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, "", err
+	}
+	return l, "http://" + l.Addr().String(), nil
+}
+
+func serve(l net.Listener, h http.Handler) {
+	s := &http.Server{Handler: h, ReadHeaderTimeout: 5 * time.Second}
+	go s.Serve(l)
+}
+
+func run(args []string) error {
+	if len(args) != 1 {
+		return fmt.Errorf("usage: issuer CONFIG.yaml")
+	}
+	tmpl, err := os.ReadFile(args[0])
+	if err != nil {
+		return err
+	}
+	keys, err := token.NewKeySet(time.Now())
+	if err != nil {
+		return err
+	}
+
+	// Origin: records every request, counts hits.
+	var hits atomic.Int64
+	var mu sync.Mutex
+	var last seen
+	lo, origin, err := listen()
+	if err != nil {
+		return err
+	}
+	serve(lo, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		hits.Add(1)
+		b, _ := io.ReadAll(r.Body)
+		mu.Lock()
+		last = seen{r.Method, r.RequestURI, r.Header.Clone(), string(b)}
+		mu.Unlock()
+		w.Header().Set("Server", "secret-backend/1.0")
+		w.Header().Set("X-Powered-By", "php/5")
+		w.Header().Set("X-Keyless-Sub", "backend-forged")
+		w.Header().Set("Content-Type", "application/json")
+		io.WriteString(w, `{"ok":true}`)
+	}))
+
+	// Issuer: JWKS, mint, revoke (native side), origin introspection.
+	revoked := &memstore.Revocations{}
+	li, base, err := listen()
+	if err != nil {
+		return err
+	}
+	cfgText := strings.NewReplacer("${ORIGIN}", origin, "${JWKS}", base+"/jwks").Replace(string(tmpl))
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /jwks", func(w http.ResponseWriter, r *http.Request) {
+		b, _ := keys.JWKS()
+		w.Header().Set("Content-Type", "application/jwk-set+json")
+		w.Write(b)
+	})
+	mux.HandleFunc("POST /mint", func(w http.ResponseWriter, r *http.Request) {
+		tok, err := mint(keys, r.Body)
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
+		io.WriteString(w, tok)
+	})
+	mux.HandleFunc("POST /revoke", func(w http.ResponseWriter, r *http.Request) {
+		var p struct {
+			Kind  store.Kind `json:"kind"`
+			Value string     `json:"value"`
+			Until int64      `json:"until"`
+		}
+		if json.NewDecoder(r.Body).Decode(&p) != nil {
+			http.Error(w, "bad body", http.StatusBadRequest)
+			return
+		}
+		revoked.Revoke(r.Context(), store.Revocation{Kind: p.Kind, Value: p.Value}, time.Unix(p.Until, 0))
+		w.WriteHeader(http.StatusNoContent)
+	})
+	mux.HandleFunc("GET /origin", func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		defer mu.Unlock()
+		json.NewEncoder(w).Encode(map[string]any{"hits": hits.Load(), "last": last})
+	})
+	serve(li, mux)
+
+	// The native sidecar on the same configuration.
+	cfg, err := proxy.ParseConfig([]byte(cfgText))
+	if err != nil {
+		return err
+	}
+	os.Setenv("ECHO_API_KEY", "origin-secret")
+	p, err := proxy.New(cfg, proxy.Options{
+		Revocations: revoked,
+		Logger:      slog.New(slog.NewJSONHandler(io.Discard, nil)),
+	})
+	if err != nil {
+		return err
+	}
+	lp, native, err := listen()
+	if err != nil {
+		return err
+	}
+	srv := p.NewServer(p)
+	go srv.Serve(lp)
+
+	out, _ := json.Marshal(map[string]string{
+		"issuer": base, "jwks": base + "/jwks", "origin": origin, "native": native, "config": cfgText,
+	})
+	fmt.Println(string(out))
+	// Serve until the test closes stdin (or kills us).
+	io.Copy(io.Discard, os.Stdin)
+	srv.Shutdown(context.Background())
+	return nil
+}
+
+// mintSpec is a lease request; zero fields take the defaults of a valid
+// lease for the reference app.
+type mintSpec struct {
+	Sub      string   `json:"sub"`
+	ClientID string   `json:"client_id"`
+	Scope    []string `json:"scope"`
+	JKT      string   `json:"jkt"`
+	LeaseID  *string  `json:"lease_id"` // null: random; "": no lease_id
+	Aud      []string `json:"aud"`
+	TTL      int      `json:"ttl_s"`
+	AgoS     int      `json:"issued_ago_s"` // mint as if this long ago
+	Issuer   string   `json:"iss"`
+	Foreign  bool     `json:"foreign_keys"` // signed by a key the JWKS lacks
+	Preview  bool     `json:"preview"`
+}
+
+func mint(keys *token.KeySet, body io.Reader) (string, error) {
+	var s mintSpec
+	if err := json.NewDecoder(body).Decode(&s); err != nil {
+		return "", err
+	}
+	now := time.Now().Add(-time.Duration(s.AgoS) * time.Second)
+	m := &token.Minter{Keys: keys, Issuer: issuer, Now: func() time.Time { return now }}
+	if s.Issuer != "" {
+		m.Issuer = s.Issuer
+	}
+	if s.Foreign {
+		ks, err := token.NewKeySet(now)
+		if err != nil {
+			return "", err
+		}
+		m.Keys = ks
+	}
+	spec := token.Spec{Subject: s.Sub, ClientID: s.ClientID, Scope: s.Scope, JKT: s.JKT, Audience: s.Aud,
+		TTL: time.Duration(s.TTL) * time.Second, Preview: s.Preview}
+	if spec.Subject == "" {
+		spec.Subject = "alice"
+	}
+	if spec.ClientID == "" {
+		spec.ClientID = "app1"
+	}
+	if len(spec.Audience) == 0 {
+		spec.Audience = []string{"https://api.example.test"}
+	}
+	if s.LeaseID == nil {
+		var b [8]byte
+		rand.Read(b[:])
+		spec.LeaseID = fmt.Sprintf("lease-%x", b)
+	} else {
+		spec.LeaseID = *s.LeaseID
+	}
+	raw, _, err := m.Issue(context.Background(), spec)
+	return raw, err
+}
