@@ -156,17 +156,22 @@ type hit struct {
 	p pos
 }
 
-// gitleaksHits runs gitleaks's rules over a chunk: every rule but the
-// generic one over the whole chunk, the generic one over keyword windows,
-// then drops a generic hit another rule explains (as gitleaks's own
-// filter does within one fragment).
+// gitleaksHits runs gitleaks's rules over a chunk. When the chunk holds
+// something to decode, that is one run of every rule with decoding, as
+// gitleaks's CLI does. Otherwise it is every rule but the generic one
+// over the whole chunk, the generic one over keyword windows, and a
+// generic hit another rule explains is dropped (as gitleaks's own filter
+// does within one fragment).
 func (s *Scanner) gitleaksHits(ctx context.Context, name, text string, at pos) []hit {
 	var hits []hit
-	for _, g := range s.det.DetectContext(ctx, detect.Fragment{Raw: text, FilePath: name}) {
-		hits = append(hits, hit{g, gitleaksPos(g, at)})
-	}
-	if s.gen == nil {
+	if s.plain == nil || mayDecode(text) {
+		for _, g := range s.full.DetectContext(ctx, detect.Fragment{Raw: text, FilePath: name}) {
+			hits = append(hits, hit{g, gitleaksPos(g, at)})
+		}
 		return hits
+	}
+	for _, g := range s.plain.DetectContext(ctx, detect.Fragment{Raw: text, FilePath: name}) {
+		hits = append(hits, hit{g, gitleaksPos(g, at)})
 	}
 	specific := len(hits)
 	for _, w := range genericWindows(text, s.genKeywords) {

@@ -2,7 +2,10 @@ package scan
 
 import (
 	"context"
+	"encoding/base64"
+	"encoding/hex"
 	"fmt"
+	"net/url"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -28,6 +31,17 @@ func TestGenericWindowsMatchWholeChunks(t *testing.T) {
 		fmt.Fprintf(&b, "some%sValue := %s%s\n", kw, v, strings.Repeat("Q", 2000))
 	}
 	writeFile(t, filepath.Join(dir, "generic.txt"), []byte(b.String()))
+	// Encoded secrets only gitleaks's decoding pass finds.
+	gh := fams[2].secret
+	for name, body := range map[string]string{
+		"b64.js":     `const t = atob("` + base64.StdEncoding.EncodeToString([]byte("token="+gh)) + `");` + "\n",
+		"b64gen.js":  `x("` + base64.StdEncoding.EncodeToString([]byte(`api_key = "`+fakeRand(60, 24, alnum)+`"`)) + `")` + "\n",
+		"hex.js":     `const h = "` + hex.EncodeToString([]byte(gh)) + `";` + "\n",
+		"pct.js":     `fetch("https://x.example/?t=` + url.QueryEscape("Bearer "+gh+" & more") + `");` + "\n",
+		"unicode.js": `const u = "` + unicodeEscape(gh) + `";` + "\n",
+	} {
+		writeFile(t, filepath.Join(dir, "encoded", name), []byte(body))
+	}
 	if _, err := scantest.Write(filepath.Join(dir, "tree"), 2<<20, 7); err != nil {
 		t.Fatal(err)
 	}
@@ -64,8 +78,48 @@ func TestGenericWindowsMatchWholeChunks(t *testing.T) {
 			t.Errorf("windowed run added %s", k)
 		}
 	}
+	decoded := 0
+	for _, f := range windowed.Findings {
+		if strings.Contains(f.File, "/encoded/") {
+			decoded++
+		}
+	}
+	if decoded < 4 {
+		t.Errorf("%d findings in encoded files: the test does not exercise decoding", decoded)
+	}
 	if generic < 30 {
 		t.Errorf("only %d generic findings: the test does not exercise the rule", generic)
+	}
+}
+
+func unicodeEscape(s string) string {
+	var b strings.Builder
+	for _, r := range s {
+		fmt.Fprintf(&b, "\\u%04x", r)
+	}
+	return b.String()
+}
+
+func TestMayDecode(t *testing.T) {
+	tests := []struct {
+		text string
+		want bool
+	}{
+		{"const addEventListener = 1; props.children", false},
+		{"__webpack_require__ /restaurant/rating?page=12", false},
+		{"data:image/png;base64,iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk", false},
+		{"x=" + base64.StdEncoding.EncodeToString([]byte("hello, plain text!")), true},
+		{"x=" + base64.RawURLEncoding.EncodeToString([]byte("hello, plain text!!")), true},
+		{"0123456789abcdef0123456789abcdef", true},
+		{"a%2Fb", true},
+		{"100% sure", false},
+		{`"\u0041"`, true},
+		{"U+0041 ", true},
+	}
+	for _, tt := range tests {
+		if got := mayDecode(tt.text); got != tt.want {
+			t.Errorf("mayDecode(%q) = %v, want %v", tt.text, got, tt.want)
+		}
 	}
 }
 

@@ -80,8 +80,9 @@ type Options struct {
 	// means 5, gitleaks's CLI default; negative means none.
 	MaxDecodeDepth int
 
-	// wholeChunks runs the generic rule like every other, over whole
-	// chunks: slower, the reference the windowed run is tested against.
+	// wholeChunks runs gitleaks as its CLI does: every rule, with
+	// decoding, over whole chunks. Slower; the reference the fast path
+	// is tested against.
 	wholeChunks bool
 }
 
@@ -92,11 +93,15 @@ type Scanner struct {
 	workers int
 	clock   func() time.Time
 	git     string
-	det     *detect.Detector // every gitleaks rule but the generic one
 	allow   []*config.Allowlist
 
-	// The generic rule runs apart, on keyword windows (generic.go); gen
-	// is nil when it runs with the others over whole chunks.
+	// full runs every gitleaks rule with decoding over a whole chunk.
+	// Chunks in which nothing could decode (decode.go) go to plain, with
+	// every rule but the generic one and no decoding, and to gen, which
+	// runs the generic rule on keyword windows (generic.go). plain and
+	// gen are nil when every chunk goes to full.
+	full        *detect.Detector
+	plain       *detect.Detector
 	gen         *detect.Detector
 	genRegex    *regexp.Regexp
 	genKeywords []string
@@ -116,18 +121,15 @@ func New(opts Options) (*Scanner, error) {
 		limits: opts.Limits.withDefaults(), workers: opts.Workers, clock: opts.Now,
 		git: opts.Git, allow: cfg.Allowlists,
 	}
-	if opts.wholeChunks {
-		s.det = detect.NewDetector(cfg)
-	} else {
+	s.full = detect.NewDetector(cfg)
+	s.full.MaxDecodeDepth = depth
+	if !opts.wholeChunks {
 		rest, generic, keywords := splitGeneric(cfg)
-		s.det = detect.NewDetector(rest)
+		s.plain = detect.NewDetector(rest)
 		s.gen = detect.NewDetector(generic)
-		// The windows are not decoded: the main detector decodes whole
-		// chunks, and a keyword = value pair inside base64 is rare.
 		s.genRegex = generic.Rules[genericRule].Regex
 		s.genKeywords = keywords
 	}
-	s.det.MaxDecodeDepth = depth
 	if s.workers <= 0 {
 		s.workers = runtime.GOMAXPROCS(0)
 	}
