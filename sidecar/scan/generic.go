@@ -2,6 +2,7 @@ package scan
 
 import (
 	"context"
+	"math"
 	"slices"
 	"strings"
 
@@ -79,13 +80,11 @@ func isTokenByte(c byte) bool {
 }
 
 // genericWindows returns the [start, end) windows of text around each
-// keyword occurrence that could start a generic-rule match. The check is
-// a necessary condition of the rule's regex, done with byte scans: after
-// the keyword, at most 23 identifier, space or quote bytes, then an
-// assignment operator (= > : | ? ,), then within 9 bytes a run of at
-// least 10 value bytes. Most keywords in code (props.key, authState)
-// fail it, so the regex runs on little of the text.
-func genericWindows(text string, keywords []string) [][2]int {
+// keyword occurrence that could start a generic-rule finding, as
+// genericCandidate judges with byte scans. Most keywords in code
+// (props.key, authState, key: "title") fail it, so the regexp runs on
+// little of the text.
+func genericWindows(text string, keywords []string, minEntropy float64) [][2]int {
 	lower := asciiLower(text)
 	var at [][2]int // keyword start, end
 	for _, k := range keywords {
@@ -94,7 +93,7 @@ func genericWindows(text string, keywords []string) [][2]int {
 			if j < 0 {
 				break
 			}
-			if p := i + j; genericCandidate(text, p+len(k)) {
+			if p := i + j; genericCandidate(text, p+len(k), minEntropy) {
 				at = append(at, [2]int{p, p + len(k)})
 			}
 			i += j + len(k)
@@ -117,8 +116,13 @@ func genericWindows(text string, keywords []string) [][2]int {
 }
 
 // genericCandidate reports whether the text after a keyword ending at q
-// could complete a generic-rule match (see genericWindows).
-func genericCandidate(text string, q int) bool {
+// could complete a generic-rule finding: after at most 23 identifier,
+// space or quote bytes, an assignment operator (= > : | ? ,), then within
+// 10 bytes a value the regex could capture (a run of [\w.=-] of 10 to
+// 150 bytes, or of [a-z0-9+/] of 12 or more with up to three '=', ended
+// by a quote, space, ';', an escaped \n or \r, or the end) whose entropy
+// passes the rule's threshold, as gitleaks checks it after matching.
+func genericCandidate(text string, q int, minEntropy float64) bool {
 	j := q
 	for j < len(text) && j-q <= 23 && isGap(text[j]) {
 		j++
@@ -128,14 +132,75 @@ func genericCandidate(text string, q int) bool {
 	}
 	for s := j + 1; s <= j+10 && s < len(text); s++ {
 		n := 0
-		for s+n < len(text) && isValueByte(text[s+n]) {
+		for s+n < len(text) && isWordValue(text[s+n]) {
 			n++
-			if n >= 10 {
-				return true
-			}
+		}
+		if n >= 10 && n <= 150 && terminates(text, s+n) && shannon(text[s:s+n]) > minEntropy {
+			return true
+		}
+		if !isAlnum(text[s]) {
+			continue
+		}
+		n = 1
+		for s+n < len(text) && (isAlnum(text[s+n]) || text[s+n] == '+' || text[s+n] == '/') {
+			n++
+		}
+		if n < 12 {
+			continue
+		}
+		for k := 0; k < 3 && s+n < len(text) && text[s+n] == '='; k++ {
+			n++
+		}
+		if terminates(text, s+n) && shannon(text[s:s+n]) > minEntropy {
+			return true
 		}
 	}
 	return false
+}
+
+func isAlnum(c byte) bool {
+	return 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9'
+}
+
+// isWordValue is the rule's first value class, [\w.=-].
+func isWordValue(c byte) bool {
+	return isAlnum(c) || c == '_' || c == '.' || c == '=' || c == '-'
+}
+
+// terminates reports whether the rule's value may end before text[i]:
+// (?:[\x60'"\s;]|\\[nr]|$).
+func terminates(text string, i int) bool {
+	if i >= len(text) {
+		return true
+	}
+	switch text[i] {
+	case '`', '\'', '"', ' ', '\t', '\n', '\f', '\r', ';':
+		return true
+	case '\\':
+		return i+1 < len(text) && (text[i+1] == 'n' || text[i+1] == 'r')
+	}
+	return false
+}
+
+// shannon is gitleaks's entropy measure (detect/utils.go shannonEntropy)
+// for ASCII strings.
+func shannon(s string) float64 {
+	if s == "" {
+		return 0
+	}
+	var counts [256]int
+	for i := 0; i < len(s); i++ {
+		counts[s[i]]++
+	}
+	e := 0.0
+	inv := 1 / float64(len(s))
+	for _, c := range counts {
+		if c > 0 {
+			f := float64(c) * inv
+			e -= f * math.Log2(f)
+		}
+	}
+	return e
 }
 
 // isGap is the union of the rule's [ \t\w.-] and [\s'"] classes.
@@ -174,7 +239,7 @@ func (s *Scanner) gitleaksHits(ctx context.Context, name, text string, at pos) [
 		hits = append(hits, hit{g, gitleaksPos(g, at)})
 	}
 	specific := len(hits)
-	for _, w := range genericWindows(text, s.genKeywords) {
+	for _, w := range genericWindows(text, s.genKeywords, s.genEntropy) {
 		win := text[w[0]:w[1]]
 		if !s.genRegex.MatchString(win) {
 			continue

@@ -124,23 +124,28 @@ func TestMayDecode(t *testing.T) {
 }
 
 func TestGenericCandidate(t *testing.T) {
+	v := fakeRand(70, 16, alnum) // entropy about 3.8
 	tests := []struct {
 		after string // text after the keyword
 		want  bool
 	}{
-		{` = "abcdefghij"`, true},
-		{`:abcdefghij`, true},
-		{`Value  ||  'abcdefghijk'`, true},
-		{` => abcdefghij`, true},
-		{"\n  : \"abcdefghij\"", true},
-		{` = "short"`, false},
+		{` = "` + v + `"`, true},
+		{`:` + v, true},
+		{`Value  ||  '` + v + `'`, true},
+		{` => ` + v + `;`, true},
+		{"\n  : \"" + v + "\"", true},
+		{` = "` + v + `\n"`, true},
+		{` = "` + v[:8] + `"`, false},                    // too short
+		{` = "restaurant-rating"`, false},                // low entropy
+		{` = "` + v + `(x)"`, false},                     // not ended by a terminator
+		{` = "` + v + strings.Repeat(v, 10) + `"`, true}, // alt 2: any length
 		{`.length > 0`, false},
 		{`(x)`, false},
-		{`aaaaaaaaaaaaaaaaaaaaaaaaaaaaaa = "abcdefghijkl"`, false},
+		{`aaaaaaaaaaaaaaaaaaaaaaaaaaaaaa = "` + v + `"`, false},
 		{` = `, false},
 	}
 	for _, tt := range tests {
-		if got := genericCandidate("key"+tt.after, 3); got != tt.want {
+		if got := genericCandidate("key"+tt.after, 3, 3.5); got != tt.want {
 			t.Errorf("genericCandidate(key%q) = %v, want %v", tt.after, got, tt.want)
 		}
 	}

@@ -105,6 +105,7 @@ type Scanner struct {
 	gen         *detect.Detector
 	genRegex    *regexp.Regexp
 	genKeywords []string
+	genEntropy  float64
 }
 
 // New builds a Scanner with gitleaks's default rules plus keyless's.
@@ -129,6 +130,7 @@ func New(opts Options) (*Scanner, error) {
 		s.gen = detect.NewDetector(generic)
 		s.genRegex = generic.Rules[genericRule].Regex
 		s.genKeywords = keywords
+		s.genEntropy = generic.Rules[genericRule].Entropy
 	}
 	if s.workers <= 0 {
 		s.workers = runtime.GOMAXPROCS(0)
