@@ -360,9 +360,7 @@ func (r *run) scanSourceMapFile(e entry, br *bufio.Reader) error {
 	}
 	if int64(len(data)) <= limit {
 		if srcs, err := ParseSourceMap(data); err == nil {
-			r.files.Add(1)
-			r.bytes.Add(int64(len(data)))
-			r.scanSources(e.name, e.blob, srcs)
+			r.scanSources(e.name, e.blob, srcs) // each source counts as a file
 			return nil
 		}
 	}
