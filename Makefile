@@ -74,8 +74,11 @@ fuzz: ## run each fuzz target for FUZZTIME (default 30s)
 	done
 
 .PHONY: bench
-bench: ## run the benchmarks (DPoP core; more as components land)
-	$(GO) test -run '^$$' -bench . -benchmem ./sidecar/dpop ./sidecar/store/...
+bench: build wasm ## benchmarks: DPoP core, stores, token endpoint, vending, proxy vs bare ReverseProxy, browser client
+	$(GO) test -run '^$$' -bench . -benchmem ./sidecar/dpop/... ./sidecar/store/... ./sidecar/authserver ./sidecar/lease ./sidecar/policy
+	$(GO) run ./sidecar/proxy/bench
+	@$(MAKE) --no-print-directory wasm-size
+	node web-component/test/bench.mjs
 
 .PHONY: demo
 demo: build wasm ## run the Where2Eat demo (demo/README.md): app on http://127.0.0.1:8789, Ctrl-C stops

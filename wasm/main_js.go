@@ -15,6 +15,7 @@ import (
 	"syscall/js"
 	"time"
 
+	"github.com/keyless-dev/keyless/sidecar/dpop/proof"
 	"github.com/keyless-dev/keyless/wasm/client"
 )
 
@@ -26,6 +27,7 @@ func main() {
 	api.Set("fetch", js.FuncOf(a.fetch))
 	api.Set("logout", js.FuncOf(a.logout))
 	api.Set("cancel", js.FuncOf(a.cancelLogin))
+	api.Set("measureProofs", js.FuncOf(measureProofs))
 	js.Global().Set("keyless", api)
 	if ready := js.Global().Get("__keylessReady"); ready.Type() == js.TypeFunction {
 		ready.Invoke(api)
@@ -342,4 +344,31 @@ func errorCode(err error) string {
 		return oe.Code
 	}
 	return "error"
+}
+
+// measureProofs(n) signs n proofs with a fresh, non-extractable, unstored
+// WebCrypto key and resolves with the mean milliseconds per proof: what
+// every request pays on the client (make bench reports it).
+func measureProofs(_ js.Value, args []js.Value) any {
+	n := 100
+	if len(args) > 0 && args[0].Type() == js.TypeNumber {
+		n = min(max(args[0].Int(), 1), 10000)
+	}
+	return newPromise(func() (any, error) {
+		kp, err := generateKeyPair()
+		if err != nil {
+			return nil, err
+		}
+		signer, err := signerFromKeyPair(kp)
+		if err != nil {
+			return nil, err
+		}
+		start := time.Now()
+		for i := 0; i < n; i++ {
+			if _, err := proof.New(signer, "GET", "https://api.example.test/v1/things", proof.Options{AccessToken: "token"}); err != nil {
+				return nil, err
+			}
+		}
+		return float64(time.Since(start).Microseconds()) / 1000 / float64(n), nil
+	})
 }
