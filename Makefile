@@ -63,7 +63,7 @@ lint: ## go vet and staticcheck
 test: deps cross lint build wasm ## install deps, build for every target, lint, a short fuzz pass, then every test
 	$(MAKE) --no-print-directory fuzz FUZZTIME=3s
 	$(GO) test -count=1 ./...
-	node --test --test-concurrency=1 web-component/test/
+	node --test --test-concurrency=1 web-component/test/*.test.mjs
 
 .PHONY: fuzz
 fuzz: ## run each fuzz target for FUZZTIME (default 30s)
