@@ -296,7 +296,7 @@ func (r *run) scanTar(e entry, br *bufio.Reader) error {
 		if err != nil {
 			return err
 		}
-		if h.Typeflag != tar.TypeReg && h.Typeflag != tar.TypeRegA {
+		if h.Typeflag != tar.TypeReg { // archive/tar reports old '\x00' files as TypeReg
 			continue // directories; symlinks and hard links are never followed
 		}
 		err = r.scanEntry(entry{

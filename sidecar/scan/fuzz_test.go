@@ -3,6 +3,8 @@ package scan
 import (
 	"bytes"
 	"context"
+	"encoding/base64"
+	"fmt"
 	"strings"
 	"testing"
 )
@@ -76,6 +78,43 @@ func FuzzDetectors(f *testing.F) {
 			if info, err := ParseJWT(m); err == nil {
 				classifyJWT(info, info.Expiry)
 			}
+		}
+	})
+}
+
+// FuzzFastPathMatchesGitleaks checks, on arbitrary text, that the fast
+// path (generic rule on keyword windows, decoding only where something
+// decodes) reports exactly what running every rule with decoding over
+// the whole text, as gitleaks's CLI does, reports.
+func FuzzFastPathMatchesGitleaks(f *testing.F) {
+	fams := families(f)
+	for _, fam := range fams {
+		f.Add("x = {" + fam.js + "};\n" + fam.env + "\n")
+	}
+	f.Add(`api_key = "` + fakeRand(80, 20, alnum) + `"` + "\n")
+	f.Add(`password: ` + fakeRand(81, 30, alnum+"+/") + `==;`)
+	f.Add(`t=atob("` + base64.StdEncoding.EncodeToString([]byte(`secret="`+fakeRand(82, 20, alnum)+`"`)) + `")`)
+	fast := newScanner(f, Options{Workers: 1})
+	ref := newScanner(f, Options{Workers: 1, wholeChunks: true})
+	f.Fuzz(func(t *testing.T, text string) {
+		ctx := context.Background()
+		a, err := fast.ScanReader(ctx, "f.js", strings.NewReader(text))
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, err := ref.ScanReader(ctx, "f.js", strings.NewReader(text))
+		if err != nil {
+			t.Fatal(err)
+		}
+		key := func(r *Report) string {
+			var ks []string
+			for _, f := range r.Findings {
+				ks = append(ks, fmt.Sprintf("%s:%d:%d:%s", f.RuleID, f.Line, f.Column, f.Excerpt))
+			}
+			return strings.Join(ks, "\n")
+		}
+		if ka, kb := key(a), key(b); ka != kb {
+			t.Fatalf("fast path:\n%s\nwhole chunks:\n%s", ka, kb)
 		}
 	})
 }

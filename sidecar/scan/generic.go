@@ -9,6 +9,7 @@ import (
 	"github.com/zricethezav/gitleaks/v8/config"
 	"github.com/zricethezav/gitleaks/v8/detect"
 	"github.com/zricethezav/gitleaks/v8/report"
+	"github.com/zricethezav/gitleaks/v8/sources"
 )
 
 // genericRule is gitleaks's catch-all rule, keyword = value with an
@@ -209,12 +210,6 @@ func isGap(c byte) bool {
 		c == '_' || c == '.' || c == '-' || 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9'
 }
 
-// isValueByte is the union of the rule's value classes, [\w.=-] and
-// [a-z0-9+/] (case-insensitive).
-func isValueByte(c byte) bool {
-	return isTokenByte(c)
-}
-
 // hit is a gitleaks finding with its absolute position.
 type hit struct {
 	g report.Finding
@@ -228,14 +223,21 @@ type hit struct {
 // generic hit another rule explains is dropped (as gitleaks's own filter
 // does within one fragment).
 func (s *Scanner) gitleaksHits(ctx context.Context, name, text string, at pos) []hit {
+	// detect.Fragment is deprecated for sources.Fragment in gitleaks v9,
+	// but DetectContext, the only per-fragment entry point, still takes it.
+	//lint:ignore SA1019 see above
+	frag := func(raw string) detect.Fragment {
+		//lint:ignore SA1019 see above
+		return detect.Fragment(sources.Fragment{Raw: raw, FilePath: name})
+	}
 	var hits []hit
 	if s.plain == nil || mayDecode(text) {
-		for _, g := range s.full.DetectContext(ctx, detect.Fragment{Raw: text, FilePath: name}) {
+		for _, g := range s.full.DetectContext(ctx, frag(text)) {
 			hits = append(hits, hit{g, gitleaksPos(g, at)})
 		}
 		return hits
 	}
-	for _, g := range s.plain.DetectContext(ctx, detect.Fragment{Raw: text, FilePath: name}) {
+	for _, g := range s.plain.DetectContext(ctx, frag(text)) {
 		hits = append(hits, hit{g, gitleaksPos(g, at)})
 	}
 	specific := len(hits)
@@ -246,7 +248,7 @@ func (s *Scanner) gitleaksHits(ctx context.Context, name, text string, at pos) [
 		}
 		wat := at.advance(text[:w[0]])
 	next:
-		for _, g := range s.gen.DetectContext(ctx, detect.Fragment{Raw: win, FilePath: name}) {
+		for _, g := range s.gen.DetectContext(ctx, frag(win)) {
 			p := gitleaksPos(g, wat)
 			for _, h := range hits[:specific] {
 				if h.p.line == p.line && strings.Contains(h.g.Secret, g.Secret) {
