@@ -205,6 +205,12 @@ func (h *Handler) Serve(ctx context.Context, r *Request) (*Forward, *Response) {
 
 func (h *Handler) serve(ctx context.Context, x *exchange) (*Forward, *Response, *check.Error) {
 	r := x.r
+	// server.max_header_bytes, which net/http enforces for the process
+	// proxy: the platform's own limit is larger.
+	if headerBytes(r) > h.cfg.Proxy.Server.MaxHeaderBytes {
+		return nil, &Response{Status: 431, Header: [][2]string{{"Content-Type", "text/plain; charset=utf-8"}},
+			Body: []byte("431 Request Header Fields Too Large")}, nil
+	}
 	if err := check.Method(r.Method); err != nil {
 		return nil, nil, err
 	}
@@ -271,6 +277,17 @@ func (h *Handler) serve(ctx context.Context, x *exchange) (*Forward, *Response, 
 		return nil, nil, &check.Error{Code: check.CodeBadGateway, Msg: "upstream response could not be checked", Rule: "redact"}
 	}
 	return h.forward(x)
+}
+
+// headerBytes is the size of the request line and header section.
+func headerBytes(r *Request) int {
+	n := len(r.Method) + len(r.URL) + 11
+	for k, vs := range r.Header {
+		for _, v := range vs {
+			n += len(k) + len(v) + 4
+		}
+	}
+	return n
 }
 
 // authenticate: scheme, lease (cache, JWKS, WebCrypto signature, lease

@@ -1,0 +1,139 @@
+// The Worker in real workerd (wrangler dev, local mode) against a loopback
+// issuer and origin, side by side with the native sidecar on the same
+// configuration. Run: node --test --test-concurrency=1 sidecar/edge/test/
+import { test, before, after } from 'node:test'
+import assert from 'node:assert/strict'
+import { readFileSync } from 'node:fs'
+import { join } from 'node:path'
+import { root, build, startIssuer, writeWranglerConfig, startWorker, tempDir, revokeToken } from './world.mjs'
+import { newKey, mint, send, Runner, wwwAuthError, publicURL } from './client.mjs'
+import { generateProof } from 'dpop'
+
+const shared = JSON.parse(readFileSync(join(root, 'sidecar/proxy/testdata/attacks.json'), 'utf8'))
+
+let tmp, world, configFile, worker, client
+
+before(async () => {
+  tmp = await tempDir()
+  const bin = build(tmp.dir)
+  world = await startIssuer(bin)
+  configFile = await writeWranglerConfig(tmp.dir, world.config)
+  worker = await startWorker(configFile, join(tmp.dir, 'state'))
+  client = await newKey()
+}, { timeout: 180000 })
+
+after(async () => {
+  await worker?.stop()
+  world?.close()
+  await tmp?.remove()
+})
+
+async function expectStatus(res, status) {
+  if (res.status !== status) throw new Error(`revocation push: ${res.status} ${await res.text()}`)
+}
+
+const targets = {
+  native: () => ({
+    url: world.native,
+    revoke: async (r) => expectStatus(await fetch(world.issuer + '/revoke', { method: 'POST', body: JSON.stringify(r) }), 204),
+  }),
+  edge: () => ({
+    url: worker.url,
+    revoke: async (r) => expectStatus(await fetch(worker.url + '/.keyless/revocations', {
+      method: 'POST', headers: { Authorization: 'Bearer ' + revokeToken }, body: JSON.stringify(r),
+    }), 204),
+  }),
+}
+
+async function originHits() {
+  return (await (await fetch(world.issuer + '/origin')).json()).hits
+}
+
+async function authedGet(base, path = '/v1/orders') {
+  const tok = await mint(world, { scope: ['orders:read'], jkt: client.jkt })
+  const proof = await generateProof(client.kp, publicURL + path, 'GET', undefined, tok)
+  return { res: await send(base, { method: 'GET', path, headers: [['Authorization', 'DPoP ' + tok], ['DPoP', proof]] }), tok, proof }
+}
+
+test('a valid DPoP request is forwarded with identity headers and without the credentials', async () => {
+  const before = await originHits()
+  const { res } = await authedGet(worker.url, '/v1/orders')
+  assert.equal(res.status, 200, res.body)
+  assert.equal(res.body, '{"ok":true}')
+  const o = await (await fetch(world.issuer + '/origin')).json()
+  assert.equal(o.hits, before + 1)
+  const h = o.last.header
+  assert.equal(o.last.uri, '/v1/orders')
+  assert.deepEqual(h['X-Keyless-Sub'], ['alice'])
+  assert.deepEqual(h['X-Keyless-Client'], ['app1'])
+  assert.deepEqual(h['X-Keyless-Scope'], ['orders:read'])
+  assert.match(h['X-Keyless-Lease'][0], /^lease-/)
+  assert.deepEqual(h['X-Api-Key'], ['origin-secret'])
+  assert.deepEqual(h['X-Forwarded-Host'], ['api.example.test'])
+  assert.equal(h.Authorization, undefined)
+  assert.equal(h.Dpop, undefined)
+  // Response headers that leak the backend, or claim the proxy's
+  // namespace, never reach the client.
+  assert.equal(res.headers.server, undefined)
+  assert.equal(res.headers['x-powered-by'], undefined)
+  assert.equal(res.headers['x-keyless-sub'], undefined)
+})
+
+test('client identity headers in any spelling are stripped, query and strip_prefix kept', async () => {
+  const path = '/api/v1/orders?a=1&b=%2F'
+  const tok = await mint(world, { scope: ['orders:read'], jkt: client.jkt })
+  const proof = await generateProof(client.kp, publicURL + '/api/v1/orders', 'GET', undefined, tok)
+  const res = await send(worker.url, { method: 'GET', path, headers: [['Authorization', 'DPoP ' + tok], ['DPoP', proof],
+    ['X-Keyless-Sub', 'mallory'], ['X_Keyless_Sub', 'mallory'], ['X-Api-Key', 'client-chosen'], ['Cookie', 'a=b'], ['User-Agent', 'x']] })
+  assert.equal(res.status, 200, res.body)
+  const o = await (await fetch(world.issuer + '/origin')).json()
+  assert.equal(o.last.uri, '/v1/orders?a=1&b=%2F')
+  assert.deepEqual(o.last.header['X-Keyless-Sub'], ['alice'])
+  assert.equal(o.last.header.X_keyless_sub, undefined)
+  assert.deepEqual(o.last.header['X-Api-Key'], ['origin-secret'])
+  assert.equal(o.last.header.Cookie, undefined)
+  assert.equal(o.last.header['User-Agent'], undefined)
+})
+
+test('the shared attack rows: same status and error code at the edge as in the native sidecar, never forwarded', async (t) => {
+  const runners = Object.fromEntries(Object.entries(targets).map(([name, mk]) => [name, new Runner(world, mk(), client)]))
+  const failures = []
+  for (const row of shared.rows) {
+    for (const [name, runner] of Object.entries(runners)) {
+      const want = name === 'edge' && row.edge ? { ...row, ...row.edge } : row
+      const hits = await originHits()
+      let res
+      try {
+        res = await runner.run(row)
+      } catch (err) {
+        failures.push(`${name}: ${row.name}: ${err.message}`)
+        continue
+      }
+      const got = wwwAuthError(res)
+      const problems = []
+      if (res.status !== want.status) problems.push(`status ${res.status}, want ${want.status} (${res.body.slice(0, 120)})`)
+      if (want.code === '<none>' && got !== '') problems.push(`WWW-Authenticate ${res.headers['www-authenticate']}, want no error`)
+      if (want.code && want.code !== '<none>' && got !== want.code) problems.push(`error ${got}, want ${want.code}`)
+      const after = await originHits()
+      const forwards = (row.first || row.replay ? 1 : 0) + (want.status < 300 ? 1 : 0)
+      if (after !== hits + forwards) problems.push(`forwarded: origin hits ${hits} -> ${after}`)
+      if (problems.length) failures.push(`${name}: ${row.name}: ${problems.join('; ')}`)
+    }
+  }
+  t.diagnostic(`${shared.rows.length} rows, ${shared.rows.filter((r) => r.edge).length} with an edge-specific expectation`)
+  assert.deepEqual(failures, [])
+})
+
+test('a proof accepted before a Worker restart is refused as a replay after it (Durable Object state)', async () => {
+  const { res, tok, proof } = await authedGet(worker.url)
+  assert.equal(res.status, 200, res.body)
+  await worker.stop()
+  worker = await startWorker(configFile, join(tmp.dir, 'state'))
+  const again = await send(worker.url, { method: 'GET', path: '/v1/orders', headers: [['Authorization', 'DPoP ' + tok], ['DPoP', proof]] })
+  assert.equal(again.status, 401, again.body)
+  assert.equal(wwwAuthError(again), 'invalid_dpop_proof')
+  // The restarted Worker serves: a fresh proof passes.
+  const fresh = await generateProof(client.kp, publicURL + '/v1/orders', 'GET', undefined, tok)
+  const ok = await send(worker.url, { method: 'GET', path: '/v1/orders', headers: [['Authorization', 'DPoP ' + tok], ['DPoP', fresh]] })
+  assert.equal(ok.status, 200, ok.body)
+})

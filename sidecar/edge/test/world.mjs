@@ -1,0 +1,119 @@
+// The edge tests' world, all on 127.0.0.1: the Go helper (issuer, lease
+// mint, echo origin, native sidecar; ./issuer) and the Worker in real
+// workerd through `wrangler dev`, with metrics, the Request.cf download and
+// every other network access off.
+import { spawn, spawnSync } from 'node:child_process'
+import { createServer } from 'node:net'
+import { mkdtemp, writeFile, rm } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join, normalize, dirname } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { createInterface } from 'node:readline'
+
+export const root = normalize(join(dirname(fileURLToPath(import.meta.url)), '..', '..', '..'))
+export const revokeToken = 'test-revoke-token-' + Math.random().toString(36).slice(2)
+
+/** Builds the Worker (make edge) and the helper; returns the helper's path. */
+export function build(dir) {
+  const make = spawnSync('make', ['-s', 'edge'], { cwd: root, stdio: ['ignore', 'inherit', 'inherit'] })
+  if (make.status !== 0) throw new Error('make edge failed')
+  const bin = join(dir, 'issuer')
+  const go = spawnSync('go', ['build', '-o', bin, './sidecar/edge/test/issuer'], { cwd: root, stdio: ['ignore', 'inherit', 'inherit'] })
+  if (go.status !== 0) throw new Error('go build issuer failed')
+  return bin
+}
+
+/** Starts the helper; resolves to its URLs and configuration. */
+export async function startIssuer(bin) {
+  const proc = spawn(bin, [join(root, 'sidecar/edge/testdata/edge.yaml')], { stdio: ['pipe', 'pipe', 'inherit'] })
+  const line = await new Promise((resolve, reject) => {
+    const rl = createInterface({ input: proc.stdout })
+    rl.once('line', resolve)
+    proc.once('exit', (code) => reject(new Error(`issuer exited ${code}`)))
+  })
+  const info = JSON.parse(line)
+  info.close = () => { proc.stdin.end(); proc.kill() }
+  return info
+}
+
+export async function freePort() {
+  const s = createServer()
+  await new Promise((r) => s.listen(0, '127.0.0.1', r))
+  const { port } = s.address()
+  await new Promise((r) => s.close(r))
+  return port
+}
+
+/** The Worker's wrangler configuration for the test: vars stand in for secrets. */
+export async function writeWranglerConfig(dir, config, vars = {}) {
+  const file = join(dir, 'wrangler.json')
+  await writeFile(file, JSON.stringify({
+    name: 'keyless-edge-test',
+    main: join(root, 'sidecar/edge/dist/worker.mjs'),
+    compatibility_date: '2026-04-01',
+    durable_objects: { bindings: [
+      { name: 'KEYLESS_REPLAY', class_name: 'ReplayGuard' },
+      { name: 'KEYLESS_REVOCATIONS', class_name: 'RevocationList' },
+    ] },
+    migrations: [{ tag: 'v1', new_sqlite_classes: ['ReplayGuard', 'RevocationList'] }],
+    vars: {
+      KEYLESS_PROXY: config,
+      ECHO_API_KEY: 'origin-secret',
+      KEYLESS_REVOKE_TOKEN: revokeToken,
+      KEYLESS_REVOCATION_TTL: '0s',
+      ...vars,
+    },
+  }, null, 1))
+  return file
+}
+
+/**
+ * Runs `wrangler dev` (local workerd) on a free port with state in
+ * persistDir; resolves once it answers. stop() ends it and waits.
+ */
+export async function startWorker(configFile, persistDir, { timeoutMs = 60000 } = {}) {
+  const port = await freePort()
+  const wrangler = join(root, 'node_modules/.bin/wrangler')
+  const proc = spawn(wrangler, ['dev', '-c', configFile, '--ip', '127.0.0.1', '--port', String(port),
+    '--inspector-port', String(await freePort()), '--persist-to', persistDir,
+    '--show-interactive-dev-session=false', '--log-level', 'warn'], {
+    cwd: dirname(configFile),
+    env: { ...process.env, WRANGLER_SEND_METRICS: 'false', CLOUDFLARE_CF_FETCH_ENABLED: 'false', CI: '1', NO_COLOR: '1' },
+    stdio: ['ignore', 'pipe', 'pipe'],
+    detached: true, // its own process group: stop() ends wrangler and workerd
+  })
+  let log = ''
+  proc.stdout.on('data', (d) => { log += d })
+  proc.stderr.on('data', (d) => { log += d })
+  const exited = new Promise((r) => proc.once('exit', r))
+  const url = `http://127.0.0.1:${port}`
+  const deadline = Date.now() + timeoutMs
+  for (;;) {
+    if (proc.exitCode !== null) throw new Error('wrangler dev exited:\n' + log)
+    try {
+      const res = await fetch(url + '/.keyless/healthz-probe', { signal: AbortSignal.timeout(2000) })
+      await res.arrayBuffer()
+      break
+    } catch {}
+    if (Date.now() > deadline) {
+      process.kill(-proc.pid, 'SIGTERM')
+      throw new Error('wrangler dev did not start:\n' + log)
+    }
+    await new Promise((r) => setTimeout(r, 200))
+  }
+  return {
+    url,
+    log: () => log,
+    stop: async () => {
+      try { process.kill(-proc.pid, 'SIGTERM') } catch {}
+      const t = setTimeout(() => { try { process.kill(-proc.pid, 'SIGKILL') } catch {} }, 5000)
+      await exited
+      clearTimeout(t)
+    },
+  }
+}
+
+export async function tempDir() {
+  const dir = await mkdtemp(join(tmpdir(), 'keyless-edge-'))
+  return { dir, remove: () => rm(dir, { recursive: true, force: true }) }
+}
