@@ -84,6 +84,15 @@ bench: build wasm ## benchmarks: DPoP core, stores, token endpoint, vending, pro
 demo: build wasm ## run the Where2Eat demo (demo/README.md): app on http://127.0.0.1:8789, Ctrl-C stops
 	GO=$(GO) bash demo/run.sh
 
+.PHONY: demo-test
+demo-test: build wasm ## the Where2Eat tests: Go (recommender, app server, keyless.yaml) and the Chromium end-to-end test
+	$(GO) test -count=1 ./demo/...
+	node --test --test-concurrency=1 web-component/test/demo.test.mjs
+
+.PHONY: demo-clean
+demo-clean: ## forget the demo's state: leases, keys, throwaway certificates (.keyless-demo)
+	rm -rf .keyless-demo
+
 .PHONY: clean
 clean: ## remove build outputs
 	rm -rf $(BIN) web-component/keyless.wasm web-component/wasm_exec.js
