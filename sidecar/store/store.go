@@ -50,3 +50,10 @@ type Revocations interface {
 	// AnyRevoked reports whether any of rs is revoked now.
 	AnyRevoked(ctx context.Context, rs ...Revocation) (bool, error)
 }
+
+// RevocationEntry is one live revocation and its expiry, as a durable store
+// lists them to re-seed a shared one.
+type RevocationEntry struct {
+	Revocation Revocation
+	Until      time.Time
+}

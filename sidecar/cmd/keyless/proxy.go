@@ -22,12 +22,15 @@ func init() {
 
 // runProxy is `keyless proxy --config FILE`: the proxy alone, verifying
 // leases against the issuer's JWKS (token.issuer, token.jwks_url in the
-// file). Stores are in memory: run one replica, or use `keyless serve`
-// with a shared store.
+// file). Without --store its state is in memory: one replica. With
+// --store redis://... every replica shares replay, revocations, rate
+// limits, the nonce key and WebSocket tickets, and a request that needs the
+// store while it is unreachable gets 503, never a pass.
 func runProxy(args []string, stdout, stderr io.Writer) error {
-	fs := newFlags("proxy", "proxy --config FILE [--check]", stderr)
+	fs := newFlags("proxy", "proxy --config FILE [--store redis://HOST:PORT] [--check]", stderr)
 	path := fs.StringP("config", "c", "", "YAML config file: the proxy section format (see sidecar/proxy/testdata/proxy.yaml)")
 	check := fs.Bool("check", false, "validate the config and exit")
+	storeFlag := fs.String("store", "", "shared store for several replicas, e.g. redis://127.0.0.1:6379/0 (default $"+storeEnv+"; empty: in memory)")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -40,7 +43,19 @@ func runProxy(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	log := slog.New(slog.NewJSONHandler(stderr, nil))
-	p, err := proxy.New(cfg, proxy.Options{Logger: log})
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	opts := proxy.Options{Logger: log}
+	if u := storeURL(*storeFlag); u != "" && !*check {
+		d := cfg.WithDefaults().DPoP
+		st, err := openShared(ctx, u, d.MaxAge, d.FutureSkew, log)
+		if err != nil {
+			return err
+		}
+		defer st.Close()
+		opts = sharedProxyOptions(opts, st)
+	}
+	p, err := proxy.New(cfg, opts)
 	if err != nil {
 		return err
 	}
@@ -48,8 +63,6 @@ func runProxy(args []string, stdout, stderr io.Writer) error {
 		fmt.Fprintf(stdout, "%s: ok (%d routes)\n", *path, len(p.Config().Routes))
 		return nil
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
 	return serveProxy(ctx, p, stdout)
 }
 

@@ -26,7 +26,9 @@ import (
 	"github.com/keyless-dev/keyless/sidecar/authserver"
 	"github.com/keyless-dev/keyless/sidecar/config"
 	"github.com/keyless-dev/keyless/sidecar/lease"
+	"github.com/keyless-dev/keyless/sidecar/store"
 	"github.com/keyless-dev/keyless/sidecar/store/boltstore"
+	"github.com/keyless-dev/keyless/sidecar/store/redisstore"
 )
 
 // Files in the data directory (--data, default ./.keyless).
@@ -114,6 +116,9 @@ type issuerSetup struct {
 	// sandbox grants every configured client's scopes to every user when
 	// the config has no policy section (keyless dev only).
 	sandbox bool
+	// shared, when set, is the store the proxy replicas share: revocations
+	// are mirrored to it and it is re-seeded from the database.
+	shared *redisstore.Store
 }
 
 // runningIssuer is a started authorization server with its vending service.
@@ -158,7 +163,13 @@ func startIssuer(ctx context.Context, st issuerSetup) (*runningIssuer, error) {
 		ln.Close()
 		return fail(err)
 	}
-	s, err := authserver.New(ctx, authserver.Options{Config: st.cfg, DB: db, Revocations: db, Audit: st.audit, AdminToken: adminToken})
+	var revs store.Revocations = db
+	var vdb lease.DB = db
+	if st.shared != nil {
+		m := mirrored(ctx, db, st.shared, st.audit)
+		revs, vdb = m, m
+	}
+	s, err := authserver.New(ctx, authserver.Options{Config: st.cfg, DB: db, Revocations: revs, Audit: st.audit, AdminToken: adminToken})
 	if err != nil {
 		ln.Close()
 		adminLn.Close()
@@ -175,7 +186,7 @@ func startIssuer(ctx context.Context, st issuerSetup) (*runningIssuer, error) {
 	var svc *lease.Service
 	if st.sandbox || st.cfg.Policy.Kind != 0 {
 		svc, err = lease.FromConfig(lease.Setup{
-			File: st.cfgPath, Config: st.cfg, Server: s, DB: db,
+			File: st.cfgPath, Config: st.cfg, Server: s, DB: vdb,
 			Audience: st.audience, SandboxPolicy: st.sandbox,
 			AdminToken: adminToken, Audit: st.audit,
 		})
@@ -230,11 +241,12 @@ func init() {
 // runServe is `keyless serve --config FILE`: the roles of `keyless dev`
 // for a deployment, configured by a file, no sandbox.
 func runServe(args []string, stdout, stderr io.Writer) error {
-	fs := newFlags("serve", "serve --config FILE [--data DIR] [--issuer-addr ADDR] [--roles authserver]", stderr)
+	fs := newFlags("serve", "serve --config FILE [--data DIR] [--issuer-addr ADDR] [--store redis://HOST:PORT]", stderr)
 	cfgPath := fs.String("config", "", "keyless.yaml to load (required)")
 	dataDir := fs.String("data", defaultDataDir, "data directory (database, admin token)")
 	addr := fs.String("issuer-addr", "127.0.0.1:8787", "listen address of the authorization server")
-	roles := fs.StringSlice("roles", []string{"authserver"}, "roles to run: authserver (proxy and vending are started by their own components)")
+	roles := fs.StringSlice("roles", []string{"authserver"}, "roles to run: authserver (with the vending service when the config has a policy); run proxies with `keyless proxy`")
+	storeFlag := fs.String("store", "", "shared store of the proxy replicas, e.g. redis://127.0.0.1:6379/0 (default $"+storeEnv+"): revocations are mirrored to it")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -257,7 +269,14 @@ func runServe(args []string, stdout, stderr io.Writer) error {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	audit := slog.New(slog.NewJSONHandler(stderr, nil))
-	iss, err := startIssuer(ctx, issuerSetup{cfg: cfg, cfgPath: *cfgPath, dataDir: *dataDir, addr: *addr, audit: audit})
+	var shared *redisstore.Store
+	if u := storeURL(*storeFlag); u != "" {
+		if shared, err = openShared(ctx, u, 0, 0, audit); err != nil {
+			return err
+		}
+		defer shared.Close()
+	}
+	iss, err := startIssuer(ctx, issuerSetup{cfg: cfg, cfgPath: *cfgPath, dataDir: *dataDir, addr: *addr, audit: audit, shared: shared})
 	if err != nil {
 		return err
 	}

@@ -16,6 +16,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -166,6 +167,30 @@ func (d *DB) Revoke(ctx context.Context, r store.Revocation, until time.Time) er
 		}
 		return nil
 	})
+}
+
+// ListRevocations returns every live revocation: the durable list an
+// issuer re-seeds a shared store (Redis) from after that store lost its
+// data, so nothing revoked comes back.
+func (d *DB) ListRevocations(ctx context.Context) ([]store.RevocationEntry, error) {
+	now := d.now().UnixNano()
+	var out []store.RevocationEntry
+	err := d.View(ctx, func(t store.Tx) error {
+		return t.ForEach(revBucket, func(key string, val []byte) error {
+			kind, value, ok := strings.Cut(key, "\x00")
+			if !ok || len(val) != 8 {
+				return nil
+			}
+			if exp := int64(binary.BigEndian.Uint64(val)); exp > now {
+				out = append(out, store.RevocationEntry{
+					Revocation: store.Revocation{Kind: store.Kind(kind), Value: value},
+					Until:      time.Unix(0, exp),
+				})
+			}
+			return nil
+		})
+	})
+	return out, err
 }
 
 // AnyRevoked implements [store.Revocations].

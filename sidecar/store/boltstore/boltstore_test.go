@@ -105,3 +105,29 @@ func TestRevocations(t *testing.T) {
 		}
 	}
 }
+
+func TestListRevocations(t *testing.T) {
+	ctx := context.Background()
+	now := time.Unix(1_800_000_000, 0)
+	db, err := Open(filepath.Join(t.TempDir(), FileName), Options{Now: func() time.Time { return now }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	live := store.Revocation{Kind: store.KindLease, Value: "L\x00odd"}
+	gone := store.Revocation{Kind: store.KindSub, Value: "bob"}
+	if err := db.Revoke(ctx, live, now.Add(time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Revoke(ctx, gone, now.Add(time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	now = now.Add(2 * time.Second)
+	got, err := db.ListRevocations(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 1 || got[0].Revocation != live || !got[0].Until.Equal(time.Unix(1_800_000_000, 0).Add(time.Hour)) {
+		t.Errorf("ListRevocations = %+v", got)
+	}
+}

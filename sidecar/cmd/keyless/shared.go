@@ -1,0 +1,103 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"os"
+	"time"
+
+	"github.com/keyless-dev/keyless/sidecar/proxy"
+	"github.com/keyless-dev/keyless/sidecar/store"
+	"github.com/keyless-dev/keyless/sidecar/store/boltstore"
+	"github.com/keyless-dev/keyless/sidecar/store/redisstore"
+)
+
+// storeEnv names the shared store when --store is not given.
+const storeEnv = "KEYLESS_STORE"
+
+// storeURL is --store, or $KEYLESS_STORE.
+func storeURL(flag string) string {
+	if flag != "" {
+		return flag
+	}
+	return os.Getenv(storeEnv)
+}
+
+// openShared connects the shared store (Redis) that replicas use for
+// replay, revocations, rate limits, nonce keys and WebSocket tickets. It
+// checks that Redis answers and will not evict live keys: a store that
+// drops replay entries would reopen replay windows.
+func openShared(ctx context.Context, url string, maxAge, skew time.Duration, log *slog.Logger) (*redisstore.Store, error) {
+	st, err := redisstore.New(url, redisstore.Options{MaxAge: maxAge, FutureSkew: skew})
+	if err != nil {
+		return nil, fmt.Errorf("store: %w", err)
+	}
+	cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	if err := st.Ready(cctx); err != nil {
+		// Not fatal: requests that need the store get 503 until it is
+		// back, and /readyz says so.
+		log.Warn("store.unavailable", "err", err.Error())
+	} else if err := st.CheckEviction(cctx); err != nil {
+		st.Close()
+		return nil, fmt.Errorf("store: %w", err)
+	}
+	return st, nil
+}
+
+// sharedTickets keeps WebSocket tickets in the shared store, so a ticket
+// issued by one replica can be redeemed at another, once.
+type sharedTickets struct{ st *redisstore.Store }
+
+var _ proxy.TicketStore = sharedTickets{}
+
+func (s sharedTickets) Put(ctx context.Context, id string, t proxy.Ticket, until time.Time) error {
+	b, err := json.Marshal(t)
+	if err != nil {
+		return err
+	}
+	return s.st.PutOnce(ctx, "ticket:"+id, b, until)
+}
+
+func (s sharedTickets) Take(ctx context.Context, id string) (proxy.Ticket, bool, error) {
+	b, ok, err := s.st.TakeOnce(ctx, "ticket:"+id)
+	if err != nil || !ok {
+		return proxy.Ticket{}, false, err
+	}
+	var t proxy.Ticket
+	if err := json.Unmarshal(b, &t); err != nil {
+		return proxy.Ticket{}, false, err
+	}
+	return t, true, nil
+}
+
+// issuerDB is what the issuer and vending service keep: the durable
+// database, with revocations written to it first and then to the shared
+// store, so every proxy replica sees them at once.
+type issuerDB struct {
+	store.KV
+	store.Revocations
+}
+
+// mirrored returns db with revocations mirrored to st, and starts
+// re-seeding st from db's durable list whenever st lost its data.
+func mirrored(ctx context.Context, db *boltstore.DB, st *redisstore.Store, log *slog.Logger) issuerDB {
+	list := func(ctx context.Context) ([]redisstore.Entry, error) {
+		rs, err := db.ListRevocations(ctx)
+		out := make([]redisstore.Entry, len(rs))
+		for i, r := range rs {
+			out[i] = redisstore.Entry{Revocation: r.Revocation, Until: r.Until}
+		}
+		return out, err
+	}
+	go st.KeepSeeded(ctx, time.Second, list, func(err error) { log.Warn("store.reseed", "err", err.Error()) })
+	return issuerDB{KV: db, Revocations: redisstore.Mirror{Durable: db, Shared: st}}
+}
+
+// sharedProxyOptions puts every piece of the proxy's state in st.
+func sharedProxyOptions(o proxy.Options, st *redisstore.Store) proxy.Options {
+	o.Replay, o.Revocations, o.Limiter, o.NonceKey, o.Tickets = st, st, st, st, sharedTickets{st}
+	return o
+}
