@@ -65,6 +65,10 @@ test: deps cross lint build wasm ## install deps, build for every target, lint, 
 	$(GO) test -count=1 ./...
 	node --test --test-concurrency=1 web-component/test/*.test.mjs
 
+.PHONY: screenshots
+screenshots: build wasm ## refresh docs/screenshots from the Chromium tests
+	KEYLESS_SCREENSHOTS=1 node --test --test-concurrency=1 web-component/test/*.test.mjs
+
 .PHONY: fuzz
 fuzz: ## run each fuzz target for FUZZTIME (default 30s)
 	@set -e; for t in $(FUZZ_TARGETS); do \

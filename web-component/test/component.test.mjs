@@ -8,10 +8,10 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { PNG } from 'pngjs'
 import jsQR from 'jsqr'
-import { startEcho, startStatic, startKeyless, keyless, launchChromium, embedPage, root } from './harness.mjs'
+import { startEcho, startStatic, startKeyless, keyless, launchChromium, embedPage, root, screenshotDir } from './harness.mjs'
 
 let echo, stack, site, browser
-const shots = join(root, 'docs', 'screenshots')
+const shots = screenshotDir
 
 before(async () => {
   echo = await startEcho()

@@ -5,7 +5,8 @@
 // on the verification page in a second browser context (as on a phone),
 // sees recommendations without the redacted owner_email, is refused a vote
 // with a clear message, is revoked with `keyless revoke` and falls back to
-// sign-in. Screenshots go to docs/screenshots/demo-*.png for demo/README.md.
+// sign-in. With KEYLESS_SCREENSHOTS=1 (make screenshots) screenshots go to
+// docs/screenshots/demo-*.png for demo/README.md.
 import { test, before, after } from 'node:test'
 import assert from 'node:assert/strict'
 import { spawn, execFile } from 'node:child_process'
@@ -14,10 +15,10 @@ import { mkdtemp, mkdir, readFile, readdir, rm, writeFile } from 'node:fs/promis
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { promisify } from 'node:util'
-import { startKeyless, keyless, launchChromium, root, keylessBin } from './harness.mjs'
+import { startKeyless, keyless, launchChromium, root, keylessBin, screenshotDir } from './harness.mjs'
 
 const run = promisify(execFile)
-const shots = join(root, 'docs', 'screenshots')
+const shots = screenshotDir
 const PASSWORD = 'where2eat-demo' // documented in demo/README.md
 
 let tmp, secrets, rec, app, stack, browser, apiKey

@@ -14,6 +14,15 @@ import { chromium } from 'playwright-core'
 export const root = normalize(join(dirname(fileURLToPath(import.meta.url)), '..', '..'))
 export const keylessBin = join(root, 'bin', 'keyless')
 
+/**
+ * Where tests save their screenshots: docs/screenshots (committed, for the
+ * READMEs) when KEYLESS_SCREENSHOTS=1 (`make screenshots`), else a
+ * temporary directory, so an ordinary test run leaves the tree clean.
+ */
+export const screenshotDir = process.env.KEYLESS_SCREENSHOTS === '1'
+  ? join(root, 'docs', 'screenshots')
+  : join(tmpdir(), 'keyless-screenshots')
+
 /** An upstream API that records every request (headers lowercase) and answers JSON. */
 export async function startEcho() {
   const hits = []
