@@ -1,0 +1,217 @@
+package edge
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"encoding/base64"
+	"errors"
+	"math/big"
+	"os"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/keyless-dev/keyless/sidecar/dpop"
+	"github.com/keyless-dev/keyless/sidecar/store"
+	"github.com/keyless-dev/keyless/sidecar/store/memstore"
+	"github.com/keyless-dev/keyless/sidecar/token"
+)
+
+// fakeHost is the Worker runtime in Go: ECDSA through crypto/ecdsa, the
+// key set from a KeySet, stores in memory.
+type fakeHost struct {
+	jwks    []byte
+	replay  *memstore.Replay
+	revoked *memstore.Revocations
+	mu      sync.Mutex
+	fetches int
+}
+
+func (f *fakeHost) Verify(alg string, key *dpop.JWK, input, sig []byte) error {
+	if alg != "ES256" || key.Kty != "EC" || key.Crv != "P-256" || len(sig) != 64 {
+		return errors.New("unsupported")
+	}
+	x, _ := base64.RawURLEncoding.DecodeString(key.X)
+	y, _ := base64.RawURLEncoding.DecodeString(key.Y)
+	pub, err := ecdsa.ParseUncompressedPublicKey(elliptic.P256(), append(append([]byte{4}, x...), y...))
+	if err != nil {
+		return err
+	}
+	sum := sha256sum(input)
+	if !ecdsa.Verify(pub, sum[:], new(big.Int).SetBytes(sig[:32]), new(big.Int).SetBytes(sig[32:])) {
+		return errors.New("bad signature")
+	}
+	return nil
+}
+
+func (f *fakeHost) FetchJWKS(context.Context, string) ([]byte, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.fetches++
+	return f.jwks, nil
+}
+
+func (f *fakeHost) Use(ctx context.Context, jkt, jti string, until time.Time) error {
+	return f.replay.Use(ctx, jkt, jti, until)
+}
+
+func (f *fakeHost) AnyRevoked(ctx context.Context, rs ...store.Revocation) (bool, error) {
+	return f.revoked.AnyRevoked(ctx, rs...)
+}
+
+func (f *fakeHost) Revoke(ctx context.Context, r store.Revocation, until time.Time) error {
+	return f.revoked.Revoke(ctx, r, until)
+}
+
+type world struct {
+	h      *Handler
+	host   *fakeHost
+	minter *token.Minter
+	signer dpop.Signer
+}
+
+func newWorld(t testing.TB, env map[string]string) *world {
+	t.Helper()
+	tmpl, err := os.ReadFile("testdata/edge.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfgText := strings.NewReplacer("${ORIGIN}", "http://127.0.0.1:9/base/", "${JWKS}", "https://auth.example.test/jwks").Replace(string(tmpl))
+	vars := map[string]string{EnvProxy: cfgText, "ECHO_API_KEY": "origin-secret", EnvRevokeToken: "push-token"}
+	for k, v := range env {
+		vars[k] = v
+	}
+	cfg, err := LoadConfig(func(k string) string { return vars[k] })
+	if err != nil {
+		t.Fatal(err)
+	}
+	keys, err := token.NewKeySet(time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	jwks, _ := keys.JWKS()
+	host := &fakeHost{jwks: jwks, replay: &memstore.Replay{}, revoked: &memstore.Revocations{}}
+	h, err := New(cfg, host, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	k, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	s, _ := dpop.NewECDSASigner(k)
+	return &world{h: h, host: host, minter: &token.Minter{Keys: keys, Issuer: "https://auth.example.test"}, signer: s}
+}
+
+func (w *world) request(t testing.TB, method, path string, scopes ...string) *Request {
+	t.Helper()
+	tok, _, err := w.minter.Issue(context.Background(), token.Spec{Subject: "alice", ClientID: "app1", Scope: scopes,
+		Audience: []string{"https://api.example.test"}, JKT: w.signer.PublicJWK().Thumbprint(), LeaseID: "lease-1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return w.withToken(t, method, path, tok)
+}
+
+func (w *world) withToken(t testing.TB, method, path, tok string) *Request {
+	p, _, _ := strings.Cut(path, "?")
+	proof, err := dpop.NewProof(w.signer, method, "https://api.example.test"+p, dpop.ProofOptions{AccessToken: tok})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &Request{Method: method, URL: "https://api.example.test" + path, ContentLength: -1,
+		Header: map[string][]string{"authorization": {"DPoP " + tok}, "dpop": {proof}, "x-keyless-sub": {"mallory"}, "x_keyless_sub": {"mallory"}, "cookie": {"a=b"}, "accept": {"application/json"}}}
+}
+
+func header(hs [][2]string, name string) []string {
+	var v []string
+	for _, kv := range hs {
+		if strings.EqualFold(kv[0], name) {
+			v = append(v, kv[1])
+		}
+	}
+	return v
+}
+
+func TestServeForwards(t *testing.T) {
+	w := newWorld(t, nil)
+	r := w.request(t, "GET", "/api/v1/orders?a=1", "orders:read")
+	f, res := w.h.Serve(context.Background(), r)
+	if res != nil {
+		t.Fatalf("refused: %d %s", res.Status, res.Body)
+	}
+	if f.URL != "http://127.0.0.1:9/base/v1/orders?a=1" || !f.NoBody {
+		t.Errorf("forward = %s (NoBody %v)", f.URL, f.NoBody)
+	}
+	for name, want := range map[string]string{"X-Keyless-Sub": "alice", "X-Keyless-Client": "app1", "X-Keyless-Scope": "orders:read",
+		"X-Keyless-Lease": "lease-1", "X-Api-Key": "origin-secret", "accept": "application/json"} {
+		if got := header(f.Header, name); len(got) != 1 || got[0] != want {
+			t.Errorf("%s = %q, want %q", name, got, want)
+		}
+	}
+	for _, name := range []string{"authorization", "dpop", "x_keyless_sub", "cookie"} {
+		if got := header(f.Header, name); len(got) != 0 {
+			t.Errorf("%s forwarded: %q", name, got)
+		}
+	}
+	// The same proof again is a replay.
+	if _, res := w.h.Serve(context.Background(), r); res == nil || res.Status != 401 || !strings.Contains(header(res.Header, "WWW-Authenticate")[0], "invalid_dpop_proof") {
+		t.Errorf("replay = %+v", res)
+	}
+}
+
+func TestServeRefusesAndRevokes(t *testing.T) {
+	w := newWorld(t, map[string]string{EnvRevocationTTL: "0s"})
+	ctx := context.Background()
+	if _, res := w.h.Serve(ctx, &Request{Method: "GET", URL: "https://api.example.test/v1/orders"}); res == nil || res.Status != 401 {
+		t.Fatalf("no credentials = %+v", res)
+	}
+	// A revocation pushed by the issuer, then the lease is refused.
+	push := &Request{Method: "POST", URL: "https://api.example.test" + RevocationPath,
+		Header: map[string][]string{"authorization": {"Bearer push-token"}},
+		Body:   []byte(`{"kind":"lease","value":"lease-1","until":` + itoa(time.Now().Add(time.Hour).Unix()) + `}`)}
+	if _, res := w.h.Serve(ctx, push); res == nil || res.Status != 204 {
+		t.Fatalf("push = %+v", res)
+	}
+	bad := *push
+	bad.Header = map[string][]string{"authorization": {"Bearer nope"}}
+	if _, res := w.h.Serve(ctx, &bad); res == nil || res.Status != 401 {
+		t.Fatalf("push with a wrong token = %+v", res)
+	}
+	_, res := w.h.Serve(ctx, w.request(t, "GET", "/v1/orders", "orders:read"))
+	if res == nil || res.Status != 401 || !strings.Contains(string(res.Body), "revoked") {
+		t.Fatalf("revoked lease = %+v", res)
+	}
+}
+
+func TestLoadConfigRefusesWhatTheEdgeCannotDo(t *testing.T) {
+	_, err := LoadConfig(func(k string) string {
+		if k == EnvProxy {
+			return "public_url: https://api.example.test\nupstreams: {a: {url: 'http://x', credential: {header: X-K, value_file: /k}}}\nroutes: [{path: /x, upstream: a, scopes: [s]}]\n"
+		}
+		return ""
+	})
+	for _, want := range []string{"value_file", "token.issuer"} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("LoadConfig error %v, want it to name %s", err, want)
+		}
+	}
+}
+
+// BenchmarkServe is the check chain's own cost natively (ES256 through Go
+// here, WebCrypto in the Worker): a cached lease, a fresh proof each time.
+func BenchmarkServe(b *testing.B) {
+	w := newWorld(b, nil)
+	reqs := make([]*Request, b.N)
+	tok, _, _ := w.minter.Issue(context.Background(), token.Spec{Subject: "alice", ClientID: "app1", Scope: []string{"orders:read"},
+		Audience: []string{"https://api.example.test"}, JKT: w.signer.PublicJWK().Thumbprint(), LeaseID: "lease-1"})
+	for i := range reqs {
+		reqs[i] = w.withToken(b, "GET", "/v1/orders", tok)
+	}
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		if _, res := w.h.Serve(context.Background(), reqs[i]); res != nil {
+			b.Fatalf("refused: %d %s", res.Status, res.Body)
+		}
+	}
+}
