@@ -30,9 +30,12 @@ func TestOAuth4WebAPIExchange(t *testing.T) {
 		t.Fatal(err)
 	}
 	b64 := base64.RawURLEncoding.EncodeToString
-	pad := func(b []byte) []byte { return append(make([]byte, 32-len(b)), b...) }
-	jwk := map[string]string{"kty": "EC", "crv": "P-256",
-		"x": b64(pad(priv.X.Bytes())), "y": b64(pad(priv.Y.Bytes())), "d": b64(pad(priv.D.Bytes()))}
+	d, err := priv.Bytes()
+	if err != nil {
+		t.Fatal(err)
+	}
+	pub := k.PublicJWK()
+	jwk := map[string]string{"kty": "EC", "crv": "P-256", "x": pub.X, "y": pub.Y, "d": b64(d)}
 	in, _ := json.Marshal(map[string]any{
 		"issuer": h.as.Issuer(), "audience": apiAud, "jwk": jwk,
 		"subject_token": h.login("alice", "demo-app", readWrite, k),
