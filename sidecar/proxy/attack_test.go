@@ -18,7 +18,6 @@ import (
 
 	"github.com/keyless-dev/keyless/sidecar/dpop"
 	"github.com/keyless-dev/keyless/sidecar/store"
-	"github.com/keyless-dev/keyless/sidecar/token"
 )
 
 // Expected WWW-Authenticate outcomes (SECURITY.md conventions).
@@ -39,27 +38,7 @@ type attack struct {
 	code   string
 }
 
-// with returns a request built by build and then edited.
-func with(method, path string, scopes []string, edit func(h *harness, r *http.Request)) func(h *harness) *http.Request {
-	return func(h *harness) *http.Request {
-		r := h.authed(method, path, scopes...)
-		if edit != nil {
-			edit(h, r)
-		}
-		return r
-	}
-}
-
 var read = []string{"orders:read"}
-
-// leaseWith is a request for GET /v1/orders whose lease spec is edited; the
-// proof is valid for the token.
-func leaseWith(edit func(*token.Spec)) func(h *harness) *http.Request {
-	return func(h *harness) *http.Request {
-		tok := h.lease(edit, read...)
-		return h.withToken("GET", "/v1/orders", tok)
-	}
-}
 
 func (h *harness) withToken(method, path, tok string) *http.Request {
 	r := h.request(method, path)
