@@ -403,7 +403,8 @@ func (h *Handler) forward(x *exchange) (*Forward, *Response, *check.Error) {
 	target := strings.TrimSuffix(u.Scheme+"://"+u.Host+u.EscapedPath(), "/") + check.ForwardPath(rt.StripPrefix, x.path) + x.query
 	f := &Forward{Method: x.r.Method, URL: target, NoBody: x.r.Method == "GET" || x.r.Method == "HEAD", StripResponse: &h.stripResp, Route: rt.Name}
 	for name, vs := range x.r.Header {
-		if h.strip.Match(name) || rt.credStrip.Match(name) || (!rt.AllowCookies && strings.EqualFold(name, "Cookie")) {
+		if h.strip.Match(name) || rt.credStrip.Match(name) || (!rt.AllowCookies && strings.EqualFold(name, "Cookie")) ||
+			transportHeader(name) {
 			continue
 		}
 		for _, v := range vs {
@@ -424,6 +425,23 @@ func (h *Handler) forward(x *exchange) (*Forward, *Response, *check.Error) {
 	}
 	f.AddResponse = h.responseHeaders(x, nil)
 	return f, nil, nil
+}
+
+// transportHeader reports the fields fetch derives from the URL and the
+// body itself (ReverseProxy does the same for the process proxy): the
+// client's Host never reaches the origin.
+func transportHeader(name string) bool {
+	switch strings.ToLower(name) {
+	case "host", "content-length", "transfer-encoding", "te":
+		return true
+	}
+	return false
+}
+
+// UpstreamFailed is the answer when the origin cannot be reached: 502,
+// rendered like every refusal.
+func (h *Handler) UpstreamFailed(r *Request, err error) *Response {
+	return h.render(&exchange{r: r}, &check.Error{Code: check.CodeBadGateway, Msg: "upstream unavailable", Err: err, Rule: "upstream"})
 }
 
 // responseHeaders are the CORS and nonce headers of every answer.

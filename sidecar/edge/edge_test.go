@@ -120,7 +120,7 @@ func (w *world) withToken(t testing.TB, method, path, tok string) *Request {
 		t.Fatal(err)
 	}
 	return &Request{Method: method, URL: "https://api.example.test" + path, ContentLength: -1,
-		Header: map[string][]string{"authorization": {"DPoP " + tok}, "dpop": {proof}, "x-keyless-sub": {"mallory"}, "x_keyless_sub": {"mallory"}, "cookie": {"a=b"}, "accept": {"application/json"}}}
+		Header: map[string][]string{"authorization": {"DPoP " + tok}, "dpop": {proof}, "x-keyless-sub": {"mallory"}, "x_keyless_sub": {"mallory"}, "cookie": {"a=b"}, "accept": {"application/json"}, "host": {"api.example.test"}}}
 }
 
 func header(hs [][2]string, name string) []string {
@@ -149,7 +149,7 @@ func TestServeForwards(t *testing.T) {
 			t.Errorf("%s = %q, want %q", name, got, want)
 		}
 	}
-	for _, name := range []string{"authorization", "dpop", "x_keyless_sub", "cookie"} {
+	for _, name := range []string{"authorization", "dpop", "x_keyless_sub", "cookie", "host"} {
 		if got := header(f.Header, name); len(got) != 0 {
 			t.Errorf("%s forwarded: %q", name, got)
 		}

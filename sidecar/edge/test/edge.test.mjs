@@ -64,6 +64,7 @@ test('a valid DPoP request is forwarded with identity headers and without the cr
   assert.equal(o.hits, before + 1)
   const h = o.last.header
   assert.equal(o.last.uri, '/v1/orders')
+  assert.equal(o.last.host, new URL(world.origin).host) // never the client's Host
   assert.deepEqual(h['X-Keyless-Sub'], ['alice'])
   assert.deepEqual(h['X-Keyless-Client'], ['app1'])
   assert.deepEqual(h['X-Keyless-Scope'], ['orders:read'])

@@ -108,7 +108,8 @@ func handle(h *edge.Handler, host *host, req js.Value) (js.Value, error) {
 	}
 	up, err := await(js.Global().Call("fetch", fwd.URL, init))
 	if err != nil {
-		return newResponse(502, [][2]string{{"Content-Type", "application/json"}}, []byte(`{"error":"bad_gateway","error_description":"upstream unavailable"}`+"\n")), nil
+		res := h.UpstreamFailed(r, err)
+		return newResponse(res.Status, res.Header, res.Body), nil
 	}
 	// Response headers: stripped by the shared list, then CORS and nonce.
 	out := js.Global().Get("Headers").New()

@@ -41,6 +41,7 @@ func main() {
 type seen struct {
 	Method string              `json:"method"`
 	URI    string              `json:"uri"`
+	Host   string              `json:"host"`
 	Header map[string][]string `json:"header"`
 	Body   string              `json:"body"`
 }
@@ -83,7 +84,7 @@ func run(args []string) error {
 		hits.Add(1)
 		b, _ := io.ReadAll(r.Body)
 		mu.Lock()
-		last = seen{r.Method, r.RequestURI, r.Header.Clone(), string(b)}
+		last = seen{r.Method, r.RequestURI, r.Host, r.Header.Clone(), string(b)}
 		mu.Unlock()
 		w.Header().Set("Server", "secret-backend/1.0")
 		w.Header().Set("X-Powered-By", "php/5")
