@@ -13,6 +13,7 @@ import (
 	"net/url"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"syscall"
 	"time"
 
@@ -98,7 +99,11 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer, ready 
 			return err
 		}
 	}
-	audit := slog.New(slog.NewJSONHandler(stderr, nil))
+	audit, closeAudit, err := openAudit(stderr, filepath.Join(*dataDir, auditLogFile))
+	if err != nil {
+		return err
+	}
+	defer closeAudit()
 
 	// The proxy listens first: its URL is the audience of every lease
 	// (dev mode: the htu base is the proxy's own listen URL).

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
 	"net"
 	"net/http"
 	"os"
@@ -27,10 +26,11 @@ func init() {
 // limits, the nonce key and WebSocket tickets, and a request that needs the
 // store while it is unreachable gets 503, never a pass.
 func runProxy(args []string, stdout, stderr io.Writer) error {
-	fs := newFlags("proxy", "proxy --config FILE [--store redis://HOST:PORT] [--check]", stderr)
+	fs := newFlags("proxy", "proxy --config FILE [--store redis://HOST:PORT] [--audit-file FILE] [--check]", stderr)
 	path := fs.StringP("config", "c", "", "YAML config file: the proxy section format (see sidecar/proxy/testdata/proxy.yaml)")
 	check := fs.Bool("check", false, "validate the config and exit")
 	storeFlag := fs.String("store", "", "shared store for several replicas, e.g. redis://127.0.0.1:6379/0 (default $"+storeEnv+"; empty: in memory)")
+	auditFile := fs.String("audit-file", "", "also append the audit lines (JSON, one per decision) to this file (0600), for keyless audit --file")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -42,7 +42,14 @@ func runProxy(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	log := slog.New(slog.NewJSONHandler(stderr, nil))
+	if *check {
+		*auditFile = ""
+	}
+	log, closeAudit, err := openAudit(stderr, *auditFile)
+	if err != nil {
+		return err
+	}
+	defer closeAudit()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	opts := proxy.Options{Logger: log}

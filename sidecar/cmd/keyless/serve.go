@@ -268,7 +268,11 @@ func runServe(args []string, stdout, stderr io.Writer) error {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	audit := slog.New(slog.NewJSONHandler(stderr, nil))
+	audit, closeAudit, err := openAudit(stderr, filepath.Join(*dataDir, auditLogFile))
+	if err != nil {
+		return err
+	}
+	defer closeAudit()
 	var shared *redisstore.Store
 	if u := storeURL(*storeFlag); u != "" {
 		if shared, err = openShared(ctx, u, 0, 0, audit); err != nil {
