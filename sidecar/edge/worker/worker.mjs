@@ -110,14 +110,20 @@ export class ReplayGuard extends DurableObject {
     const k = "jti:" + jti;
     const prev = await this.ctx.storage.get(k);
     if (prev !== undefined && prev > now) return false;
-    await this.ctx.storage.put(k, until);
-    const alarm = await this.ctx.storage.getAlarm();
-    if (alarm === null) await this.ctx.storage.setAlarm(until + 1000);
+    // Not awaited: the output gate holds the answer until the write is
+    // durable, and no other call runs before it is applied.
+    this.ctx.storage.put(k, until);
+    if (this.alarmAt === undefined) this.alarmAt = await this.ctx.storage.getAlarm();
+    if (this.alarmAt === null) {
+      this.alarmAt = until + 1000;
+      this.ctx.storage.setAlarm(this.alarmAt);
+    }
     return true;
   }
 
   // alarm drops expired entries and comes back for the rest.
   async alarm() {
+    this.alarmAt = null;
     const now = Date.now();
     let next = Infinity;
     const gone = [];
@@ -126,7 +132,10 @@ export class ReplayGuard extends DurableObject {
       else next = Math.min(next, until);
     }
     for (let i = 0; i < gone.length; i += 128) await this.ctx.storage.delete(gone.slice(i, i + 128));
-    if (next !== Infinity) await this.ctx.storage.setAlarm(next + 1000);
+    if (next !== Infinity) {
+      this.alarmAt = next + 1000;
+      await this.ctx.storage.setAlarm(this.alarmAt);
+    }
   }
 }
 
