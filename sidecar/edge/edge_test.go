@@ -71,15 +71,22 @@ type world struct {
 	host   *fakeHost
 	minter *token.Minter
 	signer dpop.Signer
+	config string // KEYLESS_PROXY
 }
 
 func newWorld(t testing.TB, env map[string]string) *world {
+	t.Helper()
+	return newWorldWith(t, "", env)
+}
+
+// newWorldWith appends extra YAML to testdata/edge.yaml.
+func newWorldWith(t testing.TB, extra string, env map[string]string) *world {
 	t.Helper()
 	tmpl, err := os.ReadFile("testdata/edge.yaml")
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfgText := strings.NewReplacer("${ORIGIN}", "http://127.0.0.1:9/base/", "${JWKS}", "https://auth.example.test/jwks").Replace(string(tmpl))
+	cfgText := strings.NewReplacer("${ORIGIN}", "http://127.0.0.1:9/base/", "${JWKS}", "https://auth.example.test/jwks").Replace(string(tmpl)) + extra
 	vars := map[string]string{EnvProxy: cfgText, "ECHO_API_KEY": "origin-secret", EnvRevokeToken: "push-token"}
 	for k, v := range env {
 		vars[k] = v
@@ -100,7 +107,7 @@ func newWorld(t testing.TB, env map[string]string) *world {
 	}
 	k, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	s, _ := dpop.NewECDSASigner(k)
-	return &world{h: h, host: host, minter: &token.Minter{Keys: keys, Issuer: "https://auth.example.test"}, signer: s}
+	return &world{h: h, host: host, minter: &token.Minter{Keys: keys, Issuer: "https://auth.example.test"}, signer: s, config: cfgText}
 }
 
 func (w *world) request(t testing.TB, method, path string, scopes ...string) *Request {
@@ -195,6 +202,34 @@ func TestLoadConfigRefusesWhatTheEdgeCannotDo(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("LoadConfig error %v, want it to name %s", err, want)
 		}
+	}
+}
+
+func TestServeNonce(t *testing.T) {
+	cfg := "dpop:\n  nonce:\n    enabled: true\n"
+	w := newWorldWith(t, cfg, map[string]string{EnvNonceKey: strings.Repeat("k", 32)})
+	_, res := w.h.Serve(context.Background(), w.request(t, "GET", "/v1/orders", "orders:read"))
+	if res == nil || res.Status != 401 || !strings.Contains(header(res.Header, "WWW-Authenticate")[0], "use_dpop_nonce") {
+		t.Fatalf("proof without nonce = %+v", res)
+	}
+	n := header(res.Header, "DPoP-Nonce")
+	if len(n) != 1 || n[0] == "" {
+		t.Fatalf("DPoP-Nonce = %q", n)
+	}
+	tok, _, _ := w.minter.Issue(context.Background(), token.Spec{Subject: "alice", ClientID: "app1", Scope: []string{"orders:read"},
+		Audience: []string{"https://api.example.test"}, JKT: w.signer.PublicJWK().Thumbprint(), LeaseID: "lease-1"})
+	proof, _ := dpop.NewProof(w.signer, "GET", "https://api.example.test/v1/orders", dpop.ProofOptions{AccessToken: tok, Nonce: n[0]})
+	r := &Request{Method: "GET", URL: "https://api.example.test/v1/orders", Header: map[string][]string{"Authorization": {"DPoP " + tok}, "DPoP": {proof}}}
+	if f, res := w.h.Serve(context.Background(), r); res != nil || len(header(f.AddResponse, "DPoP-Nonce")) != 1 {
+		t.Fatalf("proof with nonce = %+v, %+v", f, res)
+	}
+	if _, err := LoadConfig(func(k string) string {
+		if k == EnvProxy {
+			return w.config
+		}
+		return ""
+	}); err == nil || !strings.Contains(err.Error(), EnvNonceKey) {
+		t.Errorf("nonce without key: %v", err)
 	}
 }
 
