@@ -438,6 +438,16 @@ func transportHeader(name string) bool {
 	return false
 }
 
+// MaxBody is the largest body any route accepts: a body of unknown length
+// is read at most this far (plus one byte) before the chain decides.
+func (h *Handler) MaxBody() int64 {
+	var m int64
+	for _, rt := range h.routes {
+		m = max(m, rt.MaxBodyBytes)
+	}
+	return m
+}
+
 // UpstreamFailed is the answer when the origin cannot be reached: 502,
 // rendered like every refusal.
 func (h *Handler) UpstreamFailed(r *Request, err error) *Response {

@@ -4,6 +4,7 @@
 import { test, before, after } from 'node:test'
 import assert from 'node:assert/strict'
 import { readFileSync } from 'node:fs'
+import { request } from 'node:http'
 import { join } from 'node:path'
 import { root, build, startIssuer, writeWranglerConfig, startWorker, tempDir, revokeToken } from './world.mjs'
 import { newKey, mint, send, Runner, wwwAuthError, publicURL } from './client.mjs'
@@ -123,6 +124,33 @@ test('the shared attack rows: same status and error code at the edge as in the n
   }
   t.diagnostic(`${shared.rows.length} rows, ${shared.rows.filter((r) => r.edge).length} with an edge-specific expectation`)
   assert.deepEqual(failures, [])
+})
+
+test('a body of unknown length (chunked) is capped before the origin sees it, and forwarded whole under the cap', async () => {
+  const post = async (body) => {
+    const tok = await mint(world, { scope: ['orders:write'], jkt: client.jkt })
+    const proof = await generateProof(client.kp, publicURL + '/v1/orders', 'POST', undefined, tok)
+    const u = new URL(worker.url)
+    return new Promise((resolve, reject) => {
+      const req = request({ host: u.hostname, port: u.port, method: 'POST', path: '/v1/orders', agent: false,
+        headers: { Authorization: 'DPoP ' + tok, DPoP: proof, 'Content-Type': 'application/json', 'Transfer-Encoding': 'chunked' } }, (res) => {
+        let b = ''
+        res.on('data', (c) => { b += c })
+        res.on('end', () => resolve({ status: res.statusCode, body: b }))
+      })
+      req.on('error', reject)
+      for (let i = 0; i < body.length; i += 512) req.write(body.slice(i, i + 512))
+      req.end()
+    })
+  }
+  const before = await originHits()
+  const big = await post('x'.repeat(2048))
+  assert.equal(big.status, 413, big.body)
+  assert.equal(await originHits(), before)
+  const small = await post('{"n":' + '1'.repeat(600) + '}')
+  assert.equal(small.status, 200, small.body)
+  const o = await (await fetch(world.issuer + '/origin')).json()
+  assert.equal(o.last.body, '{"n":' + '1'.repeat(600) + '}')
 })
 
 test('a proof accepted before a Worker restart is refused as a replay after it (Durable Object state)', async () => {

@@ -79,9 +79,10 @@ func handle(h *edge.Handler, host *host, req js.Value) (js.Value, error) {
 		r.ClientIP = ip.String()
 	}
 	if r.HasBody && r.ContentLength < 0 {
-		// A body of unknown length is read here, so its size is checked
-		// before anything reaches the origin (the proxy does the same).
-		buf, err := await(req.Call("arrayBuffer"))
+		// A body of unknown length is read here, at most one byte past the
+		// largest route cap, so its size is checked before anything
+		// reaches the origin (the proxy does the same).
+		buf, err := await(host.lib.Call("readBody", body, h.MaxBody()+1))
 		if err != nil {
 			return js.Value{}, err
 		}

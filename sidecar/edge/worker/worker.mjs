@@ -44,6 +44,28 @@ globalThis.keylessEdge = {
     return h;
   },
 
+  // readBody reads a stream up to limit bytes (then stops reading).
+  async readBody(stream, limit) {
+    const reader = stream.getReader();
+    const chunks = [];
+    let n = 0;
+    while (n < limit) {
+      const { done, value } = await reader.read();
+      if (done) break;
+      chunks.push(value);
+      n += value.byteLength;
+    }
+    reader.releaseLock();
+    const out = new Uint8Array(Math.min(n, limit));
+    let off = 0;
+    for (const c of chunks) {
+      const part = c.subarray(0, out.length - off);
+      out.set(part, off);
+      off += part.length;
+    }
+    return out;
+  },
+
   // verify is the signature check behind dpop.VerifyOptions.Verifier and
   // the lease check: crypto.subtle.verify, never Go's crypto in wasm.
   async verify(alg, kty, crv, x, y, n, e, input, sig) {
