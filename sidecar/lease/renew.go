@@ -192,6 +192,7 @@ func (s *Service) renew(ctx context.Context, rt string, ttl time.Duration, proof
 		return fail(err, &g, &d)
 	}
 	resp.RenewalToken = next
+	s.record(ctx, &g, resp, now)
 	s.audit.LogAttrs(ctx, slogInfo, "lease renewed", append(g.attrs(),
 		attr("event", "lease.renew"), attr("rule", d.Rule), attrInt("expires_in", resp.ExpiresIn))...)
 	return resp, nil

@@ -211,23 +211,17 @@ func (s *Service) Revoke(ctx context.Context, kind store.Kind, value, by string)
 	return nil
 }
 
-// AdminHandler serves POST /admin/v1/lease/revoke, JSON {"kind": "lease|sub|
-// client|jkt", "value": "..."} with "Authorization: Bearer <AdminToken>".
+// AdminHandler serves, with "Authorization: Bearer <AdminToken>":
+//
+//	POST /admin/v1/lease/revoke  JSON {"kind": "lease|sub|client|jkt", "value": "..."}
+//	GET  /admin/v1/lease/list    ?client=APP&sub=USER: the active leases
+//
 // Serve it on the admin (loopback) listener only. With no AdminToken it
 // answers 404.
 func (s *Service) AdminHandler() http.Handler {
 	mux := http.NewServeMux()
-	mux.HandleFunc("POST "+PathAdmin, func(w http.ResponseWriter, r *http.Request) {
-		if s.o.AdminToken == "" {
-			http.NotFound(w, r)
-			return
-		}
-		got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
-		if !ok || subtle.ConstantTimeCompare([]byte(got), []byte(s.o.AdminToken)) != 1 {
-			w.Header().Set("WWW-Authenticate", `Bearer realm="keyless-admin"`)
-			s.render(w, r, &Error{Status: http.StatusUnauthorized, Code: "invalid_token", Msg: "admin token required"})
-			return
-		}
+	mux.HandleFunc("GET "+PathAdminList, s.admin(s.serveList))
+	mux.HandleFunc("POST "+PathAdmin, s.admin(func(w http.ResponseWriter, r *http.Request) {
 		m, err := readJSONObject(w, r)
 		var in struct {
 			Kind  string `json:"kind"`
@@ -247,8 +241,26 @@ func (s *Service) AdminHandler() http.Handler {
 			return
 		}
 		writeJSON(w, http.StatusOK, map[string]any{"revoked": true, "kind": in.Kind})
-	})
+	}))
 	return mux
+}
+
+// admin wraps an admin endpoint: 404 when there is no admin token, 401
+// unless the request carries it (compared in constant time).
+func (s *Service) admin(h http.HandlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		if s.o.AdminToken == "" {
+			http.NotFound(w, r)
+			return
+		}
+		got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+		if !ok || subtle.ConstantTimeCompare([]byte(got), []byte(s.o.AdminToken)) != 1 {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="keyless-admin"`)
+			s.render(w, r, &Error{Status: http.StatusUnauthorized, Code: "invalid_token", Msg: "admin token required"})
+			return
+		}
+		h(w, r)
+	}
 }
 
 // readForm reads an application/x-www-form-urlencoded POST body strictly:

@@ -104,6 +104,9 @@ type Options struct {
 	// Renewals keeps renewal tokens; nil means in memory (lost on
 	// restart: clients then log in again).
 	Renewals RenewalStore
+	// Leases records issued leases for [Service.ListActive] (keyless
+	// leases); nil means in memory.
+	Leases LeaseIndex
 	// Nonce, when set, makes the endpoints require DPoP nonces.
 	Nonce NonceSource
 	// DPoPAlgs allowed in proofs; nil means dpop.DefaultAlgs.
@@ -152,6 +155,7 @@ type Service struct {
 	audit    *slog.Logger
 	log      *slog.Logger
 	renewals RenewalStore
+	leases   LeaseIndex
 	quota    *quotaCounter
 }
 
@@ -193,6 +197,9 @@ func New(o Options) (*Service, error) {
 	}
 	if s.renewals == nil {
 		s.renewals = NewMemRenewals(s.now)
+	}
+	if s.leases = o.Leases; s.leases == nil {
+		s.leases = NewMemLeases()
 	}
 	s.quota = newQuotaCounter()
 	return s, nil

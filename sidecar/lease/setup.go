@@ -131,6 +131,7 @@ func FromConfig(st Setup) (*Service, error) {
 		Replay:      replay,
 		Nonce:       st.Nonce,
 		Renewals:    &KVRenewals{KV: st.DB, Now: now},
+		Leases:      &KVLeases{KV: st.DB},
 		AdminToken:  st.AdminToken,
 		Audit:       st.Audit,
 		Now:         now,

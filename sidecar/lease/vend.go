@@ -185,6 +185,7 @@ func (s *Service) vend(ctx context.Context, req *vendRequest, proof *dpop.Proof)
 	if err != nil {
 		return fail(err, claims, &d)
 	}
+	s.record(ctx, &g, resp, now)
 	s.audit.LogAttrs(ctx, slogInfo, "lease", append(g.attrs(),
 		attr("event", "lease.issue"), attr("rule", d.Rule), attrInt("expires_in", resp.ExpiresIn),
 		attrBool("clamped", d.Clamped), attr("token_issuer", claims.Issuer))...)
