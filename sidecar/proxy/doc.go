@@ -45,4 +45,9 @@
 //
 // Every refusal is answered before anything reaches the upstream, and
 // produces one audit line (never the token) and a metric.
+//
+// The rules of the steps (configuration, paths, routes, scheme, lease
+// rules, scopes, header lists, refusals) live in [check], without
+// net/http or metrics, so the edge Worker (sidecar/edge) runs the same
+// ones; this package adds serving, forwarding, stores and metrics.
 package proxy
