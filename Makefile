@@ -50,20 +50,20 @@ edge-size: edge ## print the Worker's raw and gzip size against Cloudflare's lim
 .PHONY: cross
 cross: ## compile every package for linux, js/wasm and wasip1 where it must build
 	$(GO) build ./...
-	GOOS=js GOARCH=wasm $(GO) build ./sidecar/dpop/... ./wasm/...
+	GOOS=js GOARCH=wasm $(GO) build ./sidecar/dpop/... ./wasm/... ./sidecar/edge/...
 	GOOS=wasip1 GOARCH=wasm $(GO) build ./sidecar/dpop/... ./wasm/client ./wasm/internal/...
 
 .PHONY: lint
 lint: ## go vet and staticcheck
 	$(GO) vet ./...
-	GOOS=js GOARCH=wasm $(GO) vet ./sidecar/dpop/... ./wasm/...
+	GOOS=js GOARCH=wasm $(GO) vet ./sidecar/dpop/... ./wasm/... ./sidecar/edge/...
 	$(GO) tool staticcheck ./...
 
 .PHONY: test
 test: deps cross lint build wasm ## install deps, build for every target, lint, a short fuzz pass, then every test
 	$(MAKE) --no-print-directory fuzz FUZZTIME=3s
 	$(GO) test -count=1 ./...
-	node --test --test-concurrency=1 web-component/test/*.test.mjs
+	node --test --test-concurrency=1 sidecar/edge/test/*.test.mjs web-component/test/*.test.mjs
 
 .PHONY: screenshots
 screenshots: build wasm ## refresh docs/screenshots from the Chromium tests
@@ -99,4 +99,4 @@ demo-clean: ## forget the demo's state: leases, keys, throwaway certificates (.k
 
 .PHONY: clean
 clean: ## remove build outputs
-	rm -rf $(BIN) web-component/keyless.wasm web-component/wasm_exec.js
+	rm -rf $(BIN) web-component/keyless.wasm web-component/wasm_exec.js $(EDGE_DIST)
