@@ -5,6 +5,7 @@ import (
 	"crypto/subtle"
 	"encoding/json"
 	"errors"
+	"github.com/keyless-dev/keyless/sidecar/internal/strictjson"
 	"math"
 	"strings"
 	"time"
@@ -144,7 +145,7 @@ func Verify(ctx context.Context, proof string, req Request, opts VerifyOptions) 
 	if err != nil {
 		return nil, fail(CheckSyntax, "signature is not base64url")
 	}
-	hdr, err := parseObject(hdrBytes)
+	hdr, err := strictjson.Parse(hdrBytes)
 	if err != nil {
 		return nil, &CheckError{Check: CheckSyntax, Err: errors.New("header: " + err.Error())}
 	}
@@ -191,7 +192,7 @@ func Verify(ctx context.Context, proof string, req Request, opts VerifyOptions) 
 		return nil, fail(CheckSig, "signature does not verify")
 	}
 
-	claims, err := parseObject(payBytes)
+	claims, err := strictjson.Parse(payBytes)
 	if err != nil {
 		return nil, &CheckError{Check: CheckSyntax, Err: errors.New("payload: " + err.Error())}
 	}

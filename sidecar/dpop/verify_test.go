@@ -9,6 +9,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
+	"github.com/keyless-dev/keyless/sidecar/internal/strictjson"
 	"math/big"
 	"os"
 	"strings"
@@ -87,7 +88,7 @@ func TestThumbprintVectors(t *testing.T) {
 	}
 	for _, v := range vs {
 		t.Run(v.Name, func(t *testing.T) {
-			m, err := parseObject(v.JWK)
+			m, err := strictjson.Parse(v.JWK)
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -1,4 +1,10 @@
-package dpop
+// Package strictjson decodes the JSON of JOSE headers and claims (DPoP
+// proofs, access tokens) strictly, as SECURITY.md decision 11 pins:
+// member names keep their exact case, duplicate names are an error at any
+// level (encoding/json keeps the last), nesting is bounded, and nothing
+// may follow the object. One parser for the DPoP core and the token rules,
+// so both read the same bytes the same way.
+package strictjson
 
 import (
 	"encoding/json"
@@ -6,29 +12,32 @@ import (
 	"unicode/utf8"
 )
 
-// maxJSONDepth bounds nesting in proofs; a DPoP header nests two levels
-// (header -> jwk). A deep input is rejected before it can exhaust the stack.
-const maxJSONDepth = 8
+// MaxDepth bounds nesting: a DPoP header nests two levels (header -> jwk),
+// a token three (cnf). A deep input is rejected before it can exhaust the
+// stack.
+const MaxDepth = 8
 
+// Errors, safe to show: they never quote the input.
 var (
-	errJSONSyntax    = errors.New("malformed JSON")
-	errJSONDuplicate = errors.New("duplicate JSON member")
-	errJSONDepth     = errors.New("JSON nested too deep")
-	errJSONNotObject = errors.New("JSON value is not an object")
+	ErrSyntax    = errors.New("malformed JSON")
+	ErrDuplicate = errors.New("duplicate JSON member")
+	ErrDepth     = errors.New("JSON nested too deep")
+	ErrNotObject = errors.New("JSON value is not an object")
 )
 
-// parseObject decodes one JSON object strictly: member names are kept exactly
-// as written (no case folding, unlike encoding/json's struct decoding),
-// duplicate names at any level are an error (encoding/json keeps the last),
-// nesting is bounded, and nothing may follow the object. Values are string,
-// json.Number, bool, nil, map[string]any or []any.
+// Parse decodes one JSON object strictly: member names are kept exactly as
+// written (no case folding, unlike encoding/json's struct decoding),
+// duplicate names at any level are an error, nesting is bounded by
+// MaxDepth, and nothing may follow the object. Values are string,
+// json.Number (so NumericDates keep their fractions), bool, nil,
+// map[string]any or []any.
 //
 // See SECURITY.md decision 11 and mistake 15.
-func parseObject(data []byte) (map[string]any, error) {
+func Parse(data []byte) (map[string]any, error) {
 	p := parser{data: data}
 	p.skipSpace()
 	if p.pos >= len(p.data) || p.data[p.pos] != '{' {
-		return nil, errJSONNotObject
+		return nil, ErrNotObject
 	}
 	v, err := p.value(0)
 	if err != nil {
@@ -36,7 +45,7 @@ func parseObject(data []byte) (map[string]any, error) {
 	}
 	p.skipSpace()
 	if p.pos != len(p.data) {
-		return nil, errJSONSyntax
+		return nil, ErrSyntax
 	}
 	return v.(map[string]any), nil
 }
@@ -58,12 +67,12 @@ func (p *parser) skipSpace() {
 }
 
 func (p *parser) value(depth int) (any, error) {
-	if depth > maxJSONDepth {
-		return nil, errJSONDepth
+	if depth > MaxDepth {
+		return nil, ErrDepth
 	}
 	p.skipSpace()
 	if p.pos >= len(p.data) {
-		return nil, errJSONSyntax
+		return nil, ErrSyntax
 	}
 	switch c := p.data[p.pos]; {
 	case c == '{':
@@ -81,12 +90,12 @@ func (p *parser) value(depth int) (any, error) {
 	case c == '-' || (c >= '0' && c <= '9'):
 		return p.number()
 	}
-	return nil, errJSONSyntax
+	return nil, ErrSyntax
 }
 
 func (p *parser) literal(lit string) error {
 	if len(p.data)-p.pos < len(lit) || string(p.data[p.pos:p.pos+len(lit)]) != lit {
-		return errJSONSyntax
+		return ErrSyntax
 	}
 	p.pos += len(lit)
 	return nil
@@ -103,18 +112,18 @@ func (p *parser) object(depth int) (map[string]any, error) {
 	for {
 		p.skipSpace()
 		if p.pos >= len(p.data) || p.data[p.pos] != '"' {
-			return nil, errJSONSyntax
+			return nil, ErrSyntax
 		}
 		k, err := p.string()
 		if err != nil {
 			return nil, err
 		}
 		if _, dup := m[k]; dup {
-			return nil, errJSONDuplicate
+			return nil, ErrDuplicate
 		}
 		p.skipSpace()
 		if p.pos >= len(p.data) || p.data[p.pos] != ':' {
-			return nil, errJSONSyntax
+			return nil, ErrSyntax
 		}
 		p.pos++
 		v, err := p.value(depth + 1)
@@ -124,7 +133,7 @@ func (p *parser) object(depth int) (map[string]any, error) {
 		m[k] = v
 		p.skipSpace()
 		if p.pos >= len(p.data) {
-			return nil, errJSONSyntax
+			return nil, ErrSyntax
 		}
 		switch p.data[p.pos] {
 		case ',':
@@ -133,7 +142,7 @@ func (p *parser) object(depth int) (map[string]any, error) {
 			p.pos++
 			return m, nil
 		default:
-			return nil, errJSONSyntax
+			return nil, ErrSyntax
 		}
 	}
 }
@@ -154,7 +163,7 @@ func (p *parser) array(depth int) ([]any, error) {
 		a = append(a, v)
 		p.skipSpace()
 		if p.pos >= len(p.data) {
-			return nil, errJSONSyntax
+			return nil, ErrSyntax
 		}
 		switch p.data[p.pos] {
 		case ',':
@@ -163,7 +172,7 @@ func (p *parser) array(depth int) ([]any, error) {
 			p.pos++
 			return a, nil
 		default:
-			return nil, errJSONSyntax
+			return nil, ErrSyntax
 		}
 	}
 }
@@ -184,25 +193,25 @@ func (p *parser) string() (string, error) {
 			if !escaped {
 				s := raw[1 : len(raw)-1]
 				if !utf8.Valid(s) {
-					return "", errJSONSyntax
+					return "", ErrSyntax
 				}
 				return string(s), nil
 			}
 			var s string
 			if err := json.Unmarshal(raw, &s); err != nil {
-				return "", errJSONSyntax
+				return "", ErrSyntax
 			}
 			return s, nil
 		case c == '\\':
 			escaped = true
 			p.pos += 2
 		case c < 0x20:
-			return "", errJSONSyntax
+			return "", ErrSyntax
 		default:
 			p.pos++
 		}
 	}
-	return "", errJSONSyntax
+	return "", ErrSyntax
 }
 
 // number checks the JSON number grammar (RFC 8259 section 6) and returns it
@@ -218,12 +227,12 @@ func (p *parser) number() (json.Number, error) {
 	case p.pos < len(p.data) && p.data[p.pos] >= '1' && p.data[p.pos] <= '9':
 		p.digits()
 	default:
-		return "", errJSONSyntax
+		return "", ErrSyntax
 	}
 	if p.pos < len(p.data) && p.data[p.pos] == '.' {
 		p.pos++
 		if p.digits() == 0 {
-			return "", errJSONSyntax
+			return "", ErrSyntax
 		}
 	}
 	if p.pos < len(p.data) && (p.data[p.pos] == 'e' || p.data[p.pos] == 'E') {
@@ -232,7 +241,7 @@ func (p *parser) number() (json.Number, error) {
 			p.pos++
 		}
 		if p.digits() == 0 {
-			return "", errJSONSyntax
+			return "", ErrSyntax
 		}
 	}
 	return json.Number(p.data[start:p.pos]), nil

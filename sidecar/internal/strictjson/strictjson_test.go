@@ -1,4 +1,4 @@
-package dpop
+package strictjson
 
 import (
 	"encoding/json"
@@ -37,20 +37,20 @@ func TestParseObject(t *testing.T) {
 		{`{"a":"unterminated}`, nil},
 		{`{a:1}`, nil},
 		{`{"a" 1}`, nil},
-		{strings.Repeat(`{"a":`, maxJSONDepth+2) + "1" + strings.Repeat("}", maxJSONDepth+2), nil},
+		{strings.Repeat(`{"a":`, MaxDepth+2) + "1" + strings.Repeat("}", MaxDepth+2), nil},
 		{strings.Repeat(`[`, 10000), nil},
 		{``, nil},
 	}
 	for _, tt := range tests {
-		got, err := parseObject([]byte(tt.in))
+		got, err := Parse([]byte(tt.in))
 		if tt.want == nil {
 			if err == nil {
-				t.Errorf("parseObject(%q) = %v, want error", tt.in, got)
+				t.Errorf("Parse(%q) = %v, want error", tt.in, got)
 			}
 			continue
 		}
 		if err != nil || !reflect.DeepEqual(got, tt.want) {
-			t.Errorf("parseObject(%q) = %#v, %v; want %#v", tt.in, got, err, tt.want)
+			t.Errorf("Parse(%q) = %#v, %v; want %#v", tt.in, got, err, tt.want)
 		}
 	}
 }
@@ -58,12 +58,12 @@ func TestParseObject(t *testing.T) {
 // FuzzParseObject checks the strict parser against encoding/json: whatever
 // it accepts is valid JSON that decodes to the same value, and it never
 // accepts duplicate names.
-func FuzzParseObject(f *testing.F) {
+func FuzzParse(f *testing.F) {
 	for _, s := range []string{`{"a":1}`, `{"a":{"b":[1,2,{"c":"\u00e9"}]}}`, `{"a":1,"a":2}`, `{"x":-1.5E+3}`, `{"s":"\"\\\/\b\f\n\r\t"}`} {
 		f.Add([]byte(s))
 	}
 	f.Fuzz(func(t *testing.T, data []byte) {
-		got, err := parseObject(data)
+		got, err := Parse(data)
 		if err != nil {
 			return
 		}
@@ -77,7 +77,7 @@ func FuzzParseObject(f *testing.F) {
 			t.Fatalf("encoding/json: %v", err)
 		}
 		if !reflect.DeepEqual(normalizeArrays(got), normalizeArrays(want)) {
-			t.Fatalf("parseObject(%q) = %#v, encoding/json = %#v", data, got, want)
+			t.Fatalf("Parse(%q) = %#v, encoding/json = %#v", data, got, want)
 		}
 	})
 }
