@@ -25,6 +25,8 @@ before(async () => {
   ].join('; ')
   site = await startStatic({
     '/index.html': () => ({ body: embedPage(stack) }),
+    // The two-line snippet with the component served by the issuer itself.
+    '/hosted.html': () => ({ body: embedPage({ ...stack, src: stack.issuer + '/keyless/keyless.js' }) }),
     '/strict.html': () => ({ body: embedPage(stack), headers: { 'Content-Security-Policy': csp() } }),
     '/canvas.html': { body: `<!doctype html><title>canvas</title><h1>A no-code canvas</h1><iframe src="/strict.html" width="420" height="520" title="app"></iframe>` },
   })
@@ -148,12 +150,15 @@ test('sign in, call the API through the proxy, key stays non-extractable, reload
   await ctx.close()
 })
 
-test('denied sign-in shows denial and fires keyless-error', async () => {
+test('denied sign-in shows denial and fires keyless-error (component served by the issuer)', async () => {
   const ctx = await browser.newContext()
   const page = await ctx.newPage()
-  await page.goto(site.url + '/index.html')
+  const wasm = page.waitForResponse((r) => r.url() === stack.issuer + '/keyless/keyless.wasm')
+  await page.goto(site.url + '/hosted.html')
   await watchEvents(page)
   const code = await startSignIn(page)
+  const wasmResponse = await wasm
+  assert.equal(wasmResponse.headers()['content-type'], 'application/wasm')
   await keyless('deny', code, '--data', stack.data)
   await waitStatus(page, 'denied')
   await page.locator('keyless-login').screenshot({ path: join(shots, '4-denied.png') })

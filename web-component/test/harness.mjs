@@ -86,7 +86,8 @@ export async function startStatic(extra = {}) {
  */
 export async function startKeyless({ upstream, config, extraArgs = [] } = {}) {
   const data = await mkdtemp(join(tmpdir(), 'keyless-e2e-'))
-  const args = ['dev', '--data', data, '--issuer-addr', '127.0.0.1:0', '--proxy-addr', '127.0.0.1:0', ...extraArgs]
+  const args = ['dev', '--data', data, '--issuer-addr', '127.0.0.1:0', '--proxy-addr', '127.0.0.1:0',
+    '--assets', join(root, 'web-component'), ...extraArgs]
   if (upstream) args.push('--upstream', upstream)
   if (config) args.push('--config', config)
   const proc = spawn(keylessBin, args, { stdio: ['ignore', 'pipe', 'pipe'] })
@@ -136,10 +137,13 @@ export function launchChromium() {
   })
 }
 
-/** A page with the component, as a builder pastes it. */
-export function embedPage({ issuer, proxy, clientId = 'demo-app', scope = 'api:read', csp, extra = '' }) {
+/**
+ * A page with the component, as a builder pastes it. src is where
+ * keyless.js comes from: this test site, or the issuer (`ISSUER/keyless/`).
+ */
+export function embedPage({ issuer, proxy, clientId = 'demo-app', scope = 'api:read', csp, extra = '', src = '/web-component/keyless.js' }) {
   const meta = csp ? `<meta http-equiv="Content-Security-Policy" content="${csp}">` : ''
   return `<!doctype html><html lang="en"><head><meta charset="utf-8">${meta}<title>keyless test</title>
-<script type="module" src="/web-component/keyless.js"></script></head>
+<script type="module" src="${src}"></script></head>
 <body><keyless-login issuer="${issuer}" client-id="${clientId}" scope="${scope}" api="${proxy}"></keyless-login>${extra}</body></html>`
 }

@@ -62,6 +62,7 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer, ready 
 	proxyAddr := fs.String("proxy-addr", "127.0.0.1:8788", "proxy listen address (port 0 picks a free port)")
 	upstream := fs.String("upstream", "", "URL of the API the proxy forwards to (default: a built-in echo API)")
 	origins := fs.StringSlice("allow-origin", nil, "origin of a browser micro app allowed to call the proxy (repeatable; sandbox only)")
+	assets := fs.String("assets", defaultAssetsDir(), "directory of the built web component to serve under ISSUER/keyless/ (default: ./web-component when built)")
 	nonces := fs.Bool("proxy-nonce", false, "make the proxy require DPoP server nonces (RFC 9449 section 8; sandbox only)")
 	if err := parseFlags(fs, args); err != nil {
 		return err
@@ -115,7 +116,7 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer, ready 
 	proxyURL := "http://" + proxyLn.Addr().String()
 
 	iss, err := startIssuer(ctx, issuerSetup{cfg: cfg, cfgPath: *cfgPath, dataDir: *dataDir, addr: *issuerAddr, audit: audit,
-		audience: proxyURL, sandbox: *cfgPath == ""})
+		audience: proxyURL, sandbox: *cfgPath == "", assets: *assets})
 	if err != nil {
 		return err
 	}

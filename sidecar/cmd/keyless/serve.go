@@ -119,6 +119,9 @@ type issuerSetup struct {
 	// shared, when set, is the store the proxy replicas share: revocations
 	// are mirrored to it and it is re-seeded from the database.
 	shared *redisstore.Store
+	// assets, when set, is a directory (web-component/ after make wasm)
+	// served under /keyless/: the component, its module and wasm_exec.js.
+	assets string
 }
 
 // runningIssuer is a started authorization server with its vending service.
@@ -177,6 +180,9 @@ func startIssuer(ctx context.Context, st issuerSetup) (*runningIssuer, error) {
 	}
 	pubMux := http.NewServeMux()
 	pubMux.Handle("/", s.Handler())
+	if st.assets != "" {
+		pubMux.Handle(assetsPrefix, assetsHandler(st.assets))
+	}
 	admMux := http.NewServeMux()
 	admMux.Handle("/", s.AdminHandler())
 	// The vending service shares the issuer's keys, database and token
@@ -246,6 +252,7 @@ func runServe(args []string, stdout, stderr io.Writer) error {
 	dataDir := fs.String("data", defaultDataDir, "data directory (database, admin token)")
 	addr := fs.String("issuer-addr", "127.0.0.1:8787", "listen address of the authorization server")
 	roles := fs.StringSlice("roles", []string{"authserver"}, "roles to run: authserver (with the vending service when the config has a policy); run proxies with `keyless proxy`")
+	assets := fs.String("assets", defaultAssetsDir(), "directory of the built web component to serve under /keyless/ (empty: none)")
 	storeFlag := fs.String("store", "", "shared store of the proxy replicas, e.g. redis://127.0.0.1:6379/0 (default $"+storeEnv+"): revocations are mirrored to it")
 	if err := parseFlags(fs, args); err != nil {
 		return err
@@ -280,7 +287,7 @@ func runServe(args []string, stdout, stderr io.Writer) error {
 		}
 		defer shared.Close()
 	}
-	iss, err := startIssuer(ctx, issuerSetup{cfg: cfg, cfgPath: *cfgPath, dataDir: *dataDir, addr: *addr, audit: audit, shared: shared})
+	iss, err := startIssuer(ctx, issuerSetup{cfg: cfg, cfgPath: *cfgPath, dataDir: *dataDir, addr: *addr, audit: audit, shared: shared, assets: *assets})
 	if err != nil {
 		return err
 	}

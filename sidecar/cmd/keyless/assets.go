@@ -1,0 +1,68 @@
+package main
+
+import (
+	"net/http"
+	"os"
+	"path"
+	"path/filepath"
+	"strings"
+)
+
+// assetsPrefix is where the issuer serves the web component, so a page can
+// embed it with <script type="module" src="ISSUER/keyless/keyless.js">.
+const assetsPrefix = "/keyless/"
+
+// assetTypes are the only files served, with their MIME types: .wasm must be
+// application/wasm or WebAssembly.instantiateStreaming refuses it.
+var assetTypes = map[string]string{
+	".js":   "text/javascript; charset=utf-8",
+	".mjs":  "text/javascript; charset=utf-8",
+	".wasm": "application/wasm",
+	".ts":   "text/plain; charset=utf-8",
+	".md":   "text/markdown; charset=utf-8",
+}
+
+// assetsHandler serves the files of dir (web-component/ after make wasm)
+// under assetsPrefix: no directory listings, no dotfiles, nothing but the
+// types above, CORS open (the assets hold no secret and are loaded from
+// any micro app's origin), and revalidated on every load so a new build is
+// picked up at once.
+func assetsHandler(dir string) http.Handler {
+	fs := http.FileServer(http.Dir(dir))
+	return http.StripPrefix(strings.TrimSuffix(assetsPrefix, "/"), http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method != http.MethodGet && r.Method != http.MethodHead {
+			w.Header().Set("Allow", "GET, HEAD")
+			http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
+			return
+		}
+		// Only canonical paths: "..", "//" or "./" in any encoding are
+		// refused rather than resolved.
+		p := path.Clean("/" + r.URL.Path)
+		typ, ok := assetTypes[path.Ext(p)]
+		if !ok || p != r.URL.Path || strings.Contains(p, "/.") {
+			http.NotFound(w, r)
+			return
+		}
+		if fi, err := os.Stat(filepath.Join(dir, filepath.FromSlash(p))); err != nil || !fi.Mode().IsRegular() {
+			http.NotFound(w, r)
+			return
+		}
+		h := w.Header()
+		h.Set("Content-Type", typ)
+		h.Set("Cache-Control", "no-cache")
+		h.Set("X-Content-Type-Options", "nosniff")
+		h.Set("Access-Control-Allow-Origin", "*")
+		h.Set("Cross-Origin-Resource-Policy", "cross-origin")
+		r.URL.Path = p
+		fs.ServeHTTP(w, r)
+	}))
+}
+
+// defaultAssetsDir is web-component/ under the working directory when it
+// holds a built client, so `keyless dev` in a checkout serves it.
+func defaultAssetsDir() string {
+	if _, err := os.Stat(filepath.Join("web-component", "keyless.wasm")); err == nil {
+		return "web-component"
+	}
+	return ""
+}
