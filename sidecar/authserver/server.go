@@ -253,6 +253,15 @@ func New(ctx context.Context, o Options) (*Server, error) {
 	return s, nil
 }
 
+// Grant returns the handler of a grant_type, or nil: a service that
+// registers its own handler for a grant the server already has (the
+// vending service's lease renewal through refresh_token) wraps it.
+func (s *Server) Grant(grantType string) GrantHandler {
+	s.grantsMu.Lock()
+	defer s.grantsMu.Unlock()
+	return s.grants[grantType]
+}
+
 // RegisterGrant adds (or replaces) the handler of a grant_type at the token
 // endpoint, and lists it in the metadata. The vending service registers
 // [GrantTokenExchange] here.

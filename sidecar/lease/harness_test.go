@@ -177,7 +177,7 @@ func newHarness(t testing.TB, opts ...func(*harness)) *harness {
 	if err != nil {
 		t.Fatal(err)
 	}
-	as.RegisterGrant(authserver.GrantTokenExchange, authserver.GrantFunc(svc.ExchangeGrant))
+	svc.RegisterGrants(as)
 	mux := http.NewServeMux()
 	mux.Handle("/admin/v1/lease/", svc.AdminHandler())
 	mux.Handle("/v1/", svc.Handler())

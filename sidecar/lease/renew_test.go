@@ -313,3 +313,33 @@ func TestRevokeExpiredLeaseEndsFamily(t *testing.T) {
 	}
 	wantError(t, h.renew(r0.str("renewal_token"), k), 400, CodeInvalidGrant)
 }
+
+// TestRenewAtTokenEndpoint: a standard client renews its lease with
+// grant_type=refresh_token at the token endpoint, as the browser client
+// does; the server's own refresh tokens still work there.
+func TestRenewAtTokenEndpoint(t *testing.T) {
+	h := newHarness(t)
+	r0, k := h.leaseFor("alice", "demo-app")
+	form := url.Values{"grant_type": {"refresh_token"}, "refresh_token": {r0.str("renewal_token")}, "client_id": {"demo-app"}}
+	r1 := h.postForm("/token", form, k)
+	if r1.status != 200 || r1.str("token_type") != "DPoP" || r1.str("refresh_token") == "" || r1.str("refresh_token") == r0.str("renewal_token") {
+		t.Fatalf("renew at /token: %d %s", r1.status, r1.raw)
+	}
+	if c := h.verifyLease(r1.str("access_token"), apiAud); c.LeaseID != r0.str("lease_id") || c.JKT != jkt(k) {
+		t.Errorf("renewed lease claims = %+v", c)
+	}
+	// Single use: the old renewal token is refused (and revokes the lease).
+	if r2 := h.postForm("/token", form, k); r2.status != 400 || r2.str("error") != "invalid_grant" {
+		t.Errorf("reused renewal token at /token: %d %s", r2.status, r2.raw)
+	}
+	// Another key cannot renew.
+	r3, k3 := h.leaseFor("bob", "demo-app")
+	other := newKey(t)
+	form3 := url.Values{"grant_type": {"refresh_token"}, "refresh_token": {r3.str("renewal_token")}, "client_id": {"demo-app"}}
+	if r := h.postForm("/token", form3, other); r.status == 200 {
+		t.Errorf("renewed with another key: %s", r.raw)
+	}
+	if r := h.postForm("/token", form3, k3); r.status != 200 {
+		t.Errorf("owner's renewal after another key tried: %d %s", r.status, r.raw)
+	}
+}

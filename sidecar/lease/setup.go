@@ -1,6 +1,7 @@
 package lease
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -139,7 +140,7 @@ func FromConfig(st Setup) (*Service, error) {
 	if err != nil {
 		return nil, err
 	}
-	st.Server.RegisterGrant(authserver.GrantTokenExchange, authserver.GrantFunc(svc.ExchangeGrant))
+	svc.RegisterGrants(st.Server)
 	return svc, nil
 }
 
@@ -176,4 +177,21 @@ func SandboxPolicy(cfg *config.Config) (*policy.Policy, error) {
 		b.WriteString("]\n")
 	}
 	return policy.Parse("sandbox-policy", []byte(b.String()))
+}
+
+// RegisterGrants adds the vending service to as's token endpoint: the RFC
+// 8693 token exchange (login token -> lease), and lease renewal through
+// grant_type=refresh_token. Renewal tokens are refresh tokens to a standard
+// client; their prefix ([RenewalPrefix]) says this service owns them, and
+// every other refresh token still goes to the server's own handler.
+func (s *Service) RegisterGrants(as *authserver.Server) {
+	as.RegisterGrant(authserver.GrantTokenExchange, authserver.GrantFunc(s.ExchangeGrant))
+	prev := as.Grant(authserver.GrantRefreshToken)
+	as.RegisterGrant(authserver.GrantRefreshToken, authserver.GrantFunc(
+		func(ctx context.Context, tr *authserver.TokenRequest) (*authserver.TokenResponse, error) {
+			if strings.HasPrefix(tr.Form.Get("refresh_token"), RenewalPrefix) || prev == nil {
+				return s.RenewGrant(ctx, tr)
+			}
+			return prev.ServeGrant(ctx, tr)
+		}))
 }
