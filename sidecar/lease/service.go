@@ -16,7 +16,8 @@
 // operation is an RFC 8693 token exchange at the authorization server's
 // token endpoint: register [Service.ExchangeGrant] for
 // [authserver.GrantTokenExchange]. [Service.AdminHandler] revokes by lease,
-// subject, app or key thumbprint (`keyless revoke`).
+// subject, app or key thumbprint (`keyless revoke`) and lists the active
+// leases, which the service records in Options.Leases (`keyless leases`).
 //
 // # Binding
 //

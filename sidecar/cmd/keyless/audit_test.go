@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"flag"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -203,6 +204,12 @@ func TestDevWritesAuditLog(t *testing.T) {
 	if _, errOut, err := run("approve", m["user_code"].(string), "--as", "alice", "--data", dir); err != nil {
 		t.Fatalf("approve: %v %s", err, errOut)
 	}
+	// The proxy's decisions go to the same file.
+	resp, err := http.Get(info.ProxyURL + "/v1/things")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
 	stop() // closes the file
 	fi, err := os.Stat(filepath.Join(dir, auditLogFile))
 	if err != nil || fi.Mode().Perm() != 0o600 {
@@ -214,6 +221,10 @@ func TestDevWritesAuditLog(t *testing.T) {
 	}
 	if !strings.Contains(out, "device.authorize") || !strings.Contains(out, "device.approve") || !strings.Contains(out, "alice") {
 		t.Errorf("audit query = %q", out)
+	}
+	out, _, err = run("audit", "query", "--data", dir, "--event", "proxy.decision", "--decision", "deny", "--format", "json")
+	if err != nil || !strings.Contains(out, `"status":401`) || !strings.Contains(out, `"path":"/v1/things"`) {
+		t.Errorf("proxy decision: %v %q", err, out)
 	}
 	// Every line on stderr is in the file too.
 	b, _ := os.ReadFile(filepath.Join(dir, auditLogFile))

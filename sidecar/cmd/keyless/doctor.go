@@ -20,7 +20,7 @@ func init() {
 	register("doctor", "check a config and the running deployment, and say what to fix (keyless doctor --config FILE)", runDoctorCommand)
 }
 
-const doctorUsage = "doctor --config FILE [--data DIR] [--proxy-config FILE] [--store redis://HOST:PORT]"
+const doctorUsage = "doctor --config FILE [--data DIR] [--proxy-config FILE] [--store redis://HOST:PORT] [--issuer URL]"
 
 // Check outcomes, worst last.
 const (
@@ -41,6 +41,8 @@ type checkResult struct {
 // doctor holds the inputs of the checks and collects their results.
 type doctor struct {
 	cfgPath, dataDir, proxyPath, store string
+	// issuer stands in for an empty issuer.url (--issuer).
+	issuer string
 	// client makes the HTTP calls; its Timeout bounds each.
 	client *http.Client
 	// now is the clock the issuer's Date header is compared with.
@@ -65,6 +67,7 @@ func runDoctor(ctx context.Context, args []string, stdout, stderr io.Writer, now
 	fs.StringVar(&d.cfgPath, "config", "", "keyless.yaml of the issuer and vending service (required)")
 	fs.StringVar(&d.dataDir, "data", "", "data directory of the issuer: file modes and whether its admin API answers")
 	fs.StringVar(&d.proxyPath, "proxy-config", "", "a keyless proxy config: its upstreams are called over their TLS settings")
+	fs.StringVar(&d.issuer, "issuer", "", "the issuer's URL when the config leaves issuer.url empty (keyless dev: http://127.0.0.1:8787)")
 	fs.StringVar(&d.store, "store", "", "the shared Redis store, e.g. redis://127.0.0.1:6379/0 (default $"+storeEnv+")")
 	timeout := fs.Duration("timeout", 5*time.Second, "time allowed for each network check")
 	if err := parseFlags(fs, args); err != nil {

@@ -225,13 +225,16 @@ func (d *doctor) checkIssuer(ctx context.Context, cfg *config.Config, pc *proxy.
 		return nil, time.Time{}
 	}
 	iss := cfg.Issuer.URL
+	if iss == "" {
+		iss = d.issuer
+	}
 	if pc != nil && pc.Token.Issuer != "" && iss != "" && pc.Token.Issuer != iss {
 		d.add(statusFail, "issuer", fmt.Sprintf("the proxy trusts the issuer %q but the config's issuer is %q: the proxy would refuse every lease.", pc.Token.Issuer, iss),
 			"make the proxy's token.issuer equal issuer.url.")
 	}
 	if iss == "" {
 		d.add(statusWarn, "issuer", "issuer.url is empty: keyless serve refuses to start without it (keyless dev uses its listen address), and it cannot be checked.",
-			"set issuer.url to the public URL clients use.")
+			"set issuer.url to the public URL clients use, or give --issuer URL to check a keyless dev.")
 		return nil, time.Time{}
 	}
 	u, err := url.Parse(iss)

@@ -2,10 +2,17 @@ package main
 
 import (
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
 	"encoding/pem"
 	"fmt"
 	"io"
 	"log"
+	"math/big"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -16,6 +23,9 @@ import (
 	"time"
 
 	"golang.org/x/crypto/bcrypt"
+
+	"github.com/keyless-dev/keyless/sidecar/store/redisstore"
+	"github.com/keyless-dev/keyless/sidecar/store/redisstore/redistest"
 )
 
 // doctorConfig is a keyless config for an issuer on addr; maxTTL and the
@@ -136,6 +146,20 @@ func TestDoctor(t *testing.T) {
 		}
 	})
 
+	t.Run("dev config without issuer.url", func(t *testing.T) {
+		b, _ := os.ReadFile(cfg)
+		p := filepath.Join(t.TempDir(), "dev.yaml")
+		os.WriteFile(p, []byte(strings.Replace(string(b), "  url: http://"+addr+"\n", "", 1)), 0o600)
+		out, _ := runDoctorCLI(nil, "--config", p)
+		if l := reportLine(out, "issuer"); !strings.HasPrefix(l, "WARN") || !strings.Contains(l, "--issuer") {
+			t.Errorf("without --issuer: %q", l)
+		}
+		out, err := runDoctorCLI(nil, "--config", p, "--issuer", info.IssuerURL)
+		if l := reportLine(out, "issuer"); !strings.HasPrefix(l, "OK") || err != nil {
+			t.Errorf("with --issuer: %q %v\n%s", l, err, out)
+		}
+	})
+
 	// Each case breaks one thing; that check fails (or warns) and says
 	// what to fix, and the exit status is 1 on any FAIL.
 	tests := []struct {
@@ -208,5 +232,92 @@ func TestDoctorUsage(t *testing.T) {
 	out, err := runDoctorCLI(nil, "--help")
 	if exitCode(err) != 0 || !strings.Contains(out, "Usage: keyless doctor") {
 		t.Errorf("--help: %v %q", err, out)
+	}
+}
+
+// writeClientCert makes a CA and a client certificate it signed, writes
+// the certificate and key as PEM files, and returns their paths with the
+// CA's pool, for an upstream that requires mutual TLS.
+func writeClientCert(t *testing.T) (certFile, keyFile string, pool *x509.CertPool) {
+	t.Helper()
+	caKey, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	caTmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "test client CA"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour), IsCA: true,
+		KeyUsage: x509.KeyUsageCertSign, BasicConstraintsValid: true}
+	caDER, err := x509.CreateCertificate(rand.Reader, caTmpl, caTmpl, &caKey.PublicKey, caKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ca, _ := x509.ParseCertificate(caDER)
+	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(2), Subject: pkix.Name{CommonName: "keyless proxy"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
+		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca, &key.PublicKey, caKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kder, _ := x509.MarshalECPrivateKey(key)
+	dir := t.TempDir()
+	certFile, keyFile = filepath.Join(dir, "client.pem"), filepath.Join(dir, "client.key")
+	os.WriteFile(certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600)
+	os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kder}), 0o600)
+	pool = x509.NewCertPool()
+	pool.AddCert(ca)
+	return certFile, keyFile, pool
+}
+
+// TestDoctorMutualTLS: an upstream that requires a client certificate is
+// a TLS failure without one and OK with the configured one.
+func TestDoctorMutualTLS(t *testing.T) {
+	addr := freeAddr(t)
+	cfg := doctorConfig(t, addr, "15m", "15m")
+	info, _, _ := startDev(t, filepath.Join(t.TempDir(), "data"), "--config", cfg, "--issuer-addr", addr)
+	certFile, keyFile, clientCAs := writeClientCert(t)
+	api := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}))
+	api.TLS = &tls.Config{ClientAuth: tls.RequireAndVerifyClientCert, ClientCAs: clientCAs}
+	api.Config.ErrorLog = log.New(io.Discard, "", 0)
+	api.StartTLS()
+	defer api.Close()
+	ca := filepath.Join(t.TempDir(), "ca.pem")
+	os.WriteFile(ca, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: api.Certificate().Raw}), 0o600)
+
+	without := proxyConfigFor(t, info.IssuerURL, api.URL, ca)
+	out, err := runDoctorCLI(nil, "--config", cfg, "--proxy-config", without)
+	if l := reportLine(out, "upstream api"); !strings.HasPrefix(l, "FAIL") || !strings.Contains(l, "TLS with") || exitCode(err) != 1 {
+		t.Errorf("no client certificate: %q (err %v)\n%s", l, err, out)
+	}
+	b, _ := os.ReadFile(without)
+	with := filepath.Join(t.TempDir(), "proxy.yaml")
+	os.WriteFile(with, []byte(strings.Replace(string(b), "tls: {ca_file: "+ca+"}",
+		"tls: {ca_file: "+ca+", cert_file: "+certFile+", key_file: "+keyFile+"}", 1)), 0o600)
+	out, err = runDoctorCLI(nil, "--config", cfg, "--proxy-config", with)
+	if l := reportLine(out, "upstream api"); !strings.HasPrefix(l, "OK") || !strings.Contains(l, "with the client certificate") || err != nil {
+		t.Errorf("with the client certificate: %q (err %v)\n%s", l, err, out)
+	}
+}
+
+// TestDoctorRedis: a Redis that may evict keys fails; one with noeviction
+// that no issuer has seeded yet warns.
+func TestDoctorRedis(t *testing.T) {
+	srv := redistest.Start(t)
+	cfg := doctorConfig(t, freeAddr(t), "15m", "15m")
+	st, err := redisstore.New(srv.URL(), redisstore.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	ctx := context.Background()
+	for _, tt := range []struct{ policy, status, says string }{
+		{"noeviction", "WARN", "not seeded"},
+		{"allkeys-lru", "FAIL", "set noeviction"},
+	} {
+		if err := st.Client().ConfigSet(ctx, "maxmemory-policy", tt.policy).Err(); err != nil {
+			t.Fatal(err)
+		}
+		out, _ := runDoctorCLI(nil, "--config", cfg, "--store", srv.URL())
+		if l := reportLine(out, "store"); !strings.HasPrefix(l, tt.status) || !strings.Contains(l, tt.says) {
+			t.Errorf("%s: %q, want %s saying %q", tt.policy, l, tt.status, tt.says)
+		}
 	}
 }

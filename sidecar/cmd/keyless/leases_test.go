@@ -44,6 +44,16 @@ func devLease(t *testing.T, info devInfo, key dpop.Signer, sub string) string {
 	if err := decodeJSON(resp.Body, &m); err != nil || resp.StatusCode != 200 {
 		t.Fatalf("lease: %d %v %v", resp.StatusCode, m, err)
 	}
+	// The audit file names the lease, never a token.
+	b, _ := os.ReadFile(filepath.Join(info.DataDir, auditLogFile))
+	for _, secret := range []string{login, m["access_token"].(string), m["renewal_token"].(string), proof} {
+		if strings.Contains(string(b), secret) {
+			t.Errorf("audit.log contains a token or proof")
+		}
+	}
+	if !strings.Contains(string(b), `"lease_id":"`+m["lease_id"].(string)+`"`) {
+		t.Errorf("audit.log lacks the lease.issue line")
+	}
 	return m["lease_id"].(string)
 }
 
