@@ -82,7 +82,10 @@ type Options struct {
 	AdminToken string
 	// UserCodeFailures is the per-IP budget of wrong user codes or
 	// passwords per UserCodeWindow; zero means 5. UserCodeGlobalFailures
-	// is the budget over all IPs; zero means 20. UserCodeWindow zero means
+	// is the budget over all IPs; zero means 5: 8 characters of a 20-letter
+	// alphabet are 2^34.6 codes, so 5 guesses per window (a code's
+	// lifetime by default) keep a guesser's chance per live code under
+	// 2^-32 (RFC 8628 section 5.1, SECURITY.md). UserCodeWindow zero means
 	// 10 minutes.
 	UserCodeFailures       int
 	UserCodeGlobalFailures int
@@ -233,7 +236,7 @@ func New(ctx context.Context, o Options) (*Server, error) {
 		perIP = 5
 	}
 	if global <= 0 {
-		global = 20
+		global = 5
 	}
 	if window <= 0 {
 		window = 10 * time.Minute
