@@ -97,6 +97,12 @@ func CanonicalPath(raw string) (string, error) {
 			}
 		}
 		p = string(b)
+		// Escaping can triple the length: the bound holds for the form
+		// that is matched and forwarded, so a canonical path is always
+		// itself acceptable.
+		if len(p) > MaxPathLen {
+			return "", errPathLong
+		}
 	}
 	// Segments: no empty segment except a trailing one, no dot segments.
 	for i := 1; i <= len(p); {
