@@ -80,7 +80,7 @@ fuzz: ## run each fuzz target for FUZZTIME (default 30s)
 .PHONY: bench
 bench: build wasm ## benchmarks: DPoP core, stores, token endpoint, vending, proxy vs bare ReverseProxy, browser client
 	$(GO) test -run '^$$' -bench . -benchmem ./sidecar/dpop/... ./sidecar/store/... ./sidecar/authserver ./sidecar/lease ./sidecar/policy
-	$(GO) run ./sidecar/proxy/bench
+	$(GO) run ./sidecar/proxy/bench -redis
 	@$(MAKE) --no-print-directory wasm-size
 	node web-component/test/bench.mjs
 

@@ -9,6 +9,12 @@
 //
 //	go run ./sidecar/proxy/bench            # about 20 s
 //	go run ./sidecar/proxy/bench -d 2s      # shorter phases
+//	go run ./sidecar/proxy/bench -redis     # also: the same proxy on a Redis store
+//
+// With -redis it starts a redis-server of its own on a free loopback port
+// (or uses -store URL) and adds the proxy with every piece of shared state
+// in Redis (replay, revocations, rate limits, nonce key), side by side
+// with the embedded store (target: at least 0.8x of its throughput).
 //
 // Proofs are signed before each timed phase, so the load generator's own
 // ECDSA signing does not compete with the proxy for CPU.
@@ -24,11 +30,13 @@ import (
 	"io"
 	"log"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/http/httputil"
 	"net/url"
 	"os"
+	"os/exec"
 	"runtime"
 	"runtime/pprof"
 	"slices"
@@ -39,6 +47,7 @@ import (
 	"github.com/keyless-dev/keyless/sidecar/dpop"
 	"github.com/keyless-dev/keyless/sidecar/proxy"
 	"github.com/keyless-dev/keyless/sidecar/store/memstore"
+	"github.com/keyless-dev/keyless/sidecar/store/redisstore"
 	"github.com/keyless-dev/keyless/sidecar/token"
 )
 
@@ -49,6 +58,8 @@ func main() {
 	workers := flag.Int("c", 32, "concurrent connections at peak")
 	entries := flag.Int("replay-entries", 1_000_000, "live replay-cache entries for the memory/GC measurement (0 skips it)")
 	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile of the whole run to this file")
+	withRedis := flag.Bool("redis", false, "also measure the proxy on a Redis store (starts redis-server unless -store is set)")
+	storeURL := flag.String("store", "", "Redis URL for -redis instead of starting a redis-server")
 	flag.Parse()
 	if *cpuprofile != "" {
 		f, err := os.Create(*cpuprofile)
@@ -58,12 +69,34 @@ func main() {
 		pprof.StartCPUProfile(f)
 		defer pprof.StopCPUProfile()
 	}
-	if err := run(*dur, *workers, *entries); err != nil {
+	var st *redisstore.Store
+	if *withRedis {
+		u := *storeURL
+		if u == "" {
+			addr, stop, err := startRedis()
+			if err != nil {
+				log.Fatal(err)
+			}
+			defer stop()
+			u = "redis://" + addr + "/0"
+		}
+		var err error
+		if st, err = redisstore.New(u, redisstore.Options{}); err != nil {
+			log.Fatal(err)
+		}
+		defer st.Close()
+		// A fresh store is unseeded: the bench has no issuer, so it seeds an
+		// empty revocation list itself.
+		if err := st.Reseed(context.Background(), nil); err != nil {
+			log.Fatal(err)
+		}
+	}
+	if err := run(*dur, *workers, *entries, st); err != nil {
 		log.Print(err)
 	}
 }
 
-func run(dur time.Duration, workers, entries int) error {
+func run(dur time.Duration, workers, entries int, st *redisstore.Store) error {
 	upstream := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
 		io.WriteString(w, `{"ok":true,"items":[1,2,3]}`)
@@ -111,6 +144,19 @@ func run(dur time.Duration, workers, entries int) error {
 	}
 	fullSrv := httptest.NewServer(p)
 	defer fullSrv.Close()
+	var redisSrv *httptest.Server
+	if st != nil {
+		rp, err := proxy.New(cfg, proxy.Options{
+			Tokens: &token.JWTVerifier{Keys: keys, Issuer: "https://auth.bench.test", Audience: publicURL},
+			Replay: st, Revocations: st, Limiter: st, NonceKey: st,
+			Logger: slog.New(slog.NewJSONHandler(io.Discard, nil)),
+		})
+		if err != nil {
+			return err
+		}
+		redisSrv = httptest.NewServer(rp)
+		defer redisSrv.Close()
+	}
 
 	proofs := func(n int) []string {
 		out := make([]string, n)
@@ -132,17 +178,18 @@ func run(dur time.Duration, workers, entries int) error {
 		r, _ := http.NewRequest("GET", bareSrv.URL+"/bench", nil)
 		return r, true
 	}
-	fullReq := func(ps []string) func(int) (*http.Request, bool) {
+	reqTo := func(base string, ps []string) func(int) (*http.Request, bool) {
 		return func(i int) (*http.Request, bool) {
 			if i >= len(ps) {
 				return nil, false
 			}
-			r, _ := http.NewRequest("GET", fullSrv.URL+"/bench", nil)
+			r, _ := http.NewRequest("GET", base+"/bench", nil)
 			r.Header.Set("Authorization", "DPoP "+lease)
 			r.Header.Set("DPoP", ps[i])
 			return r, true
 		}
 	}
+	fullReq := func(ps []string) func(int) (*http.Request, bool) { return reqTo(fullSrv.URL, ps) }
 	client := &http.Client{Transport: &http.Transport{MaxIdleConns: 1024, MaxIdleConnsPerHost: 1024, DisableCompression: true}}
 
 	fmt.Printf("keyless proxy benchmark: %d CPUs, GOMAXPROCS %d, %s, %d connections, %v per phase, loopback\n",
@@ -160,6 +207,20 @@ func run(dur time.Duration, workers, entries int) error {
 	runtime.ReadMemStats(&ms)
 	heapUnderLoad := ms.HeapInuse
 
+	var redisRes result
+	if redisSrv != nil {
+		// Redis's restart guard refuses proofs older than the store's start
+		// by FutureSkew: wait until a fresh proof passes, then measure.
+		for i := 0; i < 100; i++ {
+			if r := closedLoop(client, reqTo(redisSrv.URL, proofs(1)), 1, time.Second); r.errors == 0 && r.rps > 0 {
+				break
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+		closedLoop(client, reqTo(redisSrv.URL, proofs(2000)), workers, dur/4)
+		redisRes = closedLoop(client, reqTo(redisSrv.URL, proofs(need)), workers, dur)
+	}
+
 	rate := bareRes.rps / 2
 	bareHalf := openLoop(client, bareReq, workers, rate, dur)
 	fullHalf := openLoop(client, fullReq(proofs(int(rate*dur.Seconds())+1000)), workers, rate, dur)
@@ -171,10 +232,16 @@ func run(dur time.Duration, workers, entries int) error {
 	}
 	row("bare ReverseProxy, peak", bareRes)
 	row("keyless proxy (all checks), peak", fullRes)
+	if redisSrv != nil {
+		row("keyless proxy, Redis store, peak", redisRes)
+	}
 	row(fmt.Sprintf("bare at %.0f req/s", rate), bareHalf)
 	row(fmt.Sprintf("keyless at %.0f req/s", rate), fullHalf)
 	fmt.Println()
 	fmt.Printf("throughput ratio (keyless / bare):   %.2fx   (target >= 0.5x)\n", fullRes.rps/bareRes.rps)
+	if redisSrv != nil {
+		fmt.Printf("Redis store / embedded store:        %.2fx   (target >= 0.8x)\n", redisRes.rps/fullRes.rps)
+	}
 	fmt.Printf("added p99 at half the bare peak:     %v   (target < 1ms)\n", (fullHalf.p99 - bareHalf.p99).Round(time.Microsecond))
 	fmt.Printf("heap in use under load:              %.1f MiB (replay cache %d entries)\n", float64(heapUnderLoad)/(1<<20), replay.Len())
 
@@ -333,4 +400,34 @@ func replayFootprint(n int) (float64, time.Duration) {
 	}
 	runtime.KeepAlive(r)
 	return per, pause
+}
+
+// startRedis runs a redis-server without persistence on a free loopback
+// port and returns its address and a stop function.
+func startRedis() (string, func(), error) {
+	bin, err := exec.LookPath("redis-server")
+	if err != nil {
+		return "", nil, fmt.Errorf("-redis needs redis-server (apt-get install redis-server) or -store URL: %w", err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", nil, err
+	}
+	addr := ln.Addr().String()
+	_, port, _ := net.SplitHostPort(addr)
+	ln.Close()
+	cmd := exec.Command(bin, "--bind", "127.0.0.1", "--port", port, "--save", "", "--appendonly", "no", "--maxmemory-policy", "noeviction")
+	if err := cmd.Start(); err != nil {
+		return "", nil, err
+	}
+	stop := func() { cmd.Process.Kill(); cmd.Wait() }
+	for i := 0; i < 100; i++ {
+		if c, err := net.DialTimeout("tcp", addr, 100*time.Millisecond); err == nil {
+			c.Close()
+			return addr, stop, nil
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	stop()
+	return "", nil, fmt.Errorf("redis-server did not start on %s", addr)
 }
