@@ -71,11 +71,7 @@ screenshots: build wasm ## refresh docs/screenshots from the Chromium tests
 
 .PHONY: fuzz
 fuzz: ## run each fuzz target for FUZZTIME (default 30s)
-	@set -e; for t in $(FUZZ_TARGETS); do \
-		pkg=$${t%%:*}; name=$${t##*:}; \
-		echo "fuzz $$pkg $$name ($(FUZZTIME))"; \
-		$(GO) test ./$$pkg -run '^$$' -fuzz "^$$name\$$" -fuzztime $(FUZZTIME) > /tmp/keyless-fuzz.log 2>&1 || { cat /tmp/keyless-fuzz.log; exit 1; }; \
-	done
+	@FUZZTIME=$(FUZZTIME) GO=$(GO) bash .ci/fuzz $(FUZZ_TARGETS)
 
 .PHONY: bench
 bench: build wasm ## benchmarks: DPoP core, stores, token endpoint, vending, proxy vs bare ReverseProxy, browser client

@@ -91,6 +91,12 @@ func NormalizeHTU(s string) (string, error) {
 		b.WriteString(port)
 	}
 	b.WriteString(p)
+	// Escaping can triple the length: the bound holds for the result too,
+	// so a normalized htu is itself a valid input (normalization is
+	// idempotent).
+	if b.Len() > maxHTULen {
+		return "", errHTU
+	}
 	return b.String(), nil
 }
 
