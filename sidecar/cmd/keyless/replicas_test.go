@@ -259,3 +259,29 @@ func TestReplicasShareRedis(t *testing.T) {
 		}
 	})
 }
+
+// TestOpenSharedRefusesEviction: a Redis that may evict live replay entries
+// is refused at start (it would reopen replay windows under memory
+// pressure); a fresh, unseeded Redis with noeviction is accepted.
+func TestOpenSharedRefusesEviction(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts redis-server")
+	}
+	ctx := context.Background()
+	log := slog.New(slog.NewJSONHandler(io.Discard, nil))
+	rs := redistest.Start(t)
+	st, err := openShared(ctx, rs.URL(), 0, 0, log)
+	if err != nil {
+		t.Fatalf("noeviction Redis refused: %v", err)
+	}
+	if err := st.Client().ConfigSet(ctx, "maxmemory-policy", "allkeys-lru").Err(); err != nil {
+		t.Fatal(err)
+	}
+	st.Close()
+	if st, err := openShared(ctx, rs.URL(), 0, 0, log); err == nil {
+		st.Close()
+		t.Fatal("a Redis that evicts keys was accepted")
+	} else if !strings.Contains(err.Error(), "noeviction") {
+		t.Errorf("err = %v, want it to say to set noeviction", err)
+	}
+}

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"os"
@@ -36,13 +37,19 @@ func openShared(ctx context.Context, url string, maxAge, skew time.Duration, log
 	}
 	cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
-	if err := st.Ready(cctx); err != nil {
+	if err := st.Client().Ping(cctx).Err(); err != nil {
 		// Not fatal: requests that need the store get 503 until it is
 		// back, and /readyz says so.
 		log.Warn("store.unavailable", "err", err.Error())
-	} else if err := st.CheckEviction(cctx); err != nil {
-		st.Close()
-		return nil, fmt.Errorf("store: %w", err)
+		return st, nil
+	}
+	if err := st.CheckEviction(cctx); err != nil {
+		if errors.Is(err, redisstore.ErrEvictionPolicy) {
+			st.Close()
+			return nil, fmt.Errorf("store: %w", err)
+		}
+		// Managed services may forbid CONFIG GET: say so, and go on.
+		log.Warn("store.eviction_unchecked", "err", err.Error(), "fix", "make sure Redis runs with maxmemory-policy noeviction")
 	}
 	return st, nil
 }

@@ -338,7 +338,11 @@ func (s *Store) CheckEviction(ctx context.Context) error {
 		return wrap("read maxmemory-policy", err)
 	}
 	if p := m["maxmemory-policy"]; p != "noeviction" {
-		return fmt.Errorf("redisstore: Redis maxmemory-policy is %q: live replay entries and revocations can be evicted; set noeviction", p)
+		return fmt.Errorf("%w: Redis maxmemory-policy is %q: live replay entries and revocations can be evicted; set noeviction", ErrEvictionPolicy, p)
 	}
 	return nil
 }
+
+// ErrEvictionPolicy is returned by [Store.CheckEviction] when Redis would
+// evict keys under memory pressure (as opposed to not letting it be read).
+var ErrEvictionPolicy = errors.New("redisstore: eviction policy")
