@@ -14,42 +14,25 @@ import (
 // 5.2, RFC 8693 section 2.2.2, RFC 8707 section 2, RFC 9449 section 12.2,
 // RFC 7009 section 2.2.1).
 const (
-	CodeInvalidRequest     = "invalid_request"
-	CodeInvalidClient      = "invalid_client"
-	CodeInvalidGrant       = "invalid_grant"
-	CodeInvalidScope       = "invalid_scope"
+	CodeInvalidRequest     = authserver.CodeInvalidRequest
+	CodeInvalidClient      = authserver.CodeInvalidClient
+	CodeInvalidGrant       = authserver.CodeInvalidGrant
+	CodeInvalidScope       = authserver.CodeInvalidScope
 	CodeInvalidTarget      = "invalid_target"
-	CodeUnauthorizedClient = "unauthorized_client"
-	CodeAccessDenied       = "access_denied"
+	CodeUnauthorizedClient = authserver.CodeUnauthorizedClient
+	CodeAccessDenied       = authserver.CodeAccessDenied
 	CodeInvalidDPoPProof   = dpop.CodeInvalidProof
 	CodeUseDPoPNonce       = dpop.CodeUseNonce
-	CodeServerError        = "server_error"
-	CodeUnavailable        = "temporarily_unavailable"
+	CodeServerError        = authserver.CodeServerError
+	CodeUnavailable        = authserver.CodeUnavailable
 )
 
-// Error is a refusal. What the client sees (Status, Code, Msg) is kept
-// apart from what is only logged (Err). Msg is fixed text, never request
-// bytes, so it is always safe as error_description.
-type Error struct {
-	Status int    // zero means 400
-	Code   string // the "error" member
-	Msg    string // error_description
-	Err    error  // logged, never sent
-	Header http.Header
-}
-
-func (e *Error) Error() string {
-	s := "lease: " + e.Code
-	if e.Msg != "" {
-		s += ": " + e.Msg
-	}
-	if e.Err != nil {
-		s += ": " + e.Err.Error()
-	}
-	return s
-}
-
-func (e *Error) Unwrap() error { return e.Err }
+// Error is a refusal: the authorization server's error type, so a refusal
+// renders the same at the vending endpoints and at the token endpoint.
+// What the client sees (Status, Code, Msg) is kept apart from what is only
+// logged (Err). Msg is fixed text, never request bytes, so it is always
+// safe as error_description.
+type Error = authserver.Error
 
 func oauthErr(code, msg string) *Error {
 	return &Error{Status: http.StatusBadRequest, Code: code, Msg: msg}
@@ -74,11 +57,8 @@ func unavailable(err error) *Error {
 	return &Error{Status: http.StatusServiceUnavailable, Code: CodeUnavailable, Msg: "try again later", Err: err}
 }
 
-// toAuthserver converts a refusal for the token endpoint's renderer.
-func toAuthserver(err error) error {
-	e := asError(err)
-	return &authserver.Error{Status: e.Status, Code: e.Code, Msg: e.Msg, Err: e.Err, Header: e.Header}
-}
+// toAuthserver is the refusal as the token endpoint's renderer takes it.
+func toAuthserver(err error) error { return asError(err) }
 
 // writeJSON renders a body with the headers every token-endpoint-like
 // response carries: no-store (RFC 6749 section 5.1), and CORS headers so a
