@@ -54,13 +54,18 @@ func (e *Error) Error() string {
 
 func (e *Error) Unwrap() error { return e.Err }
 
-// oauthErr builds a 400 *Error.
+// OAuthError builds a 400 *Error: an RFC 6749 section 5.2 refusal.
+func OAuthError(code, msg string) *Error { return oauthErr(code, msg) }
+
 func oauthErr(code, msg string) *Error {
 	return &Error{Status: http.StatusBadRequest, Code: code, Msg: msg}
 }
 
-// asError maps any error to the *Error to answer with: one place decides
-// what an unexpected failure looks like to a client.
+// AsError maps any error to the *Error to answer with: one place decides
+// what an unexpected failure looks like to a client (500 server_error, the
+// cause only logged). The vending service answers through it too.
+func AsError(err error) *Error { return asError(err) }
+
 func asError(err error) *Error {
 	var e *Error
 	if errors.As(err, &e) {

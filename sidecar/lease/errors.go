@@ -2,7 +2,6 @@ package lease
 
 import (
 	"encoding/json"
-	"errors"
 	"net/http"
 	"strconv"
 
@@ -34,22 +33,11 @@ const (
 // safe as error_description.
 type Error = authserver.Error
 
-func oauthErr(code, msg string) *Error {
-	return &Error{Status: http.StatusBadRequest, Code: code, Msg: msg}
-}
+func oauthErr(code, msg string) *Error { return authserver.OAuthError(code, msg) }
 
-// asError maps any error to the *Error to answer with: the one place that
-// decides what an unexpected failure looks like.
-func asError(err error) *Error {
-	var e *Error
-	if errors.As(err, &e) {
-		if e.Status == 0 {
-			e.Status = http.StatusBadRequest
-		}
-		return e
-	}
-	return &Error{Status: http.StatusInternalServerError, Code: CodeServerError, Err: err}
-}
+// asError maps any error to the *Error to answer with, as the token
+// endpoint does.
+func asError(err error) *Error { return authserver.AsError(err) }
 
 // unavailable is the answer when a store could not tell: never a pass
 // (SECURITY.md decision 9).

@@ -51,14 +51,8 @@ func (s *Service) serveRenew(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Service) renewHTTP(w http.ResponseWriter, r *http.Request) (*Response, error) {
-	m, err := readJSONObject(w, r)
+	m, proof, err := s.readProved(w, r, "renew", PathRenew)
 	if err != nil {
-		s.deny(r.Context(), "renew", err, nil, nil)
-		return nil, err
-	}
-	proof, err := s.verifyProof(r.Context(), r, PathRenew)
-	if err != nil {
-		s.deny(r.Context(), "renew", err, nil, nil)
 		return nil, err
 	}
 	var rt string

@@ -45,14 +45,8 @@ func (s *Service) serveLease(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Service) lease(w http.ResponseWriter, r *http.Request) (*Response, error) {
-	m, err := readJSONObject(w, r)
+	m, proof, err := s.readProved(w, r, "lease", PathLease)
 	if err != nil {
-		s.deny(r.Context(), "lease", err, nil, nil)
-		return nil, err
-	}
-	proof, err := s.verifyProof(r.Context(), r, PathLease)
-	if err != nil {
-		s.deny(r.Context(), "lease", err, nil, nil)
 		return nil, err
 	}
 	req, err := leaseRequestFromJSON(m)
@@ -386,4 +380,19 @@ func tokenGroups(raw, claim string) []string {
 		return nil
 	}
 	return slices.DeleteFunc(gs, func(g string) bool { return g == "" || len(g) > 256 })
+}
+
+// readProved reads a vending endpoint's JSON body and verifies its DPoP
+// proof for path, auditing a refusal under op: the common start of every
+// proof-carrying JSON request.
+func (s *Service) readProved(w http.ResponseWriter, r *http.Request, op, path string) (map[string]json.RawMessage, *dpop.Proof, error) {
+	m, err := readJSONObject(w, r)
+	if err == nil {
+		var proof *dpop.Proof
+		if proof, err = s.verifyProof(r.Context(), r, path); err == nil {
+			return m, proof, nil
+		}
+	}
+	s.deny(r.Context(), op, err, nil, nil)
+	return nil, nil, err
 }
