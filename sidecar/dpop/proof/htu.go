@@ -2,6 +2,7 @@ package proof
 
 import (
 	"errors"
+	"github.com/keyless-dev/keyless/sidecar/internal/uri"
 	"net/netip"
 	"strings"
 )
@@ -120,32 +121,11 @@ func validHost(h string) bool {
 	return true
 }
 
-func isUnreserved(c byte) bool {
-	return 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' ||
-		c == '-' || c == '.' || c == '_' || c == '~'
-}
-
-func isHex(c byte) bool {
-	return '0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F'
-}
-
-func unhex(c byte) byte {
-	switch {
-	case c >= 'a':
-		return c - 'a' + 10
-	case c >= 'A':
-		return c - 'A' + 10
-	}
-	return c - '0'
-}
-
 // pathChar reports whether c may appear literally in a path segment
 // (RFC 3986 section 3.3: pchar = unreserved / pct-encoded / sub-delims / ":" / "@").
 func pathChar(c byte) bool {
-	return isUnreserved(c) || strings.IndexByte("!$&'()*+,;=:@/", c) >= 0
+	return uri.IsUnreserved(c) || strings.IndexByte("!$&'()*+,;=:@/", c) >= 0
 }
-
-const hexDigits = "0123456789ABCDEF"
 
 // normalizePath applies RFC 3986 sections 6.2.2.1-6.2.2.3 to a raw path.
 func normalizePath(p string) (string, error) {
@@ -157,20 +137,20 @@ func normalizePath(p string) (string, error) {
 		c := p[i]
 		switch {
 		case c == '%':
-			if i+2 >= len(p) || !isHex(p[i+1]) || !isHex(p[i+2]) {
+			if i+2 >= len(p) || !uri.IsHex(p[i+1]) || !uri.IsHex(p[i+2]) {
 				return "", errHTU
 			}
-			d := unhex(p[i+1])<<4 | unhex(p[i+2])
-			if isUnreserved(d) {
+			d := uri.Unhex(p[i+1])<<4 | uri.Unhex(p[i+2])
+			if uri.IsUnreserved(d) {
 				b = append(b, d)
 			} else {
-				b = append(b, '%', hexDigits[d>>4], hexDigits[d&15])
+				b = append(b, '%', uri.HexDigits[d>>4], uri.HexDigits[d&15])
 			}
 			i += 2
 		case pathChar(c):
 			b = append(b, c)
 		default:
-			b = append(b, '%', hexDigits[c>>4], hexDigits[c&15])
+			b = append(b, '%', uri.HexDigits[c>>4], uri.HexDigits[c&15])
 		}
 	}
 	return removeDotSegments(string(b)), nil

@@ -2,6 +2,7 @@ package check
 
 import (
 	"errors"
+	"github.com/keyless-dev/keyless/sidecar/internal/uri"
 	"strings"
 )
 
@@ -61,14 +62,14 @@ func CanonicalPath(raw string) (string, error) {
 		case c == '#' || c == '?':
 			return "", errPathDelimiter
 		case c == '%':
-			if i+2 >= len(raw) || !isHex(raw[i+1]) || !isHex(raw[i+2]) {
+			if i+2 >= len(raw) || !uri.IsHex(raw[i+1]) || !uri.IsHex(raw[i+2]) {
 				return "", errPathEncoding
 			}
-			d := unhex(raw[i+1])<<4 | unhex(raw[i+2])
+			d := uri.Unhex(raw[i+1])<<4 | uri.Unhex(raw[i+2])
 			if refusedEncoded(d) {
 				return "", errPathEncoded
 			}
-			if isUnreserved(d) || !isUpperHex(raw[i+1]) || !isUpperHex(raw[i+2]) {
+			if uri.IsUnreserved(d) || !isUpperHex(raw[i+1]) || !isUpperHex(raw[i+2]) {
 				clean = false
 			}
 			i += 2
@@ -83,17 +84,17 @@ func CanonicalPath(raw string) (string, error) {
 			c := raw[i]
 			switch {
 			case c == '%':
-				d := unhex(raw[i+1])<<4 | unhex(raw[i+2])
-				if isUnreserved(d) {
+				d := uri.Unhex(raw[i+1])<<4 | uri.Unhex(raw[i+2])
+				if uri.IsUnreserved(d) {
 					b = append(b, d)
 				} else {
-					b = append(b, '%', hexDigits[d>>4], hexDigits[d&15])
+					b = append(b, '%', uri.HexDigits[d>>4], uri.HexDigits[d&15])
 				}
 				i += 2
 			case pathChar(c):
 				b = append(b, c)
 			default:
-				b = append(b, '%', hexDigits[c>>4], hexDigits[c&15])
+				b = append(b, '%', uri.HexDigits[c>>4], uri.HexDigits[c&15])
 			}
 		}
 		p = string(b)
@@ -139,7 +140,7 @@ func UnescapePath(p string) string {
 	b := make([]byte, 0, len(p))
 	for i := 0; i < len(p); i++ {
 		if p[i] == '%' && i+2 < len(p) {
-			b = append(b, unhex(p[i+1])<<4|unhex(p[i+2]))
+			b = append(b, uri.Unhex(p[i+1])<<4|uri.Unhex(p[i+2]))
 			i += 2
 			continue
 		}
@@ -174,30 +175,10 @@ func RawPath(requestURI string) (string, bool) {
 	return requestURI, true
 }
 
-func isUnreserved(c byte) bool {
-	return isAlnum(c) || c == '-' || c == '.' || c == '_' || c == '~'
-}
-
-func isHex(c byte) bool {
-	return '0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F'
-}
-
 func isUpperHex(c byte) bool { return '0' <= c && c <= '9' || 'A' <= c && c <= 'F' }
-
-func unhex(c byte) byte {
-	switch {
-	case c >= 'a':
-		return c - 'a' + 10
-	case c >= 'A':
-		return c - 'A' + 10
-	}
-	return c - '0'
-}
 
 // pathChar reports whether c may appear literally in a canonical path
 // (RFC 3986 section 3.3 pchar and "/", without ";" which is refused).
 func pathChar(c byte) bool {
-	return isUnreserved(c) || strings.IndexByte("!$&'()*+,=:@/", c) >= 0
+	return uri.IsUnreserved(c) || strings.IndexByte("!$&'()*+,=:@/", c) >= 0
 }
-
-const hexDigits = "0123456789ABCDEF"
