@@ -6,7 +6,6 @@ import (
 	"encoding/base64"
 	"net/http"
 	"slices"
-	"strconv"
 	"strings"
 	"time"
 
@@ -331,8 +330,8 @@ func (s *Server) revokeFamily(ctx context.Context, famID, reason string) error {
 
 func tooMany(wait time.Duration) *Error {
 	secs := int64(wait/time.Second) + 1
-	return &Error{Status: http.StatusTooManyRequests, Code: CodeInvalidRequest, Msg: "too many failed attempts; retry later",
-		Header: http.Header{"Retry-After": {strconv.FormatInt(secs, 10)}}}
+	e := &Error{Status: http.StatusTooManyRequests, Code: CodeInvalidRequest, Msg: "too many failed attempts; retry later"}
+	return e.WithRetryAfter(secs)
 }
 
 func randomID() (string, error) { return token.RandomID() }

@@ -15,6 +15,8 @@ import (
 	"strings"
 
 	"golang.org/x/crypto/bcrypt"
+
+	"github.com/keyless-dev/keyless/sidecar/oauth"
 )
 
 // csrfCookie holds a random value; the form carries HMAC(server key,
@@ -195,7 +197,7 @@ func (s *Server) devicePagePost(w http.ResponseWriter, r *http.Request) {
 		s.renderPage(w, http.StatusUnsupportedMediaType, pageData{Step: "error", Error: "Unsupported form encoding."})
 		return
 	}
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxFormSize))
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, oauth.MaxFormSize))
 	if err != nil {
 		s.renderPage(w, http.StatusRequestEntityTooLarge, pageData{Step: "error", Error: "Form too large."})
 		return

@@ -42,6 +42,7 @@ import (
 
 	"github.com/keyless-dev/keyless/sidecar/config"
 	"github.com/keyless-dev/keyless/sidecar/dpop"
+	"github.com/keyless-dev/keyless/sidecar/oauth"
 	"github.com/keyless-dev/keyless/sidecar/store"
 	"github.com/keyless-dev/keyless/sidecar/store/memstore"
 	"github.com/keyless-dev/keyless/sidecar/token"
@@ -92,57 +93,24 @@ type Options struct {
 	UserCodeWindow         time.Duration
 }
 
-// GrantHandler serves one grant_type at the token endpoint. The server has
-// already read the form, identified (and, for confidential clients,
-// authenticated) the client, and verified the DPoP proof if one was sent.
-// Return an [*Error] to refuse.
-type GrantHandler interface {
-	ServeGrant(ctx context.Context, req *TokenRequest) (*TokenResponse, error)
-}
-
-// GrantFunc adapts a function to [GrantHandler].
-type GrantFunc func(ctx context.Context, req *TokenRequest) (*TokenResponse, error)
-
-// ServeGrant implements GrantHandler.
-func (f GrantFunc) ServeGrant(ctx context.Context, req *TokenRequest) (*TokenResponse, error) {
-	return f(ctx, req)
-}
-
-// TokenRequest is a parsed token-endpoint request.
-type TokenRequest struct {
-	// Form holds the body parameters, each present at most once.
-	Form url.Values
-	// Client is the identified client.
-	Client *config.Client
-	// Authenticated is true when the client proved a secret.
-	Authenticated bool
-	// Proof is the verified DPoP proof; nil when the request had none.
-	Proof *dpop.Proof
-	// Now is the request time.
-	Now time.Time
-	// RemoteIP is the peer's IP address (never from X-Forwarded-For), for
-	// rate limits.
-	RemoteIP string
-}
-
-// TokenResponse is a successful token response (RFC 6749 section 5.1,
-// RFC 8693 section 2.2.1).
-type TokenResponse struct {
-	AccessToken     string `json:"access_token"`
-	IssuedTokenType string `json:"issued_token_type,omitempty"`
-	TokenType       string `json:"token_type"`
-	ExpiresIn       int64  `json:"expires_in"`
-	RefreshToken    string `json:"refresh_token,omitempty"`
-	Scope           string `json:"scope,omitempty"`
-}
-
-// Grant types served by default.
-const (
-	GrantDeviceCode   = "urn:ietf:params:oauth:grant-type:device_code"
-	GrantRefreshToken = "refresh_token"
-	// GrantTokenExchange is registered by the vending service.
-	GrantTokenExchange = "urn:ietf:params:oauth:grant-type:token-exchange"
+// The token endpoint's grant seam, shared with the services that plug
+// into it (see [oauth.GrantRegistry]; *Server implements it).
+type (
+	GrantHandler  = oauth.GrantHandler
+	GrantFunc     = oauth.GrantFunc
+	TokenRequest  = oauth.TokenRequest
+	TokenResponse = oauth.TokenResponse
 )
+
+// Grant types served by default; [GrantTokenExchange] is registered by the
+// vending service.
+const (
+	GrantDeviceCode    = oauth.GrantDeviceCode
+	GrantRefreshToken  = oauth.GrantRefreshToken
+	GrantTokenExchange = oauth.GrantTokenExchange
+)
+
+var _ oauth.GrantRegistry = (*Server)(nil)
 
 // Server is the authorization server.
 type Server struct {

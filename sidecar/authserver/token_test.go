@@ -352,23 +352,6 @@ func (h *harness) auditText() string {
 	return h.audit.String()
 }
 
-func FuzzParseForm(f *testing.F) {
-	for _, s := range []string{"a=b", "a=b&a=c", "%zz", "grant_type=refresh_token&refresh_token=x", "=&=&", "a"} {
-		f.Add(s)
-	}
-	f.Fuzz(func(t *testing.T, s string) {
-		v, err := parseForm(s)
-		if err != nil {
-			return
-		}
-		for k, vs := range v {
-			if len(vs) != 1 {
-				t.Fatalf("parameter %q repeated %d times", k, len(vs))
-			}
-		}
-	})
-}
-
 func FuzzNormalizeUserCode(f *testing.F) {
 	for _, s := range []string{"BCDF-GHJK", "bcdf ghjk", "BCDF-GHJ", "", "ａ"} {
 		f.Add(s)

@@ -6,14 +6,12 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
-	"io"
-	"mime"
 	"net/http"
-	"net/url"
 	"slices"
 	"strings"
 	"time"
 
+	"github.com/keyless-dev/keyless/sidecar/oauth"
 	"github.com/keyless-dev/keyless/sidecar/store"
 	"github.com/keyless-dev/keyless/sidecar/token"
 )
@@ -41,7 +39,7 @@ func (s *Service) serveRevoke(w http.ResponseWriter, r *http.Request) {
 
 func (s *Service) revokeHTTP(w http.ResponseWriter, r *http.Request) error {
 	ctx := r.Context()
-	f, err := readForm(w, r)
+	f, err := oauth.ReadForm(w, r)
 	if err != nil {
 		s.deny(ctx, "revoke", err, nil, nil)
 		return err
@@ -261,27 +259,4 @@ func (s *Service) admin(h http.HandlerFunc) http.HandlerFunc {
 		}
 		h(w, r)
 	}
-}
-
-// readForm reads an application/x-www-form-urlencoded POST body strictly:
-// bounded, each parameter at most once (RFC 6749 section 3.2).
-func readForm(w http.ResponseWriter, r *http.Request) (url.Values, error) {
-	mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
-	if err != nil || mt != "application/x-www-form-urlencoded" {
-		return nil, &Error{Status: http.StatusUnsupportedMediaType, Code: CodeInvalidRequest, Msg: "content type must be application/x-www-form-urlencoded"}
-	}
-	b, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBody))
-	if err != nil {
-		return nil, &Error{Status: http.StatusRequestEntityTooLarge, Code: CodeInvalidRequest, Msg: "request body too large or unreadable"}
-	}
-	v, err := url.ParseQuery(string(b))
-	if err != nil {
-		return nil, oauthErr(CodeInvalidRequest, "malformed form body")
-	}
-	for _, vs := range v {
-		if len(vs) > 1 {
-			return nil, oauthErr(CodeInvalidRequest, "a parameter is repeated")
-		}
-	}
-	return v, nil
 }

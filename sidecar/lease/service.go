@@ -15,7 +15,7 @@
 // each with a DPoP proof whose htu is BaseURL + path. The same vending
 // operation is an RFC 8693 token exchange at the authorization server's
 // token endpoint: register [Service.ExchangeGrant] for
-// [authserver.GrantTokenExchange]. [Service.AdminHandler] revokes by lease,
+// [oauth.GrantTokenExchange]. [Service.AdminHandler] revokes by lease,
 // subject, app or key thumbprint (`keyless revoke`) and lists the active
 // leases, which the service records in Options.Leases (`keyless leases`).
 //
@@ -128,10 +128,10 @@ type Issuer struct {
 	// Issuer is the iss value; required, compared exactly.
 	Issuer string
 	// Verifier verifies its tokens (signature, iss, aud, exp); required.
-	// For the embedded server: authserver.Server.AccessTokenVerifier();
+	// For the embedded server: [AuthServer.AccessTokenVerifier];
 	// for an external OIDC issuer: an [*External].
 	Verifier token.Verifier
-	// Revoked, when set, is asked too (authserver.Server.Revoked).
+	// Revoked, when set, is asked too ([AuthServer.Revoked]).
 	Revoked func(ctx context.Context, c *token.Claims) (bool, error)
 	// AnyClient lets a token issued to one client lease for another app.
 	// False (the default): the subject token's client_id must be the

@@ -10,8 +10,8 @@ import (
 	"strings"
 	"time"
 
-	"github.com/keyless-dev/keyless/sidecar/authserver"
 	"github.com/keyless-dev/keyless/sidecar/dpop"
+	"github.com/keyless-dev/keyless/sidecar/oauth"
 	"github.com/keyless-dev/keyless/sidecar/policy"
 	"github.com/keyless-dev/keyless/sidecar/store"
 	"github.com/keyless-dev/keyless/sidecar/token"
@@ -62,14 +62,14 @@ func (s *Service) lease(w http.ResponseWriter, r *http.Request) (*Response, erro
 // identified the client and verified the DPoP proof (htu = its token
 // endpoint). Register it with
 //
-//	as.RegisterGrant(authserver.GrantTokenExchange, authserver.GrantFunc(svc.ExchangeGrant))
+//	as.RegisterGrant(oauth.GrantTokenExchange, oauth.GrantFunc(svc.ExchangeGrant))
 //
 // The renewal token comes back as refresh_token; renew it at
 // POST /v1/lease/renew (or route refresh tokens starting with
 // [RenewalPrefix] to [Service.RenewGrant]).
 //
 // https://www.rfc-editor.org/rfc/rfc8693#section-2
-func (s *Service) ExchangeGrant(ctx context.Context, tr *authserver.TokenRequest) (*authserver.TokenResponse, error) {
+func (s *Service) ExchangeGrant(ctx context.Context, tr *oauth.TokenRequest) (*oauth.TokenResponse, error) {
 	clientID := tr.Form.Get("client_id")
 	if tr.Client != nil {
 		clientID = tr.Client.ID
@@ -77,18 +77,18 @@ func (s *Service) ExchangeGrant(ctx context.Context, tr *authserver.TokenRequest
 	if tr.Proof == nil {
 		err := oauthErr(CodeInvalidDPoPProof, "a DPoP proof is required")
 		s.deny(ctx, "exchange", err, nil, nil)
-		return nil, toAuthserver(err)
+		return nil, asError(err)
 	}
 	req, err := exchangeRequestFromForm(tr.Form, clientID)
 	if err != nil {
 		s.deny(ctx, "exchange", err, nil, tr.Proof)
-		return nil, toAuthserver(err)
+		return nil, asError(err)
 	}
 	resp, err := s.vend(ctx, req, tr.Proof)
 	if err != nil {
-		return nil, toAuthserver(err)
+		return nil, asError(err)
 	}
-	return &authserver.TokenResponse{
+	return &oauth.TokenResponse{
 		AccessToken: resp.AccessToken, IssuedTokenType: resp.IssuedTokenType, TokenType: resp.TokenType,
 		ExpiresIn: resp.ExpiresIn, RefreshToken: resp.RenewalToken, Scope: resp.Scope,
 	}, nil
