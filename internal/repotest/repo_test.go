@@ -6,6 +6,7 @@ import (
 	"go/token"
 	"io/fs"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -15,34 +16,48 @@ import (
 // root is the repository root, two levels up from this package.
 const root = "../.."
 
-// skipDirs are never read: version control, installed packages, build
-// outputs.
-var skipDirs = map[string]bool{".git": true, "node_modules": true, "bin": true, "dist": true}
+// skipDirs are never read when git cannot list the files: version
+// control, installed packages, build outputs, local state.
+var skipDirs = map[string]bool{".git": true, "node_modules": true, "bin": true, "dist": true, ".keyless": true, ".wrangler": true, ".cache": true}
 
 // repoFiles lists the repository's files, slash-separated and relative
-// to the root.
+// to the root: the files git tracks or would track (build outputs and
+// copies that .gitignore names are not the repository's). Without git it
+// walks the tree, skipping version control, installed packages and build
+// output directories.
 func repoFiles(t *testing.T) []string {
 	t.Helper()
 	var out []string
-	err := filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		if d.IsDir() {
-			if p != root && (skipDirs[d.Name()] || strings.HasPrefix(d.Name(), ".") && d.Name() != ".ci") {
-				return filepath.SkipDir
+	if b, err := exec.Command("git", "-C", root, "ls-files", "-z", "--cached", "--others", "--exclude-standard").Output(); err == nil {
+		for f := range strings.SplitSeq(string(b), "\x00") {
+			if f == "" || strings.Contains("/"+f, "/node_modules/") {
+				continue
 			}
+			if _, err := os.Stat(filepath.Join(root, filepath.FromSlash(f))); err == nil {
+				out = append(out, f) // not deleted in the working tree
+			}
+		}
+	} else {
+		err := filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
+			if err != nil {
+				return err
+			}
+			if d.IsDir() {
+				if p != root && skipDirs[d.Name()] {
+					return filepath.SkipDir
+				}
+				return nil
+			}
+			rel, err := filepath.Rel(root, p)
+			if err != nil {
+				return err
+			}
+			out = append(out, filepath.ToSlash(rel))
 			return nil
-		}
-		rel, err := filepath.Rel(root, p)
+		})
 		if err != nil {
-			return err
+			t.Fatal(err)
 		}
-		out = append(out, filepath.ToSlash(rel))
-		return nil
-	})
-	if err != nil {
-		t.Fatal(err)
 	}
 	if len(out) < 100 {
 		t.Fatalf("found %d files under %s: not the repository root", len(out), root)

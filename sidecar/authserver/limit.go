@@ -10,11 +10,11 @@ import (
 // a key has used its budget every request from it is refused until the
 // window ends, and once the global budget is spent every request is: a
 // guesser spread over many IPs still gets only the global budget per
-// window (SECURITY.md, device grant row 1; RFC 8628 section 5.1).
+// window (docs/security.md#device-flow; RFC 8628 section 5.1).
 //
-// With the defaults (5 per IP, 20 globally per 10 minutes) and device codes
-// living 10 minutes, a guesser's chance per live code per window is at most
-// 20/20^8 ≈ 2^-30.
+// With the defaults (5 per IP, 5 globally per 10 minutes, see
+// [Options.UserCodeFailures]) and device codes living 10 minutes, a
+// guesser's chance per live code per window is at most 5/20^8 ≈ 2^-32.
 type failureLimiter struct {
 	perKey, global int
 	window         time.Duration

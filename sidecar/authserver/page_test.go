@@ -46,7 +46,7 @@ func (h *harness) pagePost(form url.Values, cookie *http.Cookie, hdr ...string) 
 	return h.do(req)
 }
 
-// SECURITY.md: opening verification_uri_complete approves nothing; the page
+// docs/security.md#device-flow: opening verification_uri_complete approves nothing; the page
 // shows the code, the app and a warning; frame-ancestors 'none'.
 func TestVerificationURICompleteGETApprovesNothing(t *testing.T) {
 	h := newHarness(t, nil)
@@ -138,7 +138,7 @@ func TestDevicePageCSRF(t *testing.T) {
 	})
 }
 
-// SECURITY.md: bcdf-ghjk, BCDF GHJK, BCDFGHJK resolve to the same code;
+// docs/security.md#device-flow: bcdf-ghjk, BCDF GHJK, BCDFGHJK resolve to the same code;
 // BCDF-GHJ is invalid.
 func TestUserCodeNormalization(t *testing.T) {
 	tests := []struct {
@@ -199,7 +199,7 @@ func TestUserCodeAlphabetAndUniformity(t *testing.T) {
 	}
 }
 
-// SECURITY.md: the 6th wrong user_code within the window -> 429 with
+// docs/security.md#device-flow: the 6th wrong user_code within the window -> 429 with
 // Retry-After, even for a correct code; a global budget over all IPs.
 func TestUserCodeGuessingLimit(t *testing.T) {
 	h := newHarness(t, nil)

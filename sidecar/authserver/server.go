@@ -60,7 +60,7 @@ type Options struct {
 	// Config holds clients, users and issuer settings; required.
 	// Config.Issuer.URL is required: it is iss and the base of every
 	// endpoint URL, including the htu the DPoP proofs must name (never
-	// derived from Host, SECURITY.md mistake 3).
+	// derived from Host, docs/security.md#a3).
 	Config *config.Config
 	// DB holds device codes, refresh-token families and keys; required.
 	DB store.KV
@@ -86,7 +86,7 @@ type Options struct {
 	// is the budget over all IPs; zero means 5: 8 characters of a 20-letter
 	// alphabet are 2^34.6 codes, so 5 guesses per window (a code's
 	// lifetime by default) keep a guesser's chance per live code under
-	// 2^-32 (RFC 8628 section 5.1, SECURITY.md). UserCodeWindow zero means
+	// 2^-32 (RFC 8628 section 5.1, docs/security.md#device-flow). UserCodeWindow zero means
 	// 10 minutes.
 	UserCodeFailures       int
 	UserCodeGlobalFailures int

@@ -37,7 +37,7 @@ func oauthErr(code, msg string) *Error { return oauth.NewError(code, msg) }
 func asError(err error) *Error { return oauth.AsError(err) }
 
 // unavailable is the answer when a store could not tell: never a pass
-// (SECURITY.md decision 9).
+// (docs/security.md#d9).
 func unavailable(err error) *Error {
 	return &Error{Status: http.StatusServiceUnavailable, Code: CodeUnavailable, Msg: "try again later", Err: err}
 }

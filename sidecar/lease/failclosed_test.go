@@ -36,7 +36,7 @@ func (downRenewals) Get(context.Context, string) (*Renewal, error)          { re
 func (downRenewals) Rotate(context.Context, string, string, *Renewal) error { return errDown }
 
 // TestStoreDownFailsClosed: when a store cannot answer, the answer is 503,
-// never a lease (SECURITY.md decision 9).
+// never a lease (docs/security.md#d9).
 func TestStoreDownFailsClosed(t *testing.T) {
 	const iss = "https://auth.example.test"
 	clk := &clock{t: time.Unix(1_800_000_000, 0)}

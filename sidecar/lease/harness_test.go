@@ -29,7 +29,7 @@ import (
 	"github.com/keyless-dev/keyless/sidecar/token"
 )
 
-// The reference configuration of SECURITY.md: the proxy's audience.
+// The reference test configuration: the proxy's audience.
 const apiAud = "https://api.example.test"
 
 // clock is an injectable, settable clock. Tests never sleep.

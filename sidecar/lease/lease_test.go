@@ -58,8 +58,8 @@ func TestLeaseIssued(t *testing.T) {
 	}
 }
 
-// TestVendingRows is SECURITY.md "Token vending", plus the pinned
-// decisions on clamping and binding, through real HTTP.
+// TestVendingRows is docs/security.md#vending, plus the pinned decisions on
+// clamping and binding (#d6), through real HTTP.
 func TestVendingRows(t *testing.T) {
 	h := newHarness(t)
 	k1, k2 := newKey(t), newKey(t)

@@ -22,7 +22,7 @@ import (
 // section 2.1), client_id, and a DPoP proof by the lease's key, which is
 // what makes the caller its owner.
 //
-// Answers (SECURITY.md decision 5): 200 for success and for an unknown,
+// Answers (docs/security.md#d5): 200 for success and for an unknown,
 // expired or already-revoked token (no oracle); 400 unauthorized_client,
 // the token left valid, when it belongs to another client or key.
 // Revoking either token revokes the whole lease: every lease of its family

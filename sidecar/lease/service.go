@@ -2,7 +2,7 @@
 // proof of login (a subject token from the embedded authorization server or
 // an external OIDC issuer) into a lease, a short-lived, DPoP-bound RFC 9068
 // capability token for one app, as the policy ([policy.Policy]) allows.
-// The sidecar proxy accepts only leases (SECURITY.md decision 14).
+// The sidecar proxy accepts only leases (docs/security.md#d14).
 //
 // # Endpoints
 //
@@ -91,7 +91,7 @@ type Options struct {
 	// public URL; required. Apps may allow other resources in the policy.
 	Audience string
 	// BaseURL is the service's public URL, the base of every htu it
-	// expects (never derived from Host, SECURITY.md mistake 3); required.
+	// expects (never derived from Host, docs/security.md#a3); required.
 	BaseURL string
 	// Issuers are the subject-token issuers trusted; at least one.
 	Issuers []Issuer
@@ -140,7 +140,7 @@ type Issuer struct {
 	// IgnoreScope: the token's scope does not bound the lease's (for
 	// external issuers whose scopes mean something else). False (the
 	// default): a lease scope outside the subject token's scope is
-	// invalid_scope (SECURITY.md token vending row 1).
+	// invalid_scope (docs/security.md#vending).
 	IgnoreScope bool
 	// GroupsClaim names a claim of the issuer's tokens holding the
 	// subject's groups (an array of strings, e.g. "groups"), read only

@@ -266,7 +266,7 @@ func (s *Service) subject(ctx context.Context, raw string, proof *dpop.Proof) (*
 	if c.Issuer != is.Issuer {
 		return c, nil, oauthErr(CodeInvalidGrant, "the subject token's issuer is not trusted")
 	}
-	// TTL laundering (SECURITY.md token vending row 2): a lease is a
+	// TTL laundering (docs/security.md#vending): a lease is a
 	// capability, never a login; minting from it could extend it forever.
 	if c.LeaseID != "" {
 		return c, nil, oauthErr(CodeInvalidGrant, "a lease cannot be exchanged for another lease")

@@ -227,8 +227,8 @@ func startIssuer(ctx context.Context, st issuerSetup) (*runningIssuer, error) {
 	return r, nil
 }
 
-// newHTTPServer has the timeouts SECURITY.md asks for (slowloris, header
-// size).
+// newHTTPServer has timeouts against clients that send slowly (slowloris)
+// and a cap on the header section (docs/security.md#windows).
 func newHTTPServer(h http.Handler) *http.Server {
 	return &http.Server{
 		Handler:           h,
