@@ -61,6 +61,6 @@ func benchHarness(b *testing.B, sync bool) *harness {
 		h.startWith(boltstore.Options{NoSync: true, Now: h.clk.now})
 	}
 	// Many device codes: keep the guessing and polling limits out of it.
-	h.s.pollLimiter = newFailureLimiter(1<<30, 1<<30, time.Hour)
+	h.s.pollLimiter = newFailureLimiter(1<<30, time.Hour, defaultMaxSources)
 	return h
 }

@@ -13,6 +13,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"time"
 
 	"golang.org/x/crypto/bcrypt"
 )
@@ -148,7 +149,7 @@ func (s *Server) devicePageGet(w http.ResponseWriter, r *http.Request) {
 		s.renderPage(w, http.StatusOK, pageData{Step: "enter"})
 		return
 	}
-	p, status, msg := s.lookupForPage(r, raw)
+	p, status, msg := s.lookupForPage(w, r, raw)
 	if p == nil {
 		s.renderPage(w, status, pageData{Step: "enter", Error: msg})
 		return
@@ -161,18 +162,21 @@ func (s *Server) consentData(w http.ResponseWriter, r *http.Request, p *PendingR
 		Scopes: p.Scope, CSRF: s.csrfToken(w, r), User: user, Error: errMsg}
 }
 
-// lookupForPage resolves a typed user code under the guessing limit. It
-// returns the pending request, or the status and message to show.
-func (s *Server) lookupForPage(r *http.Request, raw string) (*PendingRequest, int, string) {
-	ip := remoteIP(r)
+// lookupForPage resolves a typed user code under the guessing limit of
+// the request's source. It returns the pending request, or the status and
+// message to show; a 429 gets Retry-After (RFC 6585 section 4). A source
+// over its budget is refused before the lookup, so it learns nothing.
+func (s *Server) lookupForPage(w http.ResponseWriter, r *http.Request, raw string) (*PendingRequest, int, string) {
+	src := sourceKey(remoteIP(r))
 	now := s.now()
-	if ok, wait := s.codeLimiter.allow(ip, now); !ok {
+	if ok, wait := s.codeLimiter.allow(src, now); !ok {
+		w.Header().Set("Retry-After", strconv.FormatInt(int64(wait/time.Second)+1, 10))
 		return nil, http.StatusTooManyRequests, "Too many wrong attempts. Try again in " + strconv.Itoa(int(wait.Minutes())+1) + " minutes."
 	}
 	p, err := s.Pending(r.Context(), raw)
 	switch {
 	case errors.Is(err, ErrUnknownUserCode):
-		s.codeLimiter.fail(ip, now)
+		s.codeLimiter.fail(src, now)
 		return nil, http.StatusBadRequest, "That code is not valid or has expired. Check the code on your device."
 	case errors.Is(err, ErrAlreadyDecided):
 		return nil, http.StatusBadRequest, "That code was already used."
@@ -209,7 +213,7 @@ func (s *Server) devicePagePost(w http.ResponseWriter, r *http.Request) {
 		forbidden()
 		return
 	}
-	p, status, msg := s.lookupForPage(r, form.Get("user_code"))
+	p, status, msg := s.lookupForPage(w, r, form.Get("user_code"))
 	if p == nil {
 		s.renderPage(w, status, pageData{Step: "enter", Error: msg})
 		return
@@ -225,7 +229,7 @@ func (s *Server) devicePagePost(w http.ResponseWriter, r *http.Request) {
 	case "approve":
 		user := form.Get("username")
 		if !s.checkPassword(user, form.Get("password")) {
-			s.codeLimiter.fail(remoteIP(r), s.now())
+			s.codeLimiter.fail(sourceKey(remoteIP(r)), s.now())
 			s.renderPage(w, http.StatusUnauthorized, s.consentData(w, r, p, user, "Wrong user name or password."))
 			return
 		}

@@ -80,16 +80,16 @@ type Options struct {
 	Log *slog.Logger
 	// AdminToken authenticates the admin API; empty disables it.
 	AdminToken string
-	// UserCodeFailures is the per-IP budget of wrong user codes or
-	// passwords per UserCodeWindow; zero means 5. UserCodeGlobalFailures
-	// is the budget over all IPs; zero means 5: 8 characters of a 20-letter
-	// alphabet are 2^34.6 codes, so 5 guesses per window (a code's
-	// lifetime by default) keep a guesser's chance per live code under
-	// 2^-32 (RFC 8628 section 5.1, SECURITY.md). UserCodeWindow zero means
-	// 10 minutes.
-	UserCodeFailures       int
-	UserCodeGlobalFailures int
-	UserCodeWindow         time.Duration
+	// UserCodeFailures is the budget of wrong user codes or passwords per
+	// source (an IPv4 address or an IPv6 /64) per UserCodeWindow; zero
+	// means 5. UserCodeWindow zero means the device code lifetime, so a
+	// source gets 5 guesses per code lifetime: with 8 characters of a
+	// 20-letter alphabet (2^34.6 codes) its chance per live code stays
+	// under 2^-32 (RFC 8628 section 5.1; docs/security.md states the bound
+	// for many sources). There is no global budget: a valid, live code
+	// always works for its owner.
+	UserCodeFailures int
+	UserCodeWindow   time.Duration
 }
 
 // GrantHandler serves one grant_type at the token endpoint. The server has
@@ -172,8 +172,8 @@ type Server struct {
 	grantsMu sync.RWMutex
 	grants   map[string]GrantHandler
 
-	codeLimiter  *failureLimiter // wrong user codes and passwords at /device
-	pollLimiter  *failureLimiter // unknown device codes at /token
+	codeLimiter  *failureLimiter // wrong user codes and passwords at /device, per source
+	pollLimiter  *failureLimiter // unknown device codes at /token, per source
 	csrfKey      [32]byte
 	crossOrigin  *http.CrossOriginProtection
 	dummyBcrypt  []byte
@@ -231,18 +231,15 @@ func New(ctx context.Context, o Options) (*Server, error) {
 	if s.replay == nil {
 		s.replay = &memstore.Replay{Now: s.now}
 	}
-	perIP, global, window := o.UserCodeFailures, o.UserCodeGlobalFailures, o.UserCodeWindow
-	if perIP <= 0 {
-		perIP = 5
-	}
-	if global <= 0 {
-		global = 5
+	perSource, window := o.UserCodeFailures, o.UserCodeWindow
+	if perSource <= 0 {
+		perSource = 5
 	}
 	if window <= 0 {
-		window = 10 * time.Minute
+		window = s.deviceTTL
 	}
-	s.codeLimiter = newFailureLimiter(perIP, global, window)
-	s.pollLimiter = newFailureLimiter(20, 1000, time.Minute)
+	s.codeLimiter = newFailureLimiter(perSource, window, defaultMaxSources)
+	s.pollLimiter = newFailureLimiter(pollFailures, time.Minute, defaultMaxSources)
 	if _, err := rand.Read(s.csrfKey[:]); err != nil {
 		return nil, err
 	}
