@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/keyless-dev/keyless/sidecar/ratelimit"
 	"github.com/keyless-dev/keyless/sidecar/store/boltstore"
 )
 
@@ -62,5 +63,7 @@ func benchHarness(b *testing.B, sync bool) *harness {
 	}
 	// Many device codes: keep the guessing and polling limits out of it.
 	h.s.pollLimiter = newFailureLimiter(1<<30, time.Hour, defaultMaxSources)
+	h.s.authzPerSource = ratelimit.Limit{Rate: 1e9, Burst: 1 << 30}
+	h.s.maxPending = 1 << 30
 	return h
 }

@@ -42,6 +42,7 @@ import (
 
 	"github.com/keyless-dev/keyless/sidecar/config"
 	"github.com/keyless-dev/keyless/sidecar/dpop"
+	"github.com/keyless-dev/keyless/sidecar/ratelimit"
 	"github.com/keyless-dev/keyless/sidecar/store"
 	"github.com/keyless-dev/keyless/sidecar/store/memstore"
 	"github.com/keyless-dev/keyless/sidecar/token"
@@ -90,6 +91,17 @@ type Options struct {
 	// always works for its owner.
 	UserCodeFailures int
 	UserCodeWindow   time.Duration
+	// DeviceAuthorizationPerSource limits device authorization requests
+	// per source (an IPv4 address or an IPv6 /64); zero means a burst of
+	// 30, then one every 2 seconds. DeviceAuthorizationPerClient limits
+	// them per client over all sources; zero means a burst of 100, then
+	// 10 per second. Past either: 429 with Retry-After.
+	DeviceAuthorizationPerSource ratelimit.Limit
+	DeviceAuthorizationPerClient ratelimit.Limit
+	// MaxPendingDeviceCodes caps the unexpired device codes; past it a
+	// device authorization answers 503 temporarily_unavailable with
+	// Retry-After. Zero means 10,000.
+	MaxPendingDeviceCodes int
 }
 
 // GrantHandler serves one grant_type at the token endpoint. The server has
@@ -172,6 +184,10 @@ type Server struct {
 	grantsMu sync.RWMutex
 	grants   map[string]GrantHandler
 
+	authzLimiter                   ratelimit.Limiter // /device_authorization, per source and per client
+	authzPerSource, authzPerClient ratelimit.Limit
+	maxPending                     int
+
 	codeLimiter  *failureLimiter // wrong user codes and passwords at /device, per source
 	pollLimiter  *failureLimiter // unknown device codes at /token, per source
 	csrfKey      [32]byte
@@ -240,11 +256,29 @@ func New(ctx context.Context, o Options) (*Server, error) {
 	}
 	s.codeLimiter = newFailureLimiter(perSource, window, defaultMaxSources)
 	s.pollLimiter = newFailureLimiter(pollFailures, time.Minute, defaultMaxSources)
+	s.authzLimiter = &ratelimit.Memory{MaxKeys: defaultMaxSources}
+	s.authzPerSource, s.authzPerClient = o.DeviceAuthorizationPerSource, o.DeviceAuthorizationPerClient
+	if s.authzPerSource.IsZero() {
+		s.authzPerSource = ratelimit.Limit{Rate: 0.5, Burst: 30}
+	}
+	if s.authzPerClient.IsZero() {
+		s.authzPerClient = ratelimit.Limit{Rate: 10, Burst: 100}
+	}
+	if err := errors.Join(s.authzPerSource.Validate(), s.authzPerClient.Validate()); err != nil {
+		return nil, fmt.Errorf("authserver: %w", err)
+	}
+	s.maxPending = o.MaxPendingDeviceCodes
+	if s.maxPending <= 0 {
+		s.maxPending = 10_000
+	}
 	if _, err := rand.Read(s.csrfKey[:]); err != nil {
 		return nil, err
 	}
 	if err := s.loadKeys(ctx); err != nil {
 		return nil, err
+	}
+	if err := s.indexExisting(ctx); err != nil {
+		return nil, fmt.Errorf("authserver: index device codes: %w", err)
 	}
 	s.minter = &token.Minter{Keys: s.keys, Issuer: s.issuer, Now: s.now}
 	s.verifier = &token.JWTVerifier{Keys: s.keys, Issuer: s.issuer, Audience: s.audience, Now: s.now}
