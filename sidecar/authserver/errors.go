@@ -62,19 +62,32 @@ func oauthErr(code, msg string) *Error {
 }
 
 // AsError maps any error to the *Error to answer with: one place decides
-// what an unexpected failure looks like to a client (500 server_error, the
-// cause only logged). The vending service answers through it too.
+// what a failure looks like to a client. A storage failure
+// ([*StorageError]) is 503 temporarily_unavailable; any other unexpected
+// failure is 500 server_error, the cause only logged; every 503 carries
+// Retry-After. The vending service answers through it too.
 func AsError(err error) *Error { return asError(err) }
 
 func asError(err error) *Error {
 	var e *Error
-	if errors.As(err, &e) {
+	var se *StorageError
+	switch {
+	case errors.As(err, &e):
 		if e.Status == 0 {
 			e.Status = http.StatusBadRequest
 		}
-		return e
+	case errors.As(err, &se):
+		e = unavailableError(err)
+	default:
+		return &Error{Status: http.StatusInternalServerError, Code: CodeServerError, Err: err}
 	}
-	return &Error{Status: http.StatusInternalServerError, Code: CodeServerError, Err: err}
+	if e.Status == http.StatusServiceUnavailable && e.Header.Get("Retry-After") == "" {
+		if e.Header == nil {
+			e.Header = http.Header{}
+		}
+		e.Header.Set("Retry-After", retryAfterUnavailable)
+	}
+	return e
 }
 
 // writeJSON renders a JSON body with the headers every token-endpoint-like

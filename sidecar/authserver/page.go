@@ -181,8 +181,7 @@ func (s *Server) lookupForPage(w http.ResponseWriter, r *http.Request, raw strin
 	case errors.Is(err, ErrAlreadyDecided):
 		return nil, http.StatusBadRequest, "That code was already used."
 	case err != nil:
-		s.log.ErrorContext(r.Context(), "device page lookup", "err", err)
-		return nil, http.StatusInternalServerError, "The server could not look up the code. Try again."
+		return nil, s.pageUnavailable(w, err), "The server could not look up the code. Try again in a moment."
 	}
 	return p, http.StatusOK, ""
 }
@@ -222,6 +221,10 @@ func (s *Server) devicePagePost(w http.ResponseWriter, r *http.Request) {
 	switch form.Get("action") {
 	case "deny":
 		if err := s.Deny(ctx, p.UserCode, "", "page"); err != nil {
+			if !decisionRefused(err) {
+				s.renderPage(w, s.pageUnavailable(w, err), pageData{Step: "error", Error: "The server could not record the decision. Try again in a moment."})
+				return
+			}
 			s.renderPage(w, http.StatusBadRequest, pageData{Step: "error", Error: "The request could not be denied: it was already decided or expired."})
 			return
 		}
@@ -234,6 +237,10 @@ func (s *Server) devicePagePost(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		if err := s.Approve(ctx, p.UserCode, user, "page"); err != nil {
+			if !decisionRefused(err) {
+				s.renderPage(w, s.pageUnavailable(w, err), pageData{Step: "error", Error: "The server could not record the decision. Try again in a moment."})
+				return
+			}
 			s.renderPage(w, http.StatusBadRequest, pageData{Step: "error", Error: "The request could not be approved: it was already decided or expired."})
 			return
 		}
@@ -241,6 +248,26 @@ func (s *Server) devicePagePost(w http.ResponseWriter, r *http.Request) {
 	default:
 		s.renderPage(w, http.StatusBadRequest, s.consentData(w, r, p, "", "Choose Approve or Deny."))
 	}
+}
+
+// decisionRefused tells a refused decision (unknown, expired or already
+// decided code) from a failure to record it.
+func decisionRefused(err error) bool {
+	return errors.Is(err, ErrUnknownUserCode) || errors.Is(err, ErrAlreadyDecided) || errors.Is(err, ErrUnknownUser)
+}
+
+// pageUnavailable sets the headers of the page's answer to a failure as
+// the API endpoints answer it ([AsError]: a storage failure is 503 with
+// Retry-After) and returns its status.
+func (s *Server) pageUnavailable(w http.ResponseWriter, err error) int {
+	e := asError(err)
+	if e.Status >= 500 {
+		s.log.Error("device page", "code", e.Code, "err", e.Err)
+	}
+	if ra := e.Header.Get("Retry-After"); ra != "" {
+		w.Header().Set("Retry-After", ra)
+	}
+	return e.Status
 }
 
 // checkPassword compares against the user's bcrypt hash; an unknown user
