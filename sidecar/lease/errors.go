@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"net/http"
 	"strconv"
+	"strings"
 
 	"github.com/keyless-dev/keyless/sidecar/authserver"
 	"github.com/keyless-dev/keyless/sidecar/dpop"
@@ -22,6 +23,7 @@ const (
 	CodeAccessDenied       = authserver.CodeAccessDenied
 	CodeInvalidDPoPProof   = dpop.CodeInvalidProof
 	CodeUseDPoPNonce       = dpop.CodeUseNonce
+	CodeInvalidToken       = "invalid_token"
 	CodeServerError        = authserver.CodeServerError
 	CodeUnavailable        = authserver.CodeUnavailable
 )
@@ -43,6 +45,20 @@ func asError(err error) *Error { return authserver.AsError(err) }
 // (SECURITY.md decision 9).
 func unavailable(err error) *Error {
 	return &Error{Status: http.StatusServiceUnavailable, Code: CodeUnavailable, Msg: "try again later", Err: err}
+}
+
+// keyMismatch is the answer to a subject token whose cnf.jkt is not the
+// proof's key: 401 invalid_token with a DPoP challenge naming the accepted
+// algorithms (RFC 6750 section 3, RFC 9449 section 7.1).
+func (s *Service) keyMismatch() *Error {
+	const msg = "the subject token is bound to another DPoP key"
+	algs := s.o.DPoPAlgs
+	if len(algs) == 0 {
+		algs = dpop.DefaultAlgs
+	}
+	return &Error{Status: http.StatusUnauthorized, Code: CodeInvalidToken, Msg: msg, Header: http.Header{
+		"Www-Authenticate": {`DPoP error="invalid_token", error_description="` + msg + `", algs="` + strings.Join(algs, " ") + `"`},
+	}}
 }
 
 // toAuthserver is the refusal as the token endpoint's renderer takes it.
