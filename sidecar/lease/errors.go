@@ -2,6 +2,7 @@ package lease
 
 import (
 	"net/http"
+	"strings"
 
 	"github.com/keyless-dev/keyless/sidecar/dpop"
 	"github.com/keyless-dev/keyless/sidecar/oauth"
@@ -21,6 +22,7 @@ const (
 	CodeUseDPoPNonce       = dpop.CodeUseNonce
 	CodeServerError        = oauth.CodeServerError
 	CodeUnavailable        = oauth.CodeUnavailable
+	CodeInvalidToken       = "invalid_token"
 )
 
 // Error is a refusal: the shared [oauth.Error], so a refusal renders the
@@ -40,6 +42,20 @@ func asError(err error) *Error { return oauth.AsError(err) }
 // (docs/security.md#d9).
 func unavailable(err error) *Error {
 	return &Error{Status: http.StatusServiceUnavailable, Code: CodeUnavailable, Msg: "try again later", Err: err}
+}
+
+// keyMismatch is the answer to a subject token whose cnf.jkt is not the
+// proof's key: 401 invalid_token with a DPoP challenge naming the accepted
+// algorithms (RFC 6750 section 3, RFC 9449 section 7.1).
+func (s *Service) keyMismatch() *Error {
+	const msg = "the subject token is bound to another DPoP key"
+	algs := s.o.DPoPAlgs
+	if len(algs) == 0 {
+		algs = dpop.DefaultAlgs
+	}
+	return &Error{Status: http.StatusUnauthorized, Code: CodeInvalidToken, Msg: msg, Header: http.Header{
+		"Www-Authenticate": {`DPoP error="invalid_token", error_description="` + msg + `", algs="` + strings.Join(algs, " ") + `"`},
+	}}
 }
 
 // writeJSON renders a body with the headers every token-endpoint-like

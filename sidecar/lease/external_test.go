@@ -106,7 +106,7 @@ func TestExternalIssuer(t *testing.T) {
 		wantError(t, lease(ext.token(t, "erin@idp", "someone-else", jkt(k1))), 400, CodeInvalidGrant)
 	})
 	t.Run("bound to another key", func(t *testing.T) {
-		wantError(t, lease(ext.token(t, "erin@idp", "keyless", jkt(newKey(t)))), 400, CodeInvalidGrant)
+		wantError(t, lease(ext.token(t, "erin@idp", "keyless", jkt(newKey(t)))), 401, CodeInvalidToken)
 	})
 	t.Run("embedded-issuer key claiming the external iss", func(t *testing.T) {
 		m := &token.Minter{Keys: h.as.Keys(), Issuer: ext.srv.URL, Now: clk.now}

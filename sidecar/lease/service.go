@@ -25,8 +25,12 @@
 // DPoP proof of the request that minted it. A request naming another key
 // (dpop_jkt, jkt, cnf) or another subject (subject, sub, actor_token) is
 // refused with invalid_request; a DPoP-bound subject token must be bound to
-// the proof's key (invalid_grant otherwise); a lease is never accepted as a
-// subject token (no TTL laundering, invalid_grant).
+// the proof's key, otherwise the answer is 401 invalid_token with a DPoP
+// challenge, as every keyless component answers an access token presented
+// with another key (at /v1/lease and at the token endpoint alike; refresh
+// tokens and device codes are grants, so a key mismatch there stays
+// invalid_grant); a lease is never accepted as a subject token (no TTL
+// laundering, invalid_grant).
 //
 // # Renewal and revocation
 //

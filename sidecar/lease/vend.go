@@ -290,9 +290,15 @@ func (s *Service) subject(ctx context.Context, raw string, proof *dpop.Proof) (*
 		return c, nil, oauthErr(CodeInvalidGrant, "the subject token was revoked")
 	}
 	// Nobody binds a lease to someone else's key: a DPoP-bound login
-	// token is usable only with its own key.
+	// token is usable only with its own key. The subject token is an
+	// access token presented with a proof, so the answer is the one every
+	// keyless component gives a proof key that is not the token's
+	// cnf.jkt: 401 invalid_token (docs/security.md). Refresh tokens and
+	// device codes are grants: a key mismatch there is invalid_grant.
+	//
+	// https://www.rfc-editor.org/rfc/rfc9449#section-7.1
 	if c.JKT != "" && c.JKT != proof.JKT {
-		return c, nil, oauthErr(CodeInvalidGrant, "the subject token is bound to another DPoP key")
+		return c, nil, s.keyMismatch()
 	}
 	return c, is, nil
 }

@@ -80,19 +80,45 @@ func (e *Error) WithRetryAfter(secs int64) *Error {
 	return e
 }
 
+// RetryAfterUnavailable is the Retry-After, in seconds, of every 503 that
+// does not choose its own: storage that failed (a full disk, a store that
+// cannot answer) usually recovers in seconds, or needs an operator.
+const RetryAfterUnavailable = 5
+
+// StorageError marks a failure of a server's storage: the database could
+// not read or write (a full disk, a lost connection). [AsError] answers it
+// alike at every endpoint: 503 temporarily_unavailable with Retry-After,
+// never 500, and never a pass (RFC 6749 section 5.2; RFC 9110 section
+// 15.6.4; docs/security.md).
+type StorageError struct{ Err error }
+
+func (e *StorageError) Error() string { return "storage: " + e.Err.Error() }
+func (e *StorageError) Unwrap() error { return e.Err }
+
 // AsError maps any error to the *Error to answer with: one place decides
-// what an unexpected failure looks like to a client (500 server_error, the
-// cause only logged). A nil error has no answer and gives nil.
+// what a failure looks like to a client. A storage failure
+// ([*StorageError]) is 503 temporarily_unavailable; any other unexpected
+// failure is 500 server_error, the cause only logged; every 503 carries
+// Retry-After. A nil error has no answer and gives nil.
 func AsError(err error) *Error {
 	if err == nil {
 		return nil
 	}
 	var e *Error
-	if errors.As(err, &e) {
+	var se *StorageError
+	switch {
+	case errors.As(err, &e):
 		if e.Status == 0 {
 			e.Status = http.StatusBadRequest
 		}
-		return e
+	case errors.As(err, &se):
+		e = &Error{Status: http.StatusServiceUnavailable, Code: CodeUnavailable,
+			Msg: "storage is unavailable; retry later", Err: err}
+	default:
+		return &Error{Status: http.StatusInternalServerError, Code: CodeServerError, Err: err}
 	}
-	return &Error{Status: http.StatusInternalServerError, Code: CodeServerError, Err: err}
+	if e.Status == http.StatusServiceUnavailable && e.Header.Get("Retry-After") == "" {
+		e.WithRetryAfter(RetryAfterUnavailable)
+	}
+	return e
 }
