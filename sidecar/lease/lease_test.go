@@ -458,7 +458,7 @@ func TestTokenExchange(t *testing.T) {
 	})
 }
 
-// wantKeyMismatch: the 401 of decision 4 carries a DPoP challenge naming
+// wantKeyMismatch: the 401 of docs/security.md#d4 carries a DPoP challenge naming
 // invalid_token and the accepted algorithms (RFC 6750 section 3, RFC 9449
 // section 7.1), readable by a browser app.
 func wantKeyMismatch(t *testing.T, r result) {
