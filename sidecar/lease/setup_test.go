@@ -18,6 +18,10 @@ import (
 	"github.com/keyless-dev/keyless/sidecar/token"
 )
 
+// The embedded authorization server is the usual AuthServer; the tests may
+// import it, the vending service may not (internal/repotest TestLayers).
+var _ AuthServer = (*authserver.Server)(nil)
+
 func TestSandboxPolicy(t *testing.T) {
 	cfg, err := config.Sandbox("pw")
 	if err != nil {
