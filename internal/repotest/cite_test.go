@@ -224,14 +224,17 @@ func TestCitations(t *testing.T) {
 	if len(cs) < 1000 {
 		t.Fatalf("read %d comment and prose lines, want more: is the extraction broken?", len(cs))
 	}
+	// cite checks one cited document and its anchor.
+	cite := func(c citation, p, anchor string) {
+		if target, ok := resolve(have, c.file, p); ok {
+			checkAnchor(c, target, anchor)
+		} else {
+			missing(c, p)
+		}
+	}
 	for _, c := range cs {
 		for _, m := range mdPath.FindAllStringSubmatch(c.text, -1) {
-			target, ok := resolve(have, c.file, m[1])
-			if !ok {
-				missing(c, m[1])
-				continue
-			}
-			checkAnchor(c, target, m[2])
+			cite(c, m[1], m[2])
 		}
 		for _, m := range upPath.FindAllStringSubmatch(c.text, -1) {
 			if p := strings.TrimRight(m[1], ".,;:"); !have[path.Join(path.Dir(c.file), p)] && !have[path.Join(path.Dir(c.file), p)+"/"] {
@@ -240,12 +243,7 @@ func TestCitations(t *testing.T) {
 		}
 		if strings.HasSuffix(c.file, ".md") && !c.code {
 			for _, m := range mdLink.FindAllStringSubmatch(c.text, -1) {
-				target, ok := resolve(have, c.file, m[1])
-				if !ok {
-					missing(c, m[1])
-					continue
-				}
-				checkAnchor(c, target, m[2])
+				cite(c, m[1], m[2])
 			}
 		}
 		if c.code {

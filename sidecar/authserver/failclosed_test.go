@@ -47,8 +47,8 @@ func TestReplayDownFailsClosed(t *testing.T) {
 				h.poll("demo-app", d.DeviceCode, k),
 			} {
 				wantErr(t, r, 503, CodeUnavailable)
-				if strings.Contains(r.raw, "6379") || strings.Contains(r.raw, "full") {
-					t.Errorf("the answer shows the cause: %s", r.raw)
+				if strings.Contains(r.Raw, "6379") || strings.Contains(r.Raw, "full") {
+					t.Errorf("the answer shows the cause: %s", r.Raw)
 				}
 			}
 		})

@@ -24,11 +24,11 @@ func (h *harness) from(ip string) *harness {
 
 func wantRetryAfter(t *testing.T, r result) {
 	t.Helper()
-	if r.status != http.StatusTooManyRequests {
-		t.Fatalf("status = %d, want 429: %s", r.status, r.raw)
+	if r.Status != http.StatusTooManyRequests {
+		t.Fatalf("status = %d, want 429: %s", r.Status, r.Raw)
 	}
-	if n, err := strconv.Atoi(r.header.Get("Retry-After")); err != nil || n < 1 {
-		t.Errorf("Retry-After = %q, want whole seconds >= 1", r.header.Get("Retry-After"))
+	if n, err := strconv.Atoi(r.Header.Get("Retry-After")); err != nil || n < 1 {
+		t.Errorf("Retry-After = %q, want whole seconds >= 1", r.Header.Get("Retry-After"))
 	}
 }
 
@@ -41,8 +41,8 @@ func TestUserCodeFailuresCountAgainstTheirSource(t *testing.T) {
 	d := h.authorize("demo-app", nil)
 	guesser, owner := h.from("127.0.0.2"), h.from("127.0.0.3")
 	for i := range 5 {
-		if r := guesser.get("/device?user_code=BBBB-BBB" + string(userCodeAlphabet[i+1])); r.status != 400 {
-			t.Fatalf("wrong guess %d: %d", i+1, r.status)
+		if r := guesser.get("/device?user_code=BBBB-BBB" + string(userCodeAlphabet[i+1])); r.Status != 400 {
+			t.Fatalf("wrong guess %d: %d", i+1, r.Status)
 		}
 	}
 	wantRetryAfter(t, guesser.get("/device?user_code=BBBB-BBBZ"))
@@ -51,13 +51,13 @@ func TestUserCodeFailuresCountAgainstTheirSource(t *testing.T) {
 	// The owner, elsewhere, gets the consent page and can approve.
 	cookie, tok, _ := openConsent(t, owner, d.UserCode)
 	r := owner.pagePost(url.Values{"csrf": {tok}, "user_code": {d.UserCode}, "username": {"alice"}, "password": {testPassword}, "action": {"approve"}}, cookie)
-	if r.status != 200 {
-		t.Fatalf("owner approve: %d %s", r.status, r.raw)
+	if r.Status != 200 {
+		t.Fatalf("owner approve: %d %s", r.Status, r.Raw)
 	}
 	// The window passes: the guesser's source may try again.
-	h.clk.add(10 * time.Minute)
-	if r := guesser.get("/device?user_code=BBBB-BBBC"); r.status != 400 {
-		t.Errorf("after the window: %d", r.status)
+	h.clk.Add(10 * time.Minute)
+	if r := guesser.get("/device?user_code=BBBB-BBBC"); r.Status != 400 {
+		t.Errorf("after the window: %d", r.Status)
 	}
 }
 
@@ -72,8 +72,8 @@ func TestUserCodeManySourcesNoGlobalLockout(t *testing.T) {
 			g.get("/device?user_code=BBBB-BBBB")
 		}
 	}
-	if r := h.from("127.0.2.1").get("/device?user_code=" + d.UserCode); r.status != 200 {
-		t.Errorf("owner after 24 wrong guesses from 4 sources: %d", r.status)
+	if r := h.from("127.0.2.1").get("/device?user_code=" + d.UserCode); r.Status != 200 {
+		t.Errorf("owner after 24 wrong guesses from 4 sources: %d", r.Status)
 	}
 }
 
@@ -92,8 +92,8 @@ func TestPollsOfKnownCodesNeverLimited(t *testing.T) {
 	if err := h.s.Approve(context.Background(), d.UserCode, "alice", "test"); err != nil {
 		t.Fatal(err)
 	}
-	if r := src.poll("demo-app", d.DeviceCode, k); r.status != 200 {
-		t.Fatalf("poll of an approved code from a limited source: %d %s", r.status, r.raw)
+	if r := src.poll("demo-app", d.DeviceCode, k); r.Status != 200 {
+		t.Fatalf("poll of an approved code from a limited source: %d %s", r.Status, r.Raw)
 	}
 	// Another source is not limited by the first one's failures.
 	wantErr(t, h.from("127.0.0.3").poll("demo-app", "guess-"+strings.Repeat("y", 40), k), 400, CodeInvalidGrant)

@@ -53,14 +53,14 @@ func (d *fullDisk) AnyRevoked(ctx context.Context, rs ...store.Revocation) (bool
 // answer to a storage failure at every endpoint.
 func wantUnavailable(t *testing.T, r result) {
 	t.Helper()
-	if r.status != http.StatusServiceUnavailable {
-		t.Errorf("status = %d, want 503: %.200s", r.status, r.raw)
+	if r.Status != http.StatusServiceUnavailable {
+		t.Errorf("status = %d, want 503: %.200s", r.Status, r.Raw)
 	}
-	if ct := r.header.Get("Content-Type"); ct == "application/json" && r.str("error") != CodeUnavailable {
-		t.Errorf("error = %q, want %s", r.str("error"), CodeUnavailable)
+	if ct := r.Header.Get("Content-Type"); ct == "application/json" && r.Str("error") != CodeUnavailable {
+		t.Errorf("error = %q, want %s", r.Str("error"), CodeUnavailable)
 	}
-	if n, err := strconv.Atoi(r.header.Get("Retry-After")); err != nil || n < 1 {
-		t.Errorf("Retry-After = %q, want whole seconds >= 1", r.header.Get("Retry-After"))
+	if n, err := strconv.Atoi(r.Header.Get("Retry-After")); err != nil || n < 1 {
+		t.Errorf("Retry-After = %q, want whole seconds >= 1", r.Header.Get("Retry-After"))
 	}
 }
 
@@ -74,15 +74,15 @@ func TestFullDiskOneAnswer(t *testing.T) {
 		o.DB, o.Revocations = disk, disk
 	})
 	k := newKey(t)
-	rt := h.tokens(k).str("refresh_token")
+	rt := h.tokens(k).Str("refresh_token")
 	approved := h.authorize("demo-app", k)
 	if err := h.s.Approve(context.Background(), approved.UserCode, "alice", "test"); err != nil {
 		t.Fatal(err)
 	}
 	pending := h.authorize("demo-app", k)
 	cookie, tok, _ := openConsent(t, h, pending.UserCode)
-	at := h.tokens(k).str("access_token")
-	h.clk.add(time.Minute)
+	at := h.tokens(k).Str("access_token")
+	h.clk.Add(time.Minute)
 
 	disk.full.Store(true)
 	t.Run("device_authorization", func(t *testing.T) {
@@ -91,7 +91,7 @@ func TestFullDiskOneAnswer(t *testing.T) {
 	t.Run("token device_code", func(t *testing.T) {
 		r := h.poll("demo-app", approved.DeviceCode, k)
 		wantUnavailable(t, r)
-		if r.str("access_token") != "" {
+		if r.Str("access_token") != "" {
 			t.Error("a token was issued")
 		}
 	})
@@ -107,8 +107,8 @@ func TestFullDiskOneAnswer(t *testing.T) {
 	})
 	// The disk has room again: the same requests succeed.
 	disk.full.Store(false)
-	h.clk.add(time.Minute)
-	if r := h.poll("demo-app", approved.DeviceCode, k); r.status != 200 {
-		t.Errorf("after the disk has room: %d %s", r.status, r.raw)
+	h.clk.Add(time.Minute)
+	if r := h.poll("demo-app", approved.DeviceCode, k); r.Status != 200 {
+		t.Errorf("after the disk has room: %d %s", r.Status, r.Raw)
 	}
 }

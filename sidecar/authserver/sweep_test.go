@@ -60,17 +60,17 @@ func TestDeviceAuthorizationPerSource(t *testing.T) {
 	})
 	a := h.from("127.0.0.2")
 	for i := range 3 {
-		if r := a.post("/device_authorization", url.Values{"client_id": {"demo-app"}}, nil); r.status != 200 {
-			t.Fatalf("request %d: %d %s", i+1, r.status, r.raw)
+		if r := a.post("/device_authorization", url.Values{"client_id": {"demo-app"}}, nil); r.Status != 200 {
+			t.Fatalf("request %d: %d %s", i+1, r.Status, r.Raw)
 		}
 	}
 	wantRetryAfter(t, a.post("/device_authorization", url.Values{"client_id": {"demo-app"}}, nil))
-	if r := h.from("127.0.0.3").post("/device_authorization", url.Values{"client_id": {"demo-app"}}, nil); r.status != 200 {
-		t.Errorf("another source: %d %s", r.status, r.raw)
+	if r := h.from("127.0.0.3").post("/device_authorization", url.Values{"client_id": {"demo-app"}}, nil); r.Status != 200 {
+		t.Errorf("another source: %d %s", r.Status, r.Raw)
 	}
-	h.clk.add(time.Minute)
-	if r := a.post("/device_authorization", url.Values{"client_id": {"demo-app"}}, nil); r.status != 200 {
-		t.Errorf("after a minute: %d %s", r.status, r.raw)
+	h.clk.Add(time.Minute)
+	if r := a.post("/device_authorization", url.Values{"client_id": {"demo-app"}}, nil); r.Status != 200 {
+		t.Errorf("after a minute: %d %s", r.Status, r.Raw)
 	}
 }
 
@@ -91,13 +91,13 @@ func TestDeviceAuthorizationPerClient(t *testing.T) {
 		o.DeviceAuthorizationPerClient = ratelimit.Limit{Rate: 1.0 / 60, Burst: 2}
 	})
 	for i := range 2 {
-		if r := h.from("127.0.0."+strconv.Itoa(i+2)).post("/device_authorization", url.Values{"client_id": {"demo-app"}}, nil); r.status != 200 {
-			t.Fatalf("request %d: %d %s", i+1, r.status, r.raw)
+		if r := h.from("127.0.0."+strconv.Itoa(i+2)).post("/device_authorization", url.Values{"client_id": {"demo-app"}}, nil); r.Status != 200 {
+			t.Fatalf("request %d: %d %s", i+1, r.Status, r.Raw)
 		}
 	}
 	wantRetryAfter(t, h.from("127.0.0.9").post("/device_authorization", url.Values{"client_id": {"demo-app"}}, nil))
-	if r := h.from("127.0.0.9").post("/device_authorization", url.Values{"client_id": {"other-app"}}, nil); r.status != 200 {
-		t.Errorf("another client: %d %s", r.status, r.raw)
+	if r := h.from("127.0.0.9").post("/device_authorization", url.Values{"client_id": {"other-app"}}, nil); r.Status != 200 {
+		t.Errorf("another client: %d %s", r.Status, r.Raw)
 	}
 }
 
@@ -111,10 +111,10 @@ func TestPendingDeviceCodesCapped(t *testing.T) {
 	}
 	r := h.from("127.0.0.9").post("/device_authorization", url.Values{"client_id": {"demo-app"}}, nil)
 	wantErr(t, r, 503, CodeUnavailable)
-	if n, err := strconv.Atoi(r.header.Get("Retry-After")); err != nil || n < 1 {
-		t.Errorf("Retry-After = %q", r.header.Get("Retry-After"))
+	if n, err := strconv.Atoi(r.Header.Get("Retry-After")); err != nil || n < 1 {
+		t.Errorf("Retry-After = %q", r.Header.Get("Retry-After"))
 	}
-	h.clk.add(10 * time.Minute)
+	h.clk.Add(10 * time.Minute)
 	if _, err := h.s.Sweep(context.Background()); err != nil {
 		t.Fatal(err)
 	}
@@ -136,7 +136,7 @@ func TestDeviceCodesSweptByIndex(t *testing.T) {
 	for range 50 {
 		h.authorize("demo-app", nil)
 	}
-	h.clk.add(30 * time.Minute)
+	h.clk.Add(30 * time.Minute)
 	kv.visits.Store(0)
 	h.authorize("demo-app", nil)
 	if n := kv.visits.Load(); n != 0 {
@@ -152,7 +152,7 @@ func TestDeviceCodesSweptByIndex(t *testing.T) {
 	if n := h.bucketLen(bucketDevice); n != 51 {
 		t.Errorf("after a sweep inside the retention: %d records, want 51", n)
 	}
-	h.clk.add(deviceRetention)
+	h.clk.Add(deviceRetention)
 	kv.visits.Store(0)
 	st, err := h.s.Sweep(ctx)
 	if err != nil {
@@ -177,7 +177,7 @@ func TestDeviceCodesSweptByIndex(t *testing.T) {
 func TestSweepLoop(t *testing.T) {
 	h := newHarness(t, nil)
 	h.authorize("demo-app", nil)
-	h.clk.add(10*time.Minute + deviceRetention)
+	h.clk.Add(10*time.Minute + deviceRetention)
 	tick := make(chan time.Time)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})

@@ -20,7 +20,7 @@ import (
 func TestOAuth4WebAPIExchange(t *testing.T) {
 	nodetest.Require(t, "oauth4webapi", "jose", "dpop")
 	// Node checks iat and exp against its own clock: use the real one.
-	h := newHarness(t, func(h *harness) { h.clk = &clock{t: time.Now()} })
+	h := newHarness(t, func(h *harness) { h.clk = &clock{T: time.Now()} })
 	priv, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		t.Fatal(err)
