@@ -57,7 +57,7 @@ func New() *Metrics {
 		}, []string{"endpoint"}),
 		events: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "keyless_audit_events_total",
-			Help: "Audit lines by event (token.issue, token.refresh, token.revoke, device.authorize, device.approve, device.deny, lease.issue, lease.renew, lease.deny, lease.revoke, lease.renewal_reuse, keys.create, keys.rotate; anything else is counted as other).",
+			Help: "Audit lines by event (token.issue, token.refresh, token.revoke, device.authorize, device.approve, device.deny, lease.issue, lease.renew, lease.deny, lease.revoke, lease.renewal_reuse, keys.create, keys.rotate, tls.reload, tls.reload_failed; anything else is counted as other).",
 		}, []string{"event"}),
 	}
 	m.reg.MustRegister(m.requests, m.latency, m.events,
@@ -151,7 +151,7 @@ func (s *statusWriter) Unwrap() http.ResponseWriter { return s.ResponseWriter }
 
 // eventName is what an audit event may be called to get its own label
 // value; see docs/audit.md for the names in use.
-var eventName = regexp.MustCompile(`^(token|device|lease|keys)\.[a-z_]{1,32}$`)
+var eventName = regexp.MustCompile(`^(token|device|lease|keys|tls)\.[a-z_]{1,32}$`)
 
 // CountEvent adds one to the counter of an audit event, or of "other" for
 // a name outside the known families (the label set stays bounded).
