@@ -2,6 +2,12 @@
 
 GO       ?= go
 BIN      := bin
+# The version lives in VERSION only; the binary (ldflags), the image labels
+# and web-component/package.json (checked by a test) follow it.
+VERSION  := $(shell cat VERSION)
+REVISION := $(shell git rev-parse --short=12 HEAD 2>/dev/null || echo unknown)
+LDFLAGS  := -X main.version=$(VERSION) -X main.revision=$(REVISION)
+RELEASE_PLATFORMS ?= linux/amd64 linux/arm64 darwin/amd64 darwin/arm64 windows/amd64 windows/arm64
 FUZZTIME ?= 30s
 # Fuzz targets, as package:Name, found in the test files.
 FUZZ_TARGETS = $(shell grep -rl --include='*_test.go' '^func Fuzz' sidecar wasm 2>/dev/null | \
@@ -17,7 +23,19 @@ deps: ## install test and demo dependencies (apt redis-server chromium, npm ci, 
 
 .PHONY: build
 build: ## build bin/keyless
-	$(GO) build -o $(BIN)/keyless ./sidecar/cmd/keyless
+	$(GO) build -ldflags='$(LDFLAGS)' -o $(BIN)/keyless ./sidecar/cmd/keyless
+
+.PHONY: image
+image: wasm ## build the container image keyless:VERSION with podman (Containerfile, FROM scratch)
+	GO=$(GO) bash deploy/image/build.sh
+
+.PHONY: release
+release: ## cross-compile dist/keyless-VERSION-OS-ARCH[.exe] for RELEASE_PLATFORMS, with SHA256SUMS
+	GO=$(GO) bash .ci/release $(VERSION) $(REVISION) $(RELEASE_PLATFORMS)
+
+.PHONY: helm
+helm: ## build bin/helm from the separate tools/helm module (the chart tests run it)
+	@[ -x $(BIN)/helm ] && [ $(BIN)/helm -nt tools/helm/go.mod ] || $(GO) build -C tools/helm -o $(CURDIR)/$(BIN)/helm helm.sh/helm/v4/cmd/helm
 
 .PHONY: wasm
 wasm: ## build the browser client (GOOS=js GOARCH=wasm) into web-component/
@@ -61,7 +79,7 @@ lint: ## go mod tidy check, go vet and staticcheck
 	$(GO) tool staticcheck ./...
 
 .PHONY: test
-test: deps cross lint build wasm ## install deps, build for every target, lint, a short fuzz pass, then every test
+test: deps cross lint build wasm helm ## install deps, build for every target, lint, a short fuzz pass, then every test
 	$(MAKE) --no-print-directory fuzz FUZZTIME=3s
 	$(GO) test -count=1 ./...
 	node --test --test-concurrency=1 sidecar/edge/test/*.test.mjs web-component/test/*.test.mjs
@@ -96,4 +114,4 @@ demo-clean: ## forget the demo's state: leases, keys, throwaway certificates (.k
 
 .PHONY: clean
 clean: ## remove build outputs
-	rm -rf $(BIN) web-component/keyless.wasm web-component/wasm_exec.js $(EDGE_DIST)
+	rm -rf $(BIN) build dist web-component/keyless.wasm web-component/wasm_exec.js $(EDGE_DIST)

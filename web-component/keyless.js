@@ -15,7 +15,23 @@
 
 /** @typedef {import('./keyless-wasm').KeylessAPI} KeylessAPI */
 
-const base = new URL('.', import.meta.url)
+let base = new URL('.', import.meta.url)
+
+/**
+ * Tells the component where keyless.wasm and wasm_exec.js are: the URL of
+ * the directory holding both. By default they are beside this module,
+ * which is right when the module is served as is; a bundler (esbuild,
+ * Vite, webpack) moves the module into its bundle, so copy the two files
+ * from the package to a directory of your site and name it here before
+ * the first <keyless-login> signs in. The `wasm` attribute still wins for
+ * keyless.wasm.
+ * @param {string | URL} url e.g. '/assets/keyless/'
+ */
+export function setAssetsBase(url) {
+  const u = new URL(url, document.baseURI)
+  if (!u.pathname.endsWith('/')) u.pathname += '/'
+  base = u
+}
 
 /** @type {Promise<KeylessAPI> | undefined} */
 let booting

@@ -6,6 +6,7 @@ package main
 import (
 	"context"
 	"crypto/rand"
+	"crypto/tls"
 	"encoding/base64"
 	"errors"
 	"flag"
@@ -14,6 +15,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -25,6 +27,8 @@ import (
 
 	"github.com/keyless-dev/keyless/sidecar/authserver"
 	"github.com/keyless-dev/keyless/sidecar/config"
+	"github.com/keyless-dev/keyless/sidecar/internal/certreload"
+	"github.com/keyless-dev/keyless/sidecar/internal/opsmetrics"
 	"github.com/keyless-dev/keyless/sidecar/lease"
 	"github.com/keyless-dev/keyless/sidecar/store"
 	"github.com/keyless-dev/keyless/sidecar/store/boltstore"
@@ -122,6 +126,13 @@ type issuerSetup struct {
 	// assets, when set, is a directory (web-component/ after make wasm)
 	// served under /keyless/: the component, its module and wasm_exec.js.
 	assets string
+	// adminAddr is the admin listener's address (empty: a free loopback
+	// port). It serves the token-protected admin API and, without a
+	// token, /healthz, /readyz and /metrics (docs/operations.md).
+	adminAddr string
+	// tls, when set, serves the issuer over HTTPS (HTTP/2 offered by ALPN)
+	// with this certificate, reloaded when its files change or on SIGHUP.
+	tls *certreload.Reloader
 }
 
 // runningIssuer is a started authorization server with its vending service.
@@ -132,6 +143,7 @@ type runningIssuer struct {
 	url      string // issuer URL
 	listen   string // actual listen address
 	adminURL string
+	metrics  *opsmetrics.Metrics
 	shutdown func(context.Context)
 }
 
@@ -157,11 +169,21 @@ func startIssuer(ctx context.Context, st issuerSetup) (*runningIssuer, error) {
 	if err != nil {
 		return fail(err)
 	}
-	listenURL := "http://" + ln.Addr().String()
+	scheme := "http://"
+	if st.tls != nil {
+		scheme = "https://"
+	}
+	listenURL := scheme + ln.Addr().String()
 	if st.cfg.Issuer.URL == "" {
 		st.cfg.Issuer.URL = listenURL
 	}
-	adminLn, err := net.Listen("tcp", "127.0.0.1:0") // loopback only, always
+	// Every audit line also counts in /metrics (keyless_audit_events_total).
+	metrics := opsmetrics.New()
+	st.audit = slog.New(metrics.AuditHandler(st.audit.Handler()))
+	if st.adminAddr == "" {
+		st.adminAddr = "127.0.0.1:0"
+	}
+	adminLn, err := net.Listen("tcp", st.adminAddr)
 	if err != nil {
 		ln.Close()
 		return fail(err)
@@ -185,6 +207,18 @@ func startIssuer(ctx context.Context, st issuerSetup) (*runningIssuer, error) {
 	}
 	admMux := http.NewServeMux()
 	admMux.Handle("/", s.AdminHandler())
+	// Readiness: the database answers a read, and so does the shared
+	// store when there is one (seeded, as the proxies need it).
+	checks := []opsmetrics.Check{{Name: "database", Fn: func(ctx context.Context) error {
+		return db.View(ctx, func(store.Tx) error { return nil })
+	}}}
+	if st.shared != nil {
+		checks = append(checks, opsmetrics.Check{Name: "shared store", Fn: st.shared.Ready})
+	}
+	ops := metrics.Handler(checks...)
+	for _, p := range []string{"GET /healthz", "GET /readyz", "GET /metrics"} {
+		admMux.Handle(p, ops)
+	}
 	// The vending service shares the issuer's keys, database and token
 	// endpoint (where it registers the RFC 8693 exchange grant). A broken
 	// policy stops start-up here, with file:line; a config with no policy
@@ -213,9 +247,25 @@ func startIssuer(ctx context.Context, st issuerSetup) (*runningIssuer, error) {
 		adminLn.Close()
 		return fail(err)
 	}
-	pub := newHTTPServer(pubMux)
+	base := ""
+	if u, err := url.Parse(s.Issuer()); err == nil {
+		base = strings.TrimSuffix(u.Path, "/")
+	}
+	pub := newHTTPServer(metrics.Instrument(base, pubMux))
 	adm := newHTTPServer(admMux)
-	go pub.Serve(ln)
+	stopHUP := func() {}
+	if st.tls != nil {
+		// http.Server.ServeTLS adds "h2" to NextProtos: HTTP/2 by ALPN.
+		pub.TLSConfig = &tls.Config{MinVersion: tls.VersionTLS12, GetCertificate: st.tls.GetCertificate}
+		go pub.ServeTLS(ln, "", "")
+		audit := st.audit
+		st.tls.OnError = func(err error) {
+			audit.Error("tls.reload_failed", "event", "tls.reload_failed", "error", err.Error())
+		}
+		stopHUP = reloadOnHUP(st.tls, st.audit)
+	} else {
+		go pub.Serve(ln)
+	}
 	go adm.Serve(adminLn)
 	// Expired device codes (and the other records the sweeps know) are
 	// deleted in the background, in bounded batches, never inside a
@@ -223,8 +273,10 @@ func startIssuer(ctx context.Context, st issuerSetup) (*runningIssuer, error) {
 	sweepCtx, stopSweeps := context.WithCancel(context.Background())
 	sweepsDone := make(chan struct{})
 	go func() { s.RunSweeps(sweepCtx, time.Minute); close(sweepsDone) }()
-	r := &runningIssuer{server: s, vending: svc, db: db, url: s.Issuer(), listen: ln.Addr().String(), adminURL: adminURL}
+	r := &runningIssuer{server: s, vending: svc, db: db, url: s.Issuer(), listen: ln.Addr().String(), adminURL: adminURL, metrics: metrics}
 	r.shutdown = func(ctx context.Context) {
+		metrics.Drain()
+		stopHUP()
 		_ = pub.Shutdown(ctx)
 		_ = adm.Shutdown(ctx)
 		stopSweeps()
@@ -233,6 +285,30 @@ func startIssuer(ctx context.Context, st issuerSetup) (*runningIssuer, error) {
 		_ = db.Close()
 	}
 	return r, nil
+}
+
+// reloadOnHUP reloads the certificate on SIGHUP until the returned stop is
+// called, logging the outcome (file names and errors only, never key
+// material).
+func reloadOnHUP(r *certreload.Reloader, log *slog.Logger) (stop func()) {
+	ch := make(chan os.Signal, 1)
+	signal.Notify(ch, syscall.SIGHUP)
+	done := make(chan struct{})
+	go func() {
+		for {
+			select {
+			case <-ch:
+				if err := r.Reload(); err != nil {
+					log.Error("tls.reload_failed", "event", "tls.reload_failed", "error", err.Error())
+				} else {
+					log.Info("tls.reload", "event", "tls.reload")
+				}
+			case <-done:
+				return
+			}
+		}
+	}()
+	return func() { signal.Stop(ch); close(done) }
 }
 
 // newHTTPServer has timeouts against clients that send slowly (slowloris)
@@ -255,10 +331,21 @@ func init() {
 // runServe is `keyless serve --config FILE`: the roles of `keyless dev`
 // for a deployment, configured by a file, no sandbox.
 func runServe(args []string, stdout, stderr io.Writer) error {
-	fs := newFlags("serve", "serve --config FILE [--data DIR] [--issuer-addr ADDR] [--store redis://HOST:PORT]", stderr)
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	return serveMain(ctx, args, stdout, stderr, nil)
+}
+
+// serveMain runs serve until ctx is done; ready, when set, is told of the
+// started issuer (tests).
+func serveMain(ctx context.Context, args []string, stdout, stderr io.Writer, ready func(*runningIssuer)) error {
+	fs := newFlags("serve", "serve --config FILE [--data DIR] [--issuer-addr ADDR] [--admin-addr ADDR] [--tls-cert FILE --tls-key FILE] [--store redis://HOST:PORT]", stderr)
 	cfgPath := fs.String("config", "", "keyless.yaml to load (required)")
 	dataDir := fs.String("data", defaultDataDir, "data directory (database, admin token)")
 	addr := fs.String("issuer-addr", "127.0.0.1:8787", "listen address of the authorization server")
+	adminAddr := fs.String("admin-addr", "127.0.0.1:0", "listen address of the admin API and of /healthz, /readyz, /metrics (the admin API always needs the token in DATA/admin.token)")
+	tlsCert := fs.String("tls-cert", "", "PEM certificate chain: serve HTTPS (and HTTP/2); reloaded when the file changes or on SIGHUP")
+	tlsKey := fs.String("tls-key", "", "PEM private key of --tls-cert")
 	roles := fs.StringSlice("roles", []string{"authserver"}, "roles to run: authserver (with the vending service when the config has a policy); run proxies with `keyless proxy`")
 	assets := fs.String("assets", defaultAssetsDir(), "directory of the built web component to serve under /keyless/ (empty: none)")
 	storeFlag := fs.String("store", "", "shared store of the proxy replicas, e.g. redis://127.0.0.1:6379/0 (default $"+storeEnv+"): revocations are mirrored to it")
@@ -268,6 +355,9 @@ func runServe(args []string, stdout, stderr io.Writer) error {
 	if *cfgPath == "" || fs.NArg() != 0 {
 		fs.Usage()
 		return &exitError{code: 2, err: errors.New("serve: --config FILE is required and takes no arguments")}
+	}
+	if (*tlsCert == "") != (*tlsKey == "") {
+		return &exitError{code: 2, err: errors.New("serve: --tls-cert and --tls-key go together")}
 	}
 	for _, r := range *roles {
 		if r != "authserver" {
@@ -281,13 +371,17 @@ func runServe(args []string, stdout, stderr io.Writer) error {
 	if cfg.Issuer.URL == "" {
 		return errors.New("serve: issuer.url is required in the config (the public URL clients use)")
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
 	audit, closeAudit, err := openAudit(stderr, filepath.Join(*dataDir, auditLogFile))
 	if err != nil {
 		return err
 	}
 	defer closeAudit()
+	var certs *certreload.Reloader
+	if *tlsCert != "" {
+		if certs, err = certreload.New(*tlsCert, *tlsKey); err != nil {
+			return fmt.Errorf("serve: TLS certificate: %w", err)
+		}
+	}
 	var shared *redisstore.Store
 	if u := storeURL(*storeFlag); u != "" {
 		if shared, err = openShared(ctx, u, 0, 0, audit); err != nil {
@@ -295,11 +389,15 @@ func runServe(args []string, stdout, stderr io.Writer) error {
 		}
 		defer shared.Close()
 	}
-	iss, err := startIssuer(ctx, issuerSetup{cfg: cfg, cfgPath: *cfgPath, dataDir: *dataDir, addr: *addr, audit: audit, shared: shared, assets: *assets})
+	iss, err := startIssuer(ctx, issuerSetup{cfg: cfg, cfgPath: *cfgPath, dataDir: *dataDir, addr: *addr, audit: audit, shared: shared, assets: *assets,
+		adminAddr: *adminAddr, tls: certs})
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(stdout, "keyless: issuer %s listening on %s (admin API %s)\n", iss.url, iss.listen, iss.adminURL)
+	fmt.Fprintf(stdout, "keyless: issuer %s listening on %s (admin API and /healthz /readyz /metrics on %s)\n", iss.url, iss.listen, iss.adminURL)
+	if ready != nil {
+		ready(iss)
+	}
 	<-ctx.Done()
 	sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
