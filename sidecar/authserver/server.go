@@ -80,6 +80,14 @@ type Options struct {
 	Log *slog.Logger
 	// AdminToken authenticates the admin API; empty disables it.
 	AdminToken string
+	// VerificationURI is the URL of the /device page as users reach it
+	// from their phones, sent as verification_uri (RFC 8628 section 3.2)
+	// and so encoded in the QR code. Empty means ISSUER/device. Set it
+	// when the issuer URL is one a phone cannot open (keyless dev on
+	// 127.0.0.1, reached from the phone at the machine's LAN address or
+	// through a tunnel); only the page moves, every other endpoint and the
+	// htu of proofs stay under the issuer URL.
+	VerificationURI string
 	// UserCodeFailures is the per-IP budget of wrong user codes or
 	// passwords per UserCodeWindow; zero means 5. UserCodeGlobalFailures
 	// is the budget over all IPs; zero means 5: 8 characters of a 20-letter
@@ -163,6 +171,7 @@ type Server struct {
 	audit       *slog.Logger
 	log         *slog.Logger
 	adminToken  string
+	verifyURI   string // verification_uri: the /device page as phones reach it
 
 	keysMu   sync.Mutex // serializes rotation
 	keys     *token.KeySet
@@ -212,11 +221,17 @@ func New(ctx context.Context, o Options) (*Server, error) {
 		audit:       o.Audit,
 		log:         o.Log,
 		adminToken:  o.AdminToken,
+		verifyURI:   o.VerificationURI,
 		grants:      map[string]GrantHandler{},
 		crossOrigin: http.NewCrossOriginProtection(),
 	}
 	if s.audience == "" {
 		s.audience = s.issuer
+	}
+	if s.verifyURI == "" {
+		s.verifyURI = s.endpoint("/device")
+	} else if v, err := url.Parse(s.verifyURI); err != nil || (v.Scheme != "http" && v.Scheme != "https") || v.Host == "" || v.RawQuery != "" || v.Fragment != "" || v.User != nil {
+		return nil, errors.New("authserver: VerificationURI must be an http(s) URL without userinfo, query or fragment")
 	}
 	s.accessTTL = min(s.accessTTL, config.MaxAccessTokenTTL, token.MaxTTL)
 	if s.now == nil {
@@ -473,3 +488,6 @@ func ListKeys(ctx context.Context, db store.KV) ([]token.KeyInfo, error) {
 	})
 	return out, err
 }
+
+// VerificationURI is the /device page's URL as sent in verification_uri.
+func (s *Server) VerificationURI() string { return s.verifyURI }

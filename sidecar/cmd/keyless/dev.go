@@ -14,6 +14,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"time"
 
@@ -43,7 +44,11 @@ type devInfo struct {
 	BuiltinEcho bool
 	DataDir     string
 	Password    string // sandbox password; empty with --config
-	server      *authserver.Server
+	// PhoneURL is the /device page as a phone opens it: ISSUER/device, or
+	// under --public-url.
+	PhoneURL string
+	banner   string // what was printed, for tests
+	server   *authserver.Server
 }
 
 // runDev is `keyless dev`: the authorization server, the vending service
@@ -64,6 +69,7 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer, ready 
 	origins := fs.StringSlice("allow-origin", nil, "origin of a browser micro app allowed to call the proxy (repeatable; sandbox only)")
 	assets := fs.String("assets", defaultAssetsDir(), "directory of the built web component to serve under ISSUER/keyless/ (default: ./web-component when built)")
 	nonces := fs.Bool("proxy-nonce", false, "make the proxy require DPoP server nonces (RFC 9449 section 8; sandbox only)")
+	publicURL := fs.String("public-url", "", "URL at which a phone reaches the issuer, e.g. http://192.168.1.20:8787 (the QR code and verification_uri use it; an http LAN URL also makes the issuer listen on every interface unless --issuer-addr is given)")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -79,6 +85,15 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer, ready 
 	for _, o := range *origins {
 		if u, err := url.Parse(o); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.Path != "" {
 			return &exitError{code: 2, err: fmt.Errorf("dev: --allow-origin %q is not an origin like http://127.0.0.1:5173", o)}
+		}
+	}
+	if *publicURL != "" {
+		if err := checkPublicURL(*publicURL); err != nil {
+			return &exitError{code: 2, err: fmt.Errorf("dev: --public-url %q: %v", *publicURL, err)}
+		}
+		*publicURL = strings.TrimSuffix(*publicURL, "/")
+		if a := publicListenAddr(*publicURL); a != "" && !fs.Changed("issuer-addr") {
+			*issuerAddr = a
 		}
 	}
 	if err := os.MkdirAll(*dataDir, 0o700); err != nil {
@@ -116,7 +131,7 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer, ready 
 	proxyURL := "http://" + proxyLn.Addr().String()
 
 	iss, err := startIssuer(ctx, issuerSetup{cfg: cfg, cfgPath: *cfgPath, dataDir: *dataDir, addr: *issuerAddr, audit: audit,
-		audience: proxyURL, sandbox: *cfgPath == "", assets: *assets})
+		audience: proxyURL, sandbox: *cfgPath == "", assets: *assets, publicURL: *publicURL})
 	if err != nil {
 		return err
 	}
@@ -143,8 +158,11 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer, ready 
 	defer stopProxy()
 
 	info := devInfo{IssuerURL: iss.url, ProxyURL: proxyURL, Upstream: up, BuiltinEcho: *upstream == "",
-		DataDir: *dataDir, Password: password, server: iss.server}
-	printDevBanner(stdout, info, cfg)
+		DataDir: *dataDir, Password: password, PhoneURL: iss.server.VerificationURI(), server: iss.server}
+	var banner strings.Builder
+	printDevBanner(&banner, info, cfg)
+	info.banner = banner.String()
+	io.WriteString(stdout, info.banner)
 	if ready != nil {
 		ready(info)
 	}
@@ -249,6 +267,9 @@ func printDevBanner(w io.Writer, info devInfo, cfg *config.Config) {
 	fmt.Fprintf(w, "  Issuer:        %s\n", info.IssuerURL)
 	fmt.Fprintf(w, "  Metadata:      %s/.well-known/oauth-authorization-server\n", info.IssuerURL)
 	fmt.Fprintf(w, "  Sign-in page:  %s/device\n", info.IssuerURL)
+	if info.PhoneURL != info.IssuerURL+"/device" {
+		fmt.Fprintf(w, "  Phone sign-in: %s (the QR code opens it)\n", info.PhoneURL)
+	}
 	fmt.Fprintf(w, "  Proxy:         %s\n", info.ProxyURL)
 	if info.BuiltinEcho {
 		fmt.Fprintf(w, "  Upstream:      built-in echo API (pass --upstream URL for yours)\n")
@@ -263,4 +284,45 @@ func printDevBanner(w io.Writer, info devInfo, cfg *config.Config) {
 		fmt.Fprintf(w, "\nConfig: %d clients, %d users.\n", len(cfg.Clients), len(cfg.Users))
 	}
 	fmt.Fprintf(w, "Or approve from a terminal: keyless approve XXXX-XXXX --as %s --data %s\n\n", config.SandboxUser, info.DataDir)
+}
+
+// checkPublicURL accepts an origin (and optional path) a phone can open:
+// http(s), a host, no userinfo, query or fragment.
+func checkPublicURL(s string) error {
+	u, err := url.Parse(s)
+	switch {
+	case err != nil:
+		return err
+	case u.Scheme != "http" && u.Scheme != "https":
+		return errors.New("must be an http or https URL, like http://192.168.1.20:8787")
+	case u.Host == "" || u.User != nil || u.RawQuery != "" || u.Fragment != "" || u.ForceQuery:
+		return errors.New("must be scheme://host[:port] without userinfo, query or fragment")
+	}
+	return nil
+}
+
+// publicListenAddr is the address the issuer must listen on for a phone to
+// reach it at public: for a plain-http URL on another host than loopback
+// (the machine's LAN address or name), every interface on its port, so
+// the phone reaches the LAN address and this machine's browser still
+// reaches 127.0.0.1. For https (TLS ends at a tunnel or reverse proxy in
+// front) or loopback it is "": keep the default loopback address.
+func publicListenAddr(public string) string {
+	u, err := url.Parse(public)
+	if err != nil || u.Scheme != "http" || isLoopbackName(u.Hostname()) {
+		return ""
+	}
+	port := u.Port()
+	if port == "" {
+		port = "80"
+	}
+	return ":" + port
+}
+
+func isLoopbackName(h string) bool {
+	if h == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(h)
+	return ip != nil && ip.IsLoopback()
 }

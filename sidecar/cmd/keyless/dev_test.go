@@ -266,3 +266,51 @@ func TestDevProxy(t *testing.T) {
 		t.Fatalf("with a lease: %d %s, hits %d", resp.StatusCode, b, hits.Load())
 	}
 }
+
+// A phone cannot open 127.0.0.1: with --public-url the device flow's
+// verification_uri (which the component turns into the QR code) and the
+// banner name that URL, while the issuer keeps listening where it was told
+// (here loopback).
+func TestDevPublicURL(t *testing.T) {
+	const public = "http://192.0.2.10:8787"
+	info, _, _ := startDev(t, filepath.Join(t.TempDir(), "data"), "--public-url", public+"/")
+	if !strings.HasPrefix(info.IssuerURL, "http://127.0.0.1:") {
+		t.Fatalf("issuer URL %q, want the loopback listen URL", info.IssuerURL)
+	}
+	m := deviceAuthorize(t, info.IssuerURL)
+	if got := m["verification_uri"]; got != public+"/device" {
+		t.Errorf("verification_uri = %v, want %s/device", got, public)
+	}
+	if got, _ := m["verification_uri_complete"].(string); got != public+"/device?user_code="+m["user_code"].(string) {
+		t.Errorf("verification_uri_complete = %v", got)
+	}
+	if !strings.Contains(info.banner, "Phone sign-in: "+public+"/device") {
+		t.Errorf("banner does not name the phone's URL:\n%s", info.banner)
+	}
+
+	for _, bad := range []string{"ftp://x.example.test", "/device", "http://192.0.2.10:8787/x?y", "http://u@192.0.2.10"} {
+		_, _, err := run("dev", "--data", t.TempDir(), "--public-url", bad)
+		if exitCode(err) != 2 || !strings.Contains(err.Error(), "--public-url") {
+			t.Errorf("--public-url %q: %v", bad, err)
+		}
+	}
+}
+
+func TestPublicListenAddr(t *testing.T) {
+	tests := []struct{ public, want string }{
+		// A LAN address: every interface, so this machine's browser still
+		// reaches 127.0.0.1 and the phone the LAN address.
+		{"http://192.168.1.20:8787", ":8787"},
+		{"http://192.168.1.20", ":80"},
+		{"http://laptop.local:8787", ":8787"},
+		{"http://[fd00::5]:8787", ":8787"},
+		// TLS ends in front of keyless (a tunnel, a reverse proxy): keep the default.
+		{"https://keyless.example.test", ""},
+		{"http://127.0.0.1:9000", ""},
+	}
+	for _, tt := range tests {
+		if got := publicListenAddr(tt.public); got != tt.want {
+			t.Errorf("publicListenAddr(%q) = %q, want %q", tt.public, got, tt.want)
+		}
+	}
+}

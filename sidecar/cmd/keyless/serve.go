@@ -14,6 +14,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -122,6 +123,9 @@ type issuerSetup struct {
 	// assets, when set, is a directory (web-component/ after make wasm)
 	// served under /keyless/: the component, its module and wasm_exec.js.
 	assets string
+	// publicURL, when set, is where phones reach the issuer: the /device
+	// page's URL in verification_uri (keyless dev --public-url).
+	publicURL string
 }
 
 // runningIssuer is a started authorization server with its vending service.
@@ -158,6 +162,10 @@ func startIssuer(ctx context.Context, st issuerSetup) (*runningIssuer, error) {
 		return fail(err)
 	}
 	listenURL := "http://" + ln.Addr().String()
+	if a, ok := ln.Addr().(*net.TCPAddr); ok && a.IP.IsUnspecified() {
+		// Listening on every interface: this machine reaches it on loopback.
+		listenURL = fmt.Sprintf("http://127.0.0.1:%d", a.Port)
+	}
 	if st.cfg.Issuer.URL == "" {
 		st.cfg.Issuer.URL = listenURL
 	}
@@ -172,7 +180,13 @@ func startIssuer(ctx context.Context, st issuerSetup) (*runningIssuer, error) {
 		m := mirrored(ctx, db, st.shared, st.audit)
 		revs, vdb = m, m
 	}
-	s, err := authserver.New(ctx, authserver.Options{Config: st.cfg, DB: db, Revocations: revs, Audit: st.audit, AdminToken: adminToken})
+	verify := ""
+	if st.publicURL != "" {
+		u, _ := url.Parse(st.cfg.Issuer.URL)
+		verify = st.publicURL + strings.TrimSuffix(u.Path, "/") + "/device"
+	}
+	s, err := authserver.New(ctx, authserver.Options{Config: st.cfg, DB: db, Revocations: revs, Audit: st.audit,
+		AdminToken: adminToken, VerificationURI: verify})
 	if err != nil {
 		ln.Close()
 		adminLn.Close()
