@@ -20,6 +20,9 @@ require (
 	golang.org/x/term v0.44.0
 )
 
+// Test dependencies.
+require github.com/santhosh-tekuri/jsonschema/v6 v6.0.2
+
 require (
 	cel.dev/expr v0.25.1 // indirect
 	dario.cat/mergo v1.0.1 // indirect
