@@ -9,9 +9,9 @@
 // (keyless.wasm, with wasm_exec.js from the Go toolchain) is loaded once per
 // page from beside this file. Everything is rendered with textContent and
 // constructable stylesheets, so the component works under a strict CSP:
-//   script-src 'self' 'wasm-unsafe-eval'; img-src 'self' data:;
-//   connect-src 'self' <issuer> <api>
-// (see web-component/README.md).
+//   script-src 'self' <issuer, when the assets come from it> 'wasm-unsafe-eval';
+//   img-src 'self' data:; connect-src 'self' <issuer> <api>
+// (see web-component/README.md, which tests both hosting choices).
 
 /** @typedef {import('./keyless-wasm').KeylessAPI} KeylessAPI */
 
@@ -174,11 +174,13 @@ const messages = {
   pending: 'Waiting for approval…',
   slow_down: 'Waiting for approval…',
   approved: 'Approved. Getting access…',
-  signed_in: 'Signed in.',
+  // Signed in: the element already says "Signed in as alice".
+  signed_in: '',
   denied: 'Sign-in was denied.',
   expired: 'The code expired. Try again.',
   error: 'Something went wrong.',
   signed_out: 'Signed out.',
+  storage_unavailable: 'This page cannot store a key, so you stay signed in only until it is reloaded.',
 }
 
 /**
@@ -292,6 +294,12 @@ export class KeylessLoginElement extends HTMLElement {
       this.#ui.badge.hidden = !session.preview
       if (session.preview) this.#say('Preview mode: answers are examples, not live data.')
       this.#emit('keyless-authenticated', session)
+      if (session.keyPersistent === false) {
+        // No IndexedDB here (an iframe sandboxed without allow-same-origin,
+        // some private modes): the key lives in memory for this page only.
+        this.#say(messages.storage_unavailable)
+        this.#emit('keyless-error', { code: 'storage_unavailable', message: messages.storage_unavailable, recoverable: true })
+      }
       return session
     } catch (e) {
       this.#fail(e)
@@ -409,7 +417,7 @@ export class KeylessLoginElement extends HTMLElement {
     ui.signedInView.hidden = status !== 'signed_in'
     ui.startView.hidden = inCode || status === 'signed_in' || status === 'approved' || status === 'starting'
     ui.signIn.textContent = status === 'signed_out' ? 'Sign in' : 'Sign in again'
-    if (messages[status]) this.#say(messages[status], status === 'error')
+    if (status in messages) this.#say(messages[status], status === 'error')
   }
 
   #say(text, isError = false) {

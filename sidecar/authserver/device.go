@@ -132,8 +132,8 @@ func (s *Server) deviceAuthorization(w http.ResponseWriter, r *http.Request) (*D
 	return &DeviceAuthorization{
 		DeviceCode:              deviceCode,
 		UserCode:                uc,
-		VerificationURI:         s.endpoint("/device"),
-		VerificationURIComplete: s.endpoint("/device") + "?user_code=" + uc,
+		VerificationURI:         s.verifyURI,
+		VerificationURIComplete: s.verifyURI + "?user_code=" + uc,
 		ExpiresIn:               int64(s.deviceTTL / time.Second),
 		Interval:                int64(g.Interval),
 	}, nil

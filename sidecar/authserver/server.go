@@ -82,6 +82,14 @@ type Options struct {
 	Log *slog.Logger
 	// AdminToken authenticates the admin API; empty disables it.
 	AdminToken string
+	// VerificationURI is the URL of the /device page as users reach it
+	// from their phones, sent as verification_uri (RFC 8628 section 3.2)
+	// and so encoded in the QR code. Empty means ISSUER/device. Set it
+	// when the issuer URL is one a phone cannot open (keyless dev on
+	// 127.0.0.1, reached from the phone at the machine's LAN address or
+	// through a tunnel); only the page moves, every other endpoint and the
+	// htu of proofs stay under the issuer URL.
+	VerificationURI string
 	// UserCodeFailures is the budget of wrong user codes or passwords per
 	// source (an IPv4 address or an IPv6 /64) per UserCodeWindow; zero
 	// means 5. UserCodeWindow zero means the device code lifetime, so a
@@ -143,6 +151,7 @@ type Server struct {
 	audit       *slog.Logger
 	log         *slog.Logger
 	adminToken  string
+	verifyURI   string // verification_uri: the /device page as phones reach it
 
 	keysMu   sync.Mutex // serializes rotation
 	keys     *token.KeySet
@@ -196,11 +205,17 @@ func New(ctx context.Context, o Options) (*Server, error) {
 		audit:       o.Audit,
 		log:         o.Log,
 		adminToken:  o.AdminToken,
+		verifyURI:   o.VerificationURI,
 		grants:      map[string]GrantHandler{},
 		crossOrigin: http.NewCrossOriginProtection(),
 	}
 	if s.audience == "" {
 		s.audience = s.issuer
+	}
+	if s.verifyURI == "" {
+		s.verifyURI = s.endpoint("/device")
+	} else if v, err := url.Parse(s.verifyURI); err != nil || (v.Scheme != "http" && v.Scheme != "https") || v.Host == "" || v.RawQuery != "" || v.Fragment != "" || v.User != nil {
+		return nil, errors.New("authserver: VerificationURI must be an http(s) URL without userinfo, query or fragment")
 	}
 	s.accessTTL = min(s.accessTTL, config.MaxAccessTokenTTL, token.MaxTTL)
 	if s.now == nil {
@@ -472,3 +487,6 @@ func ListKeys(ctx context.Context, db store.KV) ([]token.KeyInfo, error) {
 	})
 	return out, err
 }
+
+// VerificationURI is the /device page's URL as sent in verification_uri.
+func (s *Server) VerificationURI() string { return s.verifyURI }

@@ -133,6 +133,9 @@ type issuerSetup struct {
 	// tls, when set, serves the issuer over HTTPS (HTTP/2 offered by ALPN)
 	// with this certificate, reloaded when its files change or on SIGHUP.
 	tls *certreload.Reloader
+	// publicURL, when set, is where phones reach the issuer: the /device
+	// page's URL in verification_uri (keyless dev --public-url).
+	publicURL string
 }
 
 // runningIssuer is a started authorization server with its vending service.
@@ -174,6 +177,10 @@ func startIssuer(ctx context.Context, st issuerSetup) (*runningIssuer, error) {
 		scheme = "https://"
 	}
 	listenURL := scheme + ln.Addr().String()
+	if a, ok := ln.Addr().(*net.TCPAddr); ok && a.IP.IsUnspecified() {
+		// Listening on every interface: this machine reaches it on loopback.
+		listenURL = fmt.Sprintf("%s127.0.0.1:%d", scheme, a.Port)
+	}
 	if st.cfg.Issuer.URL == "" {
 		st.cfg.Issuer.URL = listenURL
 	}
@@ -194,7 +201,13 @@ func startIssuer(ctx context.Context, st issuerSetup) (*runningIssuer, error) {
 		m := mirrored(ctx, db, st.shared, st.audit)
 		revs, vdb = m, m
 	}
-	s, err := authserver.New(ctx, authserver.Options{Config: st.cfg, DB: db, Revocations: revs, Audit: st.audit, AdminToken: adminToken})
+	verify := ""
+	if st.publicURL != "" {
+		u, _ := url.Parse(st.cfg.Issuer.URL)
+		verify = st.publicURL + strings.TrimSuffix(u.Path, "/") + "/device"
+	}
+	s, err := authserver.New(ctx, authserver.Options{Config: st.cfg, DB: db, Revocations: revs, Audit: st.audit,
+		AdminToken: adminToken, VerificationURI: verify})
 	if err != nil {
 		ln.Close()
 		adminLn.Close()
