@@ -136,6 +136,9 @@ var (
 	mdPath = regexp.MustCompile(`(?:^|[\s(\[<'"])((?:\.{1,2}/)*(?:[\w.\-]+/)*[\w\-]+\.md)(#[\w\-]+)?\b`)
 	// mdLink is a Markdown link target that is not a URL or an anchor.
 	mdLink = regexp.MustCompile(`\]\(([^)#\s:]+)(#[^)\s]*)?\)`)
+	// repoPath is a path from the repository root (a top-level directory
+	// of this repository, then more), not followed by a glob.
+	repoPath = regexp.MustCompile(`(?:^|[\s(\[<'"])((?:sidecar|wasm|web-component|demo|docs|internal|\.ci)/[\w./\-]*[\w\-/])([*{]?)`)
 	// upPath is a path that climbs out of its directory.
 	upPath = regexp.MustCompile(`(?:^|[\s(\[<'"])((?:\.\./)+[\w.\-/]+)`)
 	// issueRef cites an issue or pull request of this project by number:
@@ -181,9 +184,10 @@ func anchors(t *testing.T, file string) map[string]bool {
 
 // TestCitations: the repository stands on its own. Comments and
 // Markdown cite only documents the repository contains (and anchors those
-// documents have), never a path outside it, never an issue or pull
-// request number, and never a numbered checklist row without naming the
-// document that numbers it (docs/security.md).
+// documents have), only paths from the root that exist (or that a build
+// writes, as .gitignore lists), never a path outside the repository, never
+// an issue or pull request number, and never a numbered checklist row
+// without naming the document that numbers it (docs/security.md).
 func TestCitations(t *testing.T) {
 	files := repoFiles(t)
 	have := map[string]bool{}
@@ -214,6 +218,22 @@ func TestCitations(t *testing.T) {
 			own = append(own, f)
 		}
 	}
+	// Build outputs (.gitignore's rooted entries) are cited as what a
+	// target writes; they need not exist in the tree.
+	var outputs []string
+	for line := range strings.SplitSeq(readFile(t, ".gitignore"), "\n") {
+		if o, ok := strings.CutPrefix(strings.TrimSpace(line), "/"); ok {
+			outputs = append(outputs, strings.TrimSuffix(o, "/"))
+		}
+	}
+	ignored := func(p string) bool {
+		for _, o := range outputs {
+			if ok, _ := path.Match(o, p); ok || p == o || strings.HasPrefix(p, o+"/") {
+				return true
+			}
+		}
+		return false
+	}
 	cs := citations(t, own)
 	missing := func(c citation, p string) {
 		if key := c.file + ":" + p; !reported[key] {
@@ -235,6 +255,12 @@ func TestCitations(t *testing.T) {
 	for _, c := range cs {
 		for _, m := range mdPath.FindAllStringSubmatch(c.text, -1) {
 			cite(c, m[1], m[2])
+		}
+		for _, m := range repoPath.FindAllStringSubmatch(c.text, -1) {
+			p := strings.TrimRight(m[1], "/.")
+			if _, ok := resolve(have, c.file, p); !ok && m[2] == "" && !ignored(p) {
+				missing(c, p)
+			}
 		}
 		for _, m := range upPath.FindAllStringSubmatch(c.text, -1) {
 			if p := strings.TrimRight(m[1], ".,;:"); !have[path.Join(path.Dir(c.file), p)] && !have[path.Join(path.Dir(c.file), p)+"/"] {
