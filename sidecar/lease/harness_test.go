@@ -79,6 +79,10 @@ apps:
         issuer: corp
         subjects: ["*"]
         scopes: [orders:read]
+      - name: entra-read
+        issuer: entra
+        subjects: ["*"]
+        scopes: [orders:read]
       - name: partner-read
         issuer: partner
         subjects: ["*"]
