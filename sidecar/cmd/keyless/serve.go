@@ -217,10 +217,18 @@ func startIssuer(ctx context.Context, st issuerSetup) (*runningIssuer, error) {
 	adm := newHTTPServer(admMux)
 	go pub.Serve(ln)
 	go adm.Serve(adminLn)
+	// Expired device codes (and the other records the sweeps know) are
+	// deleted in the background, in bounded batches, never inside a
+	// request.
+	sweepCtx, stopSweeps := context.WithCancel(context.Background())
+	sweepsDone := make(chan struct{})
+	go func() { s.RunSweeps(sweepCtx, time.Minute); close(sweepsDone) }()
 	r := &runningIssuer{server: s, vending: svc, db: db, url: s.Issuer(), listen: ln.Addr().String(), adminURL: adminURL}
 	r.shutdown = func(ctx context.Context) {
 		_ = pub.Shutdown(ctx)
 		_ = adm.Shutdown(ctx)
+		stopSweeps()
+		<-sweepsDone
 		_ = os.Remove(filepath.Join(st.dataDir, adminAddrFile))
 		_ = db.Close()
 	}
@@ -254,8 +262,8 @@ func checkExternalIssuers(ctx context.Context, file string, cfg *config.Config, 
 	return errors.Join(errs...)
 }
 
-// newHTTPServer has the timeouts SECURITY.md asks for (slowloris, header
-// size).
+// newHTTPServer has timeouts against clients that send slowly (slowloris)
+// and a cap on the header section (docs/security.md#windows).
 func newHTTPServer(h http.Handler) *http.Server {
 	return &http.Server{
 		Handler:           h,
