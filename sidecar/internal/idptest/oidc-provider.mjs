@@ -15,13 +15,16 @@
 //
 // Environment: IDPTEST_RESOURCE (default "urn:keyless"), the resource
 // whose access tokens are JWTs; IDPTEST_TTL access/ID token lifetime in
-// seconds (default 600).
+// seconds (default 600); IDPTEST_CORS_ORIGINS, a comma-separated list of
+// page origins allowed to call it from a browser (default none: the
+// client has no redirect URIs for oidc-provider to derive them from).
 import http from 'node:http';
 import { generateKeyPair, exportJWK } from 'jose';
 import Provider from 'oidc-provider';
 
 const resource = process.env.IDPTEST_RESOURCE || 'urn:keyless';
 const ttl = Number(process.env.IDPTEST_TTL || 600);
+const corsOrigins = (process.env.IDPTEST_CORS_ORIGINS || '').split(',').filter(Boolean);
 
 // Accounts: sub -> claims. Two accounts share nothing with keyless's own
 // users except, on purpose, the name alice.
@@ -88,6 +91,7 @@ const provider = new Provider(issuer, {
     return { accountId: sub, claims: () => ({ sub, ...a }) };
   },
   interactions: { url: (ctx, interaction) => `/interaction/${interaction.uid}` },
+  clientBasedCORS: (ctx, origin) => corsOrigins.includes(origin),
   renderError: (ctx, out) => {
     ctx.type = 'json';
     ctx.body = out;
