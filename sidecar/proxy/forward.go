@@ -48,8 +48,8 @@ func (p *Proxy) forward(x *exchange) *Error {
 		defer cancel()
 		go p.watchLease(ctx, cancel, x.claims)
 	}
-	p.setNonce(x)
-	p.corsAllow(x)
+	// CORS and DPoP-Nonce go on the final response (modifyResponse): the
+	// ReverseProxy clears the header map after relaying a 1xx.
 	x.route.proxy.ServeHTTP(x.w, x.r.WithContext(ctx))
 	return nil
 }
@@ -72,6 +72,13 @@ func (p *Proxy) rewrite(rt *route, pr *httputil.ProxyRequest) {
 	p.strip.deleteMatching(h, nil)
 	if !rt.AllowCookies {
 		h.Del("Cookie")
+	}
+	// A byte range of a redacted document is a slice of the unredacted
+	// one: redacted routes always fetch the whole representation
+	// (RFC 9110 section 14.2 lets a server ignore Range).
+	if len(rt.Redact) > 0 {
+		h.Del("Range")
+		h.Del("If-Range")
 	}
 	// The client never chooses the upstream credential, in any spelling.
 	rt.credStrip.deleteMatching(h, nil)
@@ -114,11 +121,18 @@ func dropQueryParam(raw, name string) string {
 // errRedaction marks a response that had to be redacted but could not be.
 var errRedaction = errors.New("proxy: response could not be redacted")
 
-// modifyResponse strips headers that leak the upstream and redacts JSON
-// fields per route. A response that must be redacted but cannot be parsed
-// is refused (502), never passed through.
+// modifyResponse strips headers that leak the upstream, sets the proxy's
+// own (CORS, DPoP-Nonce) on the final response, and redacts JSON fields per
+// route. A response that must be redacted but cannot be parsed, or is a
+// 206 slice, is refused (502), never passed through.
 func (p *Proxy) modifyResponse(rt *route, res *http.Response) error {
 	p.stripResp.deleteMatching(res.Header, nil)
+	if x, _ := res.Request.Context().Value(exchangeKey{}).(*exchange); x != nil {
+		p.finalHeaders(x, res.Header)
+	}
+	if len(rt.Redact) > 0 && res.StatusCode == http.StatusPartialContent {
+		return errRedaction
+	}
 	if len(rt.Redact) == 0 || res.StatusCode == http.StatusSwitchingProtocols ||
 		res.StatusCode == http.StatusNoContent || res.StatusCode == http.StatusNotModified ||
 		res.Request != nil && res.Request.Method == http.MethodHead {
@@ -150,6 +164,21 @@ func (p *Proxy) modifyResponse(rt *route, res *http.Response) error {
 	res.Header.Del("Etag")
 	res.Header.Del("Content-Md5")
 	return nil
+}
+
+// finalHeaders sets the proxy's headers on a forwarded final response: CORS
+// for the lease's app, and in nonce mode the current nonce; a nonce the
+// proof did not carry is new, and a response carrying it must not be
+// cached (RFC 9449 section 8.2).
+func (p *Proxy) finalHeaders(x *exchange, h http.Header) {
+	p.corsHeaders(x, h)
+	if p.nonces != nil {
+		n := p.nonces.Current()
+		h.Set("DPoP-Nonce", n)
+		if x.proof == nil || x.proof.Nonce != n {
+			h.Set("Cache-Control", "no-store")
+		}
+	}
 }
 
 // upstreamFailed is the ReverseProxy's ErrorHandler: 502 when the upstream

@@ -78,6 +78,7 @@ type Proxy struct {
 	strip       headerMatcher // inbound headers never forwarded
 	stripResp   headerMatcher // upstream response headers never returned
 	origins     *check.Origins
+	hosts       *check.Hosts
 }
 
 // route is a configured route, compiled.
@@ -175,6 +176,7 @@ func New(cfg Config, opts Options) (*Proxy, error) {
 	}
 	p.metrics = newMetrics(opts.Registry)
 	p.origins = check.NewOrigins(cfg.CORS)
+	p.hosts = check.NewHosts(cfg.PublicURL, cfg.Hosts)
 	p.strip = requestStripList(cfg.Headers)
 	p.stripResp = responseStripList(cfg.Headers)
 
@@ -186,11 +188,18 @@ func New(cfg Config, opts Options) (*Proxy, error) {
 		pt, _ := compilePattern(r.Path)
 		rt := &route{Route: r, pattern: pt, scope: strings.Join(r.Scopes, " "), contentOK: check.NewContentTypes(r.ContentTypes)}
 		if up, ok := ups[r.Upstream]; ok {
-			rt.upstream, rt.cred = up.url, up.cred
-			if rt.cred != nil {
-				rt.credStrip.addName(rt.cred.HeaderNames()...)
+			rt.upstream = up.url
+			transport := up.transport
+			if up.cred != nil {
+				// The client's copy is stripped on every route; the
+				// credential itself is sent only where the route says.
+				rt.credStrip.addName(up.cred.HeaderNames()...)
+				if r.SendsCredential() {
+					rt.cred = up.cred
+					transport = &credTransport{base: up.transport, cred: up.cred}
+				}
 			}
-			rt.proxy = p.reverseProxy(rt, up.transport)
+			rt.proxy = p.reverseProxy(rt, transport)
 		}
 		p.router.routes = append(p.router.routes, rt)
 	}
@@ -215,6 +224,7 @@ type exchange struct {
 	tokenID  string // SHA-256 of the token, hex prefix, for logs
 	claims   *token.Claims
 	proof    *dpop.Proof
+	form     []byte // a urlencoded body, read by checkBody
 	err      *Error // the refusal, if any, for the audit line
 }
 
@@ -236,6 +246,12 @@ func (p *Proxy) serve(x *exchange) *Error {
 		return err
 	}
 	if err := p.checkPath(x); err != nil {
+		return err
+	}
+	if err := p.checkHost(x); err != nil {
+		return err
+	}
+	if err := p.checkFraming(x); err != nil {
 		return err
 	}
 	if isPreflight(x.r) {
@@ -267,6 +283,9 @@ func (p *Proxy) serve(x *exchange) *Error {
 	if err := p.checkBody(x); err != nil {
 		return err
 	}
+	if err := check.TokenParams(x.r.URL.RawQuery, x.form); err != nil {
+		return err
+	}
 	if x.claims.Preview {
 		return p.preview(x)
 	}
@@ -294,15 +313,20 @@ func (p *Proxy) checkMethod(x *exchange) *Error {
 }
 
 // checkPath takes the raw path once and canonicalizes it (400 for
-// ambiguous forms).
+// ambiguous forms), and refuses a query the upstream could read
+// differently ([check.Query]).
 func (p *Proxy) checkPath(x *exchange) *Error {
 	raw, c, err := check.Path(x.r.RequestURI)
 	if err != nil {
 		return err
 	}
 	x.rawPath, x.path = raw, c
-	return nil
+	return check.Query(x.r.URL.RawQuery)
 }
+
+// checkHost refuses requests for a host other than the public URL's or an
+// alias (421), before anything else looks at them.
+func (p *Proxy) checkHost(x *exchange) *Error { return p.hosts.Check(x.r.Host) }
 
 // matchRoute finds the route; a miss is answered only after
 // authentication, so unauthenticated callers learn nothing about routes.
@@ -317,8 +341,10 @@ type statusWriter struct {
 	status int
 }
 
+// WriteHeader records the final status: an informational 1xx (103 Early
+// Hints relayed from the upstream) is not the answer, 101 is.
 func (w *statusWriter) WriteHeader(code int) {
-	if w.status == 0 {
+	if w.status == 0 && (code >= 200 || code == http.StatusSwitchingProtocols) {
 		w.status = code
 	}
 	w.ResponseWriter.WriteHeader(code)

@@ -64,6 +64,8 @@ func credentialFromConfig(c *Credential) (CredentialSource, error) {
 	return &StaticHeader{Name: c.Header, Value: c.Prefix + v}, nil
 }
 
+// upstream is a configured backend: its transport without the
+// credential, which routes that send it wrap in a credTransport.
 type upstream struct {
 	url       *url.URL
 	transport http.RoundTripper
@@ -88,9 +90,6 @@ func (p *Proxy) buildUpstreams(override map[string]CredentialSource) (map[string
 				errs = append(errs, fmt.Errorf("proxy: upstreams[%s].credential: %w", name, err))
 				continue
 			}
-		}
-		if up.cred != nil {
-			up.transport = &credTransport{base: t, cred: up.cred}
 		}
 		ups[name] = up
 	}

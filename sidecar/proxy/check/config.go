@@ -26,6 +26,12 @@ type Config struct {
 	// request path. Host, X-Forwarded-* and absolute-form targets are never
 	// used (SECURITY.md mistake 3).
 	PublicURL string `yaml:"public_url"`
+	// Hosts are aliases of PublicURL's host that requests may name in Host
+	// (or :authority, or an absolute-form target): "host" or "host:port".
+	// A request naming any other host is refused with 421 Misdirected
+	// Request (RFC 9110 section 15.5.20), never forwarded. Empty means
+	// PublicURL's host only.
+	Hosts []string `yaml:"hosts"`
 	// Audience is the aud a lease must carry; empty means PublicURL
 	// (SECURITY.md decision 14).
 	Audience string `yaml:"audience"`
@@ -111,8 +117,15 @@ type Route struct {
 	Upstream string `yaml:"upstream"`
 	// Scopes the lease must all hold; required unless Anonymous.
 	Scopes []string `yaml:"scopes"`
-	// Anonymous routes are forwarded without credentials or identity.
+	// Anonymous routes are forwarded without the caller's credentials or
+	// identity, and without the upstream's credential unless
+	// SendCredential says otherwise.
 	Anonymous bool `yaml:"anonymous"`
+	// SendCredential decides whether the upstream's credential
+	// (Upstream.Credential) is added to requests forwarded on this route.
+	// Nil means yes on authenticated routes and no on anonymous ones, so a
+	// public route never lends the app's secret to anonymous callers.
+	SendCredential *bool `yaml:"send_credential"`
 	// StripPrefix is removed from the path before forwarding ("/api" turns
 	// "/api/v1/x" into "/v1/x"). The proof's htu still uses the full path.
 	StripPrefix string `yaml:"strip_prefix"`
@@ -136,6 +149,15 @@ type Route struct {
 	// Preview is the example response given to preview-mode leases, which
 	// are never forwarded; nil answers them 501.
 	Preview *Preview `yaml:"preview"`
+}
+
+// SendsCredential reports whether requests on r carry the upstream's
+// credential: SendCredential when set, else only on authenticated routes.
+func (r Route) SendsCredential() bool {
+	if r.SendCredential != nil {
+		return *r.SendCredential
+	}
+	return !r.Anonymous
 }
 
 // Preview is a canned response.
@@ -392,6 +414,11 @@ func (c Config) Validate() error {
 		bad("public_url %q must be an absolute http(s) URL without userinfo, query or fragment", c.PublicURL)
 	} else if _, err := dpop.NormalizeHTU(c.PublicURL); err != nil {
 		bad("public_url %q: %v", c.PublicURL, err)
+	}
+	for _, h := range c.Hosts {
+		if !ValidHost(h) {
+			bad("hosts: %q must be host or host:port", h)
+		}
 	}
 	if c.Audience == "" {
 		bad("audience is empty")
