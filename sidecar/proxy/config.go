@@ -28,6 +28,7 @@ const (
 	DefaultTicketParam      = check.DefaultTicketParam
 	DefaultMaxBodyBytes     = check.DefaultMaxBodyBytes
 	DefaultMaxResponseBytes = check.DefaultMaxResponseBytes
+	DefaultStoreTimeout     = check.DefaultStoreTimeout
 )
 
 // LoadConfig reads a YAML file holding a Config. Unknown fields are errors.

@@ -144,6 +144,12 @@ func New(cfg Config, opts Options) (*Proxy, error) {
 	if p.tickets == nil {
 		p.tickets = &MemTickets{Now: p.now}
 	}
+	// Every store call is bounded by StoreTimeout (deadline.go).
+	st := cfg.StoreTimeout
+	replay = deadlineReplay{replay, st}
+	p.revocations = deadlineRevocations{p.revocations, st}
+	p.limiter = deadlineLimiter{p.limiter, st}
+	p.tickets = deadlineTickets{p.tickets, st}
 	p.verifyOpts = dpop.VerifyOptions{
 		Algs:       cfg.DPoP.Algs,
 		MaxAge:     cfg.DPoP.MaxAge,

@@ -55,6 +55,11 @@ type Config struct {
 	WebSocket WebSocketConfig `yaml:"websocket"`
 	// Server settings for the listener (timeouts, header size).
 	Server ServerConfig `yaml:"server"`
+	// StoreTimeout bounds every call the proxy makes to its stores (replay
+	// cache, revocations, rate limits, WebSocket tickets): a store that
+	// does not answer in time fails the request with 503, fast and closed.
+	// Zero means DefaultStoreTimeout.
+	StoreTimeout time.Duration `yaml:"store_timeout"`
 }
 
 // Upstream is one backend.
@@ -285,6 +290,7 @@ const (
 	DefaultTicketParam      = "keyless_ticket"
 	DefaultMaxBodyBytes     = 1 << 20
 	DefaultMaxResponseBytes = 10 << 20
+	DefaultStoreTimeout     = 250 * time.Millisecond
 )
 
 // LoadConfig reads a YAML file holding a Config. Unknown fields are errors.
@@ -321,6 +327,7 @@ func (c Config) WithDefaults() Config {
 	def(&c.DPoP.FutureSkew, dpop.DefaultFutureSkew)
 	def(&c.DPoP.Nonce.Rotate, 5*time.Minute)
 	def(&c.Token.Leeway, 30*time.Second)
+	def(&c.StoreTimeout, DefaultStoreTimeout)
 	if c.Token.CacheEntries == 0 {
 		c.Token.CacheEntries = 10000
 	}
@@ -434,6 +441,9 @@ func (c Config) Validate() error {
 	}
 	if c.DPoP.MaxAge < 0 || c.DPoP.FutureSkew < 0 || c.DPoP.Nonce.Rotate < 0 {
 		bad("dpop: durations must not be negative")
+	}
+	if c.StoreTimeout < 0 {
+		bad("store_timeout must not be negative")
 	}
 	if c.Token.Leeway < 0 || c.Token.Leeway > time.Minute {
 		bad("token.leeway must be between 0 and 60s")
