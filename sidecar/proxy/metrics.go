@@ -20,7 +20,7 @@ type metrics struct {
 	upstream  *prometheus.CounterVec
 }
 
-func newMetrics(reg *prometheus.Registry) *metrics {
+func newMetrics(reg *prometheus.Registry, audit AuditSink) *metrics {
 	if reg == nil {
 		reg = prometheus.NewRegistry()
 	}
@@ -45,6 +45,12 @@ func newMetrics(reg *prometheus.Registry) *metrics {
 		}, []string{"kind"}),
 	}
 	reg.MustRegister(m.decisions, m.latency, m.cache, m.upstream)
+	if audit != nil {
+		reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "keyless_proxy_audit_failures_total",
+			Help: "Audit lines that could not be written (dropped by a full queue or refused by the destination).",
+		}, func() float64 { return float64(audit.Failures()) }))
+	}
 	return m
 }
 
@@ -73,6 +79,10 @@ func (p *Proxy) AdminHandler() http.Handler {
 		w.Write([]byte("ok\n"))
 	})
 	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
+		if p.auditSink != nil && p.auditSink.Err() != nil {
+			http.Error(w, "audit log failing", http.StatusServiceUnavailable)
+			return
+		}
 		ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
 		defer cancel()
 		if _, err := p.revocations.AnyRevoked(ctx, store.Revocation{Kind: store.KindLease, Value: "readyz"}); err != nil {

@@ -10,6 +10,8 @@ import (
 	"net/url"
 	"os"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -54,6 +56,10 @@ type Options struct {
 	// Registry for metrics; nil means a new registry, served by
 	// [Proxy.AdminHandler].
 	Registry *prometheus.Registry
+	// Audit reports whether Logger's lines are being written; nil means
+	// they always are. While it reports a failure /readyz is red and,
+	// with audit.on_failure refuse, requests are answered 503.
+	Audit AuditSink
 }
 
 // Proxy is the DPoP-checking reverse proxy: an http.Handler. Build it with
@@ -79,6 +85,12 @@ type Proxy struct {
 	stripResp   headerMatcher // upstream response headers never returned
 	origins     *check.Origins
 	hosts       *check.Hosts
+	auditSink   AuditSink
+
+	inflight sync.WaitGroup // requests in ServeHTTP
+	active   atomic.Int64
+	base     context.Context // requests derive from it (NewServer); cut cancels it
+	cut      context.CancelFunc
 }
 
 // route is a configured route, compiled.
@@ -122,7 +134,9 @@ func New(cfg Config, opts Options) (*Proxy, error) {
 		tickets:     opts.Tickets,
 		now:         opts.Now,
 		log:         opts.Logger,
+		auditSink:   opts.Audit,
 	}
+	p.base, p.cut = context.WithCancel(context.Background())
 	u, _ := url.Parse(cfg.PublicURL)
 	p.publicHost, p.publicProto = u.Host, u.Scheme
 	if p.now == nil {
@@ -180,7 +194,7 @@ func New(cfg Config, opts Options) (*Proxy, error) {
 	if cfg.Token.CacheEntries > 0 {
 		p.cache = check.NewTokenCache(cfg.Token.CacheEntries)
 	}
-	p.metrics = newMetrics(opts.Registry)
+	p.metrics = newMetrics(opts.Registry, p.auditSink)
 	p.origins = check.NewOrigins(cfg.CORS)
 	p.hosts = check.NewHosts(cfg.PublicURL, cfg.Hosts)
 	p.strip = requestStripList(cfg.Headers)
@@ -236,6 +250,7 @@ type exchange struct {
 
 // ServeHTTP runs the check chain and forwards what passes.
 func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	defer p.track()()
 	x := &exchange{w: &statusWriter{ResponseWriter: w}, r: r, start: p.now()}
 	if err := p.serve(x); err != nil {
 		x.err = err
@@ -248,6 +263,9 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // or the refusal; the steps that answer (preflight, ticket, preview,
 // forward) end it.
 func (p *Proxy) serve(x *exchange) *Error {
+	if err := p.checkAudit(); err != nil {
+		return err
+	}
 	if err := p.checkMethod(x); err != nil {
 		return err
 	}

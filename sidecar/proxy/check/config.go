@@ -60,7 +60,26 @@ type Config struct {
 	// does not answer in time fails the request with 503, fast and closed.
 	// Zero means DefaultStoreTimeout.
 	StoreTimeout time.Duration `yaml:"store_timeout"`
+	// Audit: what to do when audit lines cannot be written.
+	Audit AuditConfig `yaml:"audit"`
 }
+
+// AuditConfig decides what the proxy does while its audit log fails (a
+// full disk, a destination that stopped reading): the failure is always
+// counted (keyless_proxy_audit_failures_total), logged on the other
+// destination and turns /readyz red.
+type AuditConfig struct {
+	// OnFailure is AuditRefuse (answer 503 instead of forwarding, so
+	// nothing is done unaudited) or AuditContinue (forward anyway).
+	// Empty means AuditRefuse.
+	OnFailure string `yaml:"on_failure"`
+}
+
+// Audit failure modes (AuditConfig.OnFailure).
+const (
+	AuditRefuse   = "refuse"
+	AuditContinue = "continue"
+)
 
 // Upstream is one backend.
 type Upstream struct {
@@ -281,6 +300,10 @@ type ServerConfig struct {
 	IdleTimeout time.Duration `yaml:"idle_timeout"`
 	// MaxHeaderBytes; zero means 64 KiB. Larger header sections get 431.
 	MaxHeaderBytes int `yaml:"max_header_bytes"`
+	// ShutdownTimeout is how long a stopping proxy waits for requests in
+	// flight (open WebSockets included); past it they are cut, each still
+	// audited, and the process exits non-zero. Zero means 10s.
+	ShutdownTimeout time.Duration `yaml:"shutdown_timeout"`
 }
 
 // Defaults.
@@ -328,6 +351,7 @@ func (c Config) WithDefaults() Config {
 	def(&c.DPoP.Nonce.Rotate, 5*time.Minute)
 	def(&c.Token.Leeway, 30*time.Second)
 	def(&c.StoreTimeout, DefaultStoreTimeout)
+	defs(&c.Audit.OnFailure, AuditRefuse)
 	if c.Token.CacheEntries == 0 {
 		c.Token.CacheEntries = 10000
 	}
@@ -350,6 +374,7 @@ func (c Config) WithDefaults() Config {
 	def(&s.ReadHeaderTimeout, 5*time.Second)
 	def(&s.ReadTimeout, 60*time.Second)
 	def(&s.IdleTimeout, 120*time.Second)
+	def(&s.ShutdownTimeout, 10*time.Second)
 	if s.MaxHeaderBytes == 0 {
 		s.MaxHeaderBytes = 64 << 10
 	}
@@ -441,6 +466,9 @@ func (c Config) Validate() error {
 	}
 	if c.DPoP.MaxAge < 0 || c.DPoP.FutureSkew < 0 || c.DPoP.Nonce.Rotate < 0 {
 		bad("dpop: durations must not be negative")
+	}
+	if c.Audit.OnFailure != AuditRefuse && c.Audit.OnFailure != AuditContinue {
+		bad("audit.on_failure %q: want %s or %s", c.Audit.OnFailure, AuditRefuse, AuditContinue)
 	}
 	if c.StoreTimeout < 0 {
 		bad("store_timeout must not be negative")
