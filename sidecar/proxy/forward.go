@@ -13,6 +13,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/keyless-dev/keyless/sidecar/proxy/check"
 )
@@ -41,11 +42,17 @@ func (p *Proxy) forward(x *exchange) *Error {
 	if x.route == nil || x.route.proxy == nil {
 		return &Error{Code: CodeNotFound, Msg: "no such route", Rule: "route"}
 	}
-	ctx := context.WithValue(x.r.Context(), exchangeKey{}, x)
+	// The upstream's in-flight cap: 503 at once past it, never a queue.
+	select {
+	case x.route.slots <- struct{}{}:
+		defer func() { <-x.route.slots }()
+	default:
+		return &Error{Code: CodeUnavailable, Msg: "upstream at capacity", Rule: "upstream.in_flight", RetryAfter: time.Second}
+	}
+	ctx, cancel := context.WithCancel(context.WithValue(x.r.Context(), exchangeKey{}, x))
+	defer cancel()
+	x.cancel = cancel
 	if x.upgrade {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithCancel(ctx)
-		defer cancel()
 		go p.watchLease(ctx, cancel, x.claims)
 	}
 	// CORS and DPoP-Nonce go on the final response (modifyResponse): the
@@ -133,6 +140,11 @@ func (p *Proxy) modifyResponse(rt *route, res *http.Response) error {
 	if len(rt.Redact) > 0 && res.StatusCode == http.StatusPartialContent {
 		return errRedaction
 	}
+	if d := rt.UpstreamIdleTimeout; d > 0 && res.StatusCode != http.StatusSwitchingProtocols {
+		if x, _ := res.Request.Context().Value(exchangeKey{}).(*exchange); x != nil && x.cancel != nil {
+			res.Body = newIdleBody(res.Body, d, x.cancel)
+		}
+	}
 	if len(rt.Redact) == 0 || res.StatusCode == http.StatusSwitchingProtocols ||
 		res.StatusCode == http.StatusNoContent || res.StatusCode == http.StatusNotModified ||
 		res.Request != nil && res.Request.Method == http.MethodHead {
@@ -193,6 +205,32 @@ func (p *Proxy) upstreamFailed(w http.ResponseWriter, r *http.Request, err error
 	x.err = e
 	p.metrics.upstreamError(e.RuleName())
 	p.render(x, e)
+}
+
+// idleBody cuts an upstream response body that stays silent for d: the
+// timer, reset by every read, cancels the upstream request, which ends the
+// pending read with an error and the client's response early.
+type idleBody struct {
+	io.ReadCloser
+	d     time.Duration
+	timer *time.Timer
+}
+
+func newIdleBody(rc io.ReadCloser, d time.Duration, cancel context.CancelFunc) *idleBody {
+	return &idleBody{ReadCloser: rc, d: d, timer: time.AfterFunc(d, cancel)}
+}
+
+func (b *idleBody) Read(p []byte) (int, error) {
+	n, err := b.ReadCloser.Read(p)
+	if n > 0 {
+		b.timer.Reset(b.d)
+	}
+	return n, err
+}
+
+func (b *idleBody) Close() error {
+	b.timer.Stop()
+	return b.ReadCloser.Close()
 }
 
 // bufferPool recycles the ReverseProxy's copy buffers.

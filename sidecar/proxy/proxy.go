@@ -101,6 +101,7 @@ type route struct {
 	proxy     *httputil.ReverseProxy
 	upstream  *url.URL
 	cred      CredentialSource
+	slots     chan struct{} // the upstream's in-flight slots, shared by its routes
 	credStrip headerMatcher
 	contentOK check.ContentTypes
 }
@@ -208,7 +209,7 @@ func New(cfg Config, opts Options) (*Proxy, error) {
 		pt, _ := compilePattern(r.Path)
 		rt := &route{Route: r, pattern: pt, scope: strings.Join(r.Scopes, " "), contentOK: check.NewContentTypes(r.ContentTypes)}
 		if up, ok := ups[r.Upstream]; ok {
-			rt.upstream = up.url
+			rt.upstream, rt.slots = up.url, up.slots
 			transport := up.transport
 			if up.cred != nil {
 				// The client's copy is stripped on every route; the
@@ -244,8 +245,9 @@ type exchange struct {
 	tokenID  string // SHA-256 of the token, hex prefix, for logs
 	claims   *token.Claims
 	proof    *dpop.Proof
-	form     []byte // a urlencoded body, read by checkBody
-	err      *Error // the refusal, if any, for the audit line
+	form     []byte             // a urlencoded body, read by checkBody
+	cancel   context.CancelFunc // cancels the upstream request (forward)
+	err      *Error             // the refusal, if any, for the audit line
 }
 
 // ServeHTTP runs the check chain and forwards what passes.

@@ -97,6 +97,15 @@ type Upstream struct {
 	// upstream; zero means 512. Go's default of 2 per host halves
 	// throughput under load.
 	MaxIdleConns int `yaml:"max_idle_conns"`
+	// MaxConns caps the connections open to this upstream at once (a
+	// request past it waits for one, within its deadlines); zero means
+	// 1024.
+	MaxConns int `yaml:"max_conns"`
+	// MaxInFlight caps the requests forwarded to this upstream at once;
+	// past it the proxy answers 503 with Retry-After at once instead of
+	// queueing, so a stalled upstream cannot hold unbounded goroutines and
+	// memory. Zero means 1024.
+	MaxInFlight int `yaml:"max_in_flight"`
 	// TLS for https upstreams: CA bundle and, for mTLS, a client
 	// certificate.
 	TLS UpstreamTLS `yaml:"tls"`
@@ -168,6 +177,13 @@ type Route struct {
 	// ContentTypes allowed for request bodies (media types, no
 	// parameters); empty allows any.
 	ContentTypes []string `yaml:"content_types"`
+	// UpstreamIdleTimeout bounds the silence of the upstream once it has
+	// sent its response headers: when no body bytes arrive for this long,
+	// the response is cut (the client sees it end early) and the
+	// upstream request canceled. Zero means 30s; negative means no limit
+	// (long-polling or event streams that idle longer). WebSocket tunnels
+	// are bounded by their lease instead.
+	UpstreamIdleTimeout time.Duration `yaml:"upstream_idle_timeout"`
 	// AllowCookies forwards the Cookie header; by default it is stripped.
 	AllowCookies bool `yaml:"allow_cookies"`
 	// Preview is the example response given to preview-mode leases, which
@@ -314,6 +330,10 @@ const (
 	DefaultMaxBodyBytes     = 1 << 20
 	DefaultMaxResponseBytes = 10 << 20
 	DefaultStoreTimeout     = 250 * time.Millisecond
+
+	DefaultMaxUpstreamConns    = 1024
+	DefaultMaxInFlight         = 1024
+	DefaultUpstreamIdleTimeout = 30 * time.Second
 )
 
 // LoadConfig reads a YAML file holding a Config. Unknown fields are errors.
@@ -386,6 +406,12 @@ func (c Config) WithDefaults() Config {
 		if u.MaxIdleConns == 0 {
 			u.MaxIdleConns = 512
 		}
+		if u.MaxConns == 0 {
+			u.MaxConns = DefaultMaxUpstreamConns
+		}
+		if u.MaxInFlight == 0 {
+			u.MaxInFlight = DefaultMaxInFlight
+		}
 		ups[name] = u
 	}
 	c.Upstreams = ups
@@ -403,6 +429,7 @@ func (c Config) WithDefaults() Config {
 		if r.MaxResponseBytes == 0 {
 			r.MaxResponseBytes = DefaultMaxResponseBytes
 		}
+		def(&r.UpstreamIdleTimeout, DefaultUpstreamIdleTimeout)
 		if r.RateLimit == nil {
 			rl := c.RateLimit
 			r.RateLimit = &rl
@@ -500,6 +527,9 @@ func (c Config) Validate() error {
 		pu, err := url.Parse(u.URL)
 		if err != nil || (pu.Scheme != "http" && pu.Scheme != "https") || pu.Host == "" || pu.User != nil || pu.RawQuery != "" {
 			bad("upstreams[%s]: url %q must be an absolute http(s) URL without userinfo or query", name, u.URL)
+		}
+		if u.MaxConns < 0 || u.MaxInFlight < 0 || u.MaxIdleConns < 0 {
+			bad("upstreams[%s]: max_conns, max_in_flight and max_idle_conns must not be negative", name)
 		}
 		if (u.TLS.CertFile == "") != (u.TLS.KeyFile == "") {
 			bad("upstreams[%s]: tls.cert_file and tls.key_file go together", name)
