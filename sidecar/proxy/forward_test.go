@@ -130,7 +130,7 @@ func TestPublicRouteForwardedWithoutIdentity(t *testing.T) {
 
 func TestTrailersDropped(t *testing.T) {
 	h := newHarness(t)
-	res := h.raw("POST /public/x HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nTrailer: X-Keyless-Sub\r\nConnection: close\r\n\r\n" +
+	res := h.raw("POST /public/x HTTP/1.1\r\nHost: api.example.test\r\nTransfer-Encoding: chunked\r\nTrailer: X-Keyless-Sub\r\nConnection: close\r\n\r\n" +
 		"3\r\nabc\r\n0\r\nX-Keyless-Sub: mallory\r\n\r\n")
 	if res.StatusCode != 200 {
 		t.Fatalf("status %d", res.StatusCode)
@@ -152,8 +152,8 @@ func TestContentLengthAndChunked(t *testing.T) {
 	// RFC 9112 section 6.3: CL + TE chunked. The body is read as chunked
 	// and the connection is closed; "GET /admin" smuggled in the CL-framed
 	// reading is never seen as a second request.
-	res := h.raw("POST /public/x HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n" +
-		"0\r\n\r\nGET /admin/users HTTP/1.1\r\nHost: x\r\n\r\n")
+	res := h.raw("POST /public/x HTTP/1.1\r\nHost: api.example.test\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n" +
+		"0\r\n\r\nGET /admin/users HTTP/1.1\r\nHost: api.example.test\r\n\r\n")
 	if res.StatusCode != 200 || !res.Close {
 		t.Fatalf("status %d close %v", res.StatusCode, res.Close)
 	}
