@@ -223,3 +223,32 @@ func loadRenderedConfigs(t *testing.T, data map[string]string) {
 		t.Errorf("proxy admin_listen = %q: the probes need it on the pod's port 9090", cfg.Server.AdminListen)
 	}
 }
+
+// TestVersionsAgree: VERSION is the one version; the chart and the npm
+// package must carry it.
+func TestVersionsAgree(t *testing.T) {
+	root := repoRoot(t)
+	v, err := os.ReadFile(filepath.Join(root, "VERSION"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	version := strings.TrimSpace(string(v))
+	var chart struct {
+		Version    string `yaml:"version"`
+		AppVersion string `yaml:"appVersion"`
+	}
+	b, _ := os.ReadFile(filepath.Join(root, "deploy", "helm", "keyless", "Chart.yaml"))
+	if err := yaml.Unmarshal(b, &chart); err != nil {
+		t.Fatal(err)
+	}
+	var pkg struct{ Version string }
+	b, _ = os.ReadFile(filepath.Join(root, "web-component", "package.json"))
+	if err := yaml.Unmarshal(b, &pkg); err != nil { // JSON is YAML
+		t.Fatal(err)
+	}
+	for name, got := range map[string]string{"Chart.yaml version": chart.Version, "Chart.yaml appVersion": chart.AppVersion, "package.json version": pkg.Version} {
+		if got != version {
+			t.Errorf("%s = %q, VERSION = %q", name, got, version)
+		}
+	}
+}
