@@ -17,7 +17,11 @@ require (
 	go.etcd.io/bbolt v1.5.0
 	go.yaml.in/yaml/v3 v3.0.6
 	golang.org/x/crypto v0.53.0
+	golang.org/x/term v0.44.0
 )
+
+// Test dependencies.
+require github.com/santhosh-tekuri/jsonschema/v6 v6.0.2
 
 require (
 	cel.dev/expr v0.25.1 // indirect

@@ -7,6 +7,9 @@
 # Ports (override with these variables):
 #   DEMO_ISSUER_PORT=8787 DEMO_PROXY_PORT=8788 DEMO_APP_PORT=8789 DEMO_API_PORT=8790
 # State (keyless's database, the throwaway secrets, logs): DEMO_DATA=.keyless-demo
+# Signing in from a phone: DEMO_HOST=192.168.1.20 (this machine's LAN address;
+# the sign-in page then listens on every interface) or DEMO_PUBLIC_URL=https://...
+# (a tunnel to the issuer port): the QR code and the banner use it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -19,6 +22,24 @@ DATA=${DEMO_DATA:-.keyless-demo}
 ISSUER=http://127.0.0.1:$ISSUER_PORT
 PROXY=http://127.0.0.1:$PROXY_PORT
 APP=http://127.0.0.1:$APP_PORT
+PUBLIC_URL=${DEMO_PUBLIC_URL:-}
+ISSUER_ADDR=127.0.0.1:$ISSUER_PORT
+if [ -n "${DEMO_HOST:-}" ] && [ -z "$PUBLIC_URL" ]; then
+  PUBLIC_URL=http://$DEMO_HOST:$ISSUER_PORT
+  ISSUER_ADDR=0.0.0.0:$ISSUER_PORT
+fi
+
+# Every port is checked before anything is written: a demo already running
+# keeps its secrets and its logs.
+busy=0
+for v in DEMO_ISSUER_PORT:$ISSUER_PORT DEMO_PROXY_PORT:$PROXY_PORT DEMO_APP_PORT:$APP_PORT DEMO_API_PORT:$API_PORT; do
+  name=${v%%:*} port=${v#*:}
+  if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
+    echo "demo: port $port is in use (another make demo?); stop it, or choose another port: $name=<port> make demo" >&2
+    busy=1
+  fi
+done
+[ "$busy" = 0 ] || exit 1
 
 for b in bin/keyless web-component/keyless.wasm web-component/wasm_exec.js; do
   [ -e "$b" ] || { echo "demo: $b is missing; run 'make demo' (it builds it)" >&2; exit 1; }
@@ -70,8 +91,10 @@ wait_for() { # wait_for NAME LOG PATTERN: until LOG shows PATTERN, up to 30 s
 pids+=($!)
 wait_for recommender "$DATA/logs/recommender.log" "listening on"
 
+public=()
+[ -z "$PUBLIC_URL" ] || public=(--public-url "$PUBLIC_URL")
 bin/keyless dev --config "$CONFIG" --data "$DATA" \
-  --issuer-addr "127.0.0.1:$ISSUER_PORT" --proxy-addr "127.0.0.1:$PROXY_PORT" \
+  --issuer-addr "$ISSUER_ADDR" --proxy-addr "127.0.0.1:$PROXY_PORT" "${public[@]}" \
   > "$DATA/logs/keyless.log" 2>&1 &
 pids+=($!)
 wait_for "keyless dev" "$DATA/logs/keyless.log" "Proxy:"
@@ -81,6 +104,8 @@ wait_for "keyless dev" "$DATA/logs/keyless.log" "Proxy:"
 pids+=($!)
 wait_for "app server" "$DATA/logs/appserver.log" "serving"
 
+PHONE="on the page your phone (or another tab) opens from the QR code"
+[ -z "$PUBLIC_URL" ] || PHONE="on $PUBLIC_URL/device, which the QR code opens on your phone"
 cat <<BANNER
 
   Where2Eat is running.
@@ -88,7 +113,7 @@ cat <<BANNER
   Open the app:      $APP/
   Preview mode:      $APP/?preview
   Sign in as:        alice (or bob), password where2eat-demo,
-                     on the page your phone (or another tab) opens from the QR code
+                     $PHONE
   Revoke her leases: bin/keyless revoke --sub alice --data $DATA
   API requests log:  tail -f $DATA/logs/recommender.log
   keyless log:       $DATA/logs/keyless.log   (issuer $ISSUER, proxy $PROXY)

@@ -2,6 +2,7 @@ package main
 
 import (
 	"errors"
+	"fmt"
 	"syscall/js"
 )
 
@@ -50,16 +51,55 @@ func idbRequest(req js.Value, upgrade func(db js.Value)) (js.Value, error) {
 	return await(p)
 }
 
+// errStorageUnavailable: the page may not use IndexedDB. An iframe
+// sandboxed without allow-same-origin has an opaque origin, where
+// indexedDB.open throws a SecurityError; some private modes have no
+// IndexedDB at all. The key then lives in memory for the page's life.
+var errStorageUnavailable = errors.New("keyless: this page cannot store a key (IndexedDB is unavailable here, e.g. in an iframe sandboxed without allow-same-origin)")
+
+// call is v.Call that returns a JavaScript exception as an error instead
+// of panicking: IndexedDB throws synchronously (SecurityError,
+// InvalidStateError) and its text must never reach the page as a Go panic.
+func call(v js.Value, method string, args ...any) (r js.Value, err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			if je, ok := p.(js.Error); ok {
+				err = fmt.Errorf("%w: %s", errStorageUnavailable, je.Get("name").String())
+				return
+			}
+			panic(p)
+		}
+	}()
+	return v.Call(method, args...), nil
+}
+
 func openDB() (js.Value, error) {
 	idb := js.Global().Get("indexedDB")
 	if !idb.Truthy() {
-		return js.Value{}, errors.New("keyless: IndexedDB unavailable")
+		return js.Value{}, errStorageUnavailable
 	}
-	return idbRequest(idb.Call("open", idbName, idbVersion), func(db js.Value) {
+	req, err := call(idb, "open", idbName, idbVersion)
+	if err != nil {
+		return js.Value{}, err
+	}
+	db, err := idbRequest(req, func(db js.Value) {
 		if !db.Get("objectStoreNames").Call("contains", idbStore).Bool() {
 			db.Call("createObjectStore", idbStore)
 		}
 	})
+	if err != nil {
+		return js.Value{}, fmt.Errorf("%w: %v", errStorageUnavailable, err)
+	}
+	return db, nil
+}
+
+// store returns the key store of db in a new transaction.
+func store(db js.Value, mode string) (js.Value, error) {
+	tx, err := call(db, "transaction", idbStore, mode)
+	if err != nil {
+		return js.Value{}, err
+	}
+	return call(tx, "objectStore", idbStore)
 }
 
 // loadOrCreateKey returns the stored key pair for name, creating and
@@ -69,10 +109,13 @@ func loadOrCreateKey(name string) (kp js.Value, persisted bool, err error) {
 	db, dbErr := openDB()
 	if dbErr == nil {
 		defer db.Call("close")
-		tx := db.Call("transaction", idbStore, "readonly")
-		got, err := idbRequest(tx.Call("objectStore", idbStore).Call("get", name), nil)
-		if err == nil && got.Truthy() && got.Get("privateKey").Truthy() {
-			return got, true, nil
+		if st, err := store(db, "readonly"); err == nil {
+			if req, err := call(st, "get", name); err == nil {
+				got, err := idbRequest(req, nil)
+				if err == nil && got.Truthy() && got.Get("privateKey").Truthy() {
+					return got, true, nil
+				}
+			}
 		}
 	}
 	kp, err = generateKeyPair()
@@ -82,9 +125,16 @@ func loadOrCreateKey(name string) (kp js.Value, persisted bool, err error) {
 	if dbErr != nil {
 		return kp, false, nil
 	}
-	tx := db.Call("transaction", idbStore, "readwrite")
+	st, err := store(db, "readwrite")
+	if err != nil {
+		return kp, false, nil
+	}
 	record := map[string]any{"privateKey": kp.Get("privateKey"), "publicKey": kp.Get("publicKey")}
-	if _, err := idbRequest(tx.Call("objectStore", idbStore).Call("put", record, name), nil); err != nil {
+	req, err := call(st, "put", record, name)
+	if err != nil {
+		return kp, false, nil
+	}
+	if _, err := idbRequest(req, nil); err != nil {
 		return kp, false, nil
 	}
 	return kp, true, nil
@@ -97,7 +147,14 @@ func deleteKey(name string) error {
 		return err
 	}
 	defer db.Call("close")
-	tx := db.Call("transaction", idbStore, "readwrite")
-	_, err = idbRequest(tx.Call("objectStore", idbStore).Call("delete", name), nil)
+	st, err := store(db, "readwrite")
+	if err != nil {
+		return err
+	}
+	req, err := call(st, "delete", name)
+	if err != nil {
+		return err
+	}
+	_, err = idbRequest(req, nil)
 	return err
 }

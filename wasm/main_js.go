@@ -295,7 +295,8 @@ func (a *app) logout(_ js.Value, args []js.Value) any {
 			cancel()
 		}
 		if forget && name != "" {
-			if derr := deleteKey(name); err == nil {
+			// Nothing stored where there is no storage: not an error.
+			if derr := deleteKey(name); err == nil && !errors.Is(derr, errStorageUnavailable) {
 				err = derr
 			}
 		}
@@ -340,6 +341,8 @@ func errorCode(err error) string {
 		return "not_signed_in"
 	case errors.Is(err, context.Canceled):
 		return "cancelled"
+	case errors.Is(err, errStorageUnavailable):
+		return "storage_unavailable"
 	case errors.As(err, &oe):
 		return oe.Code
 	}

@@ -18,7 +18,11 @@ func newPromise(fn func() (any, error)) js.Value {
 			defer executor.Release()
 			defer func() {
 				if r := recover(); r != nil {
-					reject.Invoke(jsError("internal", fmt.Sprint("panic: ", r)))
+					// A bug, not the user's problem: the page gets a plain
+					// message and a code, never Go's panic text; the
+					// details go to the console for whoever debugs.
+					js.Global().Get("console").Call("error", "keyless: internal error:", fmt.Sprint(r))
+					reject.Invoke(jsError("internal", "keyless: internal error; reload the page and try again"))
 				}
 			}()
 			v, err := fn()

@@ -9,9 +9,9 @@
 // (keyless.wasm, with wasm_exec.js from the Go toolchain) is loaded once per
 // page from beside this file. Everything is rendered with textContent and
 // constructable stylesheets, so the component works under a strict CSP:
-//   script-src 'self' 'wasm-unsafe-eval'; img-src 'self' data:;
-//   connect-src 'self' <issuer> <api>
-// (see web-component/README.md).
+//   script-src 'self' <issuer, when the assets come from it> 'wasm-unsafe-eval';
+//   img-src 'self' data:; connect-src 'self' <issuer> <api>
+// (see web-component/README.md, which tests both hosting choices).
 
 /** @typedef {import('./keyless-wasm').KeylessAPI} KeylessAPI */
 
@@ -150,17 +150,37 @@ function el(tag, attrs = {}, children = []) {
   return e
 }
 
+const loopbackHost = /^(localhost|127\.\d{1,3}\.\d{1,3}\.\d{1,3}|\[::1\])$/
+
+/**
+ * The href to render for a verification URI the issuer sent, or '' when it
+ * must stay plain text: only https URLs, or http to a loopback host (a
+ * local `keyless dev`), become links. javascript:, data:, relative and
+ * plain-http network URLs never do (RFC 8628 section 3.3.1 leaves the URI
+ * to the issuer; the page must not trust it).
+ * @param {unknown} uri @returns {string}
+ */
+export function linkHref(uri) {
+  if (typeof uri !== 'string') return ''
+  let u
+  try { u = new URL(uri) } catch { return '' }
+  if (u.protocol === 'https:' || (u.protocol === 'http:' && loopbackHost.test(u.hostname))) return u.href
+  return ''
+}
+
 const messages = {
   starting: 'Starting…',
   code: 'Scan the code or open the link, then enter the code.',
   pending: 'Waiting for approval…',
   slow_down: 'Waiting for approval…',
   approved: 'Approved. Getting access…',
-  signed_in: 'Signed in.',
+  // Signed in: the element already says "Signed in as alice".
+  signed_in: '',
   denied: 'Sign-in was denied.',
   expired: 'The code expired. Try again.',
   error: 'Something went wrong.',
   signed_out: 'Signed out.',
+  storage_unavailable: 'This page cannot store a key, so you stay signed in only until it is reloaded.',
 }
 
 /**
@@ -274,6 +294,12 @@ export class KeylessLoginElement extends HTMLElement {
       this.#ui.badge.hidden = !session.preview
       if (session.preview) this.#say('Preview mode: answers are examples, not live data.')
       this.#emit('keyless-authenticated', session)
+      if (session.keyPersistent === false) {
+        // No IndexedDB here (an iframe sandboxed without allow-same-origin,
+        // some private modes): the key lives in memory for this page only.
+        this.#say(messages.storage_unavailable)
+        this.#emit('keyless-error', { code: 'storage_unavailable', message: messages.storage_unavailable, recoverable: true })
+      }
       return session
     } catch (e) {
       this.#fail(e)
@@ -324,7 +350,12 @@ export class KeylessLoginElement extends HTMLElement {
       case 'code':
         this.#ui.qr.src = s.qr
         this.#ui.code.textContent = s.userCode
-        this.#ui.link.href = s.verificationUriComplete
+        {
+          // The issuer chooses these URIs; a hostile one could send javascript: or data:.
+          const href = linkHref(s.verificationUriComplete) || linkHref(s.verificationUri)
+          if (href) this.#ui.link.href = href
+          else this.#ui.link.removeAttribute('href')
+        }
         this.#ui.link.textContent = s.verificationUri
         this.#deadline = Date.now() + s.expiresIn * 1000
         clearInterval(this.#timer)
@@ -386,7 +417,7 @@ export class KeylessLoginElement extends HTMLElement {
     ui.signedInView.hidden = status !== 'signed_in'
     ui.startView.hidden = inCode || status === 'signed_in' || status === 'approved' || status === 'starting'
     ui.signIn.textContent = status === 'signed_out' ? 'Sign in' : 'Sign in again'
-    if (messages[status]) this.#say(messages[status], status === 'error')
+    if (status in messages) this.#say(messages[status], status === 'error')
   }
 
   #say(text, isError = false) {

@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/keyless-dev/keyless/sidecar/ratelimit"
 	"github.com/keyless-dev/keyless/sidecar/store/boltstore"
 )
 
@@ -33,22 +34,22 @@ func BenchmarkTokenEndpoint(b *testing.B) {
 			}
 			b.ResetTimer()
 			for i := range b.N {
-				if r := h.poll("demo-app", codes[i], k); r.status != 200 {
-					b.Fatalf("%d %s", r.status, r.raw)
+				if r := h.poll("demo-app", codes[i], k); r.Status != 200 {
+					b.Fatalf("%d %s", r.Status, r.Raw)
 				}
 			}
 		})
 		b.Run("refresh/"+name, func(b *testing.B) {
 			h := benchHarness(b, sync)
 			k := newKey(b)
-			rt := h.tokens(k).str("refresh_token")
+			rt := h.tokens(k).Str("refresh_token")
 			b.ResetTimer()
 			for range b.N {
 				r := h.post("/token", url.Values{"grant_type": {"refresh_token"}, "client_id": {"demo-app"}, "refresh_token": {rt}}, k)
-				if r.status != 200 {
-					b.Fatalf("%d %s", r.status, r.raw)
+				if r.Status != 200 {
+					b.Fatalf("%d %s", r.Status, r.Raw)
 				}
-				rt = r.str("refresh_token")
+				rt = r.Str("refresh_token")
 			}
 		})
 	}
@@ -58,9 +59,11 @@ func benchHarness(b *testing.B, sync bool) *harness {
 	h := newHarness(b, nil)
 	if !sync {
 		h.stop()
-		h.startWith(boltstore.Options{NoSync: true, Now: h.clk.now})
+		h.startWith(boltstore.Options{NoSync: true, Now: h.clk.Now})
 	}
 	// Many device codes: keep the guessing and polling limits out of it.
-	h.s.pollLimiter = newFailureLimiter(1<<30, 1<<30, time.Hour)
+	h.s.pollLimiter = newFailureLimiter(1<<30, time.Hour, defaultMaxSources)
+	h.s.authzPerSource = ratelimit.Limit{Rate: 1e9, Burst: 1 << 30}
+	h.s.maxPending = 1 << 30
 	return h
 }

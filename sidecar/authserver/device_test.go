@@ -67,14 +67,14 @@ func TestDeviceAuthorizationResponse(t *testing.T) {
 		d := h.authorize("demo-app", k, "scope", "api:read api:write")
 		_ = h.s.Approve(context.Background(), d.UserCode, "alice", "test")
 		r := h.poll("demo-app", d.DeviceCode, k)
-		if r.str("scope") != "api:read api:write" {
-			t.Errorf("scope = %q", r.str("scope"))
+		if r.Str("scope") != "api:read api:write" {
+			t.Errorf("scope = %q", r.Str("scope"))
 		}
 	})
 }
 
-// SECURITY.md: "Poll twice 1 s apart with interval=5; after slow_down, poll
-// again 6 s later" -> slow_down both times; the interval grows by 5 s per
+// docs/security.md#device-flow: "poll twice 1 s apart with interval=5; after
+// slow_down, poll again 6 s later" -> slow_down both times; the interval grows by 5 s per
 // occurrence.
 func TestSlowDownCumulative(t *testing.T) {
 	h := newHarness(t, nil)
@@ -92,7 +92,7 @@ func TestSlowDownCumulative(t *testing.T) {
 		{20 * time.Second, CodeAuthorizationPending},
 	}
 	for i, st := range steps {
-		h.clk.add(st.after)
+		h.clk.Add(st.after)
 		wantErr(t, h.poll("demo-app", d.DeviceCode, k), 400, st.code)
 		if t.Failed() {
 			t.Fatalf("step %d", i)
@@ -100,7 +100,7 @@ func TestSlowDownCumulative(t *testing.T) {
 	}
 }
 
-// SECURITY.md: device authorization with K1; polling with K2 or without a
+// docs/security.md#device-flow: device authorization with K1; polling with K2 or without a
 // proof -> invalid_grant; tokens only to K1, token_type DPoP.
 func TestDeviceCodeBoundToKey(t *testing.T) {
 	for _, bindAt := range []string{"device_authorization proof", "dpop_jkt", "first poll"} {
@@ -120,16 +120,16 @@ func TestDeviceCodeBoundToKey(t *testing.T) {
 			if err := h.s.Approve(context.Background(), d.UserCode, "alice", "test"); err != nil {
 				t.Fatal(err)
 			}
-			h.clk.add(time.Minute)
+			h.clk.Add(time.Minute)
 			wantErr(t, h.poll("demo-app", d.DeviceCode, k2), 400, CodeInvalidGrant)
-			h.clk.add(time.Minute)
+			h.clk.Add(time.Minute)
 			wantErr(t, h.poll("demo-app", d.DeviceCode, nil), 400, CodeInvalidGrant)
-			h.clk.add(time.Minute)
+			h.clk.Add(time.Minute)
 			r := h.poll("demo-app", d.DeviceCode, k1)
-			if r.status != 200 || r.str("token_type") != "DPoP" {
-				t.Fatalf("K1 poll: %d %s", r.status, r.raw)
+			if r.Status != 200 || r.Str("token_type") != "DPoP" {
+				t.Fatalf("K1 poll: %d %s", r.Status, r.Raw)
 			}
-			if c := jwtClaims(t, r.str("access_token")); c["cnf"].(map[string]any)["jkt"] != k1.PublicJWK().Thumbprint() {
+			if c := jwtClaims(t, r.Str("access_token")); c["cnf"].(map[string]any)["jkt"] != k1.PublicJWK().Thumbprint() {
 				t.Errorf("cnf = %v, want K1's thumbprint", c["cnf"])
 			}
 		})
@@ -151,14 +151,14 @@ func TestAccessTokenShape(t *testing.T) {
 	h := newHarness(t, nil)
 	k := newKey(t)
 	r := h.tokens(k)
-	if r.str("token_type") != "DPoP" || r.body["expires_in"].(float64) != 600 || r.str("refresh_token") == "" || r.str("scope") != "api:read" {
-		t.Errorf("response = %s", r.raw)
+	if r.Str("token_type") != "DPoP" || r.Body["expires_in"].(float64) != 600 || r.Str("refresh_token") == "" || r.Str("scope") != "api:read" {
+		t.Errorf("response = %s", r.Raw)
 	}
-	hdr, _ := base64.RawURLEncoding.DecodeString(strings.Split(r.str("access_token"), ".")[0])
+	hdr, _ := base64.RawURLEncoding.DecodeString(strings.Split(r.Str("access_token"), ".")[0])
 	if !strings.Contains(string(hdr), `"typ":"at+jwt"`) {
 		t.Errorf("header = %s", hdr)
 	}
-	c := jwtClaims(t, r.str("access_token"))
+	c := jwtClaims(t, r.Str("access_token"))
 	for _, k := range []string{"iss", "sub", "aud", "exp", "iat", "jti", "client_id", "scope", "cnf"} {
 		if _, ok := c[k]; !ok {
 			t.Errorf("claim %s missing: %v", k, c)
@@ -168,14 +168,14 @@ func TestAccessTokenShape(t *testing.T) {
 		t.Errorf("claims = %v", c)
 	}
 	// And it verifies against the published JWKS.
-	v := &token.JWTVerifier{Keys: &token.RemoteJWKS{URL: h.s.Issuer() + "/jwks.json", Client: h.srv.Client(), Now: h.clk.now},
-		Issuer: h.s.Issuer(), Audience: h.s.Issuer(), Now: h.clk.now}
-	if _, err := v.Verify(context.Background(), r.str("access_token")); err != nil {
+	v := &token.JWTVerifier{Keys: &token.RemoteJWKS{URL: h.s.Issuer() + "/jwks.json", Client: h.srv.Client(), Now: h.clk.Now},
+		Issuer: h.s.Issuer(), Audience: h.s.Issuer(), Now: h.clk.Now}
+	if _, err := v.Verify(context.Background(), r.Str("access_token")); err != nil {
 		t.Errorf("verify via JWKS: %v", err)
 	}
 }
 
-// SECURITY.md decision 13 and the "redeem again; concurrent polls" row.
+// docs/security.md#d13 and the "redeem again; concurrent polls" row.
 func TestSingleRedemption(t *testing.T) {
 	h := newHarness(t, nil)
 	k := newKey(t)
@@ -205,11 +205,11 @@ func TestSingleRedemption(t *testing.T) {
 	ok := 0
 	var rt string
 	for _, r := range results {
-		if r.status == 200 {
+		if r.Status == 200 {
 			ok++
-			rt = r.str("refresh_token")
-		} else if r.status != 400 {
-			t.Errorf("concurrent poll: %d %s", r.status, r.raw)
+			rt = r.Str("refresh_token")
+		} else if r.Status != 400 {
+			t.Errorf("concurrent poll: %d %s", r.Status, r.Raw)
 		}
 	}
 	if ok != 1 {
@@ -217,14 +217,14 @@ func TestSingleRedemption(t *testing.T) {
 	}
 	// The losers did not revoke the winner's grant.
 	r := h.refresh("demo-app", rt, k)
-	if r.status != 200 {
-		t.Fatalf("winner's refresh after concurrent polls: %d %s", r.status, r.raw)
+	if r.Status != 200 {
+		t.Fatalf("winner's refresh after concurrent polls: %d %s", r.Status, r.Raw)
 	}
-	rt = r.str("refresh_token")
-	h.clk.add(time.Minute)
+	rt = r.Str("refresh_token")
+	h.clk.Add(time.Minute)
 	wantErr(t, h.poll("demo-app", d.DeviceCode, k), 400, CodeInvalidGrant)
 	// A later reuse revoked what the code produced.
-	h.clk.add(time.Minute)
+	h.clk.Add(time.Minute)
 	wantErr(t, h.refresh("demo-app", rt, k), 400, CodeInvalidGrant)
 }
 
@@ -235,9 +235,9 @@ func TestDeviceGrantErrors(t *testing.T) {
 		d := h.authorize("demo-app", k)
 		_ = h.s.Approve(context.Background(), d.UserCode, "alice", "test")
 		wantErr(t, h.poll("other-app", d.DeviceCode, k), 400, CodeInvalidGrant)
-		h.clk.add(time.Minute)
-		if r := h.poll("demo-app", d.DeviceCode, k); r.status != 200 { // still redeemable by its client
-			t.Errorf("own client after mismatch: %d %s", r.status, r.raw)
+		h.clk.Add(time.Minute)
+		if r := h.poll("demo-app", d.DeviceCode, k); r.Status != 200 { // still redeemable by its client
+			t.Errorf("own client after mismatch: %d %s", r.Status, r.Raw)
 		}
 	})
 	t.Run("guessed code", func(t *testing.T) {
@@ -252,7 +252,7 @@ func TestDeviceGrantErrors(t *testing.T) {
 	})
 	t.Run("expired", func(t *testing.T) {
 		d := h.authorize("demo-app", k)
-		h.clk.add(10 * time.Minute)
+		h.clk.Add(10 * time.Minute)
 		wantErr(t, h.poll("demo-app", d.DeviceCode, k), 400, CodeExpiredToken)
 		if err := h.s.Approve(context.Background(), d.UserCode, "alice", "test"); err != ErrUnknownUserCode {
 			t.Errorf("approve expired: %v", err)
@@ -267,8 +267,8 @@ func TestDeviceGrantErrors(t *testing.T) {
 		for range 25 {
 			last = h.poll("demo-app", "guess-"+strings.Repeat("x", 40), k)
 		}
-		if last.status != http.StatusTooManyRequests || last.header.Get("Retry-After") == "" {
-			t.Errorf("25th unknown-code poll: %d %v", last.status, last.header)
+		if last.Status != http.StatusTooManyRequests || last.Header.Get("Retry-After") == "" {
+			t.Errorf("25th unknown-code poll: %d %v", last.Status, last.Header)
 		}
 	})
 }
@@ -293,9 +293,9 @@ func TestDPoPAtTokenEndpoint(t *testing.T) {
 	d := h.authorize("demo-app", k)
 	form := url.Values{"grant_type": {GrantDeviceCode}, "client_id": {"demo-app"}, "device_code": {d.DeviceCode}}
 	p := h.proof(k, "/token")
-	wrongHTU, _ := dpop.NewProof(k, "POST", "http://evil.example/token", dpop.ProofOptions{Now: h.clk.now()})
-	wrongHTM, _ := dpop.NewProof(k, "GET", h.s.Issuer()+"/token", dpop.ProofOptions{Now: h.clk.now()})
-	old, _ := dpop.NewProof(k, "POST", h.s.Issuer()+"/token", dpop.ProofOptions{Now: h.clk.now().Add(-2 * time.Minute)})
+	wrongHTU, _ := dpop.NewProof(k, "POST", "http://evil.example/token", dpop.ProofOptions{Now: h.clk.Now()})
+	wrongHTM, _ := dpop.NewProof(k, "GET", h.s.Issuer()+"/token", dpop.ProofOptions{Now: h.clk.Now()})
+	old, _ := dpop.NewProof(k, "POST", h.s.Issuer()+"/token", dpop.ProofOptions{Now: h.clk.Now().Add(-2 * time.Minute)})
 	tests := map[string]struct {
 		hdr  []string
 		code string
@@ -338,10 +338,10 @@ func TestNonceMode(t *testing.T) {
 	d := h.authorize("demo-app", nil)
 	r := h.poll("demo-app", d.DeviceCode, k)
 	wantErr(t, r, 400, CodeUseDPoPNonce)
-	if got := r.header.Values("DPoP-Nonce"); len(got) != 1 || got[0] != "n-1" {
+	if got := r.Header.Values("DPoP-Nonce"); len(got) != 1 || got[0] != "n-1" {
 		t.Errorf("DPoP-Nonce = %v", got)
 	}
-	p, _ := dpop.NewProof(k, "POST", h.s.Issuer()+"/token", dpop.ProofOptions{Now: h.clk.now(), Nonce: "n-1"})
+	p, _ := dpop.NewProof(k, "POST", h.s.Issuer()+"/token", dpop.ProofOptions{Now: h.clk.Now(), Nonce: "n-1"})
 	r = h.post("/token", url.Values{"grant_type": {GrantDeviceCode}, "client_id": {"demo-app"}, "device_code": {d.DeviceCode}}, nil, "DPoP", p)
 	wantErr(t, r, 400, CodeAuthorizationPending)
 }
@@ -355,11 +355,11 @@ func TestRegisterGrantSeam(t *testing.T) {
 	}))
 	k := newKey(t)
 	r := h.post("/token", url.Values{"grant_type": {GrantTokenExchange}, "client_id": {"demo-app"}, "subject_token": {"s"}}, k)
-	if r.status != 200 || got == nil || got.Proof == nil || got.Proof.JKT != k.PublicJWK().Thumbprint() || got.Form.Get("subject_token") != "s" {
-		t.Fatalf("token exchange seam: %d %s, req %+v", r.status, r.raw, got)
+	if r.Status != 200 || got == nil || got.Proof == nil || got.Proof.JKT != k.PublicJWK().Thumbprint() || got.Form.Get("subject_token") != "s" {
+		t.Fatalf("token exchange seam: %d %s, req %+v", r.Status, r.Raw, got)
 	}
 	m := h.get("/.well-known/oauth-authorization-server")
-	if !strings.Contains(m.raw, GrantTokenExchange) {
-		t.Errorf("metadata lacks the registered grant: %s", m.raw)
+	if !strings.Contains(m.Raw, GrantTokenExchange) {
+		t.Errorf("metadata lacks the registered grant: %s", m.Raw)
 	}
 }

@@ -1,20 +1,11 @@
 package authserver
 
 import (
-	"bytes"
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
-	"encoding/json"
-	"io"
-	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
 	"path/filepath"
-	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -22,21 +13,18 @@ import (
 
 	"github.com/keyless-dev/keyless/sidecar/config"
 	"github.com/keyless-dev/keyless/sidecar/dpop"
+	"github.com/keyless-dev/keyless/sidecar/internal/oauthtest"
 	"github.com/keyless-dev/keyless/sidecar/store/boltstore"
 )
 
-// clock is an injectable, settable clock. Tests never sleep.
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
+// The shared harness kit: a settable clock (tests never sleep), DPoP
+// keys, answers read as JSON.
+type (
+	clock  = oauthtest.Clock
+	result = oauthtest.Response
+)
 
-func (c *clock) now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
-func (c *clock) add(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
-}
+var newKey = oauthtest.NewKey
 
 const testPassword = "correct horse"
 
@@ -60,39 +48,29 @@ func testConfig(t testing.TB) *config.Config {
 }
 
 type harness struct {
-	t      testing.TB
-	srv    *httptest.Server
-	s      *Server
-	clk    *clock
-	dir    string
-	db     *boltstore.DB
-	audit  *bytes.Buffer
-	auditM sync.Mutex
-	opts   func(*Options)
-}
-
-type syncWriter struct {
-	mu *sync.Mutex
-	b  *bytes.Buffer
-}
-
-func (w syncWriter) Write(p []byte) (int, error) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return w.b.Write(p)
+	t     testing.TB
+	srv   *httptest.Server
+	s     *Server
+	clk   *clock
+	dir   string
+	db    *boltstore.DB
+	audit *oauthtest.SyncBuffer
+	opts  func(*Options)
+	// client, when set, sends the requests (from another source address).
+	client *http.Client
 }
 
 // newHarness starts a server on a loopback httptest listener whose URL is
 // the issuer, backed by a bbolt file in a temp dir.
 func newHarness(t testing.TB, opts func(*Options)) *harness {
 	t.Helper()
-	h := &harness{t: t, clk: &clock{t: time.Unix(1_800_000_000, 0)}, dir: t.TempDir(), audit: &bytes.Buffer{}, opts: opts}
+	h := &harness{t: t, clk: &clock{T: time.Unix(1_800_000_000, 0)}, dir: t.TempDir(), audit: &oauthtest.SyncBuffer{}, opts: opts}
 	h.start()
 	t.Cleanup(h.stop)
 	return h
 }
 
-func (h *harness) start() { h.startWith(boltstore.Options{Now: h.clk.now}) }
+func (h *harness) start() { h.startWith(boltstore.Options{Now: h.clk.Now}) }
 
 func (h *harness) startWith(bo boltstore.Options) {
 	t := h.t
@@ -104,8 +82,8 @@ func (h *harness) startWith(bo boltstore.Options) {
 	}
 	cfg := testConfig(t)
 	cfg.Issuer.URL = "http://" + srv.Listener.Addr().String()
-	o := Options{Config: cfg, DB: db, Revocations: db, Now: h.clk.now, AdminToken: "admin-secret-token",
-		Audit: slog.New(slog.NewJSONHandler(syncWriter{&h.auditM, h.audit}, nil))}
+	o := Options{Config: cfg, DB: db, Revocations: db, Now: h.clk.Now, AdminToken: "admin-secret-token",
+		Audit: h.audit.Logger()}
 	if h.opts != nil {
 		h.opts(&o)
 	}
@@ -137,42 +115,16 @@ func (h *harness) restart() {
 	h.start()
 }
 
-func newKey(t testing.TB) dpop.Signer {
-	t.Helper()
-	k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	s, err := dpop.NewECDSASigner(k)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return s
-}
-
+// proof is a fresh proof by k for POST to the issuer's path.
 func (h *harness) proof(k dpop.Signer, path string) string {
 	h.t.Helper()
-	p, err := dpop.NewProof(k, http.MethodPost, h.s.Issuer()+path, dpop.ProofOptions{Now: h.clk.now()})
-	if err != nil {
-		h.t.Fatal(err)
-	}
-	return p
+	return oauthtest.Proof(h.t, k, h.s.Issuer()+path, h.clk.Now())
 }
-
-type result struct {
-	status int
-	header http.Header
-	body   map[string]any
-	raw    string
-}
-
-func (r result) str(k string) string { s, _ := r.body[k].(string); return s }
 
 // post sends a form; k, when set, adds a fresh DPoP proof for the path.
 func (h *harness) post(path string, form url.Values, k dpop.Signer, hdr ...string) result {
 	h.t.Helper()
-	req, _ := http.NewRequest(http.MethodPost, h.srv.URL+path, strings.NewReader(form.Encode()))
-	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req := oauthtest.FormRequest(h.srv.URL+path, form)
 	if k != nil {
 		req.Header.Set("DPoP", h.proof(k, path))
 	}
@@ -184,15 +136,11 @@ func (h *harness) post(path string, form url.Values, k dpop.Signer, hdr ...strin
 
 func (h *harness) do(req *http.Request) result {
 	h.t.Helper()
-	resp, err := h.srv.Client().Do(req)
-	if err != nil {
-		h.t.Fatal(err)
+	c := h.client
+	if c == nil {
+		c = h.srv.Client()
 	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	r := result{status: resp.StatusCode, header: resp.Header, raw: string(b)}
-	_ = json.Unmarshal(b, &r.body)
-	return r
+	return oauthtest.Do(h.t, c, req)
 }
 
 func (h *harness) get(path string, hdr ...string) result {
@@ -212,11 +160,11 @@ func (h *harness) authorize(client string, k dpop.Signer, extra ...string) Devic
 		f.Set(extra[i], extra[i+1])
 	}
 	r := h.post("/device_authorization", f, k)
-	if r.status != 200 {
-		h.t.Fatalf("device authorization: %d %s", r.status, r.raw)
+	if r.Status != 200 {
+		h.t.Fatalf("device authorization: %d %s", r.Status, r.Raw)
 	}
 	var d DeviceAuthorization
-	_ = json.Unmarshal([]byte(r.raw), &d)
+	_ = r.Decode(&d)
 	return d
 }
 
@@ -238,8 +186,8 @@ func (h *harness) tokens(k dpop.Signer) result {
 		h.t.Fatal(err)
 	}
 	r := h.poll("demo-app", d.DeviceCode, k)
-	if r.status != 200 {
-		h.t.Fatalf("token: %d %s", r.status, r.raw)
+	if r.Status != 200 {
+		h.t.Fatalf("token: %d %s", r.Status, r.Raw)
 	}
 	return r
 }
@@ -247,10 +195,5 @@ func (h *harness) tokens(k dpop.Signer) result {
 // wantErr checks an RFC 6749 section 5.2 error answer.
 func wantErr(t testing.TB, r result, status int, code string) {
 	t.Helper()
-	if r.status != status || r.str("error") != code {
-		t.Errorf("got %d %s, want %d {error: %s}", r.status, r.raw, status, code)
-	}
-	if cc := r.header.Get("Cache-Control"); status < 500 && status != 429 && cc != "no-store" {
-		t.Errorf("Cache-Control = %q, want no-store", cc)
-	}
+	oauthtest.WantError(t, r, status, code)
 }

@@ -27,14 +27,14 @@ func BenchmarkLease(b *testing.B) {
 	}
 	for _, c := range cases {
 		b.Run(c.name, func(b *testing.B) {
-			clk := &clock{t: time.Unix(1_800_000_000, 0)}
+			clk := &clock{T: time.Unix(1_800_000_000, 0)}
 			var ext *idp
 			opts := []func(*harness){func(h *harness) { h.clk = clk }, c.opt}
 			if c.ext {
 				ext = newIdPTB(b, clk)
 				opts = append(opts, func(h *harness) {
 					h.extra = []Issuer{{Issuer: ext.srv.URL, IgnoreScope: true,
-						Verifier: &External{Issuer: ext.srv.URL, Audience: "keyless", Client: ext.srv.Client(), Now: clk.now}}}
+						Verifier: &External{Issuer: ext.srv.URL, Audience: "keyless", Client: ext.srv.Client(), Now: clk.Now}}}
 				})
 			}
 			h := newHarness(b, opts...)
@@ -46,12 +46,12 @@ func BenchmarkLease(b *testing.B) {
 			body := []byte(mustJSON(map[string]any{"subject_token": subject, "client_id": "other-app"}))
 			// Warm up: the key cache (and, for the external issuer,
 			// discovery and JWKS) is filled before timing.
-			if r := h.postJSON(PathLease, string(body), k); r.status != 200 {
-				b.Fatalf("warm-up: %d %s", r.status, r.raw)
+			if r := h.postJSON(PathLease, string(body), k); r.Status != 200 {
+				b.Fatalf("warm-up: %d %s", r.Status, r.Raw)
 			}
 			proofs := make([]string, b.N)
 			for i := range proofs {
-				p, err := dpop.NewProof(k, http.MethodPost, h.as.Issuer()+PathLease, dpop.ProofOptions{Now: clk.now()})
+				p, err := dpop.NewProof(k, http.MethodPost, h.as.Issuer()+PathLease, dpop.ProofOptions{Now: clk.Now()})
 				if err != nil {
 					b.Fatal(err)
 				}

@@ -20,7 +20,7 @@ import (
 // an upstream that counts hits: a lease is forwarded; a preview lease gets
 // the configured example body and the upstream is not contacted; a
 // revoked lease fails at once; a device-flow token is refused
-// (SECURITY.md decision 14).
+// (docs/security.md#d14).
 func TestEndToEndProxy(t *testing.T) {
 	h := newHarness(t)
 	var hits atomic.Int32
@@ -35,10 +35,10 @@ func TestEndToEndProxy(t *testing.T) {
 		Routes: []proxy.Route{{Name: "orders", Methods: []string{"GET"}, Path: "/v1/orders", Upstream: "echo",
 			Scopes: []string{"orders:read"}, Preview: &proxy.Preview{Body: `{"orders":["example"]}`}}},
 	}, proxy.Options{
-		Tokens:      &token.JWTVerifier{Keys: h.as.Keys(), Issuer: h.as.Issuer(), Audience: apiAud, Now: h.clk.now},
-		Replay:      &memstore.Replay{Now: h.clk.now},
+		Tokens:      &token.JWTVerifier{Keys: h.as.Keys(), Issuer: h.as.Issuer(), Audience: apiAud, Now: h.clk.Now},
+		Replay:      &memstore.Replay{Now: h.clk.Now},
 		Revocations: h.db,
-		Now:         h.clk.now,
+		Now:         h.clk.Now,
 		Logger:      slog.New(slog.NewJSONHandler(io.Discard, nil)),
 	})
 	if err != nil {
@@ -48,7 +48,7 @@ func TestEndToEndProxy(t *testing.T) {
 	defer ps.Close()
 	call := func(tok string, k dpop.Signer) (int, string) {
 		t.Helper()
-		proof, err := dpop.NewProof(k, http.MethodGet, apiAud+"/v1/orders", dpop.ProofOptions{Now: h.clk.now(), AccessToken: tok})
+		proof, err := dpop.NewProof(k, http.MethodGet, apiAud+"/v1/orders", dpop.ProofOptions{Now: h.clk.Now(), AccessToken: tok})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -65,16 +65,16 @@ func TestEndToEndProxy(t *testing.T) {
 	}
 
 	live, k := h.leaseFor("alice", "demo-app")
-	if code, body := call(live.str("access_token"), k); code != 200 || !strings.Contains(body, "live") || hits.Load() != 1 {
+	if code, body := call(live.Str("access_token"), k); code != 200 || !strings.Contains(body, "live") || hits.Load() != 1 {
 		t.Fatalf("live lease: %d %s, hits %d", code, body, hits.Load())
 	}
 
 	pk := newKey(t)
 	pv := h.lease(pk, map[string]any{"subject_token": h.login("zed", "preview-app", readOnly, pk), "client_id": "preview-app"})
-	if pv.status != 200 {
-		t.Fatalf("preview lease: %d %s", pv.status, pv.raw)
+	if pv.Status != 200 {
+		t.Fatalf("preview lease: %d %s", pv.Status, pv.Raw)
 	}
-	if code, body := call(pv.str("access_token"), pk); code != 200 || !strings.Contains(body, "example") || hits.Load() != 1 {
+	if code, body := call(pv.Str("access_token"), pk); code != 200 || !strings.Contains(body, "example") || hits.Load() != 1 {
 		t.Fatalf("preview lease: %d %s, upstream hits %d (want 1: not forwarded)", code, body, hits.Load())
 	}
 
@@ -83,11 +83,11 @@ func TestEndToEndProxy(t *testing.T) {
 		t.Fatalf("device-flow token at the proxy: %d %s", code, body)
 	}
 
-	r := h.postForm(PathRevoke, url.Values{"token": {live.str("access_token")}, "client_id": {"demo-app"}}, k)
-	if r.status != 200 {
-		t.Fatalf("revoke: %d %s", r.status, r.raw)
+	r := h.postForm(PathRevoke, url.Values{"token": {live.Str("access_token")}, "client_id": {"demo-app"}}, k)
+	if r.Status != 200 {
+		t.Fatalf("revoke: %d %s", r.Status, r.Raw)
 	}
-	if code, body := call(live.str("access_token"), k); code != 401 || hits.Load() != 1 {
+	if code, body := call(live.Str("access_token"), k); code != 401 || hits.Load() != 1 {
 		t.Fatalf("revoked lease: %d %s, hits %d", code, body, hits.Load())
 	}
 }

@@ -27,7 +27,7 @@ func newIdP(t *testing.T, clk *clock) *idp { return newIdPTB(t, clk) }
 
 func newIdPTB(t testing.TB, clk *clock) *idp {
 	t.Helper()
-	ks, err := token.NewKeySet(clk.now())
+	ks, err := token.NewKeySet(clk.Now())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -46,7 +46,7 @@ func newIdPTB(t testing.TB, clk *clock) *idp {
 	p.srv = httptest.NewServer(mux)
 	t.Cleanup(p.srv.Close)
 	p.issuer = p.srv.URL
-	p.minter = &token.Minter{Keys: ks, Issuer: p.srv.URL, Now: clk.now}
+	p.minter = &token.Minter{Keys: ks, Issuer: p.srv.URL, Now: clk.Now}
 	return p
 }
 
@@ -66,13 +66,13 @@ func (p *idp) tokenTB(t testing.TB, sub, aud, jkt, client string) string {
 }
 
 func TestExternalIssuer(t *testing.T) {
-	clk := &clock{t: time.Unix(1_800_000_000, 0)}
+	clk := &clock{T: time.Unix(1_800_000_000, 0)}
 	ext := newIdP(t, clk)
 	h := newHarness(t, func(h *harness) {
 		h.clk = clk
 		h.extra = []Issuer{{
 			Issuer:      ext.srv.URL,
-			Verifier:    &External{Issuer: ext.srv.URL, Audience: "keyless", Client: ext.srv.Client(), Now: clk.now},
+			Verifier:    &External{Issuer: ext.srv.URL, Audience: "keyless", Client: ext.srv.Client(), Now: clk.Now},
 			IgnoreScope: true, // the IdP's scopes (openid profile) are not app scopes
 		}}
 	})
@@ -82,10 +82,10 @@ func TestExternalIssuer(t *testing.T) {
 	}
 
 	r := lease(ext.token(t, "erin@idp", "keyless", jkt(k1)))
-	if r.status != 200 {
-		t.Fatalf("external token: %d %s", r.status, r.raw)
+	if r.Status != 200 {
+		t.Fatalf("external token: %d %s", r.Status, r.Raw)
 	}
-	c := h.verifyLease(r.str("access_token"), apiAud)
+	c := h.verifyLease(r.Str("access_token"), apiAud)
 	if c.Subject != "erin@idp" || c.JKT != jkt(k1) || c.Issuer != h.as.Issuer() {
 		t.Errorf("lease claims = %+v", c)
 	}
@@ -95,8 +95,8 @@ func TestExternalIssuer(t *testing.T) {
 
 	t.Run("warm cache: no refetch", func(t *testing.T) {
 		before := ext.jwksHits.Load()
-		if r := lease(ext.token(t, "erin@idp", "keyless", jkt(k1))); r.status != 200 {
-			t.Fatalf("%d %s", r.status, r.raw)
+		if r := lease(ext.token(t, "erin@idp", "keyless", jkt(k1))); r.Status != 200 {
+			t.Fatalf("%d %s", r.Status, r.Raw)
 		}
 		if ext.jwksHits.Load() != before {
 			t.Error("JWKS fetched again with a warm cache")
@@ -106,10 +106,10 @@ func TestExternalIssuer(t *testing.T) {
 		wantError(t, lease(ext.token(t, "erin@idp", "someone-else", jkt(k1))), 400, CodeInvalidGrant)
 	})
 	t.Run("bound to another key", func(t *testing.T) {
-		wantError(t, lease(ext.token(t, "erin@idp", "keyless", jkt(newKey(t)))), 400, CodeInvalidGrant)
+		wantError(t, lease(ext.token(t, "erin@idp", "keyless", jkt(newKey(t)))), 401, CodeInvalidToken)
 	})
 	t.Run("embedded-issuer key claiming the external iss", func(t *testing.T) {
-		m := &token.Minter{Keys: h.as.Keys(), Issuer: ext.srv.URL, Now: clk.now}
+		m := &token.Minter{Keys: h.as.Keys(), Issuer: ext.srv.URL, Now: clk.Now}
 		tok, _, err := m.Issue(context.Background(), token.Spec{Subject: "erin@idp", Audience: []string{"keyless"}, ClientID: "demo-app", JKT: jkt(k1)})
 		if err != nil {
 			t.Fatal(err)
@@ -117,29 +117,29 @@ func TestExternalIssuer(t *testing.T) {
 		wantError(t, lease(tok), 400, CodeInvalidGrant)
 	})
 	t.Run("key rotation at the IdP is picked up", func(t *testing.T) {
-		if err := ext.keys.Rotate(clk.now(), 0); err != nil {
+		if err := ext.keys.Rotate(clk.Now(), 0); err != nil {
 			t.Fatal(err)
 		}
-		clk.add(31 * time.Second) // past RemoteJWKS's refresh interval
-		if r := lease(ext.token(t, "erin@idp", "keyless", jkt(k1))); r.status != 200 {
-			t.Fatalf("after rotation: %d %s\n%s", r.status, r.raw, h.auditLog())
+		clk.Add(31 * time.Second) // past RemoteJWKS's refresh interval
+		if r := lease(ext.token(t, "erin@idp", "keyless", jkt(k1))); r.Status != 200 {
+			t.Fatalf("after rotation: %d %s\n%s", r.Status, r.Raw, h.auditLog())
 		}
 	})
 	// Last: the clock only moves forward.
 	t.Run("expired", func(t *testing.T) {
 		tok := ext.token(t, "erin@idp", "keyless", jkt(k1))
-		clk.add(time.Hour)
+		clk.Add(time.Hour)
 		wantError(t, lease(tok), 400, CodeInvalidGrant)
 	})
 }
 
 func TestExternalIssuerDiscoveryMismatch(t *testing.T) {
-	clk := &clock{t: time.Unix(1_800_000_000, 0)}
+	clk := &clock{T: time.Unix(1_800_000_000, 0)}
 	ext := newIdP(t, clk)
 	ext.issuer = "https://impostor.example" // discovery names another issuer
 	h := newHarness(t, func(h *harness) {
 		h.clk = clk
-		h.extra = []Issuer{{Issuer: ext.srv.URL, Verifier: &External{Issuer: ext.srv.URL, Audience: "keyless", Client: ext.srv.Client(), Now: clk.now}, IgnoreScope: true}}
+		h.extra = []Issuer{{Issuer: ext.srv.URL, Verifier: &External{Issuer: ext.srv.URL, Audience: "keyless", Client: ext.srv.Client(), Now: clk.Now}, IgnoreScope: true}}
 	})
 	k1 := newKey(t)
 	r := h.lease(k1, map[string]any{"subject_token": ext.token(t, "erin@idp", "keyless", jkt(k1)), "client_id": "demo-app"})

@@ -37,21 +37,21 @@ func groupsToken(sub, jkt string, groups any) string {
 
 func TestGroupsFromToken(t *testing.T) {
 	h := newHarness(t, func(x *harness) {
-		x.extra = []Issuer{{Issuer: groupsIssuer, Verifier: stubVerifier{now: x.clk.now}, GroupsClaim: "groups", IgnoreScope: true}}
+		x.extra = []Issuer{{Issuer: groupsIssuer, Verifier: stubVerifier{now: x.clk.Now}, GroupsClaim: "groups", IgnoreScope: true}}
 	})
 	k := newKey(t)
 	write := func(groups any) result {
 		return h.lease(k, map[string]any{"subject_token": groupsToken("gina", jkt(k), groups), "client_id": "demo-app", "scope": "orders:write"})
 	}
 	r := write([]string{"staff", "ops-team"})
-	if r.status != 200 {
-		t.Fatalf("ops-team member: %d %s", r.status, r.raw)
+	if r.Status != 200 {
+		t.Fatalf("ops-team member: %d %s", r.Status, r.Raw)
 	}
 	for name, groups := range map[string]any{"no group": []string{"staff"}, "not an array": "ops-team", "absent": nil} {
 		t.Run(name, func(t *testing.T) { wantError(t, write(groups), 400, CodeInvalidScope) })
 	}
 	// Renewal decides with the groups the token carried.
-	if r := h.renew(r.str("renewal_token"), k); r.status != 200 {
-		t.Fatalf("renew: %d %s", r.status, r.raw)
+	if r := h.renew(r.Str("renewal_token"), k); r.Status != 200 {
+		t.Fatalf("renew: %d %s", r.Status, r.Raw)
 	}
 }

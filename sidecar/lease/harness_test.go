@@ -3,17 +3,11 @@ package lease
 import (
 	"bytes"
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"encoding/json"
-	"io"
-	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
 	"path/filepath"
-	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -23,27 +17,18 @@ import (
 	"github.com/keyless-dev/keyless/sidecar/authserver"
 	"github.com/keyless-dev/keyless/sidecar/config"
 	"github.com/keyless-dev/keyless/sidecar/dpop"
+	"github.com/keyless-dev/keyless/sidecar/internal/oauthtest"
 	"github.com/keyless-dev/keyless/sidecar/policy"
 	"github.com/keyless-dev/keyless/sidecar/store/boltstore"
 	"github.com/keyless-dev/keyless/sidecar/store/memstore"
 	"github.com/keyless-dev/keyless/sidecar/token"
 )
 
-// The reference configuration of SECURITY.md: the proxy's audience.
+// The reference test configuration: the proxy's audience.
 const apiAud = "https://api.example.test"
 
-// clock is an injectable, settable clock. Tests never sleep.
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *clock) now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
-func (c *clock) add(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
-}
+// clock is the shared settable clock: tests never sleep.
+type clock = oauthtest.Clock
 
 const testPolicy = `
 defaults:
@@ -101,28 +86,19 @@ type harness struct {
 	db    *boltstore.DB
 	pol   *policy.Policy
 	polMu sync.Mutex
-	audit *bytes.Buffer
-	amu   sync.Mutex
+	audit *oauthtest.SyncBuffer
 	extra []Issuer
 	nonce NonceSource
 	// memRenewals keeps renewals in memory instead of the bbolt file.
 	memRenewals bool
-}
-
-type syncWriter struct {
-	mu *sync.Mutex
-	b  *bytes.Buffer
-}
-
-func (w syncWriter) Write(p []byte) (int, error) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return w.b.Write(p)
+	// wrapDB, when set, wraps the bbolt database every store uses (fault
+	// injection).
+	wrapDB func(DB) DB
 }
 
 func newHarness(t testing.TB, opts ...func(*harness)) *harness {
 	t.Helper()
-	h := &harness{t: t, clk: &clock{t: time.Unix(1_800_000_000, 0)}, audit: &bytes.Buffer{}}
+	h := &harness{t: t, clk: &clock{T: time.Unix(1_800_000_000, 0)}, audit: &oauthtest.SyncBuffer{}}
 	for _, o := range opts {
 		o(h)
 	}
@@ -132,7 +108,7 @@ func newHarness(t testing.TB, opts ...func(*harness)) *harness {
 	}
 	h.pol = p
 	srv := httptest.NewUnstartedServer(nil)
-	db, err := boltstore.Open(filepath.Join(t.TempDir(), boltstore.FileName), boltstore.Options{Now: h.clk.now})
+	db, err := boltstore.Open(filepath.Join(t.TempDir(), boltstore.FileName), boltstore.Options{Now: h.clk.Now})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -146,9 +122,13 @@ func newHarness(t testing.TB, opts ...func(*harness)) *harness {
 		},
 		Users: []config.User{{Name: "alice", PasswordHash: string(pw)}},
 	}
-	audit := slog.New(slog.NewJSONHandler(syncWriter{&h.amu, h.audit}, nil))
+	audit := h.audit.Logger()
+	var sdb DB = db
+	if h.wrapDB != nil {
+		sdb = h.wrapDB(db)
+	}
 	as, err := authserver.New(context.Background(), authserver.Options{
-		Config: cfg, DB: db, Revocations: db, Now: h.clk.now, Audit: audit,
+		Config: cfg, DB: sdb, Revocations: sdb, Now: h.clk.Now, Audit: audit,
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -156,9 +136,9 @@ func newHarness(t testing.TB, opts ...func(*harness)) *harness {
 	issuers := append([]Issuer{{
 		Issuer: as.Issuer(), Verifier: as.AccessTokenVerifier(), Revoked: as.Revoked,
 	}}, h.extra...)
-	var renewals RenewalStore = &KVRenewals{KV: db, Now: h.clk.now}
+	var renewals RenewalStore = &KVRenewals{KV: sdb, Now: h.clk.Now}
 	if h.memRenewals {
-		renewals = NewMemRenewals(h.clk.now)
+		renewals = NewMemRenewals(h.clk.Now)
 	}
 	svc, err := New(Options{
 		Policy:      h.policy,
@@ -166,13 +146,13 @@ func newHarness(t testing.TB, opts ...func(*harness)) *harness {
 		Audience:    apiAud,
 		BaseURL:     as.Issuer(),
 		Issuers:     issuers,
-		Revocations: db,
-		Replay:      &memstore.Replay{Now: h.clk.now},
+		Revocations: sdb,
+		Replay:      &memstore.Replay{Now: h.clk.Now},
 		Renewals:    renewals,
 		Nonce:       h.nonce,
 		AdminToken:  "admin-secret",
 		Audit:       audit,
-		Now:         h.clk.now,
+		Now:         h.clk.Now,
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -206,23 +186,10 @@ func (h *harness) setPolicy(src string) {
 }
 
 func (h *harness) auditLog() string {
-	h.amu.Lock()
-	defer h.amu.Unlock()
 	return h.audit.String()
 }
 
-func newKey(t testing.TB) dpop.Signer {
-	t.Helper()
-	k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	s, err := dpop.NewECDSASigner(k)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return s
-}
+var newKey = oauthtest.NewKey
 
 func jkt(k dpop.Signer) string { return k.PublicJWK().Thumbprint() }
 
@@ -242,21 +209,11 @@ func (h *harness) login(sub, client string, scope []string, k dpop.Signer) strin
 
 func (h *harness) proof(k dpop.Signer, htu string) string {
 	h.t.Helper()
-	p, err := dpop.NewProof(k, http.MethodPost, htu, dpop.ProofOptions{Now: h.clk.now()})
-	if err != nil {
-		h.t.Fatal(err)
-	}
-	return p
+	return oauthtest.Proof(h.t, k, htu, h.clk.Now())
 }
 
-type result struct {
-	status int
-	header http.Header
-	body   map[string]any
-	raw    string
-}
-
-func (r result) str(k string) string { s, _ := r.body[k].(string); return s }
+// result is an answer read as JSON.
+type result = oauthtest.Response
 
 // postJSON sends a JSON body to a vending endpoint with a fresh proof by k
 // (nil: no proof) for BaseURL + path.
@@ -282,8 +239,7 @@ func (h *harness) postJSON(path string, body any, k dpop.Signer, hdr ...string) 
 
 func (h *harness) postForm(path string, form url.Values, k dpop.Signer) result {
 	h.t.Helper()
-	req, _ := http.NewRequest(http.MethodPost, h.srv.URL+path, strings.NewReader(form.Encode()))
-	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req := oauthtest.FormRequest(h.srv.URL+path, form)
 	if k != nil {
 		req.Header.Set("DPoP", h.proof(k, h.as.Issuer()+path))
 	}
@@ -292,15 +248,7 @@ func (h *harness) postForm(path string, form url.Values, k dpop.Signer) result {
 
 func (h *harness) do(req *http.Request) result {
 	h.t.Helper()
-	resp, err := h.srv.Client().Do(req)
-	if err != nil {
-		h.t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	r := result{status: resp.StatusCode, header: resp.Header, raw: string(b)}
-	_ = json.Unmarshal(b, &r.body)
-	return r
+	return oauthtest.Do(h.t, h.srv.Client(), req)
 }
 
 // lease asks for a lease with k's proof.
@@ -312,7 +260,7 @@ func (h *harness) lease(k dpop.Signer, body map[string]any) result {
 // verifyLease checks a minted lease the way the proxy does.
 func (h *harness) verifyLease(raw, aud string) *token.Claims {
 	h.t.Helper()
-	v := &token.JWTVerifier{Keys: h.as.Keys(), Issuer: h.as.Issuer(), Audience: aud, Now: h.clk.now}
+	v := &token.JWTVerifier{Keys: h.as.Keys(), Issuer: h.as.Issuer(), Audience: aud, Now: h.clk.Now}
 	c, err := v.Verify(context.Background(), raw)
 	if err != nil {
 		h.t.Fatalf("lease does not verify for %s: %v", aud, err)
@@ -320,22 +268,11 @@ func (h *harness) verifyLease(raw, aud string) *token.Claims {
 	return c
 }
 
-// wantError checks an OAuth error answer: status, code, no-store.
+// wantError checks an OAuth error answer (status, code, no-store, a
+// header-safe description) and stops the test on the wrong status or code.
 func wantError(t testing.TB, r result, status int, code string) {
 	t.Helper()
-	if r.status != status || r.str("error") != code {
-		t.Fatalf("got %d %s, want %d %q", r.status, r.raw, status, code)
-	}
-	if cc := r.header.Get("Cache-Control"); cc != "no-store" {
-		t.Errorf("Cache-Control = %q, want no-store", cc)
-	}
-	for _, c := range []byte(r.str("error_description")) {
-		if c < 0x20 || c == '"' || c == '\\' || c > 0x7e {
-			t.Errorf("error_description %q has a character RFC 6749 section 5.2 forbids", r.str("error_description"))
-			break
-		}
-	}
-	if r.header.Get("Content-Type") != "application/json" {
-		t.Errorf("Content-Type = %q", r.header.Get("Content-Type"))
+	if !oauthtest.WantError(t, r, status, code) {
+		t.FailNow()
 	}
 }

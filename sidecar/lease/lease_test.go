@@ -27,39 +27,39 @@ func TestLeaseIssued(t *testing.T) {
 		"subject_token": h.login("alice", "demo-app", readWrite, k1), "client_id": "demo-app",
 		"scope": "orders:read", "ttl": 60,
 	})
-	if r.status != http.StatusOK {
-		t.Fatalf("lease: %d %s", r.status, r.raw)
+	if r.Status != http.StatusOK {
+		t.Fatalf("lease: %d %s", r.Status, r.Raw)
 	}
-	if r.str("token_type") != "DPoP" || r.str("issued_token_type") != TokenTypeAccessToken {
-		t.Errorf("token_type = %q, issued_token_type = %q", r.str("token_type"), r.str("issued_token_type"))
+	if r.Str("token_type") != "DPoP" || r.Str("issued_token_type") != TokenTypeAccessToken {
+		t.Errorf("token_type = %q, issued_token_type = %q", r.Str("token_type"), r.Str("issued_token_type"))
 	}
-	if r.body["expires_in"] != float64(60) || r.str("scope") != "orders:read" {
-		t.Errorf("expires_in = %v, scope = %q", r.body["expires_in"], r.str("scope"))
+	if r.Body["expires_in"] != float64(60) || r.Str("scope") != "orders:read" {
+		t.Errorf("expires_in = %v, scope = %q", r.Body["expires_in"], r.Str("scope"))
 	}
-	if r.header.Get("Cache-Control") != "no-store" {
-		t.Errorf("Cache-Control = %q", r.header.Get("Cache-Control"))
+	if r.Header.Get("Cache-Control") != "no-store" {
+		t.Errorf("Cache-Control = %q", r.Header.Get("Cache-Control"))
 	}
-	c := h.verifyLease(r.str("access_token"), apiAud)
-	if c.Subject != "alice" || c.ClientID != "demo-app" || c.JKT != jkt(k1) || c.LeaseID == "" || c.LeaseID != r.str("lease_id") || c.JTI == "" {
+	c := h.verifyLease(r.Str("access_token"), apiAud)
+	if c.Subject != "alice" || c.ClientID != "demo-app" || c.JKT != jkt(k1) || c.LeaseID == "" || c.LeaseID != r.Str("lease_id") || c.JTI == "" {
 		t.Errorf("claims = %+v", c)
 	}
 	if got := c.Expiry.Sub(c.IssuedAt); got != time.Minute {
 		t.Errorf("exp - iat = %v, want 1m", got)
 	}
-	if !strings.HasPrefix(r.str("renewal_token"), RenewalPrefix) {
-		t.Errorf("renewal_token = %q", r.str("renewal_token"))
+	if !strings.HasPrefix(r.Str("renewal_token"), RenewalPrefix) {
+		t.Errorf("renewal_token = %q", r.Str("renewal_token"))
 	}
 	log := h.auditLog()
 	if !strings.Contains(log, `"event":"lease.issue"`) || !strings.Contains(log, `"rule":"ops-write"`) {
 		t.Errorf("audit lacks the lease line:\n%s", log)
 	}
-	if strings.Contains(log, r.str("access_token")) || strings.Contains(log, r.str("renewal_token")) {
+	if strings.Contains(log, r.Str("access_token")) || strings.Contains(log, r.Str("renewal_token")) {
 		t.Error("audit log contains a token")
 	}
 }
 
-// TestVendingRows is SECURITY.md "Token vending", plus the pinned
-// decisions on clamping and binding, through real HTTP.
+// TestVendingRows is docs/security.md#vending, plus the pinned decisions on
+// clamping and binding (#d6), through real HTTP.
 func TestVendingRows(t *testing.T) {
 	h := newHarness(t)
 	k1, k2 := newKey(t), newKey(t)
@@ -87,23 +87,23 @@ func TestVendingRows(t *testing.T) {
 		"TTL above the cap is clamped, expires_in tells the truth": func() tc {
 			return tc{key: k1, body: map[string]any{"subject_token": alice(readWrite), "client_id": "demo-app", "scope": "orders:write", "ttl": 3600},
 				status: 200, check: func(t *testing.T, r result) {
-					c := h.verifyLease(r.str("access_token"), apiAud)
-					if r.body["expires_in"] != float64(300) || c.Expiry.Sub(c.IssuedAt) != 5*time.Minute {
-						t.Errorf("expires_in = %v, exp-iat = %v; want 300, 5m", r.body["expires_in"], c.Expiry.Sub(c.IssuedAt))
+					c := h.verifyLease(r.Str("access_token"), apiAud)
+					if r.Body["expires_in"] != float64(300) || c.Expiry.Sub(c.IssuedAt) != 5*time.Minute {
+						t.Errorf("expires_in = %v, exp-iat = %v; want 300, 5m", r.Body["expires_in"], c.Expiry.Sub(c.IssuedAt))
 					}
 				}}
 		},
 		"TTL as a duration string": func() tc {
 			return tc{key: k1, body: map[string]any{"subject_token": alice(readWrite), "client_id": "demo-app", "ttl": "2m"},
 				status: 200, check: func(t *testing.T, r result) {
-					if r.body["expires_in"] != float64(120) || r.str("scope") != "orders:read" {
-						t.Errorf("expires_in = %v scope = %q, want 120, read-only default", r.body["expires_in"], r.str("scope"))
+					if r.Body["expires_in"] != float64(120) || r.Str("scope") != "orders:read" {
+						t.Errorf("expires_in = %v scope = %q, want 120, read-only default", r.Body["expires_in"], r.Str("scope"))
 					}
 				}}
 		},
 		"TTL laundering: a lease as the subject token": func() tc {
 			l := h.lease(k1, map[string]any{"subject_token": alice(readWrite), "client_id": "demo-app"})
-			return tc{key: k1, body: map[string]any{"subject_token": l.str("access_token"), "client_id": "demo-app"},
+			return tc{key: k1, body: map[string]any{"subject_token": l.Str("access_token"), "client_id": "demo-app"},
 				status: 400, code: CodeInvalidGrant}
 		},
 		"resource outside the app's allow-list": func() tc {
@@ -116,7 +116,7 @@ func TestVendingRows(t *testing.T) {
 		},
 		"allowed second resource becomes aud": func() tc {
 			return tc{key: k1, body: map[string]any{"subject_token": alice(readOnly), "client_id": "demo-app", "resource": "https://api2.example.test"},
-				status: 200, check: func(t *testing.T, r result) { h.verifyLease(r.str("access_token"), "https://api2.example.test") }}
+				status: 200, check: func(t *testing.T, r result) { h.verifyLease(r.Str("access_token"), "https://api2.example.test") }}
 		},
 		"dpop_jkt names the victim's key": func() tc {
 			return tc{key: k1, body: map[string]any{"subject_token": alice(readOnly), "client_id": "demo-app", "dpop_jkt": jkt(k2)},
@@ -137,7 +137,7 @@ func TestVendingRows(t *testing.T) {
 		"dpop_jkt naming the proof key is fine": func() tc {
 			return tc{key: k1, body: map[string]any{"subject_token": alice(readOnly), "client_id": "demo-app", "dpop_jkt": jkt(k1)},
 				status: 200, check: func(t *testing.T, r result) {
-					if c := h.verifyLease(r.str("access_token"), apiAud); c.JKT != jkt(k1) {
+					if c := h.verifyLease(r.Str("access_token"), apiAud); c.JKT != jkt(k1) {
 						t.Errorf("cnf.jkt = %q", c.JKT)
 					}
 				}}
@@ -154,9 +154,11 @@ func TestVendingRows(t *testing.T) {
 			return tc{key: k1, body: map[string]any{"subject_token": alice(readOnly), "client_id": "demo-app", "actor_token": alice(readOnly)},
 				status: 400, code: CodeInvalidRequest}
 		},
+		// Decision 4: a proof key other than the token's cnf.jkt is
+		// invalid_token, 401, at every endpoint that takes a token.
 		"subject token bound to another key": func() tc {
 			return tc{key: k2, body: map[string]any{"subject_token": alice(readOnly), "client_id": "demo-app"},
-				status: 400, code: CodeInvalidGrant}
+				status: 401, code: CodeInvalidToken, check: wantKeyMismatch}
 		},
 		"subject token issued to another client": func() tc {
 			return tc{key: k1, body: map[string]any{"subject_token": h.login("alice", "other-app", readOnly, k1), "client_id": "demo-app"},
@@ -201,8 +203,8 @@ func TestVendingRows(t *testing.T) {
 		"preview app gets a preview lease": func() tc {
 			return tc{key: k1, body: map[string]any{"subject_token": h.login("zed", "preview-app", readOnly, k1), "client_id": "preview-app"},
 				status: 200, check: func(t *testing.T, r result) {
-					if c := h.verifyLease(r.str("access_token"), apiAud); !c.Preview || r.body["preview"] != true {
-						t.Errorf("preview claim = %v, response preview = %v", c.Preview, r.body["preview"])
+					if c := h.verifyLease(r.Str("access_token"), apiAud); !c.Preview || r.Body["preview"] != true {
+						t.Errorf("preview claim = %v, response preview = %v", c.Preview, r.Body["preview"])
 					}
 				}}
 		},
@@ -217,11 +219,11 @@ func TestVendingRows(t *testing.T) {
 				if after := strings.Count(h.auditLog(), `"event":"lease.issue"`); after != before {
 					t.Error("a refused request minted a lease")
 				}
-				if r.str("error_description") == "" {
+				if r.Str("error_description") == "" {
 					t.Error("no error_description")
 				}
-			} else if r.status != 200 {
-				t.Fatalf("got %d %s, want 200", r.status, r.raw)
+			} else if r.Status != 200 {
+				t.Fatalf("got %d %s, want 200", r.Status, r.Raw)
 			}
 			if c.check != nil {
 				c.check(t, r)
@@ -277,8 +279,8 @@ func TestProofChecks(t *testing.T) {
 			req.Header.Set("Content-Type", "application/json")
 			req.Header.Set("DPoP", p)
 			last = h.do(req)
-			if i == 0 && last.status != 200 {
-				t.Fatalf("first use: %d %s", last.status, last.raw)
+			if i == 0 && last.Status != 200 {
+				t.Fatalf("first use: %d %s", last.Status, last.Raw)
 			}
 		}
 		wantError(t, last, 400, CodeInvalidDPoPProof)
@@ -296,15 +298,15 @@ func TestProofChecks(t *testing.T) {
 		req.Header.Set("DPoP", h.proof(k1, h.as.Issuer()+PathRenew))
 		r := h.do(req)
 		wantError(t, r, 400, CodeInvalidDPoPProof)
-		if !strings.Contains(r.header.Get("Access-Control-Expose-Headers"), "DPoP-Nonce") {
-			t.Errorf("Access-Control-Expose-Headers = %q", r.header.Get("Access-Control-Expose-Headers"))
+		if !strings.Contains(r.Header.Get("Access-Control-Expose-Headers"), "DPoP-Nonce") {
+			t.Errorf("Access-Control-Expose-Headers = %q", r.Header.Get("Access-Control-Expose-Headers"))
 		}
 	})
 	t.Run("preflight", func(t *testing.T) {
 		req, _ := http.NewRequest(http.MethodOptions, h.srv.URL+PathLease, nil)
 		r := h.do(req)
-		if r.status != 204 || !strings.Contains(r.header.Get("Access-Control-Allow-Headers"), "DPoP") {
-			t.Errorf("preflight: %d %v", r.status, r.header)
+		if r.Status != 204 || !strings.Contains(r.Header.Get("Access-Control-Allow-Headers"), "DPoP") {
+			t.Errorf("preflight: %d %v", r.Status, r.Header)
 		}
 	})
 }
@@ -316,15 +318,15 @@ func TestNonceMode(t *testing.T) {
 	body := map[string]any{"subject_token": h.login("alice", "demo-app", readOnly, k1), "client_id": "demo-app"}
 	r := h.lease(k1, body)
 	wantError(t, r, 400, CodeUseDPoPNonce)
-	if got := r.header.Values("DPoP-Nonce"); len(got) != 1 || got[0] != "n-1" {
+	if got := r.Header.Values("DPoP-Nonce"); len(got) != 1 || got[0] != "n-1" {
 		t.Fatalf("DPoP-Nonce = %q", got)
 	}
-	p, _ := dpop.NewProof(k1, http.MethodPost, h.as.Issuer()+PathLease, dpop.ProofOptions{Now: h.clk.now(), Nonce: "n-1"})
+	p, _ := dpop.NewProof(k1, http.MethodPost, h.as.Issuer()+PathLease, dpop.ProofOptions{Now: h.clk.Now(), Nonce: "n-1"})
 	req, _ := http.NewRequest(http.MethodPost, h.srv.URL+PathLease, strings.NewReader(mustJSON(body)))
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("DPoP", p)
-	if r := h.do(req); r.status != 200 {
-		t.Fatalf("with nonce: %d %s", r.status, r.raw)
+	if r := h.do(req); r.Status != 200 {
+		t.Fatalf("with nonce: %d %s", r.Status, r.Raw)
 	}
 }
 
@@ -345,18 +347,18 @@ func TestQuota(t *testing.T) {
 		return map[string]any{"subject_token": h.login("zed", "quota-app", readOnly, k1), "client_id": "quota-app"}
 	}
 	for i := 0; i < 2; i++ {
-		if r := h.lease(k1, body()); r.status != 200 {
-			t.Fatalf("lease %d: %d %s", i, r.status, r.raw)
+		if r := h.lease(k1, body()); r.Status != 200 {
+			t.Fatalf("lease %d: %d %s", i, r.Status, r.Raw)
 		}
 	}
 	r := h.lease(k1, body())
 	wantError(t, r, http.StatusTooManyRequests, CodeUnavailable)
-	if r.header.Get("Retry-After") == "" {
+	if r.Header.Get("Retry-After") == "" {
 		t.Error("no Retry-After")
 	}
-	h.clk.add(time.Hour)
-	if r := h.lease(k1, body()); r.status != 200 {
-		t.Fatalf("next hour: %d %s", r.status, r.raw)
+	h.clk.Add(time.Hour)
+	if r := h.lease(k1, body()); r.Status != 200 {
+		t.Fatalf("next hour: %d %s", r.Status, r.Raw)
 	}
 }
 
@@ -364,7 +366,7 @@ func TestRevokedSubjectToken(t *testing.T) {
 	h := newHarness(t)
 	k1 := newKey(t)
 	tok := h.login("alice", "demo-app", readOnly, k1)
-	if err := h.db.Revoke(context.Background(), store.Revocation{Kind: store.KindSub, Value: "alice"}, h.clk.now().Add(time.Hour)); err != nil {
+	if err := h.db.Revoke(context.Background(), store.Revocation{Kind: store.KindSub, Value: "alice"}, h.clk.Now().Add(time.Hour)); err != nil {
 		t.Fatal(err)
 	}
 	wantError(t, h.lease(k1, map[string]any{"subject_token": tok, "client_id": "demo-app"}), 400, CodeInvalidGrant)
@@ -374,7 +376,7 @@ func TestExpiredSubjectToken(t *testing.T) {
 	h := newHarness(t)
 	k1 := newKey(t)
 	tok := h.login("alice", "demo-app", readOnly, k1)
-	h.clk.add(11 * time.Minute)
+	h.clk.Add(11 * time.Minute)
 	wantError(t, h.lease(k1, map[string]any{"subject_token": tok, "client_id": "demo-app"}), 400, CodeInvalidGrant)
 }
 
@@ -399,18 +401,18 @@ func TestTokenExchange(t *testing.T) {
 		return f
 	}
 	r := h.postForm("/token", form(nil), k1)
-	if r.status != 200 {
-		t.Fatalf("exchange: %d %s", r.status, r.raw)
+	if r.Status != 200 {
+		t.Fatalf("exchange: %d %s", r.Status, r.Raw)
 	}
-	if r.str("token_type") != "DPoP" || r.str("issued_token_type") != TokenTypeAccessToken || r.body["expires_in"] != float64(300) {
-		t.Errorf("response = %s", r.raw)
+	if r.Str("token_type") != "DPoP" || r.Str("issued_token_type") != TokenTypeAccessToken || r.Body["expires_in"] != float64(300) {
+		t.Errorf("response = %s", r.Raw)
 	}
-	c := h.verifyLease(r.str("access_token"), apiAud)
+	c := h.verifyLease(r.Str("access_token"), apiAud)
 	if c.JKT != jkt(k1) || c.LeaseID == "" || c.Subject != "alice" {
 		t.Errorf("claims = %+v", c)
 	}
-	if !strings.HasPrefix(r.str("refresh_token"), RenewalPrefix) {
-		t.Errorf("refresh_token = %q", r.str("refresh_token"))
+	if !strings.HasPrefix(r.Str("refresh_token"), RenewalPrefix) {
+		t.Errorf("refresh_token = %q", r.Str("refresh_token"))
 	}
 	rows := []struct {
 		name string
@@ -432,35 +434,53 @@ func TestTokenExchange(t *testing.T) {
 		{"unknown scope syntax", k1, func(f url.Values) { f.Set("scope", "a\"b") }, CodeInvalidScope},
 		{"actor_token", k1, func(f url.Values) { f.Set("actor_token", "x"); f.Set("actor_token_type", TokenTypeAccessToken) }, CodeInvalidRequest},
 		{"subject override", k1, func(f url.Values) { f.Set("subject", "bob") }, CodeInvalidRequest},
-		{"proof by another key", k2, nil, CodeInvalidGrant},
 		{"missing subject_token_type", k1, func(f url.Values) { f.Del("subject_token_type") }, CodeInvalidRequest},
 		{"refresh token requested", k1, func(f url.Values) {
 			f.Set("requested_token_type", "urn:ietf:params:oauth:token-type:refresh_token")
 		}, CodeInvalidRequest},
-		{"laundering", k1, func(f url.Values) { f.Set("subject_token", r.str("access_token")) }, CodeInvalidGrant},
+		{"laundering", k1, func(f url.Values) { f.Set("subject_token", r.Str("access_token")) }, CodeInvalidGrant},
 	}
 	for _, row := range rows {
 		t.Run(row.name, func(t *testing.T) {
 			wantError(t, h.postForm("/token", form(row.mod), row.key), 400, row.code)
 		})
 	}
+	t.Run("proof by another key", func(t *testing.T) {
+		r := h.postForm("/token", form(nil), k2)
+		wantError(t, r, 401, CodeInvalidToken)
+		wantKeyMismatch(t, r)
+	})
 	t.Run("no proof", func(t *testing.T) {
 		r := h.postForm("/token", form(nil), nil)
-		if r.status != 400 || (r.str("error") != CodeInvalidDPoPProof && r.str("error") != CodeInvalidRequest) {
-			t.Fatalf("got %d %s", r.status, r.raw)
+		if r.Status != 400 || (r.Str("error") != CodeInvalidDPoPProof && r.Str("error") != CodeInvalidRequest) {
+			t.Fatalf("got %d %s", r.Status, r.Raw)
 		}
 	})
+}
+
+// wantKeyMismatch: the 401 of docs/security.md#d4 carries a DPoP challenge naming
+// invalid_token and the accepted algorithms (RFC 6750 section 3, RFC 9449
+// section 7.1), readable by a browser app.
+func wantKeyMismatch(t *testing.T, r result) {
+	t.Helper()
+	ch := r.Header.Get("WWW-Authenticate")
+	if !strings.HasPrefix(ch, "DPoP ") || !strings.Contains(ch, `error="invalid_token"`) || !strings.Contains(ch, `algs="ES256`) {
+		t.Errorf("WWW-Authenticate = %q", ch)
+	}
+	if !strings.Contains(r.Header.Get("Access-Control-Expose-Headers"), "WWW-Authenticate") {
+		t.Errorf("Access-Control-Expose-Headers = %q", r.Header.Get("Access-Control-Expose-Headers"))
+	}
 }
 
 // foreignToken is a well-formed login token for alice signed by a key
 // the embedded issuer never had, claiming iss.
 func foreignToken(t testing.TB, h *harness, iss string, k dpop.Signer) string {
 	t.Helper()
-	ks, err := token.NewKeySet(h.clk.now())
+	ks, err := token.NewKeySet(h.clk.Now())
 	if err != nil {
 		t.Fatal(err)
 	}
-	m := &token.Minter{Keys: ks, Issuer: iss, Now: h.clk.now}
+	m := &token.Minter{Keys: ks, Issuer: iss, Now: h.clk.Now}
 	raw, _, err := m.Issue(context.Background(), token.Spec{
 		Subject: "alice", Audience: []string{h.as.Issuer()}, ClientID: "demo-app", Scope: readOnly, JKT: jkt(k),
 	})

@@ -23,10 +23,10 @@ func (h *harness) getList(query, auth string) result {
 
 func listed(t *testing.T, r result) []map[string]any {
 	t.Helper()
-	if r.status != http.StatusOK {
-		t.Fatalf("list: %d %s", r.status, r.raw)
+	if r.Status != http.StatusOK {
+		t.Fatalf("list: %d %s", r.Status, r.Raw)
 	}
-	raw, _ := r.body["leases"].([]any)
+	raw, _ := r.Body["leases"].([]any)
 	out := make([]map[string]any, len(raw))
 	for i, v := range raw {
 		out[i], _ = v.(map[string]any)
@@ -39,29 +39,29 @@ func TestAdminListLeases(t *testing.T) {
 	const auth = "Bearer admin-secret"
 	ka, kb := newKey(t), newKey(t)
 	ra := h.lease(ka, map[string]any{"subject_token": h.login("alice", "demo-app", readWrite, ka), "client_id": "demo-app", "ttl": 60})
-	h.clk.add(time.Second)
+	h.clk.Add(time.Second)
 	rb := h.lease(kb, map[string]any{"subject_token": h.login("bob", "other-app", readOnly, kb), "client_id": "other-app"})
-	if ra.status != 200 || rb.status != 200 {
-		t.Fatalf("leases: %s %s", ra.raw, rb.raw)
+	if ra.Status != 200 || rb.Status != 200 {
+		t.Fatalf("leases: %s %s", ra.Raw, rb.Raw)
 	}
 
 	t.Run("auth", func(t *testing.T) {
 		for name, a := range map[string]string{"none": "", "wrong": "Bearer admin-secreT", "not bearer": "Basic admin-secret", "empty bearer": "Bearer "} {
 			r := h.getList("", a)
-			if r.status != http.StatusUnauthorized || r.header.Get("WWW-Authenticate") == "" || r.body["leases"] != nil {
-				t.Errorf("%s: %d %s, want 401 with WWW-Authenticate and no leases", name, r.status, r.raw)
+			if r.Status != http.StatusUnauthorized || r.Header.Get("WWW-Authenticate") == "" || r.Body["leases"] != nil {
+				t.Errorf("%s: %d %s, want 401 with WWW-Authenticate and no leases", name, r.Status, r.Raw)
 			}
 		}
 	})
 
-	now := h.clk.now()
+	now := h.clk.Now()
 	tests := []struct {
 		name, query string
 		want        []string // lease ids, newest first
 	}{
-		{"all", "", []string{rb.str("lease_id"), ra.str("lease_id")}},
-		{"client", "?client=demo-app", []string{ra.str("lease_id")}},
-		{"sub", "?sub=bob", []string{rb.str("lease_id")}},
+		{"all", "", []string{rb.Str("lease_id"), ra.Str("lease_id")}},
+		{"client", "?client=demo-app", []string{ra.Str("lease_id")}},
+		{"sub", "?sub=bob", []string{rb.Str("lease_id")}},
 		{"client and sub", "?client=demo-app&sub=bob", nil},
 	}
 	for _, tt := range tests {
@@ -88,32 +88,32 @@ func TestAdminListLeases(t *testing.T) {
 	}
 
 	// A renewal moves the same lease's expiry.
-	h.clk.add(30 * time.Second)
-	if r := h.postJSON(PathRenew, map[string]any{"renewal_token": ra.str("renewal_token")}, ka); r.status != 200 {
-		t.Fatalf("renew: %s", r.raw)
+	h.clk.Add(30 * time.Second)
+	if r := h.postJSON(PathRenew, map[string]any{"renewal_token": ra.Str("renewal_token")}, ka); r.Status != 200 {
+		t.Fatalf("renew: %s", r.Raw)
 	}
 	ls := listed(t, h.getList("?sub=alice", auth))
-	if len(ls) != 1 || ls[0]["lease_id"] != ra.str("lease_id") || ls[0]["expires_at"] == wantExp {
+	if len(ls) != 1 || ls[0]["lease_id"] != ra.Str("lease_id") || ls[0]["expires_at"] == wantExp {
 		t.Errorf("after renewal: %v", ls)
 	}
 	// Past its expiry a renewable lease is still listed; revoked, it is not.
-	h.clk.add(5 * time.Minute)
+	h.clk.Add(5 * time.Minute)
 	if ls := listed(t, h.getList("?sub=alice", auth)); len(ls) != 1 {
 		t.Errorf("expired but renewable: %v", ls)
 	}
-	if r := h.postJSON(PathAdmin, map[string]any{"kind": "sub", "value": "alice"}, nil, "Authorization", auth); r.status != 200 {
-		t.Fatalf("revoke: %s", r.raw)
+	if r := h.postJSON(PathAdmin, map[string]any{"kind": "sub", "value": "alice"}, nil, "Authorization", auth); r.Status != 200 {
+		t.Fatalf("revoke: %s", r.Raw)
 	}
 	if ls := listed(t, h.getList("", auth)); len(ls) != 1 || ls[0]["sub"] != "bob" {
 		t.Errorf("after revoking alice: %v", ls)
 	}
 	// Past every renewal limit nothing is listed.
-	h.clk.add(9 * time.Hour)
+	h.clk.Add(9 * time.Hour)
 	if ls := listed(t, h.getList("", auth)); len(ls) != 0 {
 		t.Errorf("after the renewal limits: %v", ls)
 	}
-	if r := h.postJSON(PathAdminList, map[string]any{}, nil, "Authorization", auth); r.status != http.StatusMethodNotAllowed {
-		t.Errorf("POST list: %d", r.status)
+	if r := h.postJSON(PathAdminList, map[string]any{}, nil, "Authorization", auth); r.Status != http.StatusMethodNotAllowed {
+		t.Errorf("POST list: %d", r.Status)
 	}
 }
 

@@ -18,8 +18,8 @@ func (h *harness) leaseFor(sub, app string) (result, dpop.Signer) {
 	h.t.Helper()
 	k := newKey(h.t)
 	r := h.lease(k, map[string]any{"subject_token": h.login(sub, app, readWrite, k), "client_id": app})
-	if r.status != 200 {
-		h.t.Fatalf("lease: %d %s", r.status, r.raw)
+	if r.Status != 200 {
+		h.t.Fatalf("lease: %d %s", r.Status, r.Raw)
 	}
 	return r, k
 }
@@ -41,41 +41,41 @@ func (h *harness) leaseRevoked(leaseID string) bool {
 func TestRenewRotates(t *testing.T) {
 	h := newHarness(t)
 	r0, k := h.leaseFor("alice", "demo-app")
-	h.clk.add(4 * time.Minute)
-	r1 := h.renew(r0.str("renewal_token"), k)
-	if r1.status != 200 {
-		t.Fatalf("renew: %d %s", r1.status, r1.raw)
+	h.clk.Add(4 * time.Minute)
+	r1 := h.renew(r0.Str("renewal_token"), k)
+	if r1.Status != 200 {
+		t.Fatalf("renew: %d %s", r1.Status, r1.Raw)
 	}
-	if r1.str("lease_id") != r0.str("lease_id") || r1.str("renewal_token") == r0.str("renewal_token") || r1.str("access_token") == r0.str("access_token") {
-		t.Errorf("renewal did not rotate within the lease: %s", r1.raw)
+	if r1.Str("lease_id") != r0.Str("lease_id") || r1.Str("renewal_token") == r0.Str("renewal_token") || r1.Str("access_token") == r0.Str("access_token") {
+		t.Errorf("renewal did not rotate within the lease: %s", r1.Raw)
 	}
-	c := h.verifyLease(r1.str("access_token"), apiAud)
-	if c.JKT != jkt(k) || c.LeaseID != r0.str("lease_id") || r1.body["expires_in"] != float64(300) {
-		t.Errorf("renewed claims = %+v, expires_in %v", c, r1.body["expires_in"])
+	c := h.verifyLease(r1.Str("access_token"), apiAud)
+	if c.JKT != jkt(k) || c.LeaseID != r0.Str("lease_id") || r1.Body["expires_in"] != float64(300) {
+		t.Errorf("renewed claims = %+v, expires_in %v", c, r1.Body["expires_in"])
 	}
 	if !strings.Contains(h.auditLog(), `"event":"lease.renew"`) {
 		t.Error("no renewal audit line")
 	}
 	// The new token renews again.
-	if r2 := h.renew(r1.str("renewal_token"), k); r2.status != 200 {
-		t.Fatalf("second renew: %d %s", r2.status, r2.raw)
+	if r2 := h.renew(r1.Str("renewal_token"), k); r2.Status != 200 {
+		t.Fatalf("second renew: %d %s", r2.Status, r2.Raw)
 	}
 }
 
 func TestRenewReuseRevokesFamily(t *testing.T) {
 	h := newHarness(t)
 	r0, k := h.leaseFor("alice", "demo-app")
-	r1 := h.renew(r0.str("renewal_token"), k)
-	if r1.status != 200 {
-		t.Fatalf("renew: %d %s", r1.status, r1.raw)
+	r1 := h.renew(r0.Str("renewal_token"), k)
+	if r1.Status != 200 {
+		t.Fatalf("renew: %d %s", r1.Status, r1.Raw)
 	}
 	// An attacker (or a confused tab) replays the used token.
-	wantError(t, h.renew(r0.str("renewal_token"), k), 400, CodeInvalidGrant)
-	if !h.leaseRevoked(r0.str("lease_id")) {
+	wantError(t, h.renew(r0.Str("renewal_token"), k), 400, CodeInvalidGrant)
+	if !h.leaseRevoked(r0.Str("lease_id")) {
 		t.Fatal("reuse did not revoke the lease family")
 	}
 	// The legitimate newest token is dead too.
-	wantError(t, h.renew(r1.str("renewal_token"), k), 400, CodeInvalidGrant)
+	wantError(t, h.renew(r1.Str("renewal_token"), k), 400, CodeInvalidGrant)
 	if !strings.Contains(h.auditLog(), `"event":"lease.renewal_reuse"`) {
 		t.Error("no reuse audit line")
 	}
@@ -85,29 +85,29 @@ func TestRenewOtherKeyDoesNotBurn(t *testing.T) {
 	h := newHarness(t)
 	r0, k := h.leaseFor("alice", "demo-app")
 	thief := newKey(t)
-	wantError(t, h.renew(r0.str("renewal_token"), thief), 400, CodeInvalidGrant)
-	if h.leaseRevoked(r0.str("lease_id")) {
+	wantError(t, h.renew(r0.Str("renewal_token"), thief), 400, CodeInvalidGrant)
+	if h.leaseRevoked(r0.Str("lease_id")) {
 		t.Fatal("a wrong-key attempt revoked the lease")
 	}
-	if r := h.renew(r0.str("renewal_token"), k); r.status != 200 {
-		t.Fatalf("owner renew after thief: %d %s", r.status, r.raw)
+	if r := h.renew(r0.Str("renewal_token"), k); r.Status != 200 {
+		t.Fatalf("owner renew after thief: %d %s", r.Status, r.Raw)
 	}
 }
 
 func TestRenewAbsoluteLimit(t *testing.T) {
 	h := newHarness(t)
 	r0, k := h.leaseFor("zed", "short-app") // renew_limit 20m, cap 15m
-	h.clk.add(10 * time.Minute)
-	r1 := h.renew(r0.str("renewal_token"), k)
-	if r1.status != 200 {
-		t.Fatalf("renew: %d %s", r1.status, r1.raw)
+	h.clk.Add(10 * time.Minute)
+	r1 := h.renew(r0.Str("renewal_token"), k)
+	if r1.Status != 200 {
+		t.Fatalf("renew: %d %s", r1.Status, r1.Raw)
 	}
 	// 10 minutes left in the family: the lease is cut to that, truthfully.
-	if r1.body["expires_in"] != float64(600) {
-		t.Errorf("expires_in = %v, want 600 (family limit)", r1.body["expires_in"])
+	if r1.Body["expires_in"] != float64(600) {
+		t.Errorf("expires_in = %v, want 600 (family limit)", r1.Body["expires_in"])
 	}
-	h.clk.add(10 * time.Minute)
-	wantError(t, h.renew(r1.str("renewal_token"), k), 400, CodeInvalidGrant)
+	h.clk.Add(10 * time.Minute)
+	wantError(t, h.renew(r1.Str("renewal_token"), k), 400, CodeInvalidGrant)
 }
 
 func TestRenewStopsWhenPolicyChanges(t *testing.T) {
@@ -120,7 +120,7 @@ func TestRenewStopsWhenPolicyChanges(t *testing.T) {
 		t.Fatal("policy edit did not apply")
 	}
 	h.setPolicy(changed)
-	wantError(t, h.renew(r0.str("renewal_token"), k), 400, CodeInvalidGrant)
+	wantError(t, h.renew(r0.Str("renewal_token"), k), 400, CodeInvalidGrant)
 }
 
 func TestRenewStopsAfterAdminRevoke(t *testing.T) {
@@ -128,14 +128,14 @@ func TestRenewStopsAfterAdminRevoke(t *testing.T) {
 		t.Run(string(kind), func(t *testing.T) {
 			h := newHarness(t)
 			r0, k := h.leaseFor("alice", "demo-app")
-			value := map[store.Kind]string{store.KindLease: r0.str("lease_id"), store.KindSub: "alice", store.KindClient: "demo-app", store.KindJKT: jkt(k)}[kind]
+			value := map[store.Kind]string{store.KindLease: r0.Str("lease_id"), store.KindSub: "alice", store.KindClient: "demo-app", store.KindJKT: jkt(k)}[kind]
 			r := h.postJSON(PathAdmin, map[string]any{"kind": string(kind), "value": value}, nil, "Authorization", "Bearer admin-secret")
-			if r.status != 200 {
-				t.Fatalf("admin revoke: %d %s", r.status, r.raw)
+			if r.Status != 200 {
+				t.Fatalf("admin revoke: %d %s", r.Status, r.Raw)
 			}
-			wantError(t, h.renew(r0.str("renewal_token"), k), 400, CodeInvalidGrant)
+			wantError(t, h.renew(r0.Str("renewal_token"), k), 400, CodeInvalidGrant)
 			// The proxy's check (same store, same kinds) now refuses the lease.
-			c := h.verifyLease(r0.str("access_token"), apiAud)
+			c := h.verifyLease(r0.Str("access_token"), apiAud)
 			revoked, _ := h.db.AnyRevoked(context.Background(),
 				store.Revocation{Kind: store.KindLease, Value: c.LeaseID}, store.Revocation{Kind: store.KindSub, Value: c.Subject},
 				store.Revocation{Kind: store.KindClient, Value: c.ClientID}, store.Revocation{Kind: store.KindJKT, Value: c.JKT})
@@ -153,8 +153,8 @@ func TestAdminHandlerAuth(t *testing.T) {
 	h := newHarness(t)
 	for _, hdr := range []string{"", "Bearer wrong", "Basic admin-secret"} {
 		r := h.postJSON(PathAdmin, map[string]any{"kind": "sub", "value": "alice"}, nil, "Authorization", hdr)
-		if r.status != 401 {
-			t.Errorf("Authorization %q: %d", hdr, r.status)
+		if r.Status != 401 {
+			t.Errorf("Authorization %q: %d", hdr, r.Status)
 		}
 	}
 	r := h.postJSON(PathAdmin, map[string]any{"kind": "family", "value": "x"}, nil, "Authorization", "Bearer admin-secret")
@@ -168,42 +168,42 @@ func TestOwnerRevoke(t *testing.T) {
 	}
 	t.Run("lease by its owner", func(t *testing.T) {
 		r0, k := h.leaseFor("alice", "demo-app")
-		if r := revoke(r0.str("access_token"), "demo-app", k); r.status != 200 {
-			t.Fatalf("revoke: %d %s", r.status, r.raw)
+		if r := revoke(r0.Str("access_token"), "demo-app", k); r.Status != 200 {
+			t.Fatalf("revoke: %d %s", r.Status, r.Raw)
 		}
-		if !h.leaseRevoked(r0.str("lease_id")) {
+		if !h.leaseRevoked(r0.Str("lease_id")) {
 			t.Fatal("not revoked")
 		}
-		wantError(t, h.renew(r0.str("renewal_token"), k), 400, CodeInvalidGrant)
+		wantError(t, h.renew(r0.Str("renewal_token"), k), 400, CodeInvalidGrant)
 	})
 	t.Run("renewal token by its owner (wrong hint)", func(t *testing.T) {
 		r0, k := h.leaseFor("alice", "demo-app")
-		if r := revoke(r0.str("renewal_token"), "demo-app", k); r.status != 200 {
-			t.Fatalf("revoke: %d %s", r.status, r.raw)
+		if r := revoke(r0.Str("renewal_token"), "demo-app", k); r.Status != 200 {
+			t.Fatalf("revoke: %d %s", r.Status, r.Raw)
 		}
-		if !h.leaseRevoked(r0.str("lease_id")) {
+		if !h.leaseRevoked(r0.Str("lease_id")) {
 			t.Fatal("not revoked")
 		}
 	})
 	t.Run("another client's lease stays valid", func(t *testing.T) {
 		r0, k := h.leaseFor("alice", "demo-app")
-		wantError(t, revoke(r0.str("access_token"), "other-app", k), 400, CodeUnauthorizedClient)
-		if h.leaseRevoked(r0.str("lease_id")) {
+		wantError(t, revoke(r0.Str("access_token"), "other-app", k), 400, CodeUnauthorizedClient)
+		if h.leaseRevoked(r0.Str("lease_id")) {
 			t.Fatal("revoked by another client")
 		}
 	})
 	t.Run("another key cannot revoke", func(t *testing.T) {
 		r0, _ := h.leaseFor("alice", "demo-app")
-		wantError(t, revoke(r0.str("access_token"), "demo-app", newKey(t)), 400, CodeUnauthorizedClient)
-		if h.leaseRevoked(r0.str("lease_id")) {
+		wantError(t, revoke(r0.Str("access_token"), "demo-app", newKey(t)), 400, CodeUnauthorizedClient)
+		if h.leaseRevoked(r0.Str("lease_id")) {
 			t.Fatal("revoked by another key")
 		}
 	})
 	t.Run("unknown, garbage, already revoked: 200", func(t *testing.T) {
 		r0, k := h.leaseFor("alice", "demo-app")
-		for _, tok := range []string{"garbage", RenewalPrefix + "nope", "a.b.c", r0.str("access_token"), r0.str("access_token")} {
-			if r := revoke(tok, "demo-app", k); r.status != 200 {
-				t.Errorf("revoke %.12q: %d %s", tok, r.status, r.raw)
+		for _, tok := range []string{"garbage", RenewalPrefix + "nope", "a.b.c", r0.Str("access_token"), r0.Str("access_token")} {
+			if r := revoke(tok, "demo-app", k); r.Status != 200 {
+				t.Errorf("revoke %.12q: %d %s", tok, r.Status, r.Raw)
 			}
 		}
 	})
@@ -215,17 +215,17 @@ func TestOwnerRevoke(t *testing.T) {
 
 // TestRenewalStores runs the same conformance checks over both stores.
 func TestRenewalStores(t *testing.T) {
-	clk := &clock{t: time.Unix(1_800_000_000, 0)}
-	db, err := boltstore.Open(filepath.Join(t.TempDir(), "r.db"), boltstore.Options{Now: clk.now})
+	clk := &clock{T: time.Unix(1_800_000_000, 0)}
+	db, err := boltstore.Open(filepath.Join(t.TempDir(), "r.db"), boltstore.Options{Now: clk.Now})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer db.Close()
-	stores := map[string]RenewalStore{"mem": NewMemRenewals(clk.now), "kv": &KVRenewals{KV: db, Now: clk.now}}
+	stores := map[string]RenewalStore{"mem": NewMemRenewals(clk.Now), "kv": &KVRenewals{KV: db, Now: clk.Now}}
 	for name, s := range stores {
 		t.Run(name, func(t *testing.T) {
 			ctx := context.Background()
-			g := Family{LeaseID: "L", JKT: "J", FamilyExpiry: clk.now().Add(time.Hour)}
+			g := Family{LeaseID: "L", JKT: "J", FamilyExpiry: clk.Now().Add(time.Hour)}
 			if err := s.Put(ctx, "h1", &Renewal{Family: g}); err != nil {
 				t.Fatal(err)
 			}
@@ -260,16 +260,16 @@ func TestLogoutAtIssuerStopsRenewal(t *testing.T) {
 	k := newKey(t)
 	login := h.login("alice", "demo-app", readWrite, k)
 	r0 := h.lease(k, map[string]any{"subject_token": login, "client_id": "demo-app"})
-	if r0.status != 200 {
-		t.Fatalf("lease: %d %s", r0.status, r0.raw)
+	if r0.Status != 200 {
+		t.Fatalf("lease: %d %s", r0.Status, r0.Raw)
 	}
-	if r := h.postForm("/revoke", url.Values{"token": {login}, "client_id": {"demo-app"}}, nil); r.status != 200 {
-		t.Fatalf("issuer revoke: %d %s", r.status, r.raw)
+	if r := h.postForm("/revoke", url.Values{"token": {login}, "client_id": {"demo-app"}}, nil); r.Status != 200 {
+		t.Fatalf("issuer revoke: %d %s", r.Status, r.Raw)
 	}
-	wantError(t, h.renew(r0.str("renewal_token"), k), 400, CodeInvalidGrant)
-	h.clk.add(30 * time.Minute) // the issuer's jti revocation has lapsed
-	wantError(t, h.renew(r0.str("renewal_token"), k), 400, CodeInvalidGrant)
-	if !h.leaseRevoked(r0.str("lease_id")) {
+	wantError(t, h.renew(r0.Str("renewal_token"), k), 400, CodeInvalidGrant)
+	h.clk.Add(30 * time.Minute) // the issuer's jti revocation has lapsed
+	wantError(t, h.renew(r0.Str("renewal_token"), k), 400, CodeInvalidGrant)
+	if !h.leaseRevoked(r0.Str("lease_id")) {
 		t.Error("the lease itself is not revoked")
 	}
 }
@@ -282,7 +282,7 @@ func TestRenewConcurrent(t *testing.T) {
 	const n = 4
 	codes := make(chan int, n)
 	for i := 0; i < n; i++ {
-		go func() { codes <- h.renew(r0.str("renewal_token"), k).status }()
+		go func() { codes <- h.renew(r0.Str("renewal_token"), k).Status }()
 	}
 	ok := 0
 	for i := 0; i < n; i++ {
@@ -293,7 +293,7 @@ func TestRenewConcurrent(t *testing.T) {
 	if ok > 1 {
 		t.Fatalf("%d concurrent renewals succeeded with one token", ok)
 	}
-	if ok == 1 && !h.leaseRevoked(r0.str("lease_id")) {
+	if ok == 1 && !h.leaseRevoked(r0.Str("lease_id")) {
 		t.Error("the losing renewals did not revoke the family")
 	}
 }
@@ -303,15 +303,15 @@ func TestRenewConcurrent(t *testing.T) {
 func TestRevokeExpiredLeaseEndsFamily(t *testing.T) {
 	h := newHarness(t)
 	r0, k := h.leaseFor("alice", "demo-app")
-	h.clk.add(time.Hour) // the 5m lease is long expired; the 8h family is not
-	r := h.postForm(PathRevoke, url.Values{"token": {r0.str("access_token")}, "client_id": {"demo-app"}}, k)
-	if r.status != 200 {
-		t.Fatalf("revoke: %d %s", r.status, r.raw)
+	h.clk.Add(time.Hour) // the 5m lease is long expired; the 8h family is not
+	r := h.postForm(PathRevoke, url.Values{"token": {r0.Str("access_token")}, "client_id": {"demo-app"}}, k)
+	if r.Status != 200 {
+		t.Fatalf("revoke: %d %s", r.Status, r.Raw)
 	}
-	if !h.leaseRevoked(r0.str("lease_id")) {
+	if !h.leaseRevoked(r0.Str("lease_id")) {
 		t.Fatal("the family of an expired lease was not revoked")
 	}
-	wantError(t, h.renew(r0.str("renewal_token"), k), 400, CodeInvalidGrant)
+	wantError(t, h.renew(r0.Str("renewal_token"), k), 400, CodeInvalidGrant)
 }
 
 // TestRenewAtTokenEndpoint: a standard client renews its lease with
@@ -320,26 +320,26 @@ func TestRevokeExpiredLeaseEndsFamily(t *testing.T) {
 func TestRenewAtTokenEndpoint(t *testing.T) {
 	h := newHarness(t)
 	r0, k := h.leaseFor("alice", "demo-app")
-	form := url.Values{"grant_type": {"refresh_token"}, "refresh_token": {r0.str("renewal_token")}, "client_id": {"demo-app"}}
+	form := url.Values{"grant_type": {"refresh_token"}, "refresh_token": {r0.Str("renewal_token")}, "client_id": {"demo-app"}}
 	r1 := h.postForm("/token", form, k)
-	if r1.status != 200 || r1.str("token_type") != "DPoP" || r1.str("refresh_token") == "" || r1.str("refresh_token") == r0.str("renewal_token") {
-		t.Fatalf("renew at /token: %d %s", r1.status, r1.raw)
+	if r1.Status != 200 || r1.Str("token_type") != "DPoP" || r1.Str("refresh_token") == "" || r1.Str("refresh_token") == r0.Str("renewal_token") {
+		t.Fatalf("renew at /token: %d %s", r1.Status, r1.Raw)
 	}
-	if c := h.verifyLease(r1.str("access_token"), apiAud); c.LeaseID != r0.str("lease_id") || c.JKT != jkt(k) {
+	if c := h.verifyLease(r1.Str("access_token"), apiAud); c.LeaseID != r0.Str("lease_id") || c.JKT != jkt(k) {
 		t.Errorf("renewed lease claims = %+v", c)
 	}
 	// Single use: the old renewal token is refused (and revokes the lease).
-	if r2 := h.postForm("/token", form, k); r2.status != 400 || r2.str("error") != "invalid_grant" {
-		t.Errorf("reused renewal token at /token: %d %s", r2.status, r2.raw)
+	if r2 := h.postForm("/token", form, k); r2.Status != 400 || r2.Str("error") != "invalid_grant" {
+		t.Errorf("reused renewal token at /token: %d %s", r2.Status, r2.Raw)
 	}
 	// Another key cannot renew.
 	r3, k3 := h.leaseFor("bob", "demo-app")
 	other := newKey(t)
-	form3 := url.Values{"grant_type": {"refresh_token"}, "refresh_token": {r3.str("renewal_token")}, "client_id": {"demo-app"}}
-	if r := h.postForm("/token", form3, other); r.status == 200 {
-		t.Errorf("renewed with another key: %s", r.raw)
+	form3 := url.Values{"grant_type": {"refresh_token"}, "refresh_token": {r3.Str("renewal_token")}, "client_id": {"demo-app"}}
+	if r := h.postForm("/token", form3, other); r.Status == 200 {
+		t.Errorf("renewed with another key: %s", r.Raw)
 	}
-	if r := h.postForm("/token", form3, k3); r.status != 200 {
-		t.Errorf("owner's renewal after another key tried: %d %s", r.status, r.raw)
+	if r := h.postForm("/token", form3, k3); r.Status != 200 {
+		t.Errorf("owner's renewal after another key tried: %d %s", r.Status, r.Raw)
 	}
 }

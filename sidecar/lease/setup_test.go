@@ -18,6 +18,10 @@ import (
 	"github.com/keyless-dev/keyless/sidecar/token"
 )
 
+// The embedded authorization server is the usual AuthServer; the tests may
+// import it, the vending service may not (internal/repotest TestLayers).
+var _ AuthServer = (*authserver.Server)(nil)
+
 func TestSandboxPolicy(t *testing.T) {
 	cfg, err := config.Sandbox("pw")
 	if err != nil {
@@ -40,7 +44,7 @@ func TestSandboxPolicy(t *testing.T) {
 // a config file with policy and vending sections, and leases through the
 // token endpoint.
 func TestFromConfig(t *testing.T) {
-	clk := &clock{t: time.Unix(1_800_000_000, 0)}
+	clk := &clock{T: time.Unix(1_800_000_000, 0)}
 	srv := httptest.NewUnstartedServer(nil)
 	src := `
 issuer:
@@ -60,16 +64,16 @@ policy:
 	if err := yaml.Unmarshal([]byte(src), &cfg); err != nil {
 		t.Fatal(err)
 	}
-	db, err := boltstore.Open(filepath.Join(t.TempDir(), "k.db"), boltstore.Options{Now: clk.now})
+	db, err := boltstore.Open(filepath.Join(t.TempDir(), "k.db"), boltstore.Options{Now: clk.Now})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer db.Close()
-	as, err := authserver.New(context.Background(), authserver.Options{Config: &cfg, DB: db, Revocations: db, Now: clk.now})
+	as, err := authserver.New(context.Background(), authserver.Options{Config: &cfg, DB: db, Revocations: db, Now: clk.Now})
 	if err != nil {
 		t.Fatal(err)
 	}
-	svc, err := FromConfig(Setup{File: "keyless.yaml", Config: &cfg, Server: as, DB: db, Now: clk.now})
+	svc, err := FromConfig(Setup{File: "keyless.yaml", Config: &cfg, Server: as, DB: db, Now: clk.Now})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -88,12 +92,12 @@ policy:
 		t.Fatal(err)
 	}
 	r := h.lease(k, map[string]any{"subject_token": raw, "client_id": "demo-app"})
-	if r.status != 200 || r.str("scope") != "api:read" {
-		t.Fatalf("lease: %d %s", r.status, r.raw)
+	if r.Status != 200 || r.Str("scope") != "api:read" {
+		t.Fatalf("lease: %d %s", r.Status, r.Raw)
 	}
-	h.verifyLease(r.str("access_token"), "https://api.example.test")
-	if r := h.renew(r.str("renewal_token"), k); r.status != 200 {
-		t.Fatalf("renew: %d %s", r.status, r.raw)
+	h.verifyLease(r.Str("access_token"), "https://api.example.test")
+	if r := h.renew(r.Str("renewal_token"), k); r.Status != 200 {
+		t.Fatalf("renew: %d %s", r.Status, r.Raw)
 	}
 
 	// A broken policy never starts the service, and says where.

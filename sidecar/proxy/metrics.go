@@ -2,6 +2,8 @@ package proxy
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"net/http"
 	"time"
 
@@ -64,8 +66,9 @@ func (m *metrics) tokenCache(hit bool) {
 func (m *metrics) upstreamError(kind string) { m.upstream.WithLabelValues(kind).Inc() }
 
 // AdminHandler serves /metrics (Prometheus), /healthz (the process runs)
-// and /readyz (the shared stores answer). Serve it on a separate,
-// non-public listener (Config.Server.AdminListen).
+// and /readyz ([Proxy.Ready]: the lease keys and the shared stores are
+// usable). Serve it on a separate, non-public listener
+// (Config.Server.AdminListen).
 func (p *Proxy) AdminHandler() http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", promhttp.HandlerFor(p.metrics.reg, promhttp.HandlerOpts{}))
@@ -73,13 +76,40 @@ func (p *Proxy) AdminHandler() http.Handler {
 		w.Write([]byte("ok\n"))
 	})
 	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
-		ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+		ctx, cancel := context.WithTimeout(r.Context(), 5*time.Second)
 		defer cancel()
-		if _, err := p.revocations.AnyRevoked(ctx, store.Revocation{Kind: store.KindLease, Value: "readyz"}); err != nil {
-			http.Error(w, "revocation store unavailable", http.StatusServiceUnavailable)
+		if err := p.Ready(ctx); err != nil {
+			http.Error(w, "not ready: "+err.Error(), http.StatusServiceUnavailable)
 			return
 		}
 		w.Write([]byte("ready\n"))
 	})
 	return mux
+}
+
+// Ready reports why the proxy would refuse every lease, or nil: the
+// issuer's key set cannot be fetched or holds no usable key (token.jwks_url;
+// without keys every request gets 503), or the revocation store does not
+// answer. `keyless proxy --check` and `keyless doctor` ask the same
+// question about the keys.
+func (p *Proxy) Ready(ctx context.Context) error {
+	if err := p.KeysReady(ctx); err != nil {
+		return err
+	}
+	if _, err := p.revocations.AnyRevoked(ctx, store.Revocation{Kind: store.KindLease, Value: "readyz"}); err != nil {
+		return errors.New("revocation store unavailable")
+	}
+	return nil
+}
+
+// KeysReady reports whether the lease keys (token.jwks_url) are usable;
+// nil when they are local.
+func (p *Proxy) KeysReady(ctx context.Context) error {
+	if p.keys == nil {
+		return nil
+	}
+	if err := p.keys.Ready(ctx); err != nil {
+		return fmt.Errorf("lease keys unavailable (token.jwks_url): %w", err)
+	}
+	return nil
 }

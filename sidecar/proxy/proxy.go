@@ -66,6 +66,7 @@ type Proxy struct {
 	algs        string // for WWW-Authenticate
 	verifyOpts  dpop.VerifyOptions
 	tokens      token.Verifier
+	keys        token.Readier // nil: keys are local (an embedded issuer's)
 	cache       *check.TokenCache
 	revocations store.Revocations
 	limiter     ratelimit.Limiter
@@ -121,6 +122,9 @@ func New(cfg Config, opts Options) (*Proxy, error) {
 		tickets:     opts.Tickets,
 		now:         opts.Now,
 		log:         opts.Logger,
+	}
+	if v, ok := opts.Tokens.(*token.JWTVerifier); ok {
+		p.keys, _ = v.Keys.(token.Readier)
 	}
 	u, _ := url.Parse(cfg.PublicURL)
 	p.publicHost, p.publicProto = u.Host, u.Scheme

@@ -18,8 +18,8 @@ import (
 // Defaults for [RemoteJWKS].
 const (
 	// DefaultRefreshInterval is the least time between two fetches made
-	// because of an unknown kid (SECURITY.md: "at most one JWKS refresh per
-	// refresh interval").
+	// because of an unknown kid (docs/security.md#attacker-issuer: at most one JWKS
+	// refresh per refresh interval).
 	DefaultRefreshInterval = 30 * time.Second
 	// DefaultMaxAge is how long a fetched set is used before it is fetched
 	// again on the next lookup, so removed keys stop being trusted.
@@ -49,6 +49,49 @@ type RemoteJWKS struct {
 	keys      map[string]*ecdsa.PublicKey
 	fetchedAt time.Time // last attempt, successful or not
 	fetches   int
+	lastErr   error // of the last attempt
+}
+
+// Readier is a [KeySource] that can say whether it can verify anything at
+// all; [RemoteJWKS] implements it.
+type Readier interface {
+	Ready(ctx context.Context) error
+}
+
+var _ Readier = (*RemoteJWKS)(nil)
+
+// Ready reports whether the source holds at least one usable key. With
+// none it fetches, at most once per RefreshInterval as for unknown kids,
+// and returns why the set is unusable (unreachable, 404, no ES256 key):
+// what a readiness probe needs, since every lease would be refused (503)
+// until the keys arrive.
+func (r *RemoteJWKS) Ready(ctx context.Context) error {
+	now := r.now()
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if len(r.keys) > 0 {
+		return nil
+	}
+	interval := r.RefreshInterval
+	if interval <= 0 {
+		interval = DefaultRefreshInterval
+	}
+	if r.fetches == 0 || now.Sub(r.fetchedAt) >= interval {
+		r.fetchedAt = now
+		r.fetches++
+		keys, err := r.fetch(ctx)
+		r.lastErr = err
+		if err == nil {
+			r.keys = keys
+		}
+	}
+	switch {
+	case r.lastErr != nil:
+		return fmt.Errorf("%w (from %s)", r.lastErr, r.URL)
+	case len(r.keys) == 0:
+		return fmt.Errorf("token: JWKS: %s holds no ES256 signing key", r.URL)
+	}
+	return nil
 }
 
 var _ KeySource = (*RemoteJWKS)(nil)
@@ -84,6 +127,7 @@ func (r *RemoteJWKS) VerificationKey(ctx context.Context, kid string) (crypto.Pu
 	r.fetchedAt = now
 	r.fetches++
 	keys, err := r.fetch(ctx)
+	r.lastErr = err
 	if err != nil {
 		if k, ok := r.keys[kid]; ok {
 			return k, nil // keep serving the last good set

@@ -14,6 +14,8 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"sort"
+	"strings"
 	"syscall"
 	"time"
 
@@ -43,7 +45,17 @@ type devInfo struct {
 	BuiltinEcho bool
 	DataDir     string
 	Password    string // sandbox password; empty with --config
-	server      *authserver.Server
+	// PhoneURL is the /device page as a phone opens it: ISSUER/device, or
+	// under --public-url.
+	PhoneURL string
+	// Upstreams is where the proxy forwards, by upstream name.
+	Upstreams map[string]string
+	// Assets is the directory served under ISSUER/keyless/; empty: none.
+	Assets string
+	// AppURL is the --app server's URL; empty without --app.
+	AppURL string
+	banner string // what was printed, for tests
+	server *authserver.Server
 }
 
 // runDev is `keyless dev`: the authorization server, the vending service
@@ -55,15 +67,18 @@ type devInfo struct {
 // ready, when set, is called once everything listens; runDev returns when
 // ctx ends.
 func runDev(ctx context.Context, args []string, stdout, stderr io.Writer, ready func(devInfo)) error {
-	fs := newFlags("dev", "dev [--data DIR] [--config FILE] [--issuer-addr ADDR] [--proxy-addr ADDR] [--upstream URL] [--allow-origin ORIGIN]... [--proxy-nonce]", stderr)
+	fs := newFlags("dev", "dev [--data DIR] [-c FILE] [--issuer-addr ADDR] [--proxy-addr ADDR] [--upstream URL] [--allow-origin ORIGIN]... [--app DIR] [--public-url URL] [--proxy-nonce]", stderr)
 	dataDir := fs.String("data", defaultDataDir, "data directory: database, keys, admin token, sandbox password")
-	cfgPath := fs.String("config", "", "keyless.yaml to load instead of the sandbox")
+	cfgPath := fs.StringP("config", "c", "", "keyless.yaml to load instead of the sandbox")
 	issuerAddr := fs.String("issuer-addr", "127.0.0.1:8787", "authorization server listen address (port 0 picks a free port)")
 	proxyAddr := fs.String("proxy-addr", "127.0.0.1:8788", "proxy listen address (port 0 picks a free port)")
-	upstream := fs.String("upstream", "", "URL of the API the proxy forwards to (default: a built-in echo API)")
+	upstream := fs.String("upstream", "", "URL of the API the proxy forwards to, and of every upstream in the config without a url (default: a built-in echo API)")
 	origins := fs.StringSlice("allow-origin", nil, "origin of a browser micro app allowed to call the proxy (repeatable; sandbox only)")
-	assets := fs.String("assets", defaultAssetsDir(), "directory of the built web component to serve under ISSUER/keyless/ (default: ./web-component when built)")
+	assets := fs.String("assets", defaultAssetsDir(), "directory of the built web component to serve under ISSUER/keyless/ (default: ./web-component, or the one beside bin/keyless, when built)")
+	appDir := fs.String("app", "", "directory of a static micro app to serve at --app-addr (keyless new app writes one)")
+	appAddr := fs.String("app-addr", defaultAppAddr, "listen address of the --app server")
 	nonces := fs.Bool("proxy-nonce", false, "make the proxy require DPoP server nonces (RFC 9449 section 8; sandbox only)")
+	publicURL := fs.String("public-url", "", "URL at which a phone reaches the issuer, e.g. http://192.168.1.20:8787 (the QR code and verification_uri use it; an http LAN URL also makes the issuer listen on every interface unless --issuer-addr is given)")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -79,6 +94,15 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer, ready 
 	for _, o := range *origins {
 		if u, err := url.Parse(o); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.Path != "" {
 			return &exitError{code: 2, err: fmt.Errorf("dev: --allow-origin %q is not an origin like http://127.0.0.1:5173", o)}
+		}
+	}
+	if *publicURL != "" {
+		if err := checkPublicURL(*publicURL); err != nil {
+			return &exitError{code: 2, err: fmt.Errorf("dev: --public-url %q: %v", *publicURL, err)}
+		}
+		*publicURL = strings.TrimSuffix(*publicURL, "/")
+		if a := publicListenAddr(*publicURL); a != "" && !fs.Changed("issuer-addr") {
+			*issuerAddr = a
 		}
 	}
 	if err := os.MkdirAll(*dataDir, 0o700); err != nil {
@@ -116,7 +140,7 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer, ready 
 	proxyURL := "http://" + proxyLn.Addr().String()
 
 	iss, err := startIssuer(ctx, issuerSetup{cfg: cfg, cfgPath: *cfgPath, dataDir: *dataDir, addr: *issuerAddr, audit: audit,
-		audience: proxyURL, sandbox: *cfgPath == "", assets: *assets})
+		audience: proxyURL, sandbox: *cfgPath == "", assets: *assets, publicURL: *publicURL})
 	if err != nil {
 		return err
 	}
@@ -135,16 +159,29 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer, ready 
 		defer echo.Close()
 		up = echo.URL
 	}
-	stopProxy, err := startDevProxy(devProxySetup{issuer: iss, ln: proxyLn, url: proxyURL, upstream: up,
+	upstreams, stopProxy, err := startDevProxy(devProxySetup{issuer: iss, ln: proxyLn, url: proxyURL, upstream: up,
 		origins: *origins, nonces: *nonces, cfg: cfg, audit: audit})
 	if err != nil {
 		return err
 	}
 	defer stopProxy()
+	appURL := ""
+	if *appDir != "" {
+		app, err := startApp(*appDir, *appAddr)
+		if err != nil {
+			return err
+		}
+		defer app.Close()
+		appURL = app.URL
+	}
 
 	info := devInfo{IssuerURL: iss.url, ProxyURL: proxyURL, Upstream: up, BuiltinEcho: *upstream == "",
-		DataDir: *dataDir, Password: password, server: iss.server}
-	printDevBanner(stdout, info, cfg)
+		DataDir: *dataDir, Password: password, PhoneURL: iss.server.VerificationURI(), server: iss.server,
+		Upstreams: upstreams, Assets: *assets, AppURL: appURL}
+	var banner strings.Builder
+	printDevBanner(&banner, info, cfg)
+	info.banner = banner.String()
+	io.WriteString(stdout, info.banner)
 	if ready != nil {
 		ready(info)
 	}
@@ -171,18 +208,27 @@ type devProxySetup struct {
 // the upstream. Either way it accepts only leases signed by the embedded
 // issuer with aud = the proxy URL, and reads the issuer's revocations, so a
 // revocation takes effect on the next request.
-func startDevProxy(s devProxySetup) (stop func(), err error) {
+func startDevProxy(s devProxySetup) (upstreams map[string]string, stop func(), err error) {
 	var cfg proxy.Config
 	if s.cfg.Proxy.Kind != 0 {
 		b, err := yaml.Marshal(&s.cfg.Proxy)
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		if cfg, err = proxy.ParseConfig(b); err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		if cfg.PublicURL == "" {
 			cfg.PublicURL = s.url
+		}
+		// keyless dev only: an upstream without url is --upstream or the
+		// built-in echo API, so a fresh `keyless new app` runs before the
+		// real API exists.
+		for name, u := range cfg.Upstreams {
+			if u.URL == "" {
+				u.URL = s.upstream
+				cfg.Upstreams[name] = u
+			}
 		}
 	} else {
 		cfg = proxy.Config{
@@ -204,13 +250,17 @@ func startDevProxy(s devProxySetup) (stop func(), err error) {
 		Logger:      s.audit,
 	})
 	if err != nil {
-		return nil, err
+		return nil, nil, err
+	}
+	upstreams = map[string]string{}
+	for name, u := range cfg.Upstreams {
+		upstreams[name] = u.URL
 	}
 	// The proxy's own server settings: no WriteTimeout, which would cut
 	// WebSockets.
 	srv := p.NewServer(p)
 	go srv.Serve(s.ln)
-	return func() {
+	return upstreams, func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
 		_ = srv.Shutdown(ctx)
@@ -249,18 +299,130 @@ func printDevBanner(w io.Writer, info devInfo, cfg *config.Config) {
 	fmt.Fprintf(w, "  Issuer:        %s\n", info.IssuerURL)
 	fmt.Fprintf(w, "  Metadata:      %s/.well-known/oauth-authorization-server\n", info.IssuerURL)
 	fmt.Fprintf(w, "  Sign-in page:  %s/device\n", info.IssuerURL)
+	if info.PhoneURL != info.IssuerURL+"/device" {
+		fmt.Fprintf(w, "  Phone sign-in: %s (the QR code opens it)\n", info.PhoneURL)
+	}
+	if info.Assets != "" {
+		fmt.Fprintf(w, "  Component:     %s%skeyless.js (from %s)\n", info.IssuerURL, assetsPrefix, info.Assets)
+	}
+	if info.AppURL != "" {
+		fmt.Fprintf(w, "  App:           %s/\n", info.AppURL)
+	}
 	fmt.Fprintf(w, "  Proxy:         %s\n", info.ProxyURL)
-	if info.BuiltinEcho {
-		fmt.Fprintf(w, "  Upstream:      built-in echo API (pass --upstream URL for yours)\n")
-	} else {
-		fmt.Fprintf(w, "  Upstream:      %s\n", info.Upstream)
+	names := make([]string, 0, len(info.Upstreams))
+	for n := range info.Upstreams {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	for _, n := range names {
+		label := info.Upstreams[n]
+		if info.BuiltinEcho && label == info.Upstream {
+			label = "built-in echo API (pass --upstream URL for yours)"
+		}
+		if len(names) == 1 && cfg.Proxy.Kind == 0 {
+			fmt.Fprintf(w, "  Upstream:      %s\n", label)
+		} else {
+			fmt.Fprintf(w, "  Upstream %s: %s\n", n, label)
+		}
+	}
+	fmt.Fprintf(w, "  Poll interval: %v (approval to signed in)\n", cfg.Issuer.PollInterval.Or(config.DefaultPollInterval))
+	if info.Assets == "" {
+		fmt.Fprintf(w, "\nWARNING: no web component to serve: %s%skeyless.js answers 404 and pages that load it stay blank.\n"+
+			"Build it with `make wasm` in a keyless checkout, or pass --assets DIR (the directory holding keyless.js and keyless.wasm).\n",
+			info.IssuerURL, assetsPrefix)
 	}
 	if info.Password != "" {
 		fmt.Fprintf(w, "\nSandbox: app %q may ask for api:read (default) and api:write.\n", config.SandboxClientID)
 		fmt.Fprintf(w, "Sign in on the page as %s, password %s (kept in %s/%s).\n",
 			config.SandboxUser, info.Password, info.DataDir, sandboxPassFile)
 	} else {
-		fmt.Fprintf(w, "\nConfig: %d clients, %d users.\n", len(cfg.Clients), len(cfg.Users))
+		ids := make([]string, len(cfg.Clients))
+		for i, c := range cfg.Clients {
+			ids[i] = c.ID
+		}
+		users := make([]string, len(cfg.Users))
+		for i, u := range cfg.Users {
+			users[i] = u.Name
+		}
+		fmt.Fprintf(w, "\nConfig: %s %s; %s %s (passwords: bcrypt hashes in the config).\n",
+			plural(len(ids), "client", "clients"), strings.Join(ids, ", "), plural(len(users), "user", "users"), strings.Join(users, ", "))
 	}
-	fmt.Fprintf(w, "Or approve from a terminal: keyless approve XXXX-XXXX --as %s --data %s\n\n", config.SandboxUser, info.DataDir)
+	as := config.SandboxUser
+	if info.Password == "" && len(cfg.Users) > 0 {
+		as = cfg.Users[0].Name
+	}
+	if info.Password == "" && len(cfg.Users) == 0 {
+		fmt.Fprintf(w, "No users: nobody can sign in. Add one under users: with `keyless users hash` for its password_hash.\n\n")
+		return
+	}
+	fmt.Fprintf(w, "Or approve from a terminal: keyless approve XXXX-XXXX --as %s --data %s\n\n", as, info.DataDir)
+}
+
+// plural is "1 client" or "2 clients".
+func plural(n int, one, many string) string {
+	if n == 1 {
+		return "1 " + one
+	}
+	return fmt.Sprintf("%d %s", n, many)
+}
+
+// defaultAppAddr is where `keyless dev --app` serves the micro app, and the
+// origin `keyless new app` allows in its CORS config.
+const defaultAppAddr = "127.0.0.1:5173"
+
+// startApp serves a static micro app (keyless new app's directory) for
+// `keyless dev --app`: page files only (no config, no dotfiles), never a
+// directory listing.
+func startApp(dir, addr string) (*httptest.Server, error) {
+	if fi, err := os.Stat(dir); err != nil || !fi.IsDir() {
+		return nil, fmt.Errorf("dev: --app %s: not a directory", dir)
+	}
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("dev: --app-addr: %w", err)
+	}
+	srv := &httptest.Server{Listener: ln, Config: &http.Server{Handler: appHandler(dir), ReadHeaderTimeout: 5 * time.Second}}
+	srv.Start()
+	return srv, nil
+}
+
+// checkPublicURL accepts an origin (and optional path) a phone can open:
+// http(s), a host, no userinfo, query or fragment.
+func checkPublicURL(s string) error {
+	u, err := url.Parse(s)
+	switch {
+	case err != nil:
+		return err
+	case u.Scheme != "http" && u.Scheme != "https":
+		return errors.New("must be an http or https URL, like http://192.168.1.20:8787")
+	case u.Host == "" || u.User != nil || u.RawQuery != "" || u.Fragment != "" || u.ForceQuery:
+		return errors.New("must be scheme://host[:port] without userinfo, query or fragment")
+	}
+	return nil
+}
+
+// publicListenAddr is the address the issuer must listen on for a phone to
+// reach it at public: for a plain-http URL on another host than loopback
+// (the machine's LAN address or name), every interface on its port, so
+// the phone reaches the LAN address and this machine's browser still
+// reaches 127.0.0.1. For https (TLS ends at a tunnel or reverse proxy in
+// front) or loopback it is "": keep the default loopback address.
+func publicListenAddr(public string) string {
+	u, err := url.Parse(public)
+	if err != nil || u.Scheme != "http" || isLoopbackName(u.Hostname()) {
+		return ""
+	}
+	port := u.Port()
+	if port == "" {
+		port = "80"
+	}
+	return ":" + port
+}
+
+func isLoopbackName(h string) bool {
+	if h == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(h)
+	return ip != nil && ip.IsLoopback()
 }

@@ -241,7 +241,7 @@ func TestDevProxy(t *testing.T) {
 	if resp.StatusCode != 401 || hits.Load() != 0 {
 		t.Fatalf("no credentials: %d, hits %d", resp.StatusCode, hits.Load())
 	}
-	// A lease as the vending service will mint it (issue 4), signed with the
+	// A lease as the vending service will mint it, signed with the
 	// issuer's keys read from the data dir's JWKS.
 	k, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	signer, _ := dpop.NewECDSASigner(k)
@@ -264,5 +264,128 @@ func TestDevProxy(t *testing.T) {
 	resp.Body.Close()
 	if resp.StatusCode != 200 || hits.Load() != 1 {
 		t.Fatalf("with a lease: %d %s, hits %d", resp.StatusCode, b, hits.Load())
+	}
+}
+
+// A phone cannot open 127.0.0.1: with --public-url the device flow's
+// verification_uri (which the component turns into the QR code) and the
+// banner name that URL, while the issuer keeps listening where it was told
+// (here loopback).
+func TestDevPublicURL(t *testing.T) {
+	const public = "http://192.0.2.10:8787"
+	info, _, _ := startDev(t, filepath.Join(t.TempDir(), "data"), "--public-url", public+"/")
+	if !strings.HasPrefix(info.IssuerURL, "http://127.0.0.1:") {
+		t.Fatalf("issuer URL %q, want the loopback listen URL", info.IssuerURL)
+	}
+	m := deviceAuthorize(t, info.IssuerURL)
+	if got := m["verification_uri"]; got != public+"/device" {
+		t.Errorf("verification_uri = %v, want %s/device", got, public)
+	}
+	if got, _ := m["verification_uri_complete"].(string); got != public+"/device?user_code="+m["user_code"].(string) {
+		t.Errorf("verification_uri_complete = %v", got)
+	}
+	if !strings.Contains(info.banner, "Phone sign-in: "+public+"/device") {
+		t.Errorf("banner does not name the phone's URL:\n%s", info.banner)
+	}
+
+	for _, bad := range []string{"ftp://x.example.test", "/device", "http://192.0.2.10:8787/x?y", "http://u@192.0.2.10"} {
+		_, _, err := run("dev", "--data", t.TempDir(), "--public-url", bad)
+		if exitCode(err) != 2 || !strings.Contains(err.Error(), "--public-url") {
+			t.Errorf("--public-url %q: %v", bad, err)
+		}
+	}
+}
+
+func TestPublicListenAddr(t *testing.T) {
+	tests := []struct{ public, want string }{
+		// A LAN address: every interface, so this machine's browser still
+		// reaches 127.0.0.1 and the phone the LAN address.
+		{"http://192.168.1.20:8787", ":8787"},
+		{"http://192.168.1.20", ":80"},
+		{"http://laptop.local:8787", ":8787"},
+		{"http://[fd00::5]:8787", ":8787"},
+		// TLS ends in front of keyless (a tunnel, a reverse proxy): keep the default.
+		{"https://keyless.example.test", ""},
+		{"http://127.0.0.1:9000", ""},
+	}
+	for _, tt := range tests {
+		if got := publicListenAddr(tt.public); got != tt.want {
+			t.Errorf("publicListenAddr(%q) = %q, want %q", tt.public, got, tt.want)
+		}
+	}
+}
+
+// The banner says what runs: the config's upstreams (here one without url,
+// so the built-in echo API), the component's URL or that it is missing,
+// the users, the poll interval; --app serves the page and nothing else of
+// its directory.
+func TestDevBannerAndApp(t *testing.T) {
+	tmp := t.TempDir()
+	app := filepath.Join(tmp, "myapp")
+	if _, errOut, err := runNewCLI("app", "myapp", "--dir", app); err != nil {
+		t.Fatalf("%v\n%s", err, errOut)
+	}
+	info, _, _ := startDev(t, filepath.Join(tmp, "data"), "-c", filepath.Join(app, "keyless.yaml"),
+		"--app", app, "--app-addr", "127.0.0.1:0", "--assets", "")
+	for _, want := range []string{
+		"Upstream api: built-in echo API",
+		"Poll interval: 1s",
+		"1 client myapp; 1 user alice",
+		"WARNING: no web component to serve: " + info.IssuerURL + "/keyless/keyless.js answers 404",
+		"App:           " + info.AppURL + "/",
+		"--as alice",
+	} {
+		if !strings.Contains(info.banner, want) {
+			t.Errorf("banner lacks %q:\n%s", want, info.banner)
+		}
+	}
+	for path, want := range map[string]int{"/": 200, "/app.js": 200, "/keyless.yaml": 404, "/README.md": 404, "/.keyless/admin.token": 404} {
+		resp, err := http.Get(info.AppURL + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != want {
+			t.Errorf("GET %s = %d, want %d", path, resp.StatusCode, want)
+		}
+		if path == "/" && !strings.Contains(string(body), `client-id="myapp"`) {
+			t.Errorf("GET / is not the app's page: %s", body)
+		}
+	}
+	// The route to the echo API works through the proxy: an anonymous
+	// call is refused by the proxy, not by a missing upstream.
+	resp, err := http.Get(info.ProxyURL + "/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusUnauthorized {
+		t.Errorf("GET proxy / = %d, want 401", resp.StatusCode)
+	}
+}
+
+func TestDevSandboxBanner(t *testing.T) {
+	assets := t.TempDir()
+	for _, f := range []string{"keyless.js", "keyless.wasm", "wasm_exec.js"} {
+		if err := os.WriteFile(filepath.Join(assets, f), []byte("x"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	info, _, _ := startDev(t, filepath.Join(t.TempDir(), "data"), "--assets", assets)
+	for _, want := range []string{
+		"Component:     " + info.IssuerURL + "/keyless/keyless.js",
+		"Upstream:      built-in echo API",
+		"Poll interval: 1s",
+	} {
+		if !strings.Contains(info.banner, want) {
+			t.Errorf("banner lacks %q:\n%s", want, info.banner)
+		}
+	}
+	if strings.Contains(info.banner, "WARNING") {
+		t.Errorf("banner warns with assets:\n%s", info.banner)
+	}
+	if got := deviceAuthorize(t, info.IssuerURL)["interval"]; got != float64(1) {
+		t.Errorf("sandbox interval = %v, want 1", got)
 	}
 }

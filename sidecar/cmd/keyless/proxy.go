@@ -30,8 +30,8 @@ func init() {
 // store while it is unreachable gets 503, never a pass.
 func runProxy(args []string, stdout, stderr io.Writer) error {
 	fs := newFlags("proxy", "proxy --config FILE [--store redis://HOST:PORT] [--audit-file FILE] [--check]", stderr)
-	path := fs.StringP("config", "c", "", "YAML config file: the proxy section format (see sidecar/proxy/testdata/proxy.yaml)")
-	check := fs.Bool("check", false, "validate the config and exit")
+	path := fs.StringP("config", "c", "", "proxy.yaml: the keys of keyless.yaml's proxy: section, at the top level (docs/configuration.md)")
+	check := fs.Bool("check", false, "validate the config, fetch the lease keys (token.jwks_url) as /readyz does, and exit")
 	storeFlag := fs.String("store", "", "shared store for several replicas, e.g. redis://127.0.0.1:6379/0 (default $"+storeEnv+"; empty: in memory)")
 	auditFile := fs.String("audit-file", "", "also append the audit lines (JSON, one per decision) to this file (0600), for keyless audit --file")
 	if err := parseFlags(fs, args); err != nil {
@@ -70,7 +70,12 @@ func runProxy(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	if *check {
-		fmt.Fprintf(stdout, "%s: ok (%d routes)\n", *path, len(p.Config().Routes))
+		// The same question /readyz asks: with no usable key every
+		// request would get 503.
+		if err := p.KeysReady(ctx); err != nil {
+			return fmt.Errorf("%s: %w", *path, err)
+		}
+		fmt.Fprintf(stdout, "%s: ok (%d routes, lease keys fetched)\n", *path, len(p.Config().Routes))
 		return nil
 	}
 	return serveProxy(ctx, p, stdout, log)

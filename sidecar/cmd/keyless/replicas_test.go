@@ -2,9 +2,6 @@ package main
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"fmt"
 	"io"
 	"log/slog"
@@ -17,6 +14,7 @@ import (
 	"time"
 
 	"github.com/keyless-dev/keyless/sidecar/dpop"
+	"github.com/keyless-dev/keyless/sidecar/internal/oauthtest"
 	"github.com/keyless-dev/keyless/sidecar/proxy"
 	"github.com/keyless-dev/keyless/sidecar/store"
 	"github.com/keyless-dev/keyless/sidecar/store/boltstore"
@@ -106,17 +104,7 @@ routes:
 	return rs
 }
 
-func newKey(t *testing.T) dpop.Signer {
-	k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	s, err := dpop.NewECDSASigner(k)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return s
-}
+var newKey = oauthtest.NewKey
 
 type testLease struct {
 	raw    string

@@ -133,6 +133,9 @@ type issuerSetup struct {
 	// tls, when set, serves the issuer over HTTPS (HTTP/2 offered by ALPN)
 	// with this certificate, reloaded when its files change or on SIGHUP.
 	tls *certreload.Reloader
+	// publicURL, when set, is where phones reach the issuer: the /device
+	// page's URL in verification_uri (keyless dev --public-url).
+	publicURL string
 }
 
 // runningIssuer is a started authorization server with its vending service.
@@ -174,6 +177,10 @@ func startIssuer(ctx context.Context, st issuerSetup) (*runningIssuer, error) {
 		scheme = "https://"
 	}
 	listenURL := scheme + ln.Addr().String()
+	if a, ok := ln.Addr().(*net.TCPAddr); ok && a.IP.IsUnspecified() {
+		// Listening on every interface: this machine reaches it on loopback.
+		listenURL = fmt.Sprintf("%s127.0.0.1:%d", scheme, a.Port)
+	}
 	if st.cfg.Issuer.URL == "" {
 		st.cfg.Issuer.URL = listenURL
 	}
@@ -194,7 +201,13 @@ func startIssuer(ctx context.Context, st issuerSetup) (*runningIssuer, error) {
 		m := mirrored(ctx, db, st.shared, st.audit)
 		revs, vdb = m, m
 	}
-	s, err := authserver.New(ctx, authserver.Options{Config: st.cfg, DB: db, Revocations: revs, Audit: st.audit, AdminToken: adminToken})
+	verify := ""
+	if st.publicURL != "" {
+		u, _ := url.Parse(st.cfg.Issuer.URL)
+		verify = st.publicURL + strings.TrimSuffix(u.Path, "/") + "/device"
+	}
+	s, err := authserver.New(ctx, authserver.Options{Config: st.cfg, DB: db, Revocations: revs, Audit: st.audit,
+		AdminToken: adminToken, VerificationURI: verify})
 	if err != nil {
 		ln.Close()
 		adminLn.Close()
@@ -267,12 +280,20 @@ func startIssuer(ctx context.Context, st issuerSetup) (*runningIssuer, error) {
 		go pub.Serve(ln)
 	}
 	go adm.Serve(adminLn)
+	// Expired device codes (and the other records the sweeps know) are
+	// deleted in the background, in bounded batches, never inside a
+	// request.
+	sweepCtx, stopSweeps := context.WithCancel(context.Background())
+	sweepsDone := make(chan struct{})
+	go func() { s.RunSweeps(sweepCtx, time.Minute); close(sweepsDone) }()
 	r := &runningIssuer{server: s, vending: svc, db: db, url: s.Issuer(), listen: ln.Addr().String(), adminURL: adminURL, metrics: metrics}
 	r.shutdown = func(ctx context.Context) {
 		metrics.Drain()
 		stopHUP()
 		_ = pub.Shutdown(ctx)
 		_ = adm.Shutdown(ctx)
+		stopSweeps()
+		<-sweepsDone
 		_ = os.Remove(filepath.Join(st.dataDir, adminAddrFile))
 		_ = db.Close()
 	}
@@ -303,8 +324,8 @@ func reloadOnHUP(r *certreload.Reloader, log *slog.Logger) (stop func()) {
 	return func() { signal.Stop(ch); close(done) }
 }
 
-// newHTTPServer has the timeouts SECURITY.md asks for (slowloris, header
-// size).
+// newHTTPServer has timeouts against clients that send slowly (slowloris)
+// and a cap on the header section (docs/security.md#windows).
 func newHTTPServer(h http.Handler) *http.Server {
 	return &http.Server{
 		Handler:           h,
