@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -13,6 +14,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/keyless-dev/keyless/sidecar/internal/certreload"
 	"github.com/keyless-dev/keyless/sidecar/proxy"
 )
 
@@ -77,26 +79,42 @@ func runProxy(args []string, stdout, stderr io.Writer) error {
 		fmt.Fprintf(stdout, "%s: ok (%d routes, lease keys fetched)\n", *path, len(p.Config().Routes))
 		return nil
 	}
-	return serveProxy(ctx, p, stdout, out.Close)
+	return serveProxy(ctx, p, stdout, log, out.Close)
 }
 
 // serveProxy serves p on Config.Server.Listen (TLS when a certificate is
-// configured) and its admin handler on AdminListen, until ctx is done.
-// Then it stops: no new connections, requests in flight (WebSockets
-// included) get Server.ShutdownTimeout to finish; past it they are cut,
-// and each still writes its audit line before flushAudit writes out the
-// queue. Cutting requests is an error (a non-zero exit): work was lost.
-func serveProxy(ctx context.Context, p *proxy.Proxy, stdout io.Writer, flushAudit func() error) error {
+// configured, reloaded as for keyless serve: on change and on SIGHUP) and
+// its admin handler on AdminListen, until ctx is done. Then it stops: no
+// new connections, requests in flight (WebSockets included) get
+// Server.ShutdownTimeout to finish; past it they are cut, and each still
+// writes its audit line before flushAudit writes out the queue. Cutting
+// requests is an error (a non-zero exit): work was lost.
+func serveProxy(ctx context.Context, p *proxy.Proxy, stdout io.Writer, log *slog.Logger, flushAudit func() error) error {
 	sc := p.Config().Server
+	var certs *certreload.Reloader
+	if sc.TLSCertFile != "" {
+		var err error
+		if certs, err = certreload.New(sc.TLSCertFile, sc.TLSKeyFile); err != nil {
+			return fmt.Errorf("proxy: TLS certificate: %w", err)
+		}
+		certs.OnError = func(err error) {
+			log.Error("tls.reload_failed", "event", "tls.reload_failed", "error", err.Error())
+		}
+		defer reloadOnHUP(certs, log)()
+	}
 	ln, err := net.Listen("tcp", sc.Listen)
 	if err != nil {
 		return err
 	}
 	srv := p.NewServer(p)
 	errc := make(chan error, 2)
+	if certs != nil {
+		// ServeTLS adds "h2" to NextProtos: HTTP/2 by ALPN.
+		srv.TLSConfig = &tls.Config{MinVersion: tls.VersionTLS12, GetCertificate: certs.GetCertificate}
+	}
 	go func() {
-		if sc.TLSCertFile != "" {
-			errc <- srv.ServeTLS(ln, sc.TLSCertFile, sc.TLSKeyFile)
+		if certs != nil {
+			errc <- srv.ServeTLS(ln, "", "")
 		} else {
 			errc <- srv.Serve(ln)
 		}

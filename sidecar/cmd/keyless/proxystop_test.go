@@ -115,7 +115,7 @@ func TestProxyShutdownAuditsCutRequests(t *testing.T) {
 	defer stop()
 	var stdout syncBuffer
 	done := make(chan error, 1)
-	go func() { done <- serveProxy(ctx, p, &stdout, out.Close) }()
+	go func() { done <- serveProxy(ctx, p, &stdout, opts.Logger, out.Close) }()
 	var addr string
 	for i := 0; i < 500 && addr == ""; i++ {
 		if _, a, ok := strings.Cut(stdout.String(), " on "); ok {
