@@ -364,7 +364,12 @@ export class KeylessLoginElement extends HTMLElement {
     const code = e?.code || (e instanceof TypeError ? 'invalid_argument' : 'error')
     const status = code === 'access_denied' ? 'denied' : code === 'expired_token' ? 'expired' : code === 'cancelled' ? 'signed_out' : 'error'
     this.#show(status)
-    this.#say(status === 'error' ? `${messages.error} ${e?.message || ''}`.trim() : messages[status], status === 'error')
+    // An app the issuer does not know is a setup mistake the page's
+    // author can fix: say which client-id, rather than "unknown client".
+    const detail = code === 'invalid_client'
+      ? `This app (client-id "${this.getAttribute('client-id')}") is not registered with the issuer: add it under clients: in its keyless.yaml.`
+      : e?.message || ''
+    this.#say(status === 'error' ? `${messages.error} ${detail}`.trim() : messages[status], status === 'error')
     if (status === 'expired') this.#emit('keyless-expired', { message: messages.expired })
     if (code !== 'cancelled') this.#emit('keyless-error', { code, message: String(e?.message || e) })
   }

@@ -95,6 +95,9 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer, ready 
 			return &exitError{code: 2, err: fmt.Errorf("dev: --allow-origin %q is not an origin like http://127.0.0.1:5173", o)}
 		}
 	}
+	if *assets != "" && !built(*assets) {
+		return &exitError{code: 2, err: fmt.Errorf("dev: --assets %s holds no built web component (keyless.js, keyless.wasm, wasm_exec.js): run make wasm in a keyless checkout, or pass the directory that has them", *assets)}
+	}
 	if *publicURL != "" {
 		if err := checkPublicURL(*publicURL); err != nil {
 			return &exitError{code: 2, err: fmt.Errorf("dev: --public-url %q: %v", *publicURL, err)}
