@@ -94,9 +94,9 @@ func deviceAuthorize(t *testing.T, issuer string) map[string]any {
 
 func TestHelp(t *testing.T) {
 	for _, c := range []string{"dev", "serve", "approve", "deny", "keys"} {
-		_, stderr, err := run(c, "--help")
-		if !errors.Is(err, flag.ErrHelp) || exitCode(err) != 0 || !strings.Contains(stderr, "Usage: keyless "+c) {
-			t.Errorf("%s --help: err=%v stderr=%q", c, err, stderr)
+		stdout, stderr, err := run(c, "--help")
+		if !errors.Is(err, flag.ErrHelp) || exitCode(err) != 0 || !strings.Contains(stdout, "Usage: keyless "+c) || stderr != "" {
+			t.Errorf("%s --help: err=%v stdout=%q stderr=%q", c, err, stdout, stderr)
 		}
 	}
 	if _, _, err := run("approve", "X", "--nope"); exitCode(err) != 2 {

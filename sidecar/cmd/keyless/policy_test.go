@@ -109,7 +109,7 @@ func TestPolicyUsage(t *testing.T) {
 		}
 	}
 	for _, args := range [][]string{{"policy", "--help"}, {"policy", "check", "--help"}, {"policy", "test", "--help"}} {
-		_, errOut, err := runPolicyCLI(args...)
+		errOut, _, err := runPolicyCLI(args...)
 		if !errors.Is(err, flag.ErrHelp) || exitCode(err) != 0 || !strings.Contains(errOut, "Usage: keyless policy") {
 			t.Errorf("%v: err=%v stderr=%q", args, err, errOut)
 		}

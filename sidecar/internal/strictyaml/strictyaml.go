@@ -26,6 +26,8 @@ import (
 	"time"
 
 	"go.yaml.in/yaml/v3"
+
+	"github.com/keyless-dev/keyless/sidecar/internal/suggest"
 )
 
 // Error is one problem at one place of a file.
@@ -172,7 +174,7 @@ func (c *checker) walk(n *yaml.Node, t reflect.Type, path string, root bool) {
 			k := n.Content[i]
 			ft, ok := fields[k.Value]
 			if !ok {
-				c.add(k, path, "unknown field %q%s", k.Value, suggest(k.Value, fieldNames(t)))
+				c.add(k, path, "unknown field %q%s", k.Value, didYouMean(k.Value, fieldNames(t)))
 				continue
 			}
 			c.walk(n.Content[i+1], ft, join(path, k.Value), false)
@@ -263,42 +265,12 @@ func fieldNames(t reflect.Type) []string {
 	return names
 }
 
-// suggest is ` (did you mean "x"?)` for the known name closest to got,
-// when one is close: a typo, a missing or extra letter, a plural.
-func suggest(got string, known []string) string {
-	best, bestD := "", 0
-	for _, k := range known {
-		d := distance(strings.ToLower(got), k)
-		if best == "" || d < bestD {
-			best, bestD = k, d
-		}
+// didYouMean is ` (did you mean "x"?)` when a known name is close to got.
+func didYouMean(got string, known []string) string {
+	if k, ok := suggest.Closest(got, known); ok {
+		return fmt.Sprintf(" (did you mean %q?)", k)
 	}
-	if best == "" || bestD > max(2, len(got)/3) {
-		return ""
-	}
-	return fmt.Sprintf(" (did you mean %q?)", best)
-}
-
-// distance is the Levenshtein distance (insertions, deletions,
-// substitutions) between a and b.
-func distance(a, b string) int {
-	prev := make([]int, len(b)+1)
-	cur := make([]int, len(b)+1)
-	for j := range prev {
-		prev[j] = j
-	}
-	for i := 1; i <= len(a); i++ {
-		cur[0] = i
-		for j := 1; j <= len(b); j++ {
-			cost := 1
-			if a[i-1] == b[j-1] {
-				cost = 0
-			}
-			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
-		}
-		prev, cur = cur, prev
-	}
-	return prev[len(b)]
+	return ""
 }
 
 var lineRE = regexp.MustCompile(`^(?:yaml: )?(?:unmarshal errors:\n\s*)?line (\d+): (.*)$`)

@@ -91,18 +91,6 @@ func TestDecodeValid(t *testing.T) {
 	}
 }
 
-func TestSuggest(t *testing.T) {
-	known := []string{"scopes", "upstream", "path", "methods"}
-	for got, want := range map[string]string{
-		"scope": "scopes", "Scopes": "scopes", "upstrem": "upstream", "method": "methods", "pth": "path", "colour": "",
-	} {
-		s := suggest(got, known)
-		if want == "" && s != "" || want != "" && !strings.Contains(s, `"`+want+`"`) {
-			t.Errorf("suggest(%q) = %q, want %q", got, s, want)
-		}
-	}
-}
-
 func FuzzDecode(f *testing.F) {
 	f.Add("routes:\n  - name: a\n    scope: [x]\n")
 	f.Add("issuer: {poll_interval: 5}\nupstreams: {a: {rate_limit: {rate: x}}}\n")
