@@ -20,6 +20,37 @@ const base = new URL('.', import.meta.url)
 /** @type {Promise<KeylessAPI> | undefined} */
 let booting
 
+/** @type {Map<string, Promise<WebAssembly.Module>>} */
+const compiling = new Map()
+
+/**
+ * Fetches and compiles keyless.wasm once per URL, streaming: compilation
+ * runs while the bytes arrive (compressed by the issuer), so by the time
+ * the user presses Sign in the module is usually ready. The element calls
+ * it when it connects (unless preload="none").
+ * @param {string | URL} [wasmURL]
+ * @returns {Promise<WebAssembly.Module>}
+ */
+export function compileClient(wasmURL = new URL('keyless.wasm', base)) {
+  const key = String(wasmURL)
+  let p = compiling.get(key)
+  if (!p) {
+    p = (async () => {
+      try {
+        return await WebAssembly.compileStreaming(fetch(wasmURL, { credentials: 'omit' }))
+      } catch {
+        // A static host that serves .wasm with the wrong MIME type makes
+        // compileStreaming fail; fall back to bytes.
+        const bytes = await (await fetch(wasmURL, { credentials: 'omit' })).arrayBuffer()
+        return WebAssembly.compile(bytes)
+      }
+    })()
+    p.catch(() => compiling.delete(key)) // a failed download may be retried
+    compiling.set(key, p)
+  }
+  return p
+}
+
 /**
  * Boots the WebAssembly client once per page and resolves with its API
  * (globalThis.keyless). A Go program that returns has crashed: the promise
@@ -30,19 +61,13 @@ let booting
 export function loadClient(wasmURL = new URL('keyless.wasm', base)) {
   if (booting) return booting
   booting = (async () => {
-    if (!globalThis.Go) await import(new URL('wasm_exec.js', base).href)
+    const [module] = await Promise.all([
+      compileClient(wasmURL),
+      globalThis.Go ? null : import(new URL('wasm_exec.js', base).href),
+    ])
     const go = new globalThis.Go()
     const ready = new Promise((resolve) => { globalThis.__keylessReady = resolve })
-    const response = fetch(wasmURL, { credentials: 'omit' })
-    let instance
-    try {
-      ({ instance } = await WebAssembly.instantiateStreaming(response, go.importObject))
-    } catch (e) {
-      // A static host that serves .wasm with the wrong MIME type makes
-      // instantiateStreaming fail; fall back to bytes.
-      const bytes = await (await fetch(wasmURL, { credentials: 'omit' })).arrayBuffer()
-      ;({ instance } = await WebAssembly.instantiate(bytes, go.importObject))
-    }
+    const instance = await WebAssembly.instantiate(module, go.importObject)
     go.run(instance).then(() => {
       booting = undefined
       document.dispatchEvent(new CustomEvent('keyless-error', { detail: { code: 'crashed', message: 'keyless client stopped' } }))
@@ -217,6 +242,17 @@ export class KeylessLoginElement extends HTMLElement {
     if (this.#session && (name === 'issuer' || name === 'client-id')) {
       // A lease is for one issuer and app: changing either signs out.
       this.signOut().catch(() => {})
+    }
+  }
+
+  /**
+   * Starts downloading and compiling keyless.wasm as soon as the element is
+   * on the page, so Sign in does not wait for 1 MB to arrive; preload="none"
+   * defers it to the first click.
+   */
+  connectedCallback() {
+    if (this.getAttribute('preload') !== 'none') {
+      compileClient(this.getAttribute('wasm') || undefined).catch(() => {})
     }
   }
 
