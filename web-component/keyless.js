@@ -78,6 +78,37 @@ export function loadClient(wasmURL = new URL('keyless.wasm', base)) {
   return booting
 }
 
+/**
+ * Reports whether IndexedDB holds a renewal token kept for this issuer and
+ * app (stored by the Go client under "renewal|dpop|ISSUER|CLIENT"), without
+ * creating the database when it does not exist: an upgrade here is aborted,
+ * so the Go client later creates it with its object store.
+ * @param {string} issuer @param {string} clientId @returns {Promise<boolean>}
+ */
+async function keptRenewal(issuer, clientId) {
+  try {
+    const db = await new Promise((resolve, reject) => {
+      const req = indexedDB.open('keyless')
+      req.onupgradeneeded = () => req.transaction.abort()
+      req.onsuccess = () => resolve(req.result)
+      req.onerror = () => reject(req.error)
+    })
+    try {
+      if (!db.objectStoreNames.contains('keys')) return false
+      const got = await new Promise((resolve, reject) => {
+        const r = db.transaction('keys').objectStore('keys').get(`renewal|dpop|${issuer}|${clientId}`)
+        r.onsuccess = () => resolve(r.result)
+        r.onerror = () => reject(r.error)
+      })
+      return typeof got === 'string' && got !== ''
+    } finally {
+      db.close()
+    }
+  } catch {
+    return false // no IndexedDB here (sandboxed iframe), or none yet
+  }
+}
+
 const css = `
 :host {
   --keyless-accent: #3b5bdb;
@@ -254,6 +285,8 @@ export class KeylessLoginElement extends HTMLElement {
     if (this.getAttribute('preload') !== 'none') {
       compileClient(this.getAttribute('wasm') || undefined).catch(() => {})
     }
+    // session="memory": every load starts signed out.
+    if (this.getAttribute('session') !== 'memory' && !this.#session) this.#restore()
   }
 
   disconnectedCallback() { clearInterval(this.#timer) }
@@ -270,7 +303,7 @@ export class KeylessLoginElement extends HTMLElement {
     const api = this.getAttribute('api') || location.origin
     if (!issuer) throw new TypeError('<keyless-login>: the "issuer" attribute is required')
     if (!clientId) throw new TypeError('<keyless-login>: the "client-id" attribute is required')
-    return { issuer, clientId, scope: this.getAttribute('scope') || '', api }
+    return { issuer, clientId, scope: this.getAttribute('scope') || '', api, persist: this.getAttribute('session') !== 'memory' }
   }
 
   /** Starts the device flow. Resolves with the session once signed in. */
@@ -290,24 +323,62 @@ export class KeylessLoginElement extends HTMLElement {
         onState: (s) => this.#onState(s),
         onEvent: (e) => this.#onEvent(e),
       })
-      this.#session = session
-      this.#show('signed_in')
-      this.#ui.who.textContent = session.subject ? `Signed in as ${session.subject}` : 'Signed in'
-      this.#ui.badge.hidden = !session.preview
-      if (session.preview) this.#say('Preview mode: answers are examples, not live data.')
-      this.#emit('keyless-authenticated', session)
-      if (session.keyPersistent === false) {
-        // No IndexedDB here (an iframe sandboxed without allow-same-origin,
-        // some private modes): the key lives in memory for this page only.
-        this.#say(messages.storage_unavailable)
-        this.#emit('keyless-error', { code: 'storage_unavailable', message: messages.storage_unavailable, recoverable: true })
-      }
+      this.#signedIn(session)
       return session
     } catch (e) {
       this.#fail(e)
       throw e
     } finally {
       this.#ui.signIn.disabled = false
+    }
+  }
+
+  #signedIn(session) {
+    this.#session = session
+    this.#show('signed_in')
+    this.#ui.who.textContent = session.subject ? `Signed in as ${session.subject}` : 'Signed in'
+    this.#ui.badge.hidden = !session.preview
+    if (session.preview) this.#say('Preview mode: answers are examples, not live data.')
+    this.#emit('keyless-authenticated', session)
+    if (session.keyPersistent === false) {
+      // No IndexedDB here (an iframe sandboxed without allow-same-origin,
+      // some private modes): the key lives in memory for this page only.
+      this.#say(messages.storage_unavailable)
+      this.#emit('keyless-error', { code: 'storage_unavailable', message: messages.storage_unavailable, recoverable: true })
+    }
+  }
+
+  /**
+   * Resumes the session an earlier load of the page kept (its renewal token
+   * in IndexedDB beside the key it is bound to), without a new approval.
+   * Ends with status signed_in, or signed_out when there is nothing to
+   * resume.
+   */
+  async #restore() {
+    let opts
+    try {
+      opts = this.#options()
+    } catch {
+      return
+    }
+    const idle = () => !this.#session && this.#status === 'signed_out' && !this.#ui.signIn.disabled
+    try {
+      // Boot the client only when there is something to resume.
+      if (!(await keptRenewal(opts.issuer, opts.clientId))) throw new Error('nothing kept')
+      const client = await loadClient(this.getAttribute('wasm') || undefined)
+      if (!idle()) return
+      const session = await client.restore({ ...opts, onEvent: (e) => this.#onEvent(e) })
+      if (!idle()) return
+      if (session) {
+        this.#signedIn(session)
+        return
+      }
+    } catch {
+      // Offline or the issuer is down: the user can still sign in.
+    }
+    if (idle()) {
+      this.#show('signed_out')
+      this.#say('')
     }
   }
 
