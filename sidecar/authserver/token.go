@@ -132,7 +132,14 @@ func (s *Server) identifyClient(r *http.Request, form url.Values) (*config.Clien
 	}
 	c := s.cfg.Client(id)
 	if c == nil {
-		return nil, false, invalidClient("unknown client")
+		// The operator's view: which client_id, and where to register it.
+		// The caller gets fixed text.
+		if len(id) > 64 {
+			id = id[:64] + "..."
+		}
+		s.log.WarnContext(r.Context(), "client.unknown", "client_id", id,
+			"fix", "register it under clients: in the issuer's keyless.yaml, or fix the page's client-id")
+		return nil, false, invalidClient("unknown client: this client_id is not registered with the issuer")
 	}
 	if c.SecretHash != "" {
 		return nil, false, invalidClient("client authentication required")

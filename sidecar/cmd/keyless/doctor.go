@@ -64,7 +64,7 @@ func runDoctorCommand(args []string, stdout, stderr io.Writer) error {
 func runDoctor(ctx context.Context, args []string, stdout, stderr io.Writer, now func() time.Time) error {
 	fs := newFlags("doctor", doctorUsage, stderr)
 	d := &doctor{now: now}
-	fs.StringVar(&d.cfgPath, "config", "", "keyless.yaml of the issuer and vending service (required)")
+	fs.StringVarP(&d.cfgPath, "config", "c", "", "keyless.yaml of the issuer and vending service (required)")
 	fs.StringVar(&d.dataDir, "data", "", "data directory of the issuer: file modes and whether its admin API answers")
 	fs.StringVar(&d.proxyPath, "proxy-config", "", "a keyless proxy config: its upstreams are called over their TLS settings")
 	fs.StringVar(&d.issuer, "issuer", "", "the issuer's URL when the config leaves issuer.url empty (keyless dev: http://127.0.0.1:8787)")

@@ -107,7 +107,7 @@ func TestLeasesCommand(t *testing.T) {
 			t.Errorf("%v: exit %d", args, exitCode(err))
 		}
 	}
-	if _, errOut, err := run("leases", "--help"); exitCode(err) != 0 || !strings.Contains(errOut, "Usage: keyless leases") {
+	if errOut, _, err := run("leases", "--help"); exitCode(err) != 0 || !strings.Contains(errOut, "Usage: keyless leases") {
 		t.Errorf("--help: %v %q", err, errOut)
 	}
 }

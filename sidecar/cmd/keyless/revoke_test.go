@@ -92,7 +92,7 @@ func TestRevokeCommand(t *testing.T) {
 			t.Errorf("%v: exit %d, want 2", args, exitCode(err))
 		}
 	}
-	if _, errOut, err := runPolicyCLI("revoke", "--help"); !errors.Is(err, flag.ErrHelp) || !strings.Contains(errOut, "Usage: keyless revoke") {
+	if errOut, _, err := runPolicyCLI("revoke", "--help"); !errors.Is(err, flag.ErrHelp) || !strings.Contains(errOut, "Usage: keyless revoke") {
 		t.Errorf("--help: %v %q", err, errOut)
 	}
 	if _, _, err := runPolicyCLI("revoke", "--sub", "a", "--data", t.TempDir()); err == nil {

@@ -1,7 +1,6 @@
 package check
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
 	"net/url"
@@ -12,6 +11,7 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/keyless-dev/keyless/sidecar/dpop"
+	"github.com/keyless-dev/keyless/sidecar/internal/strictyaml"
 	"github.com/keyless-dev/keyless/sidecar/ratelimit"
 )
 
@@ -339,23 +339,40 @@ const (
 	DefaultUpstreamIdleTimeout = 30 * time.Second
 )
 
-// LoadConfig reads a YAML file holding a Config. Unknown fields are errors.
+// LoadConfig reads a YAML file holding a Config. Unknown fields and values
+// of the wrong kind are errors in the file's words, with its name and
+// line: `proxy.yaml:14: routes[0]: unknown field "scope" (did you mean
+// "scopes"?)`.
 func LoadConfig(path string) (Config, error) {
 	b, err := os.ReadFile(path)
 	if err != nil {
 		return Config{}, err
 	}
-	return ParseConfig(b)
+	var c Config
+	if err := strictyaml.Decode(path, b, &c); err != nil {
+		return Config{}, err
+	}
+	return c, nil
 }
 
-// ParseConfig decodes YAML into a Config, refusing unknown fields. It does
-// not validate; call WithDefaults and Validate.
+// ParseConfig decodes YAML into a Config as LoadConfig does (errors name
+// lines, not a file). It does not validate; call WithDefaults and
+// Validate.
 func ParseConfig(b []byte) (Config, error) {
 	var c Config
-	dec := yaml.NewDecoder(bytes.NewReader(b))
-	dec.KnownFields(true)
-	if err := dec.Decode(&c); err != nil {
+	if err := strictyaml.Decode("", b, &c); err != nil {
 		return Config{}, fmt.Errorf("proxy: config: %w", err)
+	}
+	return c, nil
+}
+
+// DecodeNode decodes the proxy: section of a keyless.yaml (file), keeping
+// the file's line numbers in errors ("keyless.yaml:40: proxy.routes[0]:
+// ...").
+func DecodeNode(file string, n *yaml.Node) (Config, error) {
+	var c Config
+	if err := strictyaml.DecodeNode(file, n, "proxy", &c); err != nil {
+		return Config{}, err
 	}
 	return c, nil
 }
