@@ -493,8 +493,10 @@ export class KeylessLoginElement extends HTMLElement {
   #expired(message) {
     this.#session = null
     this.#show('expired')
-    this.#say(message)
-    this.#emit('keyless-expired', { message })
+    // A page that explains the end of the session itself calls
+    // preventDefault() on keyless-expired, so the user reads it once.
+    const ev = new CustomEvent('keyless-expired', { detail: { message }, bubbles: true, composed: true, cancelable: true })
+    this.#say(this.dispatchEvent(ev) ? message : '')
   }
 
   #tick() {

@@ -111,3 +111,16 @@ func BenchmarkServeCached(b *testing.B) {
 		c.ServeFile(httptest.NewRecorder(), r, p, "application/wasm")
 	}
 }
+
+func FuzzNegotiate(f *testing.F) {
+	for _, s := range []string{"gzip, deflate, br", "br;q=0", "*;q=0.5", ";;,,q=", "GZIP ; Q=1"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		switch Negotiate(s) {
+		case Brotli, Gzip, Identity:
+		default:
+			t.Fatalf("Negotiate(%q): an encoding outside the three", s)
+		}
+	})
+}

@@ -31,6 +31,9 @@ func storeURL(flag string) string {
 // checks that Redis answers and will not evict live keys: a store that
 // drops replay entries would reopen replay windows.
 func openShared(ctx context.Context, url string, maxAge, skew time.Duration, log *slog.Logger) (*redisstore.Store, error) {
+	// go-redis's own lines (dial failures, several a second while Redis is
+	// down) go through keyless's logger, rate-limited.
+	redisstore.RouteLogs(log, 0)
 	st, err := redisstore.New(url, redisstore.Options{MaxAge: maxAge, FutureSkew: skew})
 	if err != nil {
 		return nil, fmt.Errorf("store: %w", err)
