@@ -190,3 +190,49 @@ func TestSweepLoop(t *testing.T) {
 	cancel()
 	<-done
 }
+
+// dbRecords counts every record of the server's database.
+func (h *harness) dbRecords() int {
+	n := 0
+	for _, b := range []string{bucketDevice, bucketUserCode, bucketRefresh, bucketFamily, bucketKeys,
+		bucketDeviceLive, bucketDevicePurge, bucketFamilyExpiry, bucketRefreshExpiry, bucketMeta} {
+		n += h.bucketLen(b)
+	}
+	return n
+}
+
+// Under churn (a sign-in and two refreshes every two hours, for 80 hours
+// of the injected clock, sweeping as the background loop does) the
+// database stops growing once the first grants have expired: device
+// codes, families and refresh tokens are all deleted in time.
+func TestDatabaseStopsGrowingUnderChurn(t *testing.T) {
+	h := newHarness(t, nil)
+	ctx := context.Background()
+	var sizes []int
+	for range 40 {
+		k := newKey(t)
+		rt := h.tokens(k).str("refresh_token")
+		for range 2 {
+			h.clk.add(time.Minute)
+			r := h.refresh("demo-app", rt, k)
+			if r.status != 200 {
+				t.Fatalf("refresh: %d %s", r.status, r.raw)
+			}
+			rt = r.str("refresh_token")
+		}
+		h.clk.add(2 * time.Hour)
+		if _, err := h.s.Sweep(ctx); err != nil {
+			t.Fatal(err)
+		}
+		sizes = append(sizes, h.dbRecords())
+	}
+	// A grant lives 24 h plus an hour of retention: after ~13 rounds
+	// what is added is what is deleted.
+	mid, last := sizes[19], sizes[len(sizes)-1]
+	if last > mid {
+		t.Errorf("records after 40 rounds = %d, after 20 = %d: still growing (%v)", last, mid, sizes)
+	}
+	if perRound := sizes[0]; last > 15*perRound {
+		t.Errorf("records = %d, want about 13 rounds' worth (%d each)", last, perRound)
+	}
+}

@@ -122,6 +122,7 @@ func FromConfig(st Setup) (*Service, error) {
 	if get == nil {
 		get = func() *policy.Policy { return pol }
 	}
+	renewals := &KVRenewals{KV: st.DB, Now: now}
 	svc, err := New(Options{
 		Policy:      get,
 		Minter:      st.Server.Minter(),
@@ -131,7 +132,7 @@ func FromConfig(st Setup) (*Service, error) {
 		Revocations: st.DB,
 		Replay:      replay,
 		Nonce:       st.Nonce,
-		Renewals:    &KVRenewals{KV: st.DB, Now: now},
+		Renewals:    renewals,
 		Leases:      &KVLeases{KV: st.DB},
 		AdminToken:  st.AdminToken,
 		Audit:       st.Audit,
@@ -141,6 +142,9 @@ func FromConfig(st Setup) (*Service, error) {
 		return nil, err
 	}
 	svc.RegisterGrants(st.Server)
+	// Renewal tokens of families past their renew limit are deleted by the
+	// server's periodic sweep (Server.RunSweeps), with its own records.
+	st.Server.AddSweep(func(ctx context.Context) (int, error) { return 0, renewals.Sweep(ctx) })
 	return svc, nil
 }
 
