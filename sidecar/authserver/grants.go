@@ -105,6 +105,9 @@ func (s *Server) deviceCodeGrant(ctx context.Context, req *TokenRequest) (*Token
 			if err := putJSON(tx, bucketFamily, famID, &fam); err != nil {
 				return err
 			}
+			if err := indexFamily(tx, famID, &fam); err != nil {
+				return err
+			}
 		}
 		return putJSON(tx, bucketDevice, h, &g)
 	})
@@ -167,6 +170,9 @@ func (s *Server) issue(ctx context.Context, famID string, fam *family, old, gran
 		}
 		cur.addAccess(claims.JTI, claims.Expiry, now)
 		if err := putJSON(tx, bucketFamily, famID, &cur); err != nil {
+			return err
+		}
+		if err := indexRefresh(tx, secretHash(rt), famID, &cur); err != nil {
 			return err
 		}
 		return putJSON(tx, bucketRefresh, secretHash(rt), &refreshToken{FamilyID: famID, CreatedAt: now})

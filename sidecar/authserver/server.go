@@ -165,6 +165,9 @@ type Server struct {
 	authzPerSource, authzPerClient ratelimit.Limit
 	maxPending                     int
 
+	sweepsMu sync.Mutex
+	sweeps   []func(context.Context) (int, error)
+
 	codeLimiter  *failureLimiter // wrong user codes and passwords at /device, per source
 	pollLimiter  *failureLimiter // unknown device codes at /token, per source
 	csrfKey      [32]byte
@@ -262,6 +265,9 @@ func New(ctx context.Context, o Options) (*Server, error) {
 	}
 	if err := s.indexExisting(ctx); err != nil {
 		return nil, fmt.Errorf("authserver: index device codes: %w", err)
+	}
+	if err := s.indexExistingGrants(ctx); err != nil {
+		return nil, fmt.Errorf("authserver: index grants: %w", err)
 	}
 	s.minter = &token.Minter{Keys: s.keys, Issuer: s.issuer, Now: s.now}
 	s.verifier = &token.JWTVerifier{Keys: s.keys, Issuer: s.issuer, Audience: s.audience, Now: s.now}

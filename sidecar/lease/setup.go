@@ -43,6 +43,9 @@ type AuthServer interface {
 	// Minter signs tokens with its active key: leases are signed by the
 	// issuer.
 	Minter() *token.Minter
+	// AddSweep adds a clean-up to its periodic sweeps: fn deletes what
+	// has lapsed and says how many records it deleted.
+	AddSweep(fn func(context.Context) (int, error))
 }
 
 // Setup is what a keyless process (`keyless dev`, `keyless serve`) gives
@@ -156,6 +159,7 @@ func FromConfig(st Setup) (*Service, error) {
 	if get == nil {
 		get = func() *policy.Policy { return pol }
 	}
+	renewals := &KVRenewals{KV: st.DB, Now: now}
 	svc, err := New(Options{
 		Policy:      get,
 		Minter:      st.Server.Minter(),
@@ -165,7 +169,7 @@ func FromConfig(st Setup) (*Service, error) {
 		Revocations: st.DB,
 		Replay:      replay,
 		Nonce:       st.Nonce,
-		Renewals:    &KVRenewals{KV: st.DB, Now: now},
+		Renewals:    renewals,
 		Leases:      &KVLeases{KV: st.DB},
 		AdminToken:  st.AdminToken,
 		Audit:       st.Audit,
@@ -175,6 +179,9 @@ func FromConfig(st Setup) (*Service, error) {
 		return nil, err
 	}
 	svc.RegisterGrants(st.Server)
+	// Renewal tokens of families past their renew limit are deleted by the
+	// server's periodic sweep (Server.RunSweeps), with its own records.
+	st.Server.AddSweep(func(ctx context.Context) (int, error) { return 0, renewals.Sweep(ctx) })
 	return svc, nil
 }
 
