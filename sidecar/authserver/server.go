@@ -171,6 +171,7 @@ type Server struct {
 
 	grantsMu sync.RWMutex
 	grants   map[string]GrantHandler
+	revokers []Revoker // guarded by grantsMu
 
 	codeLimiter  *failureLimiter // wrong user codes and passwords at /device
 	pollLimiter  *failureLimiter // unknown device codes at /token

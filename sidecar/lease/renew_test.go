@@ -194,7 +194,7 @@ func TestOwnerRevoke(t *testing.T) {
 	})
 	t.Run("another key cannot revoke", func(t *testing.T) {
 		r0, _ := h.leaseFor("alice", "demo-app")
-		wantError(t, revoke(r0.str("access_token"), "demo-app", newKey(t)), 400, CodeUnauthorizedClient)
+		wantError(t, revoke(r0.str("access_token"), "demo-app", newKey(t)), 400, CodeInvalidDPoPProof)
 		if h.leaseRevoked(r0.str("lease_id")) {
 			t.Fatal("revoked by another key")
 		}
@@ -210,6 +210,58 @@ func TestOwnerRevoke(t *testing.T) {
 	t.Run("no proof", func(t *testing.T) {
 		r := h.postForm(PathRevoke, url.Values{"token": {"x"}, "client_id": {"demo-app"}}, nil)
 		wantError(t, r, 400, CodeInvalidDPoPProof)
+	})
+}
+
+// TestIssuerRevokeEndpoint: the issuer's advertised RFC 7009 endpoint
+// (what the browser's Sign out and any standard client use) revokes
+// leases and renewal tokens, for their owner proving their key only.
+func TestIssuerRevokeEndpoint(t *testing.T) {
+	h := newHarness(t)
+	revoke := func(tok, client, hint string, k dpop.Signer) result {
+		f := url.Values{"token": {tok}, "client_id": {client}}
+		if hint != "" {
+			f.Set("token_type_hint", hint)
+		}
+		return h.postForm("/revoke", f, k)
+	}
+	for _, tc := range []struct{ name, tok, hint string }{
+		{"lease", "access_token", "access_token"},
+		{"lease, wrong hint", "access_token", "refresh_token"},
+		{"renewal token", "renewal_token", "refresh_token"},
+		{"renewal token, no hint", "renewal_token", ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r0, k := h.leaseFor("alice", "demo-app")
+			tok := r0.str(tc.tok)
+			wantError(t, revoke(tok, "demo-app", tc.hint, nil), 400, CodeInvalidDPoPProof)
+			wantError(t, revoke(tok, "demo-app", tc.hint, newKey(t)), 400, CodeInvalidDPoPProof)
+			wantError(t, revoke(tok, "other-app", tc.hint, k), 400, CodeUnauthorizedClient)
+			if h.leaseRevoked(r0.str("lease_id")) {
+				t.Fatal("revoked by a refused request")
+			}
+			if r := revoke(tok, "demo-app", tc.hint, k); r.status != 200 || r.raw != "" {
+				t.Fatalf("revoke: %d %s", r.status, r.raw)
+			}
+			if !h.leaseRevoked(r0.str("lease_id")) {
+				t.Fatal("not revoked")
+			}
+			wantError(t, h.renew(r0.str("renewal_token"), k), 400, CodeInvalidGrant)
+			if r := revoke(tok, "demo-app", tc.hint, k); r.status != 200 {
+				t.Errorf("already revoked: %d %s", r.status, r.raw)
+			}
+			if n := strings.Count(h.auditLog(), `"event":"lease.revoke"`); n < 1 {
+				t.Errorf("audit lines for lease.revoke = %d", n)
+			}
+		})
+	}
+	t.Run("unknown and garbage: 200", func(t *testing.T) {
+		k := newKey(t)
+		for _, tok := range []string{"garbage", RenewalPrefix + "nope", "a.b.c"} {
+			if r := revoke(tok, "demo-app", "", k); r.status != 200 || r.raw != "" {
+				t.Errorf("revoke %.12q: %d %s", tok, r.status, r.raw)
+			}
+		}
 	})
 }
 
@@ -263,7 +315,7 @@ func TestLogoutAtIssuerStopsRenewal(t *testing.T) {
 	if r0.status != 200 {
 		t.Fatalf("lease: %d %s", r0.status, r0.raw)
 	}
-	if r := h.postForm("/revoke", url.Values{"token": {login}, "client_id": {"demo-app"}}, nil); r.status != 200 {
+	if r := h.postForm("/revoke", url.Values{"token": {login}, "client_id": {"demo-app"}}, k); r.status != 200 {
 		t.Fatalf("issuer revoke: %d %s", r.status, r.raw)
 	}
 	wantError(t, h.renew(r0.str("renewal_token"), k), 400, CodeInvalidGrant)

@@ -14,6 +14,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/keyless-dev/keyless/sidecar/authserver"
+	"github.com/keyless-dev/keyless/sidecar/dpop"
 	"github.com/keyless-dev/keyless/sidecar/store"
 	"github.com/keyless-dev/keyless/sidecar/token"
 )
@@ -24,9 +26,11 @@ import (
 // section 2.1), client_id, and a DPoP proof by the lease's key, which is
 // what makes the caller its owner.
 //
-// Answers (SECURITY.md decision 5): 200 for success and for an unknown,
-// expired or already-revoked token (no oracle); 400 unauthorized_client,
-// the token left valid, when it belongs to another client or key.
+// Answers: 200 for success and for an unknown, expired or already-revoked
+// token (no oracle); 400 unauthorized_client, the token left valid, when
+// it belongs to another client; 400 invalid_dpop_proof, the token left
+// valid, when the proof is not by its key. The issuer's /revoke answers
+// the same through [Service.RevokeToken].
 // Revoking either token revokes the whole lease: every lease of its family
 // fails at the proxy at once, and renewal stops.
 //
@@ -57,24 +61,56 @@ func (s *Service) revokeHTTP(w http.ResponseWriter, r *http.Request) error {
 		s.deny(ctx, "revoke", err, nil, proof)
 		return err
 	}
+	_, err = s.revokeOwn(ctx, tok, clientID, proof)
+	return err
+}
+
+// RevokeToken implements [authserver.Revoker]: the issuer's RFC 7009
+// endpoint hands every token to the vending service first, which takes
+// renewal tokens (by their prefix) and leases (by their signature and
+// lease id), as the token endpoint routes renewal to it.
+func (s *Service) RevokeToken(ctx context.Context, req *authserver.RevokeRequest) (bool, error) {
+	if !strings.HasPrefix(req.Token, RenewalPrefix) && strings.Count(req.Token, ".") != 2 {
+		return false, nil
+	}
+	return s.revokeOwn(ctx, req.Token, req.Client.ID, req.Proof)
+}
+
+// revokeOwn revokes a lease or renewal token for its owner: the app it
+// was issued to, proving the key it is bound to. handled is false for a
+// JWT that is not a lease (the issuer's own access tokens).
+//
+// Refusals leave the token valid: another app's token is 400
+// unauthorized_client (RFC 7009 section 2.1), a missing proof or one by
+// another key 400 invalid_dpop_proof.
+func (s *Service) revokeOwn(ctx context.Context, tok, clientID string, proof *dpop.Proof) (handled bool, err error) {
+	renewal := strings.HasPrefix(tok, RenewalPrefix)
 	g, until, err := s.find(ctx, tok)
 	if err != nil {
-		return err
+		return true, err
 	}
 	if g == nil {
-		return nil // unknown, expired, not ours: 200, as on success
+		return renewal, nil // unknown, expired, not ours: 200, as on success
 	}
-	if g.ClientID != clientID || g.JKT != proof.JKT {
+	if g.ClientID != clientID {
 		err := oauthErr(CodeUnauthorizedClient, "the token belongs to another client")
 		s.deny(ctx, "revoke", err, &denyInfo{Family: g}, proof)
-		return err
+		return true, err
+	}
+	if err := authserver.RequireProofOfKey(g.JKT, proof); err != nil {
+		s.deny(ctx, "revoke", err, &denyInfo{Family: g}, proof)
+		return true, err
 	}
 	if err := s.o.Revocations.Revoke(ctx, store.Revocation{Kind: store.KindLease, Value: g.LeaseID}, until); err != nil {
-		return unavailable(err)
+		return true, unavailable(err)
+	}
+	kind := "lease"
+	if renewal {
+		kind = "renewal_token"
 	}
 	s.audit.LogAttrs(ctx, slogInfo, "lease revoked", append(g.attrs(),
-		attr("event", "lease.revoke"), attr("by", "owner"))...)
-	return nil
+		attr("event", "lease.revoke"), attr("by", "owner"), attr("token", kind))...)
+	return true, nil
 }
 
 // find resolves a lease or renewal token to its family and how long a

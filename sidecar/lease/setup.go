@@ -184,8 +184,11 @@ func SandboxPolicy(cfg *config.Config) (*policy.Policy, error) {
 // grant_type=refresh_token. Renewal tokens are refresh tokens to a standard
 // client; their prefix ([RenewalPrefix]) says this service owns them, and
 // every other refresh token still goes to the server's own handler.
+// The revocation endpoint hands it leases and renewal tokens the same way
+// ([Service.RevokeToken]).
 func (s *Service) RegisterGrants(as *authserver.Server) {
 	as.RegisterGrant(authserver.GrantTokenExchange, authserver.GrantFunc(s.ExchangeGrant))
+	as.RegisterRevoker(s)
 	prev := as.Grant(authserver.GrantRefreshToken)
 	as.RegisterGrant(authserver.GrantRefreshToken, authserver.GrantFunc(
 		func(ctx context.Context, tr *authserver.TokenRequest) (*authserver.TokenResponse, error) {
