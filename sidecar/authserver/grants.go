@@ -162,7 +162,17 @@ func (s *Server) issue(ctx context.Context, famID string, fam *family, old, gran
 				return err
 			}
 		}
-		cur.addAccess(claims.JTI, claims.Expiry, now)
+		// The lineage index (jti -> family) lets the vending service
+		// record which login a lease family came from; it holds the
+		// family's live access tokens only.
+		for _, jti := range cur.addAccess(claims.JTI, claims.Expiry, now) {
+			if err := tx.Delete(bucketLogin, jti); err != nil {
+				return err
+			}
+		}
+		if err := tx.Put(bucketLogin, claims.JTI, []byte(famID)); err != nil {
+			return err
+		}
 		if err := putJSON(tx, bucketFamily, famID, &cur); err != nil {
 			return err
 		}
@@ -307,7 +317,7 @@ func (s *Server) revokeFamily(ctx context.Context, famID, reason string) error {
 			}
 		}
 	}
-	if err := s.revocations.Revoke(ctx, store.Revocation{Kind: store.KindFamily, Value: famID}, fam.ExpiresAt.Add(token.MaxTTL)); err != nil {
+	if err := s.revocations.Revoke(ctx, store.Revocation{Kind: store.KindLogin, Value: famID}, fam.ExpiresAt.Add(token.MaxTTL)); err != nil {
 		return err
 	}
 	err = s.db.Update(ctx, func(tx store.Tx) error {
@@ -326,6 +336,14 @@ func (s *Server) revokeFamily(ctx context.Context, famID, reason string) error {
 	}
 	s.audit.InfoContext(ctx, "token.revoke", "event", "token.revoke", "kind", "family", "reason", reason,
 		"client_id", fam.ClientID, "sub", fam.Subject, "scope", strings.Join(fam.Scope, " "), "jkt", fam.JKT, "family", famID)
+	s.grantsMu.RLock()
+	hooks := s.loginHooks
+	s.grantsMu.RUnlock()
+	for _, h := range hooks {
+		if err := h(ctx, famID); err != nil {
+			return err
+		}
+	}
 	return nil
 }
 

@@ -172,6 +172,8 @@ type Server struct {
 	grantsMu sync.RWMutex
 	grants   map[string]GrantHandler
 	revokers []Revoker // guarded by grantsMu
+	// loginHooks run after a login family is revoked; guarded by grantsMu.
+	loginHooks []func(ctx context.Context, family string) error
 
 	codeLimiter  *failureLimiter // wrong user codes and passwords at /device
 	pollLimiter  *failureLimiter // unknown device codes at /token

@@ -32,6 +32,9 @@ type Active struct {
 	// RenewableUntil is the family's absolute renewal limit; zero when the
 	// lease cannot be renewed.
 	RenewableUntil time.Time `json:"renewable_until,omitzero"`
+	// LoginFamily is the login the lease family came from (see
+	// [Family.LoginFamily]); empty for other issuers' logins.
+	LoginFamily string `json:"login_family,omitempty"`
 }
 
 // live reports whether a is still of interest at now: valid, or renewable.
@@ -164,7 +167,7 @@ func (s *Service) record(ctx context.Context, g *Family, resp *Response, now tim
 	a := &Active{
 		LeaseID: g.LeaseID, Subject: g.Subject, ClientID: g.ClientID, Scopes: g.Scopes, JKT: g.JKT,
 		Preview: resp.Preview, IssuedAt: now.UTC(), ExpiresAt: now.Add(time.Duration(resp.ExpiresIn) * time.Second).UTC(),
-		RenewableUntil: g.FamilyExpiry.UTC(),
+		RenewableUntil: g.FamilyExpiry.UTC(), LoginFamily: g.LoginFamily,
 	}
 	if err := s.leases.Record(ctx, a); err != nil {
 		s.log.WarnContext(ctx, "lease index", "err", err.Error(), "lease_id", g.LeaseID)

@@ -143,7 +143,14 @@ func (s *Service) renew(ctx context.Context, rt string, ttl time.Duration, proof
 		store.Revocation{Kind: store.KindSub, Value: g.Subject},
 		store.Revocation{Kind: store.KindClient, Value: g.ClientID},
 		store.Revocation{Kind: store.KindJKT, Value: g.JKT},
-		store.Revocation{Kind: store.KindJTI, Value: g.SubjectJTI})
+		store.Revocation{Kind: store.KindJTI, Value: g.SubjectJTI},
+		store.Revocation{Kind: store.KindLogin, Value: g.LoginFamily})
+	if err == nil && !revoked && g.LoginFamily != "" && s.o.Logins != nil {
+		// The login's own record, not only the revocation entry: that
+		// entry lapses with the login's refresh tokens, and a lease family
+		// may live longer.
+		revoked, err = s.o.Logins.LoginRevoked(ctx, g.LoginFamily)
+	}
 	if err != nil {
 		return fail(unavailable(err), &g, nil)
 	}

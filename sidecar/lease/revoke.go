@@ -321,3 +321,30 @@ func readForm(w http.ResponseWriter, r *http.Request) (url.Values, error) {
 	}
 	return v, nil
 }
+
+// endLogin ends the lease families minted from a revoked login (the
+// authorization server calls it, see authserver.Server.OnLoginRevoked):
+// each live one is revoked by lease id, so the proxies refuse its current
+// lease at once. Renewal would refuse them anyway (it asks whether the
+// login was revoked); this makes the leases already out stop too.
+func (s *Service) endLogin(ctx context.Context, family string) error {
+	all, err := s.leases.List(ctx, s.now())
+	if err != nil {
+		return unavailable(err)
+	}
+	for _, a := range all {
+		if a.LoginFamily != family {
+			continue
+		}
+		until := a.ExpiresAt
+		if a.RenewableUntil.After(until) {
+			until = a.RenewableUntil
+		}
+		if err := s.o.Revocations.Revoke(ctx, store.Revocation{Kind: store.KindLease, Value: a.LeaseID}, until.Add(token.MaxTTL)); err != nil {
+			return unavailable(err)
+		}
+		s.audit.LogAttrs(ctx, slogInfo, "lease revoked", attr("event", "lease.revoke"), attr("by", "login_revoked"),
+			attr("lease_id", a.LeaseID), attr("sub", a.Subject), attr("client_id", a.ClientID), attr("login_family", family))
+	}
+	return nil
+}

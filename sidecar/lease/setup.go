@@ -189,6 +189,11 @@ func SandboxPolicy(cfg *config.Config) (*policy.Policy, error) {
 func (s *Service) RegisterGrants(as *authserver.Server) {
 	as.RegisterGrant(authserver.GrantTokenExchange, authserver.GrantFunc(s.ExchangeGrant))
 	as.RegisterRevoker(s)
+	// Lineage: families record the login they came from and end with it.
+	if s.o.Logins == nil {
+		s.o.Logins = as
+	}
+	as.OnLoginRevoked(s.endLogin)
 	prev := as.Grant(authserver.GrantRefreshToken)
 	as.RegisterGrant(authserver.GrantRefreshToken, authserver.GrantFunc(
 		func(ctx context.Context, tr *authserver.TokenRequest) (*authserver.TokenResponse, error) {

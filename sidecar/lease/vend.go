@@ -175,6 +175,11 @@ func (s *Service) vend(ctx context.Context, req *vendRequest, proof *dpop.Proof)
 	if d.RenewLimit > 0 {
 		g.FamilyExpiry = now.Add(d.RenewLimit)
 	}
+	if s.o.Logins != nil && claims.Issuer == s.o.Minter.Issuer {
+		if g.LoginFamily, err = s.o.Logins.LoginOf(ctx, claims.JTI); err != nil {
+			return fail(unavailable(err), claims, &d)
+		}
+	}
 	resp, err := s.mint(ctx, &g, d.TTL, now)
 	if err != nil {
 		return fail(err, claims, &d)
@@ -201,6 +206,10 @@ type Family struct {
 	// SubjectJTI is the jti of the login token the family came from:
 	// revoking that token (a logout at the issuer) stops renewal.
 	SubjectJTI string `json:"subject_jti,omitempty"`
+	// LoginFamily is the local issuer's login (refresh-token family) the
+	// subject token came from: revoking it, at any time, ends this family.
+	// Empty for subject tokens of other issuers.
+	LoginFamily string `json:"login_family,omitempty"`
 	// Groups are the groups the subject token carried, for the policy's
 	// decision on renewal.
 	Groups []string `json:"groups,omitempty"`

@@ -31,7 +31,8 @@ type Kind string
 const (
 	KindLease  Kind = "lease"  // one lease id
 	KindJTI    Kind = "jti"    // one token's jti
-	KindFamily Kind = "family" // a refresh-token family / grant
+	KindFamily Kind = "family" // a lease family (its renewal tokens)
+	KindLogin  Kind = "login"  // a login: the issuer's refresh-token family
 	KindSub    Kind = "sub"    // every token of a subject
 	KindClient Kind = "client" // every token of an app
 	KindJKT    Kind = "jkt"    // every token bound to a key
