@@ -23,7 +23,24 @@ type Mirror struct {
 	Shared  store.Revocations
 }
 
-var _ store.Revocations = Mirror{}
+var (
+	_ store.Revocations = Mirror{}
+	_ store.Resetter    = Mirror{}
+)
+
+// Reset implements store.Resetter: Durable first, then Shared. Both must
+// implement it.
+func (m Mirror) Reset(ctx context.Context, r store.Revocation, until time.Time) error {
+	d, ok1 := m.Durable.(store.Resetter)
+	s, ok2 := m.Shared.(store.Resetter)
+	if !ok1 || !ok2 {
+		return errors.New("redisstore: mirror: a store cannot reset revocations")
+	}
+	if err := d.Reset(ctx, r, until); err != nil {
+		return err
+	}
+	return s.Reset(ctx, r, until)
+}
 
 // Revoke implements store.Revocations.
 func (m Mirror) Revoke(ctx context.Context, r store.Revocation, until time.Time) error {
