@@ -126,6 +126,19 @@ func (s *Server) deviceCodeGrant(ctx context.Context, req *TokenRequest) (*Token
 func (s *Server) issue(ctx context.Context, famID string, fam *family, old, grant string) (*TokenResponse, error) {
 	now := s.now()
 	ttl := s.accessTTL
+	// An operator's revocation of the subject, app or key ends logins
+	// begun before it; a block (a cutoff in the future) refuses new ones
+	// too, and says so (docs/revocation.md).
+	revoked, err := s.revocations.AnyRevoked(ctx, store.Watermarks(fam.Subject, fam.ClientID, fam.JKT, fam.CreatedAt)...)
+	if err != nil {
+		return nil, &Error{Status: http.StatusServiceUnavailable, Code: CodeUnavailable, Msg: "try again later", Err: err}
+	}
+	if revoked && grant == "device_code" {
+		return nil, oauthErr(CodeAccessDenied, "sign-in is blocked by an operator for this user, app or key")
+	}
+	if revoked {
+		return nil, oauthErr(CodeInvalidGrant, "the login was revoked by an operator")
+	}
 	raw, claims, err := s.minter.Issue(ctx, token.Spec{
 		Subject: fam.Subject, Audience: []string{s.audience}, ClientID: fam.ClientID,
 		Scope: fam.Scope, JKT: fam.JKT, TTL: ttl,

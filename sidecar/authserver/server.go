@@ -293,16 +293,10 @@ func (s *Server) Keys() *token.KeySet { return s.keys }
 func (s *Server) AccessTokenVerifier() token.Verifier { return s.verifier }
 
 // Revoked reports whether an access token was revoked: its jti, or its
-// subject, client or key.
+// subject, client or key before it was issued (watermarks).
 func (s *Server) Revoked(ctx context.Context, c *token.Claims) (bool, error) {
-	rs := []store.Revocation{
-		{Kind: store.KindJTI, Value: c.JTI},
-		{Kind: store.KindSub, Value: c.Subject},
-		{Kind: store.KindClient, Value: c.ClientID},
-	}
-	if c.JKT != "" {
-		rs = append(rs, store.Revocation{Kind: store.KindJKT, Value: c.JKT})
-	}
+	rs := append([]store.Revocation{{Kind: store.KindJTI, Value: c.JTI}},
+		store.Watermarks(c.Subject, c.ClientID, c.JKT, c.IssuedAt)...)
 	if c.LeaseID != "" {
 		rs = append(rs, store.Revocation{Kind: store.KindLease, Value: c.LeaseID})
 	}

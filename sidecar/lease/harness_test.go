@@ -161,18 +161,19 @@ func newHarness(t testing.TB, opts ...func(*harness)) *harness {
 		renewals = NewMemRenewals(h.clk.now)
 	}
 	svc, err := New(Options{
-		Policy:      h.policy,
-		Minter:      as.Minter(),
-		Audience:    apiAud,
-		BaseURL:     as.Issuer(),
-		Issuers:     issuers,
-		Revocations: db,
-		Replay:      &memstore.Replay{Now: h.clk.now},
-		Renewals:    renewals,
-		Nonce:       h.nonce,
-		AdminToken:  "admin-secret",
-		Audit:       audit,
-		Now:         h.clk.now,
+		Policy:          h.policy,
+		Minter:          as.Minter(),
+		Audience:        apiAud,
+		BaseURL:         as.Issuer(),
+		Issuers:         issuers,
+		Revocations:     db,
+		ListRevocations: db.ListRevocations,
+		Replay:          &memstore.Replay{Now: h.clk.now},
+		Renewals:        renewals,
+		Nonce:           h.nonce,
+		AdminToken:      "admin-secret",
+		Audit:           audit,
+		Now:             h.clk.now,
 	})
 	if err != nil {
 		t.Fatal(err)

@@ -223,64 +223,6 @@ func peekAudience(raw string) []string {
 	return many
 }
 
-// Revoke records an administrative revocation of every lease of a lease
-// id (store.KindLease), subject (KindSub), app (KindClient) or key
-// thumbprint (KindJKT), and stops their renewal. It is remembered as long
-// as any lease family can live, so a subject, app or key stays revoked
-// for that long (new leases included). by names the operator for the
-// audit line.
-func (s *Service) Revoke(ctx context.Context, kind store.Kind, value, by string) error {
-	switch kind {
-	case store.KindLease, store.KindSub, store.KindClient, store.KindJKT:
-	default:
-		return oauthErr(CodeInvalidRequest, "kind must be lease, sub, client or jkt")
-	}
-	if value == "" || len(value) > 512 {
-		return oauthErr(CodeInvalidRequest, "value is required")
-	}
-	until := s.now().Add(s.o.Policy().MaxRenewLimit() + token.MaxTTL)
-	if err := s.o.Revocations.Revoke(ctx, store.Revocation{Kind: kind, Value: value}, until); err != nil {
-		return unavailable(err)
-	}
-	s.audit.LogAttrs(ctx, slogInfo, "lease revoked",
-		attr("event", "lease.revoke"), attr("by", by), attr("kind", string(kind)), attr("value", value))
-	return nil
-}
-
-// AdminHandler serves, with "Authorization: Bearer <AdminToken>":
-//
-//	POST /admin/v1/lease/revoke  JSON {"kind": "lease|sub|client|jkt", "value": "..."}
-//	GET  /admin/v1/lease/list    ?client=APP&sub=USER: the active leases
-//
-// Serve it on the admin (loopback) listener only. With no AdminToken it
-// answers 404.
-func (s *Service) AdminHandler() http.Handler {
-	mux := http.NewServeMux()
-	mux.HandleFunc("GET "+PathAdminList, s.admin(s.serveList))
-	mux.HandleFunc("POST "+PathAdmin, s.admin(func(w http.ResponseWriter, r *http.Request) {
-		m, err := readJSONObject(w, r)
-		var in struct {
-			Kind  string `json:"kind"`
-			Value string `json:"value"`
-		}
-		if err == nil {
-			b, _ := json.Marshal(m)
-			if json.Unmarshal(b, &in) != nil || len(m) != 2 {
-				err = oauthErr(CodeInvalidRequest, "body must be an object with exactly kind and value")
-			}
-		}
-		if err == nil {
-			err = s.Revoke(r.Context(), store.Kind(in.Kind), in.Value, "admin")
-		}
-		if err != nil {
-			s.render(w, r, err)
-			return
-		}
-		writeJSON(w, http.StatusOK, map[string]any{"revoked": true, "kind": in.Kind})
-	}))
-	return mux
-}
-
 // admin wraps an admin endpoint: 404 when there is no admin token, 401
 // unless the request carries it (compared in constant time).
 func (s *Service) admin(h http.HandlerFunc) http.HandlerFunc {

@@ -102,6 +102,9 @@ type Options struct {
 	// endpoints; required. (The token exchange grant's proof is checked
 	// by the authorization server.)
 	Replay store.Replay
+	// ListRevocations lists the live revocations for operators (keyless
+	// revoke --list); nil answers that the store cannot list.
+	ListRevocations func(context.Context) ([]store.RevocationEntry, error)
 	// Renewals keeps renewal tokens; nil means in memory (lost on
 	// restart: clients then log in again).
 	Renewals RenewalStore

@@ -24,6 +24,16 @@ type DB interface {
 	store.Revocations
 }
 
+// listRevocations is db's ListRevocations (boltstore has it), or nil.
+func listRevocations(db DB) func(context.Context) ([]store.RevocationEntry, error) {
+	if l, ok := db.(interface {
+		ListRevocations(context.Context) ([]store.RevocationEntry, error)
+	}); ok {
+		return l.ListRevocations
+	}
+	return nil
+}
+
 // Setup is what a keyless process (`keyless dev`, `keyless serve`) gives
 // [FromConfig] to run the vending service beside the embedded
 // authorization server.
@@ -123,19 +133,20 @@ func FromConfig(st Setup) (*Service, error) {
 		get = func() *policy.Policy { return pol }
 	}
 	svc, err := New(Options{
-		Policy:      get,
-		Minter:      st.Server.Minter(),
-		Audience:    aud,
-		BaseURL:     st.Server.Issuer(),
-		Issuers:     issuers,
-		Revocations: st.DB,
-		Replay:      replay,
-		Nonce:       st.Nonce,
-		Renewals:    &KVRenewals{KV: st.DB, Now: now},
-		Leases:      &KVLeases{KV: st.DB},
-		AdminToken:  st.AdminToken,
-		Audit:       st.Audit,
-		Now:         now,
+		Policy:          get,
+		Minter:          st.Server.Minter(),
+		Audience:        aud,
+		BaseURL:         st.Server.Issuer(),
+		Issuers:         issuers,
+		Revocations:     st.DB,
+		ListRevocations: listRevocations(st.DB),
+		Replay:          replay,
+		Nonce:           st.Nonce,
+		Renewals:        &KVRenewals{KV: st.DB, Now: now},
+		Leases:          &KVLeases{KV: st.DB},
+		AdminToken:      st.AdminToken,
+		Audit:           st.Audit,
+		Now:             now,
 	})
 	if err != nil {
 		return nil, err

@@ -170,7 +170,7 @@ func (s *Service) vend(ctx context.Context, req *vendRequest, proof *dpop.Proof)
 	g := Family{
 		LeaseID: leaseID, Subject: claims.Subject, ClientID: req.ClientID, Issuer: claims.Issuer,
 		JKT: proof.JKT, Scopes: d.Scopes, Audience: aud, Preview: d.Preview, TTL: req.TTL,
-		SubjectJTI: claims.JTI, Groups: groups,
+		SubjectJTI: claims.JTI, Groups: groups, Started: now,
 	}
 	if d.RenewLimit > 0 {
 		g.FamilyExpiry = now.Add(d.RenewLimit)
@@ -213,6 +213,10 @@ type Family struct {
 	// Groups are the groups the subject token carried, for the policy's
 	// decision on renewal.
 	Groups []string `json:"groups,omitempty"`
+	// Started is when the family was vended: subject, app and key
+	// revocations (watermarks) end families started before their cutoff.
+	// Zero (families recorded before it existed) matches any watermark.
+	Started time.Time `json:"started,omitzero"`
 	// FamilyExpiry is the absolute renewal limit; zero: no renewal.
 	FamilyExpiry time.Time `json:"family_exp"`
 }
@@ -280,14 +284,8 @@ func (s *Service) subject(ctx context.Context, raw string, proof *dpop.Proof) (*
 	if c.LeaseID != "" {
 		return c, nil, oauthErr(CodeInvalidGrant, "a lease cannot be exchanged for another lease")
 	}
-	rs := []store.Revocation{
-		{Kind: store.KindJTI, Value: c.JTI},
-		{Kind: store.KindSub, Value: c.Subject},
-		{Kind: store.KindClient, Value: c.ClientID},
-	}
-	if c.JKT != "" {
-		rs = append(rs, store.Revocation{Kind: store.KindJKT, Value: c.JKT})
-	}
+	rs := append([]store.Revocation{{Kind: store.KindJTI, Value: c.JTI}},
+		store.Watermarks(c.Subject, c.ClientID, c.JKT, c.IssuedAt)...)
 	revoked, err := s.o.Revocations.AnyRevoked(ctx, rs...)
 	if err == nil && !revoked && is.Revoked != nil {
 		revoked, err = is.Revoked(ctx, c)

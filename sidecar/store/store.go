@@ -52,7 +52,7 @@ type Revocation struct {
 	Value string
 	// IssuedAt, in a lookup of a watermark kind, is when the token (or the
 	// lease family, or the login) was issued: the revocation applies only
-	// when that is before the cutoff. Zero matches any recorded watermark
+	// when that is not after the cutoff ("everything issued up to now"). Zero matches any recorded watermark
 	// (fail closed). Ignored for other kinds and when recording.
 	IssuedAt time.Time
 }
@@ -64,6 +64,16 @@ func (r Revocation) Key() Revocation { return Revocation{Kind: r.Kind, Value: r.
 // longer than anything issued before the cutoff can live (a lease family's
 // renewal limit, at most 7 days, plus a lease's lifetime and leeway).
 const WatermarkHorizon = 8 * 24 * time.Hour
+
+// Watermarks are the watermark lookups for something issued at to a
+// subject, an app and (when not empty) a key.
+func Watermarks(sub, client, jkt string, at time.Time) []Revocation {
+	rs := []Revocation{{Kind: KindSub, Value: sub, IssuedAt: at}, {Kind: KindClient, Value: client, IssuedAt: at}}
+	if jkt != "" {
+		rs = append(rs, Revocation{Kind: KindJKT, Value: jkt, IssuedAt: at})
+	}
+	return rs
+}
 
 // IsWatermark reports whether revocations of kind k are watermarks.
 func IsWatermark(k Kind) bool { return k == KindSub || k == KindClient || k == KindJKT }
@@ -84,7 +94,7 @@ func Applies(r Revocation, untilMs, nowMs int64) bool {
 	if !IsWatermark(r.Kind) || r.IssuedAt.IsZero() {
 		return true
 	}
-	return r.IssuedAt.UnixMilli() < untilMs-WatermarkHorizon.Milliseconds()
+	return r.IssuedAt.UnixMilli() <= untilMs-WatermarkHorizon.Milliseconds()
 }
 
 // Revocations records revocations until they no longer matter (the longest

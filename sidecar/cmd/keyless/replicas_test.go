@@ -234,7 +234,7 @@ func TestReplicasShareRedis(t *testing.T) {
 		ld := rs.lease(t, dave, "dave")
 		revoked := newKey(t)
 		lr := rs.lease(t, revoked, "erin")
-		if err := rs.revs.Revoke(context.Background(), store.Revocation{Kind: store.KindSub, Value: "erin"}, lr.claims.Expiry); err != nil {
+		if err := rs.revs.Revoke(context.Background(), store.Revocation{Kind: store.KindSub, Value: "erin"}, store.WatermarkUntil(lr.claims.IssuedAt)); err != nil {
 			t.Fatal(err)
 		}
 		rs.redis.Kill()

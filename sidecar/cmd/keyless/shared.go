@@ -86,6 +86,21 @@ func (s sharedTickets) Take(ctx context.Context, id string) (proxy.Ticket, bool,
 type issuerDB struct {
 	store.KV
 	store.Revocations
+	db *boltstore.DB
+}
+
+// ListRevocations lists the durable log's live revocations.
+func (d issuerDB) ListRevocations(ctx context.Context) ([]store.RevocationEntry, error) {
+	return d.db.ListRevocations(ctx)
+}
+
+// Reset implements store.Resetter (lifting a block): durable first, then
+// the shared store.
+func (d issuerDB) Reset(ctx context.Context, r store.Revocation, until time.Time) error {
+	if rs, ok := d.Revocations.(store.Resetter); ok {
+		return rs.Reset(ctx, r, until)
+	}
+	return d.db.Reset(ctx, r, until)
 }
 
 // mirrored returns db with revocations mirrored to st, and starts
@@ -100,7 +115,7 @@ func mirrored(ctx context.Context, db *boltstore.DB, st *redisstore.Store, log *
 		return out, err
 	}
 	go st.KeepSeeded(ctx, time.Second, list, func(err error) { log.Warn("store.reseed", "err", err.Error()) })
-	return issuerDB{KV: db, Revocations: redisstore.Mirror{Durable: db, Shared: st}}
+	return issuerDB{KV: db, Revocations: redisstore.Mirror{Durable: db, Shared: st}, db: db}
 }
 
 // sharedProxyOptions puts every piece of the proxy's state in st.

@@ -250,7 +250,7 @@ func TestRevocations(t *testing.T, newRevocations func(t *testing.T) store.Revoc
 		mustRevoke(t, v, sub, store.WatermarkUntil(cutoff))
 		at := func(t time.Time) store.Revocation { r := sub; r.IssuedAt = t; return r }
 		wantRevoked(t, v, true, at(cutoff.Add(-time.Second)))
-		wantRevoked(t, v, false, at(cutoff))
+		wantRevoked(t, v, true, at(cutoff)) // up to and including the cutoff
 		wantRevoked(t, v, false, at(cutoff.Add(time.Second)))
 		wantRevoked(t, v, true, sub)
 		// Kinds that are not watermarks ignore IssuedAt.
