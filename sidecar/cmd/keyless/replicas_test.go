@@ -32,6 +32,7 @@ type replicaSet struct {
 	replicas [2]*httptest.Server
 	minter   *token.Minter
 	revs     store.Revocations // the issuer's: durable list mirrored to Redis
+	db       *boltstore.DB     // the issuer's durable log itself
 	hits     atomic.Int64
 }
 
@@ -66,7 +67,7 @@ func startReplicas(t *testing.T) *replicaSet {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { issStore.Close() })
-	rs.revs = mirrored(ctx, db, issStore, log)
+	rs.revs, rs.db = mirrored(ctx, db, issStore, log), db
 
 	upstream := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		rs.hits.Add(1)
@@ -226,6 +227,52 @@ func TestReplicasShareRedis(t *testing.T) {
 		for i := range rs.replicas {
 			took := rs.waitStatus(t, i, carol, lc, "/v1/x", 401, time.Second)
 			t.Logf("replica %d refused the revoked lease after %v", i, took)
+		}
+	})
+
+	t.Run("redis stalled while revoking: acknowledged once durable, refused at both replicas within a second of resuming", func(t *testing.T) {
+		gail, hank := newKey(t), newKey(t)
+		lg, lh := rs.lease(t, gail, "gail"), rs.lease(t, hank, "hank")
+		for i := range rs.replicas {
+			if resp, body := rs.send(t, i, gail, lg, "/v1/stall", ""); resp.StatusCode != 200 {
+				t.Fatalf("replica %d before the stall: %d %s", i, resp.StatusCode, body)
+			}
+		}
+		rs.redis.Pause() // SIGSTOP: connections stay open, nothing answers
+		resumed := false
+		defer func() {
+			if !resumed {
+				rs.redis.Resume()
+			}
+		}()
+		if err := rs.revs.Revoke(context.Background(), store.Revocation{Kind: store.KindLease, Value: lg.claims.LeaseID}, lg.claims.Expiry); err != nil {
+			t.Fatalf("revocation while redis is stalled: %v (it is durable: it must be acknowledged)", err)
+		}
+		// A revocation whose write to Redis was lost in transit (the
+		// issuer crashed after the durable write, a partition): only the
+		// converger's comparison by sequence number can bring it.
+		if err := rs.db.Revoke(context.Background(), store.Revocation{Kind: store.KindLease, Value: lh.claims.LeaseID}, lh.claims.Expiry); err != nil {
+			t.Fatal(err)
+		}
+		before := rs.hits.Load()
+		for i := range rs.replicas {
+			if resp, _ := rs.send(t, i, gail, lg, "/v1/stall", ""); resp.StatusCode != 503 {
+				t.Errorf("replica %d while redis is stalled: %d, want 503", i, resp.StatusCode)
+			}
+		}
+		// Stalled longer than every client timeout, so the write the
+		// revocation tried has failed: only the converger can bring it.
+		time.Sleep(1500 * time.Millisecond)
+		rs.redis.Resume()
+		resumed = true
+		for i := range rs.replicas {
+			took := rs.waitStatus(t, i, gail, lg, "/v1/stall", 401, time.Second)
+			t.Logf("replica %d refused the lease revoked during the stall %v after redis resumed", i, took)
+			took = rs.waitStatus(t, i, hank, lh, "/v1/stall", 401, time.Second)
+			t.Logf("replica %d refused the lease whose Redis write was lost %v after redis resumed", i, took)
+		}
+		if rs.hits.Load() != before {
+			t.Error("a request with the revoked lease was forwarded")
 		}
 	})
 

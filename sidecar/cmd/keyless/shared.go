@@ -103,19 +103,14 @@ func (d issuerDB) Reset(ctx context.Context, r store.Revocation, until time.Time
 	return d.db.Reset(ctx, r, until)
 }
 
-// mirrored returns db with revocations mirrored to st, and starts
-// re-seeding st from db's durable list whenever st lost its data.
+// mirrored returns db with revocations mirrored to st, and starts the
+// converger that keeps st equal to db's durable log: it re-seeds st when
+// it lost its data and applies, by sequence number, what st missed while
+// stalled or unreachable (docs/revocation.md).
 func mirrored(ctx context.Context, db *boltstore.DB, st *redisstore.Store, log *slog.Logger) issuerDB {
-	list := func(ctx context.Context) ([]redisstore.Entry, error) {
-		rs, err := db.ListRevocations(ctx)
-		out := make([]redisstore.Entry, len(rs))
-		for i, r := range rs {
-			out[i] = redisstore.Entry{Revocation: r.Revocation, Until: r.Until}
-		}
-		return out, err
-	}
-	go st.KeepSeeded(ctx, time.Second, list, func(err error) { log.Warn("store.reseed", "err", err.Error()) })
-	return issuerDB{KV: db, Revocations: redisstore.Mirror{Durable: db, Shared: st}, db: db}
+	conv := &redisstore.Converger{Log: db, Shared: st, OnErr: func(err error) { log.Warn("store.converge", "err", err.Error()) }}
+	go conv.Run(ctx)
+	return issuerDB{KV: db, Revocations: redisstore.Mirror{Durable: db, Shared: st, Converger: conv}, db: db}
 }
 
 // sharedProxyOptions puts every piece of the proxy's state in st.

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"math"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -231,6 +232,9 @@ func (s *Store) readAll(ctx context.Context) (map[string]int64, bool, error) {
 		mem, _ := z.Member.(string)
 		if mem == seededMember {
 			seeded = true
+			continue
+		}
+		if strings.HasPrefix(mem, "!") { // markers: the log sequence number
 			continue
 		}
 		m[mem] = int64(z.Score)

@@ -25,6 +25,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -149,6 +150,30 @@ func (s *Server) Kill() {
 	s.proc.Kill()
 	<-s.done
 	s.proc = nil
+}
+
+// Pause stops the server without ending it (SIGSTOP), as a stall would
+// (a long fork, a swapped-out host): connections stay open and nothing
+// answers until [Server.Resume]. The data is kept.
+func (s *Server) Pause() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.proc != nil {
+		if err := s.proc.Signal(syscall.SIGSTOP); err != nil {
+			s.t.Fatalf("redistest: pause: %v", err)
+		}
+	}
+}
+
+// Resume continues a paused server (SIGCONT).
+func (s *Server) Resume() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.proc != nil {
+		if err := s.proc.Signal(syscall.SIGCONT); err != nil {
+			s.t.Fatalf("redistest: resume: %v", err)
+		}
+	}
 }
 
 // Restart kills the server if it runs and starts a new, empty one on the
