@@ -2,6 +2,7 @@ package authserver
 
 import (
 	"context"
+	"net/http"
 	"time"
 
 	"github.com/keyless-dev/keyless/sidecar/config"
@@ -37,6 +38,25 @@ type RevokeRequest struct {
 // oracle, RFC 7009 section 2.2); an [*Error] refuses.
 type Revoker interface {
 	RevokeToken(ctx context.Context, req *RevokeRequest) (handled bool, err error)
+}
+
+// PathRevocationFeed is where [Server.SetRevocationFeed]'s handler is
+// served, under the issuer URL.
+const PathRevocationFeed = "/revocations"
+
+// SetRevocationFeed serves h (revfeed.Handler: the revocation log for
+// proxies without a shared store) at PathRevocationFeed and advertises it
+// in the metadata. Call it before serving [Server.Handler].
+func (s *Server) SetRevocationFeed(h http.Handler) {
+	s.grantsMu.Lock()
+	defer s.grantsMu.Unlock()
+	s.feed = h
+}
+
+func (s *Server) revocationFeed() http.Handler {
+	s.grantsMu.RLock()
+	defer s.grantsMu.RUnlock()
+	return s.feed
 }
 
 // RegisterRevoker adds a [Revoker] to the revocation endpoint; revokers

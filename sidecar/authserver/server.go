@@ -171,7 +171,8 @@ type Server struct {
 
 	grantsMu sync.RWMutex
 	grants   map[string]GrantHandler
-	revokers []Revoker // guarded by grantsMu
+	revokers []Revoker    // guarded by grantsMu
+	feed     http.Handler // guarded by grantsMu
 	// loginHooks run after a login family is revoked; guarded by grantsMu.
 	loginHooks []func(ctx context.Context, family string) error
 
@@ -315,6 +316,9 @@ func (s *Server) Handler() http.Handler {
 	mux.Handle(b+"/device_authorization", api(s.serveDeviceAuthorization))
 	mux.Handle(b+"/token", api(s.serveToken))
 	mux.Handle(b+"/revoke", api(s.serveRevoke))
+	if feed := s.revocationFeed(); feed != nil {
+		mux.Handle(b+PathRevocationFeed, feed)
+	}
 	mux.Handle(b+"/introspect", http.HandlerFunc(s.serveIntrospect))
 	mux.Handle(b+"/jwks.json", api(s.serveJWKS))
 	mux.Handle("/.well-known/oauth-authorization-server"+b, api(s.serveMetadata))

@@ -76,7 +76,9 @@ func (p *Proxy) AdminHandler() http.Handler {
 		ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
 		defer cancel()
 		if _, err := p.revocations.AnyRevoked(ctx, store.Revocation{Kind: store.KindLease, Value: "readyz"}); err != nil {
-			http.Error(w, "revocation store unavailable", http.StatusServiceUnavailable)
+			// Says why (the admin listener is not public): a store that
+			// does not answer, or a revocation feed cut off too long.
+			http.Error(w, "revocation store unavailable: "+err.Error(), http.StatusServiceUnavailable)
 			return
 		}
 		w.Write([]byte("ready\n"))

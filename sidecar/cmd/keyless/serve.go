@@ -26,6 +26,7 @@ import (
 	"github.com/keyless-dev/keyless/sidecar/authserver"
 	"github.com/keyless-dev/keyless/sidecar/config"
 	"github.com/keyless-dev/keyless/sidecar/lease"
+	"github.com/keyless-dev/keyless/sidecar/revfeed"
 	"github.com/keyless-dev/keyless/sidecar/store"
 	"github.com/keyless-dev/keyless/sidecar/store/boltstore"
 	"github.com/keyless-dev/keyless/sidecar/store/redisstore"
@@ -37,6 +38,10 @@ const (
 	adminTokenFile  = "admin.token"      // 0600: the admin API bearer token
 	adminAddrFile   = "admin.url"        // the running server's admin API URL
 	sandboxPassFile = "sandbox-password" // 0600: alice's password in the dev sandbox
+	// feedSecretFile (0600) authenticates proxies following the
+	// revocation feed without a shared store (keyless proxy
+	// --feed-secret-file); see docs/revocation.md.
+	feedSecretFile = "revocation-feed.secret"
 )
 
 // newFlags makes a pflag set that lets flags come before or after
@@ -178,6 +183,14 @@ func startIssuer(ctx context.Context, st issuerSetup) (*runningIssuer, error) {
 		adminLn.Close()
 		return fail(err)
 	}
+	// Proxies without a shared store follow the durable log directly.
+	feedSecret, err := secretFile(st.dataDir, feedSecretFile, 32)
+	if err != nil {
+		ln.Close()
+		adminLn.Close()
+		return fail(err)
+	}
+	s.SetRevocationFeed(&revfeed.Handler{Log: db, Secret: feedSecret})
 	pubMux := http.NewServeMux()
 	pubMux.Handle("/", s.Handler())
 	if st.assets != "" {
