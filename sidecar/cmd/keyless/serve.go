@@ -190,7 +190,9 @@ func startIssuer(ctx context.Context, st issuerSetup) (*runningIssuer, error) {
 		adminLn.Close()
 		return fail(err)
 	}
-	s.SetRevocationFeed(&revfeed.Handler{Log: db, Secret: feedSecret})
+	feed := &revfeed.Handler{Log: db, Secret: feedSecret}
+	db.OnRevocation(feed.Notify)
+	s.SetRevocationFeed(feed)
 	pubMux := http.NewServeMux()
 	pubMux.Handle("/", s.Handler())
 	if st.assets != "" {

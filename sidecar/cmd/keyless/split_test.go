@@ -204,7 +204,7 @@ func TestSplitWithoutRedis(t *testing.T) {
 	if out, _, err := run("revoke", "--sub", "alice", "--data", s.dir); err != nil || !strings.Contains(out, "1 active lease ended") {
 		t.Fatalf("keyless revoke --sub alice: %v %q", err, out)
 	}
-	took := s.waitFor(alice, la, 401, time.Second, 200)
+	took := s.waitFor(alice, la, 401, time.Second)
 	t.Logf("the proxy refused alice's lease %v after keyless revoke returned", took)
 
 	lb := s.vend(bob, "bob")
