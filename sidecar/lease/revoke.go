@@ -101,7 +101,17 @@ func (s *Service) revokeOwn(ctx context.Context, tok, clientID string, proof *dp
 		s.deny(ctx, "revoke", err, &denyInfo{Family: g}, proof)
 		return true, err
 	}
-	if err := s.o.Revocations.Revoke(ctx, store.Revocation{Kind: store.KindLease, Value: g.LeaseID}, until); err != nil {
+	r := store.Revocation{Kind: store.KindLease, Value: g.LeaseID}
+	already, err := s.o.Revocations.AnyRevoked(ctx, r)
+	if err != nil {
+		return true, unavailable(err)
+	}
+	if already {
+		// Sign-out revokes the renewal token and then the lease, both
+		// naming one lease: one revocation, one audit line.
+		return true, nil
+	}
+	if err := s.o.Revocations.Revoke(ctx, r, until); err != nil {
 		return true, unavailable(err)
 	}
 	kind := "lease"
