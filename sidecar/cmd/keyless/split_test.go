@@ -114,31 +114,45 @@ func startSplit(t *testing.T, maxStale time.Duration) *split {
 // token bound to key, exchanged at POST /v1/lease with a proof.
 func (s *split) vend(key dpop.Signer, sub string) string {
 	s.t.Helper()
-	login, _, err := s.iss.server.Minter().Issue(context.Background(), token.Spec{
-		Subject: sub, Audience: []string{s.iss.url}, ClientID: "demo-app", Scope: []string{"api:read"},
-		JKT: key.PublicJWK().Thumbprint(), TTL: 5 * time.Minute,
-	})
+	return vendAt(s.t, s.iss, key, sub)
+}
+
+// vendAt gets a lease from a running issuer for sub, bound to key.
+func vendAt(t *testing.T, iss *runningIssuer, key dpop.Signer, sub string) string {
+	t.Helper()
+	login := loginToken(t, iss, key, sub)
+	proof, err := dpop.NewProof(key, http.MethodPost, iss.url+lease.PathLease, dpop.ProofOptions{})
 	if err != nil {
-		s.t.Fatal(err)
-	}
-	proof, err := dpop.NewProof(key, http.MethodPost, s.iss.url+lease.PathLease, dpop.ProofOptions{})
-	if err != nil {
-		s.t.Fatal(err)
+		t.Fatal(err)
 	}
 	body, _ := json.Marshal(map[string]any{"subject_token": login, "client_id": "demo-app"})
-	req, _ := http.NewRequest(http.MethodPost, s.iss.url+lease.PathLease, strings.NewReader(string(body)))
+	req, _ := http.NewRequest(http.MethodPost, iss.url+lease.PathLease, strings.NewReader(string(body)))
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("DPoP", proof)
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
-		s.t.Fatal(err)
+		t.Fatal(err)
 	}
 	defer resp.Body.Close()
 	var m map[string]any
 	if err := decodeJSON(resp.Body, &m); err != nil || resp.StatusCode != 200 {
-		s.t.Fatalf("lease: %d %v %v", resp.StatusCode, m, err)
+		t.Fatalf("lease: %d %v %v", resp.StatusCode, m, err)
 	}
 	return m["access_token"].(string)
+}
+
+// loginToken is a login access token of the issuer for sub, bound to key,
+// as the device flow ends with.
+func loginToken(t *testing.T, iss *runningIssuer, key dpop.Signer, sub string) string {
+	t.Helper()
+	login, _, err := iss.server.Minter().Issue(context.Background(), token.Spec{
+		Subject: sub, Audience: []string{iss.url}, ClientID: "demo-app", Scope: []string{"api:read"},
+		JKT: key.PublicJWK().Thumbprint(), TTL: 5 * time.Minute,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return login
 }
 
 // get sends GET /x to the proxy with the lease and a fresh proof.
