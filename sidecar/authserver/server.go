@@ -412,14 +412,16 @@ func (s *Server) saveKeys(ctx context.Context, ks *token.KeySet) error {
 	return nil
 }
 
-// RotateKeys makes a new signing key active and persists the set; the old
-// key stays published until every token it signed has expired.
+// RotateKeys adds a new signing key and persists the set. The new key is
+// published at once and signs after token.PrePublish, so verifiers that
+// cache the JWKS learn it before any token needs it; the old key signs
+// until then and stays published until every token it signed has expired.
 func (s *Server) RotateKeys(ctx context.Context) (string, error) {
 	s.keysMu.Lock()
 	defer s.keysMu.Unlock()
 	now := s.now()
 	s.keys.Prune(now)
-	if err := s.keys.Rotate(now, 0); err != nil {
+	if err := s.keys.Prepublish(now, now.Add(token.PrePublish), 0); err != nil {
 		return "", err
 	}
 	if err := s.saveKeys(ctx, s.keys); err != nil {
@@ -442,7 +444,7 @@ func RotateKeysIn(ctx context.Context, db store.KV, now time.Time) (string, erro
 			ks, err = token.NewKeySet(now)
 		} else if ks, err = token.ParseKeySet(raw); err == nil {
 			ks.Prune(now)
-			err = ks.Rotate(now, 0)
+			err = ks.Prepublish(now, now.Add(token.PrePublish), 0)
 		}
 		if err != nil {
 			return err
