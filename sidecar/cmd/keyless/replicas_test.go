@@ -107,7 +107,7 @@ routes:
 	return rs
 }
 
-func newKey(t *testing.T) dpop.Signer {
+func newKey(t testing.TB) dpop.Signer {
 	k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		t.Fatal(err)

@@ -118,7 +118,7 @@ func (s *split) vend(key dpop.Signer, sub string) string {
 }
 
 // vendAt gets a lease from a running issuer for sub, bound to key.
-func vendAt(t *testing.T, iss *runningIssuer, key dpop.Signer, sub string) string {
+func vendAt(t testing.TB, iss *runningIssuer, key dpop.Signer, sub string) string {
 	t.Helper()
 	login := loginToken(t, iss, key, sub)
 	proof, err := dpop.NewProof(key, http.MethodPost, iss.url+lease.PathLease, dpop.ProofOptions{})
@@ -143,7 +143,7 @@ func vendAt(t *testing.T, iss *runningIssuer, key dpop.Signer, sub string) strin
 
 // loginToken is a login access token of the issuer for sub, bound to key,
 // as the device flow ends with.
-func loginToken(t *testing.T, iss *runningIssuer, key dpop.Signer, sub string) string {
+func loginToken(t testing.TB, iss *runningIssuer, key dpop.Signer, sub string) string {
 	t.Helper()
 	login, _, err := iss.server.Minter().Issue(context.Background(), token.Spec{
 		Subject: sub, Audience: []string{iss.url}, ClientID: "demo-app", Scope: []string{"api:read"},
