@@ -160,6 +160,10 @@ type Server struct {
 
 	grantsMu sync.RWMutex
 	grants   map[string]GrantHandler
+	revokers []Revoker    // guarded by grantsMu
+	feed     http.Handler // guarded by grantsMu
+	// loginHooks run after a login family is revoked; guarded by grantsMu.
+	loginHooks []func(ctx context.Context, family string) error
 
 	authzLimiter                   ratelimit.Limiter // /device_authorization, per source and per client
 	authzPerSource, authzPerClient ratelimit.Limit
@@ -310,16 +314,10 @@ func (s *Server) Keys() *token.KeySet { return s.keys }
 func (s *Server) AccessTokenVerifier() token.Verifier { return s.verifier }
 
 // Revoked reports whether an access token was revoked: its jti, or its
-// subject, client or key.
+// subject, client or key before it was issued (watermarks).
 func (s *Server) Revoked(ctx context.Context, c *token.Claims) (bool, error) {
-	rs := []store.Revocation{
-		{Kind: store.KindJTI, Value: c.JTI},
-		{Kind: store.KindSub, Value: c.Subject},
-		{Kind: store.KindClient, Value: c.ClientID},
-	}
-	if c.JKT != "" {
-		rs = append(rs, store.Revocation{Kind: store.KindJKT, Value: c.JKT})
-	}
+	rs := append([]store.Revocation{{Kind: store.KindJTI, Value: c.JTI}},
+		store.Watermarks(c.Subject, c.ClientID, c.JKT, c.IssuedAt)...)
 	if c.LeaseID != "" {
 		rs = append(rs, store.Revocation{Kind: store.KindLease, Value: c.LeaseID})
 	}
@@ -338,6 +336,9 @@ func (s *Server) Handler() http.Handler {
 	mux.Handle(b+"/device_authorization", api(s.serveDeviceAuthorization))
 	mux.Handle(b+"/token", api(s.serveToken))
 	mux.Handle(b+"/revoke", api(s.serveRevoke))
+	if feed := s.revocationFeed(); feed != nil {
+		mux.Handle(b+PathRevocationFeed, feed)
+	}
 	mux.Handle(b+"/introspect", http.HandlerFunc(s.serveIntrospect))
 	mux.Handle(b+"/jwks.json", api(s.serveJWKS))
 	mux.Handle("/.well-known/oauth-authorization-server"+b, api(s.serveMetadata))
@@ -431,14 +432,16 @@ func (s *Server) saveKeys(ctx context.Context, ks *token.KeySet) error {
 	return nil
 }
 
-// RotateKeys makes a new signing key active and persists the set; the old
-// key stays published until every token it signed has expired.
+// RotateKeys adds a new signing key and persists the set. The new key is
+// published at once and signs after token.PrePublish, so verifiers that
+// cache the JWKS learn it before any token needs it; the old key signs
+// until then and stays published until every token it signed has expired.
 func (s *Server) RotateKeys(ctx context.Context) (string, error) {
 	s.keysMu.Lock()
 	defer s.keysMu.Unlock()
 	now := s.now()
 	s.keys.Prune(now)
-	if err := s.keys.Rotate(now, 0); err != nil {
+	if err := s.keys.Prepublish(now, now.Add(token.PrePublish), 0); err != nil {
 		return "", err
 	}
 	if err := s.saveKeys(ctx, s.keys); err != nil {
@@ -461,7 +464,7 @@ func RotateKeysIn(ctx context.Context, db store.KV, now time.Time) (string, erro
 			ks, err = token.NewKeySet(now)
 		} else if ks, err = token.ParseKeySet(raw); err == nil {
 			ks.Prune(now)
-			err = ks.Rotate(now, 0)
+			err = ks.Prepublish(now, now.Add(token.PrePublish), 0)
 		}
 		if err != nil {
 			return err

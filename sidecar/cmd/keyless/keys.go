@@ -11,6 +11,7 @@ import (
 
 	"github.com/keyless-dev/keyless/sidecar/authserver"
 	"github.com/keyless-dev/keyless/sidecar/store/boltstore"
+	"github.com/keyless-dev/keyless/sidecar/token"
 )
 
 func init() {
@@ -42,12 +43,12 @@ func runKeys(args []string, stdout, stderr io.Writer) error {
 		out, err := c.call(ctx, method, path, "")
 		if err == nil {
 			if rotate {
-				fmt.Fprintf(stdout, "rotated: new signing key %v; the old one stays published until its tokens expire\n", out["kid"])
+				fmt.Fprintf(stdout, "rotated: new signing key %v, published now, signs from %s on (after every proxy could fetch it); the old one signs until then and stays published until its tokens expire\n", out["kid"], token.PrePublish)
 			} else {
 				keys, _ := out["keys"].([]any)
 				for _, k := range keys {
 					m, _ := k.(map[string]any)
-					fmt.Fprintf(stdout, "%v active=%v created=%v retire_at=%v\n", m["KID"], m["Active"], m["Created"], m["RetireAt"])
+					fmt.Fprintf(stdout, "%v active=%v created=%v retire_at=%v active_from=%v\n", m["KID"], m["Active"], m["Created"], m["RetireAt"], m["ActiveFrom"])
 				}
 			}
 			return nil
@@ -66,7 +67,7 @@ func runKeys(args []string, stdout, stderr io.Writer) error {
 		if err != nil {
 			return fmt.Errorf("keys: %w", err)
 		}
-		fmt.Fprintf(stdout, "rotated: new signing key %s; the old one stays published until its tokens expire\n", kid)
+		fmt.Fprintf(stdout, "rotated: new signing key %s, published now, signs from %s on (after every proxy could fetch it); the old one signs until then and stays published until its tokens expire\n", kid, token.PrePublish)
 		return nil
 	}
 	keys, err := authserver.ListKeys(ctx, db)
@@ -74,7 +75,7 @@ func runKeys(args []string, stdout, stderr io.Writer) error {
 		return fmt.Errorf("keys: %w", err)
 	}
 	for _, k := range keys {
-		fmt.Fprintf(stdout, "%s active=%v created=%s retire_at=%s\n", k.KID, k.Active, k.Created.Format(time.RFC3339), k.RetireAt.Format(time.RFC3339))
+		fmt.Fprintf(stdout, "%s active=%v created=%s retire_at=%s active_from=%s\n", k.KID, k.Active, k.Created.Format(time.RFC3339), k.RetireAt.Format(time.RFC3339), k.ActiveFrom.Format(time.RFC3339))
 	}
 	return nil
 }

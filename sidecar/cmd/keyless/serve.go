@@ -30,6 +30,7 @@ import (
 	"github.com/keyless-dev/keyless/sidecar/internal/certreload"
 	"github.com/keyless-dev/keyless/sidecar/internal/opsmetrics"
 	"github.com/keyless-dev/keyless/sidecar/lease"
+	"github.com/keyless-dev/keyless/sidecar/revfeed"
 	"github.com/keyless-dev/keyless/sidecar/store"
 	"github.com/keyless-dev/keyless/sidecar/store/boltstore"
 	"github.com/keyless-dev/keyless/sidecar/store/redisstore"
@@ -41,6 +42,10 @@ const (
 	adminTokenFile  = "admin.token"      // 0600: the admin API bearer token
 	adminAddrFile   = "admin.url"        // the running server's admin API URL
 	sandboxPassFile = "sandbox-password" // 0600: alice's password in the dev sandbox
+	// feedSecretFile (0600) authenticates proxies following the
+	// revocation feed without a shared store (keyless proxy
+	// --feed-secret-file); see docs/revocation.md.
+	feedSecretFile = "revocation-feed.secret"
 )
 
 // newFlags makes a pflag set that lets flags come before or after
@@ -216,6 +221,16 @@ func startIssuer(ctx context.Context, st issuerSetup) (*runningIssuer, error) {
 		adminLn.Close()
 		return fail(err)
 	}
+	// Proxies without a shared store follow the durable log directly.
+	feedSecret, err := secretFile(st.dataDir, feedSecretFile, 32)
+	if err != nil {
+		ln.Close()
+		adminLn.Close()
+		return fail(err)
+	}
+	feed := &revfeed.Handler{Log: db, Secret: feedSecret}
+	db.OnRevocation(feed.Notify)
+	s.SetRevocationFeed(feed)
 	pubMux := http.NewServeMux()
 	pubMux.Handle("/", s.Handler())
 	if st.assets != "" {
