@@ -86,6 +86,7 @@ type Proxy struct {
 	origins     *check.Origins
 	hosts       *check.Hosts
 	auditSink   AuditSink
+	quota       *keyQuota // nil: no per-key replay bound
 
 	inflight sync.WaitGroup // requests in ServeHTTP
 	active   atomic.Int64
@@ -162,6 +163,10 @@ func New(cfg Config, opts Options) (*Proxy, error) {
 	// Every store call is bounded by StoreTimeout (deadline.go).
 	st := cfg.StoreTimeout
 	replay = deadlineReplay{replay, st}
+	if n := keyQuotaMax(cfg); n > 0 {
+		p.quota = newKeyQuota(n, cfg.DPoP.MaxAge+cfg.DPoP.FutureSkew, p.now)
+		replay = quotaReplay{replay, p.quota}
+	}
 	p.revocations = deadlineRevocations{p.revocations, st}
 	p.limiter = deadlineLimiter{p.limiter, st}
 	p.tickets = deadlineTickets{p.tickets, st}
@@ -328,6 +333,13 @@ func (p *Proxy) authenticate(x *exchange) *Error {
 		return err
 	}
 	if err := p.checkToken(x); err != nil {
+		return err
+	}
+	// The cheap limit before the proof's signature and its replay entry:
+	// the key's quota of live replay entries. (The rate limit stays after
+	// the proof, so proofs a replica refuses never spend a subject's
+	// bucket; the quota is what protects the replay cache.)
+	if err := p.checkKeyQuota(x); err != nil {
 		return err
 	}
 	return p.checkProof(x)

@@ -137,6 +137,9 @@ func (p *Proxy) issueTicket(x *exchange) *Error {
 	if err := p.checkToken(x); err != nil {
 		return err
 	}
+	if err := p.checkKeyQuota(x); err != nil {
+		return err
+	}
 	if err := p.checkProof(x); err != nil {
 		return err
 	}

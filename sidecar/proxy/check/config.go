@@ -224,6 +224,13 @@ type DPoPConfig struct {
 	FutureSkew time.Duration `yaml:"future_skew"`
 	// Nonce: server nonces (RFC 9449 section 8); off by default.
 	Nonce NonceConfig `yaml:"nonce"`
+	// ReplayPerKey bounds the live replay-cache entries of one key
+	// thumbprint (per replica): a key past it gets 429, checked before its
+	// proof's signature, and cannot fill the cache for others. Zero means
+	// derived from the routes' per-subject rate limits (20/s for a route
+	// without one) times MaxAge + FutureSkew, plus the bursts; negative
+	// means no bound.
+	ReplayPerKey int `yaml:"replay_per_key"`
 }
 
 // NonceConfig turns on server nonces.
