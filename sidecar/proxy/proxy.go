@@ -87,6 +87,7 @@ type Proxy struct {
 	hosts       *check.Hosts
 	auditSink   AuditSink
 	quota       *keyQuota // nil: no per-key replay bound
+	ticketQuota *keyQuota // live tickets per app and subject
 
 	inflight sync.WaitGroup // requests in ServeHTTP
 	active   atomic.Int64
@@ -163,6 +164,7 @@ func New(cfg Config, opts Options) (*Proxy, error) {
 	// Every store call is bounded by StoreTimeout (deadline.go).
 	st := cfg.StoreTimeout
 	replay = deadlineReplay{replay, st}
+	p.ticketQuota = newKeyQuota(cfg.WebSocket.TicketsPerSubject, cfg.WebSocket.TicketTTL, p.now)
 	if n := keyQuotaMax(cfg); n > 0 {
 		p.quota = newKeyQuota(n, cfg.DPoP.MaxAge+cfg.DPoP.FutureSkew, p.now)
 		replay = quotaReplay{replay, p.quota}

@@ -300,6 +300,13 @@ type WebSocketConfig struct {
 	TicketParam string `yaml:"ticket_param"`
 	// TicketTTL; zero means 30s.
 	TicketTTL time.Duration `yaml:"ticket_ttl"`
+	// TicketsPerSubject bounds the tickets one subject (of one app) may
+	// hold issued within TicketTTL, per replica; past it the ticket
+	// endpoint answers 429 with Retry-After. Zero means 10.
+	TicketsPerSubject int `yaml:"tickets_per_subject"`
+	// TicketRate limits ticket requests per subject (of one app), like a
+	// route's rate_limit.per_subject. Zero means 1 per second, burst 10.
+	TicketRate ratelimit.Limit `yaml:"ticket_rate"`
 	// CheckInterval is how often an open socket's lease is checked for
 	// expiry and revocation; zero means 250ms.
 	CheckInterval time.Duration `yaml:"check_interval"`
@@ -338,10 +345,14 @@ const (
 	DefaultMaxResponseBytes = 10 << 20
 	DefaultStoreTimeout     = 250 * time.Millisecond
 
+	DefaultTicketsPerSubject   = 10
 	DefaultMaxUpstreamConns    = 1024
 	DefaultMaxInFlight         = 1024
 	DefaultUpstreamIdleTimeout = 30 * time.Second
 )
+
+// DefaultTicketRate is WebSocketConfig.TicketRate's default.
+var DefaultTicketRate = ratelimit.Limit{Rate: 1, Burst: 10}
 
 // LoadConfig reads a YAML file holding a Config. Unknown fields are errors.
 func LoadConfig(path string) (Config, error) {
@@ -394,6 +405,12 @@ func (c Config) WithDefaults() Config {
 	defs(&c.WebSocket.TicketPath, DefaultTicketPath)
 	defs(&c.WebSocket.TicketParam, DefaultTicketParam)
 	def(&c.WebSocket.TicketTTL, 30*time.Second)
+	if c.WebSocket.TicketsPerSubject == 0 {
+		c.WebSocket.TicketsPerSubject = DefaultTicketsPerSubject
+	}
+	if c.WebSocket.TicketRate.IsZero() {
+		c.WebSocket.TicketRate = DefaultTicketRate
+	}
 	def(&c.WebSocket.CheckInterval, 250*time.Millisecond)
 	s := &c.Server
 	defs(&s.Listen, ":8080")
@@ -526,6 +543,12 @@ func (c Config) Validate() error {
 				bad("cors.apps[%s]: origin %q must be scheme://host[:port]", app, o)
 			}
 		}
+	}
+	if err := c.WebSocket.TicketRate.Validate(); err != nil {
+		bad("websocket.ticket_rate: %v", err)
+	}
+	if c.WebSocket.TicketsPerSubject < 0 {
+		bad("websocket.tickets_per_subject must not be negative")
 	}
 	if _, err := CanonicalPath(c.WebSocket.TicketPath); err != nil {
 		bad("websocket.ticket_path %q: %v", c.WebSocket.TicketPath, err)
