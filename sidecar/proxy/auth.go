@@ -7,6 +7,7 @@ import (
 
 	"github.com/keyless-dev/keyless/sidecar/dpop"
 	"github.com/keyless-dev/keyless/sidecar/proxy/check"
+	"github.com/keyless-dev/keyless/sidecar/store/keyquota"
 	"github.com/keyless-dev/keyless/sidecar/token"
 )
 
@@ -97,8 +98,8 @@ func (p *Proxy) checkProof(x *exchange) *Error {
 	// iat is outside the window gets use_dpop_nonce and (from render) a
 	// fresh nonce, so a client with a skewed clock recovers in one retry
 	// (RFC 9449 sections 8 and 11.1).
-	if errors.Is(err, errKeyQuota) {
-		retry, _ := p.quota.check(x.claims.JKT)
+	if errors.Is(err, keyquota.ErrQuota) {
+		retry, _ := p.quota.Check(x.claims.JKT)
 		return keyQuotaError(retry)
 	}
 	var ce *dpop.CheckError

@@ -21,6 +21,7 @@ import (
 	"github.com/keyless-dev/keyless/sidecar/proxy/check"
 	"github.com/keyless-dev/keyless/sidecar/ratelimit"
 	"github.com/keyless-dev/keyless/sidecar/store"
+	"github.com/keyless-dev/keyless/sidecar/store/keyquota"
 	"github.com/keyless-dev/keyless/sidecar/store/memstore"
 	"github.com/keyless-dev/keyless/sidecar/token"
 )
@@ -86,8 +87,8 @@ type Proxy struct {
 	origins     *check.Origins
 	hosts       *check.Hosts
 	auditSink   AuditSink
-	quota       *keyQuota // nil: no per-key replay bound
-	ticketQuota *keyQuota // live tickets per app and subject
+	quota       *keyquota.Quota // nil: no per-key replay bound
+	ticketQuota *keyquota.Quota // live tickets per app and subject
 
 	inflight sync.WaitGroup // requests in ServeHTTP
 	active   atomic.Int64
@@ -164,10 +165,10 @@ func New(cfg Config, opts Options) (*Proxy, error) {
 	// Every store call is bounded by StoreTimeout (deadline.go).
 	st := cfg.StoreTimeout
 	replay = deadlineReplay{replay, st}
-	p.ticketQuota = newKeyQuota(cfg.WebSocket.TicketsPerSubject, cfg.WebSocket.TicketTTL, p.now)
+	p.ticketQuota = keyquota.New(cfg.WebSocket.TicketsPerSubject, cfg.WebSocket.TicketTTL, p.now)
 	if n := keyQuotaMax(cfg); n > 0 {
-		p.quota = newKeyQuota(n, cfg.DPoP.MaxAge+cfg.DPoP.FutureSkew, p.now)
-		replay = quotaReplay{replay, p.quota}
+		p.quota = keyquota.New(n, cfg.DPoP.MaxAge+cfg.DPoP.FutureSkew, p.now)
+		replay = keyquota.Replay{Replay: replay, Quota: p.quota}
 	}
 	p.revocations = deadlineRevocations{p.revocations, st}
 	p.limiter = deadlineLimiter{p.limiter, st}

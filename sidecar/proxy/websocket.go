@@ -175,7 +175,7 @@ func (p *Proxy) issueTicket(x *exchange) *Error {
 	if until.After(x.claims.Expiry) {
 		until = x.claims.Expiry
 	}
-	p.ticketQuota.add(x.claims.ClientID+"\x00"+x.claims.Subject, until)
+	p.ticketQuota.Add(x.claims.ClientID+"\x00"+x.claims.Subject, until)
 	if err := p.tickets.Put(x.r.Context(), id, Ticket{Path: path, JKT: x.proof.JKT, Claims: *x.claims}, until); err != nil {
 		return &Error{Code: CodeUnavailable, Msg: "ticket store unavailable", Err: err, Rule: "ticket.store"}
 	}
@@ -198,7 +198,7 @@ func (p *Proxy) issueTicket(x *exchange) *Error {
 // for everyone.
 func (p *Proxy) ticketLimits(x *exchange) *Error {
 	who := x.claims.ClientID + "\x00" + x.claims.Subject
-	if retry, ok := p.ticketQuota.check(who); !ok {
+	if retry, ok := p.ticketQuota.Check(who); !ok {
 		return &Error{Code: CodeRateLimited, Msg: "too many live WebSocket tickets", Rule: "ticket.per_subject", RetryAfter: max(retry, time.Second)}
 	}
 	res, err := p.limiter.Allow(x.r.Context(), "ticket\x00"+who, p.cfg.WebSocket.TicketRate, p.now())
