@@ -330,6 +330,10 @@ type ServerConfig struct {
 	IdleTimeout time.Duration `yaml:"idle_timeout"`
 	// MaxHeaderBytes; zero means 64 KiB. Larger header sections get 431.
 	MaxHeaderBytes int `yaml:"max_header_bytes"`
+	// MaxConns caps the client connections open at once (Proxy.LimitListener,
+	// used by `keyless proxy`); past it new connections wait in the
+	// kernel's backlog. Zero means 4096; negative means no cap.
+	MaxConns int `yaml:"max_conns"`
 	// ShutdownTimeout is how long a stopping proxy waits for requests in
 	// flight (open WebSockets included); past it they are cut, each still
 	// audited, and the process exits non-zero. Zero means 10s.
@@ -346,6 +350,7 @@ const (
 	DefaultStoreTimeout     = 250 * time.Millisecond
 
 	DefaultTicketsPerSubject   = 10
+	DefaultMaxClientConns      = 4096
 	DefaultMaxUpstreamConns    = 1024
 	DefaultMaxInFlight         = 1024
 	DefaultUpstreamIdleTimeout = 30 * time.Second
@@ -419,6 +424,9 @@ func (c Config) WithDefaults() Config {
 	def(&s.ReadTimeout, 60*time.Second)
 	def(&s.IdleTimeout, 120*time.Second)
 	def(&s.ShutdownTimeout, 10*time.Second)
+	if s.MaxConns == 0 {
+		s.MaxConns = DefaultMaxClientConns
+	}
 	if s.MaxHeaderBytes == 0 {
 		s.MaxHeaderBytes = 64 << 10
 	}
