@@ -135,3 +135,41 @@ func TestClientConnCap(t *testing.T) {
 	res.Body.Close()
 	idle[1].Close()
 }
+
+// TestUpstreamConnCap: upstreams.max_conns bounds the connections (and so
+// the requests at once) the proxy opens to an upstream.
+func TestUpstreamConnCap(t *testing.T) {
+	var active, peak atomic.Int64
+	arrived := make(chan struct{}, 3)
+	h := newHarness(t, func(h *harness) {
+		up := newServer(h.t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			n := active.Add(1)
+			defer active.Add(-1)
+			for p := peak.Load(); n > p && !peak.CompareAndSwap(p, n); p = peak.Load() {
+			}
+			arrived <- struct{}{}
+			// Hold until all three are here (no cap) or briefly (capped:
+			// they can only come one by one).
+			select {
+			case <-r.Context().Done():
+			case <-time.After(150 * time.Millisecond):
+			}
+		}))
+		h.cfg.Upstreams["narrow"] = Upstream{URL: up.URL, MaxConns: 1}
+		h.cfg.Routes = append([]Route{{Name: "narrow", Path: "/narrow", Upstream: "narrow", Anonymous: true}}, h.cfg.Routes...)
+	})
+	var wg sync.WaitGroup
+	for i := 0; i < 3; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if res, err := h.srv.Client().Do(h.request("GET", "/narrow")); err == nil {
+				res.Body.Close()
+			}
+		}()
+	}
+	wg.Wait()
+	if len(arrived) != 3 || peak.Load() != 1 {
+		t.Errorf("upstream saw %d requests, %d at once; want 3, one at a time", len(arrived), peak.Load())
+	}
+}
