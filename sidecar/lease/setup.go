@@ -117,6 +117,9 @@ func FromConfig(st Setup) (*Service, error) {
 	}
 	issuers := append([]Issuer{{
 		Issuer: st.Server.Issuer(), Verifier: st.Server.AccessTokenVerifier(), Revoked: st.Server.Revoked,
+		// Users signed in through an upstream IdP (login.oidc) carry the
+		// groups it asserted, mapped at sign-in; keyless signed them.
+		GroupsClaim: "groups",
 	}}, vc.ExternalIssuers(st.HTTPClient, now)...)
 	get := st.Policy
 	if get == nil {

@@ -43,6 +43,11 @@ type Spec struct {
 	LeaseID string
 	// Preview, when true, writes "preview": true.
 	Preview bool
+	// Groups, when set, writes the groups claim: the subject's groups as
+	// an upstream identity provider asserted them at sign-in (mapped
+	// through the login provider's group_map, docs/identity-providers.md).
+	// The vending service reads them from the embedded issuer's tokens.
+	Groups []string
 	// JTI is the jti claim; empty means 128 random bits.
 	JTI string
 }
@@ -60,17 +65,18 @@ type Minter struct {
 
 // payload is the claim set in the order it is written.
 type payload struct {
-	Iss      string `json:"iss"`
-	Sub      string `json:"sub"`
-	Aud      any    `json:"aud"`
-	Exp      int64  `json:"exp"`
-	Iat      int64  `json:"iat"`
-	Jti      string `json:"jti"`
-	ClientID string `json:"client_id"`
-	Scope    string `json:"scope,omitempty"`
-	Cnf      cnf    `json:"cnf"`
-	LeaseID  string `json:"lease_id,omitempty"`
-	Preview  bool   `json:"preview,omitempty"`
+	Iss      string   `json:"iss"`
+	Sub      string   `json:"sub"`
+	Aud      any      `json:"aud"`
+	Exp      int64    `json:"exp"`
+	Iat      int64    `json:"iat"`
+	Jti      string   `json:"jti"`
+	ClientID string   `json:"client_id"`
+	Scope    string   `json:"scope,omitempty"`
+	Cnf      cnf      `json:"cnf"`
+	LeaseID  string   `json:"lease_id,omitempty"`
+	Preview  bool     `json:"preview,omitempty"`
+	Groups   []string `json:"groups,omitempty"`
 }
 
 type cnf struct {
@@ -121,6 +127,7 @@ func (m *Minter) Issue(_ context.Context, s Spec) (string, *Claims, error) {
 	p := payload{
 		Iss: m.Issuer, Sub: s.Subject, Exp: exp, Iat: iat, Jti: jti, ClientID: s.ClientID,
 		Scope: strings.Join(s.Scope, " "), Cnf: cnf{JKT: s.JKT}, LeaseID: s.LeaseID, Preview: s.Preview,
+		Groups: s.Groups,
 	}
 	if len(s.Audience) == 1 {
 		p.Aud = s.Audience[0]
