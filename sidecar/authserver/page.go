@@ -29,10 +29,14 @@ const csrfCookie = "keyless_csrf"
 // pageHeaders sets the headers every /device response carries: no framing
 // (RFC 9700 section 4.16, clickjacking), no caching, no referrer (the user
 // code can be in the URL), and a CSP that allows only the inline style.
-func pageHeaders(h http.Handler) http.Handler {
+// formAction lists origins a form may end up at besides 'self': the login
+// providers' authorization endpoints, since browsers apply form-action to
+// the redirect a form submission answers with.
+func pageHeaders(formAction string, h http.Handler) http.Handler {
+	csp := "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'" + formAction + "; frame-ancestors 'none'; base-uri 'none'"
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		hd := w.Header()
-		hd.Set("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'")
+		hd.Set("Content-Security-Policy", csp)
 		hd.Set("X-Frame-Options", "DENY")
 		hd.Set("X-Content-Type-Options", "nosniff")
 		hd.Set("Referrer-Policy", "no-referrer")
@@ -53,6 +57,13 @@ type pageData struct {
 	CSRF     string
 	Action   string
 	User     string
+	// Logins are the upstream providers' names (a button each); Passwords
+	// shows the sandbox users' password form.
+	Logins    []string
+	Passwords bool
+	// SignedIn is the subject an upstream provider signed in: the page
+	// then asks only to approve or deny as that subject.
+	SignedIn string
 }
 
 var pageTmpl = template.Must(template.New("device").Parse(`<!doctype html>
@@ -98,14 +109,27 @@ code{font-size:1.1rem;font-weight:700}
 <form method="post" action="">
 <input type="hidden" name="csrf" value="{{.CSRF}}">
 <input type="hidden" name="user_code" value="{{.UserCode}}">
+{{if .SignedIn}}
+<p>Signed in as <strong>{{.SignedIn}}</strong>.</p>
+<div class="buttons">
+<button class="primary" type="submit" name="action" value="approve_login">Approve</button>
+<button type="submit" name="action" value="deny">Deny</button>
+</div>
+{{else}}
+{{if .Logins}}<div class="buttons">{{range .Logins}}
+<button class="primary" type="submit" name="action" value="login:{{.}}">Sign in with {{.}}</button>{{end}}
+</div>{{end}}
+{{if .Passwords}}
 <label for="username">User name</label>
 <input id="username" name="username" value="{{.User}}" autocomplete="username">
 <label for="password">Password</label>
 <input id="password" name="password" type="password" autocomplete="current-password">
+{{end}}
 <div class="buttons">
-<button class="primary" type="submit" name="action" value="approve">Sign in and approve</button>
+{{if .Passwords}}<button class="primary" type="submit" name="action" value="approve">Sign in and approve</button>{{end}}
 <button type="submit" name="action" value="deny">Deny</button>
 </div>
+{{end}}
 </form>
 {{else if eq .Step "done"}}
 <h1>{{.Message}}</h1>
@@ -158,7 +182,8 @@ func (s *Server) devicePageGet(w http.ResponseWriter, r *http.Request) {
 
 func (s *Server) consentData(w http.ResponseWriter, r *http.Request, p *PendingRequest, user, errMsg string) pageData {
 	return pageData{Step: "consent", UserCode: p.UserCode, Client: p.ClientName, ClientID: p.ClientID,
-		Scopes: p.Scope, CSRF: s.csrfToken(w, r), User: user, Error: errMsg}
+		Scopes: p.Scope, CSRF: s.csrfToken(w, r), User: user, Error: errMsg,
+		Logins: s.loginNames(), Passwords: len(s.cfg.Users) > 0 || len(s.logins) == 0}
 }
 
 // lookupForPage resolves a typed user code under the guessing limit. It
@@ -234,7 +259,13 @@ func (s *Server) devicePagePost(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		s.renderPage(w, http.StatusOK, pageData{Step: "done", Message: p.ClientName + " is now connected"})
+	case "approve_login":
+		s.approveLogin(w, r, p)
 	default:
+		if name, ok := strings.CutPrefix(form.Get("action"), "login:"); ok {
+			s.startLogin(w, r, p, name)
+			return
+		}
 		s.renderPage(w, http.StatusBadRequest, s.consentData(w, r, p, "", "Choose Approve or Deny."))
 	}
 }

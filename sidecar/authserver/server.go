@@ -42,6 +42,7 @@ import (
 
 	"github.com/keyless-dev/keyless/sidecar/config"
 	"github.com/keyless-dev/keyless/sidecar/dpop"
+	"github.com/keyless-dev/keyless/sidecar/oidclogin"
 	"github.com/keyless-dev/keyless/sidecar/store"
 	"github.com/keyless-dev/keyless/sidecar/store/memstore"
 	"github.com/keyless-dev/keyless/sidecar/token"
@@ -90,6 +91,10 @@ type Options struct {
 	UserCodeFailures       int
 	UserCodeGlobalFailures int
 	UserCodeWindow         time.Duration
+	// Logins are the upstream OpenID Providers offered on the /device page
+	// (login.oidc); each must be built with Issuer URL + [CallbackPath] as
+	// its redirect URI. Empty: sandbox users only.
+	Logins []*oidclogin.Provider
 }
 
 // GrantHandler serves one grant_type at the token endpoint. The server has
@@ -163,6 +168,7 @@ type Server struct {
 	audit       *slog.Logger
 	log         *slog.Logger
 	adminToken  string
+	logins      []*oidclogin.Provider
 
 	keysMu   sync.Mutex // serializes rotation
 	keys     *token.KeySet
@@ -212,6 +218,7 @@ func New(ctx context.Context, o Options) (*Server, error) {
 		audit:       o.Audit,
 		log:         o.Log,
 		adminToken:  o.AdminToken,
+		logins:      o.Logins,
 		grants:      map[string]GrantHandler{},
 		crossOrigin: http.NewCrossOriginProtection(),
 	}
@@ -322,7 +329,9 @@ func (s *Server) Handler() http.Handler {
 	mux.Handle(b+"/jwks.json", api(s.serveJWKS))
 	mux.Handle("/.well-known/oauth-authorization-server"+b, api(s.serveMetadata))
 	mux.Handle(b+"/.well-known/openid-configuration", api(s.serveMetadata))
-	mux.Handle(b+"/device", pageHeaders(http.HandlerFunc(s.serveDevicePage)))
+	fa := s.loginOrigins()
+	mux.Handle(b+"/device", pageHeaders(fa, http.HandlerFunc(s.serveDevicePage)))
+	mux.Handle(b+CallbackPath, pageHeaders(fa, http.HandlerFunc(s.serveCallback)))
 	mux.Handle("/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path == "/" || r.URL.Path == b || r.URL.Path == b+"/" {
 			http.Redirect(w, r, b+"/device", http.StatusFound)

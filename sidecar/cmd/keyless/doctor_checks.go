@@ -42,6 +42,7 @@ func (d *doctor) run(ctx context.Context) {
 	meta, date := d.checkIssuer(ctx, cfg, pcfg)
 	d.checkJWKS(ctx, meta, pcfg)
 	d.checkClock(date, pcfg)
+	d.checkLogins(ctx, cfg)
 	d.checkUpstreams(ctx, pcfg)
 	d.checkStore(ctx)
 	d.checkData(ctx)

@@ -172,7 +172,14 @@ func startIssuer(ctx context.Context, st issuerSetup) (*runningIssuer, error) {
 		m := mirrored(ctx, db, st.shared, st.audit)
 		revs, vdb = m, m
 	}
-	s, err := authserver.New(ctx, authserver.Options{Config: st.cfg, DB: db, Revocations: revs, Audit: st.audit, AdminToken: adminToken})
+	logins, err := loginProviders(st.cfg, st.cfg.Issuer.URL)
+	if err != nil {
+		ln.Close()
+		adminLn.Close()
+		return fail(err)
+	}
+	s, err := authserver.New(ctx, authserver.Options{Config: st.cfg, DB: db, Revocations: revs, Audit: st.audit,
+		AdminToken: adminToken, Logins: logins})
 	if err != nil {
 		ln.Close()
 		adminLn.Close()
