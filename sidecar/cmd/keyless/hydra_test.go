@@ -273,8 +273,9 @@ func query(t *testing.T, u, name string) string {
 // hydraSetup is keyless dev with a login.oidc provider "corp" at Hydra and
 // a policy whose write rule names the group "admins".
 type hydraSetup struct {
-	hydra *hydra
-	info  devInfo
+	hydra   *hydra
+	info    devInfo
+	cfgFile string
 }
 
 func startHydraSetup(t *testing.T) *hydraSetup {
@@ -322,7 +323,7 @@ policy:
 		t.Fatal(err)
 	}
 	info, _, _ := startDev(t, filepath.Join(dir, "data"), "--config", cfgFile, "--issuer-addr", addr)
-	return &hydraSetup{hydra: h, info: info}
+	return &hydraSetup{hydra: h, info: info, cfgFile: cfgFile}
 }
 
 // device is a device-flow client of keyless with its DPoP key.
@@ -481,6 +482,20 @@ func TestDeviceLoginThroughHydra(t *testing.T) {
 			if !strings.Contains(line, want) {
 				t.Errorf("lease audit line lacks %s: %s", want, line)
 			}
+		}
+	})
+
+	t.Run("doctor checks the provider", func(t *testing.T) {
+		out, _ := runDoctorCLI(nil, "--config", s.cfgFile, "--issuer", s.info.IssuerURL)
+		if l := reportLine(out, "login corp"); !strings.HasPrefix(l, "OK") || !strings.Contains(l, s.info.IssuerURL+"/device/callback") {
+			t.Errorf("doctor line for login corp: %q\n%s", l, out)
+		}
+		b, _ := os.ReadFile(s.cfgFile)
+		bad := filepath.Join(t.TempDir(), "bad.yaml")
+		_ = os.WriteFile(bad, bytes.Replace(b, []byte(s.hydra.issuer), []byte(strings.TrimSuffix(s.hydra.issuer, "/")+"/wrong"), 1), 0o600)
+		out, _ = runDoctorCLI(nil, "--config", bad, "--issuer", s.info.IssuerURL)
+		if l := reportLine(out, "login corp"); !strings.HasPrefix(l, "FAIL") {
+			t.Errorf("doctor line for a wrong issuer: %q", l)
 		}
 	})
 
