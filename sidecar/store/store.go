@@ -37,6 +37,18 @@ const (
 	KindJKT    Kind = "jkt"    // every token bound to a key
 )
 
+// SubjectValue is the value of a KindSub revocation for subject sub of
+// the issuer named idp: sub itself for keyless's own issuer (idp ""), and
+// idp, U+001F, sub for an external issuer, so that revoking the external
+// "alice" of one issuer never touches the local "alice" or another
+// issuer's (docs/identity-providers.md, "Subjects are namespaced").
+func SubjectValue(idp, sub string) string {
+	if idp == "" {
+		return sub
+	}
+	return idp + "\x1f" + sub
+}
+
 // Revocation names one revoked thing.
 type Revocation struct {
 	Kind  Kind

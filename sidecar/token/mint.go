@@ -48,6 +48,9 @@ type Spec struct {
 	// through the login provider's group_map, docs/identity-providers.md).
 	// The vending service reads them from the embedded issuer's tokens.
 	Groups []string
+	// IdP, when set, writes the idp claim: the name of the external
+	// issuer the lease's subject comes from.
+	IdP string
 	// JTI is the jti claim; empty means 128 random bits.
 	JTI string
 }
@@ -77,6 +80,7 @@ type payload struct {
 	LeaseID  string   `json:"lease_id,omitempty"`
 	Preview  bool     `json:"preview,omitempty"`
 	Groups   []string `json:"groups,omitempty"`
+	IdP      string   `json:"idp,omitempty"`
 }
 
 type cnf struct {
@@ -127,7 +131,7 @@ func (m *Minter) Issue(_ context.Context, s Spec) (string, *Claims, error) {
 	p := payload{
 		Iss: m.Issuer, Sub: s.Subject, Exp: exp, Iat: iat, Jti: jti, ClientID: s.ClientID,
 		Scope: strings.Join(s.Scope, " "), Cnf: cnf{JKT: s.JKT}, LeaseID: s.LeaseID, Preview: s.Preview,
-		Groups: s.Groups,
+		Groups: s.Groups, IdP: s.IdP,
 	}
 	if len(s.Audience) == 1 {
 		p.Aud = s.Audience[0]
@@ -155,7 +159,7 @@ func (m *Minter) Issue(_ context.Context, s Spec) (string, *Claims, error) {
 	c := &Claims{
 		Issuer: m.Issuer, Subject: s.Subject, Audience: append([]string(nil), s.Audience...),
 		ClientID: s.ClientID, JTI: jti, LeaseID: s.LeaseID, Scope: append([]string(nil), s.Scope...),
-		JKT: s.JKT, Preview: s.Preview, IssuedAt: time.Unix(iat, 0), Expiry: time.Unix(exp, 0),
+		JKT: s.JKT, Preview: s.Preview, IdP: s.IdP, Groups: append([]string(nil), s.Groups...), IssuedAt: time.Unix(iat, 0), Expiry: time.Unix(exp, 0),
 	}
 	return string(raw), c, nil
 }

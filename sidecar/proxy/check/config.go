@@ -199,11 +199,14 @@ type Headers struct {
 	// "X-Keyless-".
 	Prefix string `yaml:"prefix"`
 	// Identity headers injected on forwarded requests; empty means
-	// X-Keyless-Sub, X-Keyless-Client, X-Keyless-Scope, X-Keyless-Lease.
+	// X-Keyless-Sub, X-Keyless-Client, X-Keyless-Scope, X-Keyless-Lease,
+	// X-Keyless-Issuer (the external issuer's name; not sent for
+	// keyless's own users).
 	Subject string `yaml:"subject"`
 	Client  string `yaml:"client"`
 	Scope   string `yaml:"scope"`
 	Lease   string `yaml:"lease"`
+	Issuer  string `yaml:"issuer"`
 	// Scrub lists client headers removed before forwarding, e.g.
 	// User-Agent, Referer. Empty means none.
 	Scrub []string `yaml:"scrub"`
@@ -310,6 +313,7 @@ func (c Config) WithDefaults() Config {
 	defs(&h.Client, "X-Keyless-Client")
 	defs(&h.Scope, "X-Keyless-Scope")
 	defs(&h.Lease, "X-Keyless-Lease")
+	defs(&h.Issuer, "X-Keyless-Issuer")
 	def(&c.CORS.MaxAge, 10*time.Minute)
 	defs(&c.WebSocket.TicketPath, DefaultTicketPath)
 	defs(&c.WebSocket.TicketParam, DefaultTicketParam)
@@ -411,12 +415,12 @@ func (c Config) Validate() error {
 	if c.Token.Leeway < 0 || c.Token.Leeway > time.Minute {
 		bad("token.leeway must be between 0 and 60s")
 	}
-	for _, h := range []string{c.Headers.Prefix, c.Headers.Subject, c.Headers.Client, c.Headers.Scope, c.Headers.Lease} {
+	for _, h := range []string{c.Headers.Prefix, c.Headers.Subject, c.Headers.Client, c.Headers.Scope, c.Headers.Lease, c.Headers.Issuer} {
 		if !validHeaderName(h) {
 			bad("headers: %q is not a valid header name", h)
 		}
 	}
-	for _, h := range []string{c.Headers.Subject, c.Headers.Client, c.Headers.Scope, c.Headers.Lease} {
+	for _, h := range []string{c.Headers.Subject, c.Headers.Client, c.Headers.Scope, c.Headers.Lease, c.Headers.Issuer} {
 		if !InNamespace(h, c.Headers.Prefix) {
 			bad("headers: %q is outside the namespace %q, so a client copy of it would not be stripped", h, c.Headers.Prefix)
 		}
