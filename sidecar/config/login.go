@@ -45,12 +45,13 @@ type OIDCLogin struct {
 	// empty means "sub" (OpenID Connect Core section 5.7: only sub is
 	// stable and unique per issuer).
 	SubjectClaim string `yaml:"subject_claim"`
-	// GroupsClaim names an ID-token claim holding the user's groups (an
-	// array of strings). Empty: no groups from the provider.
+	// GroupsClaim names an ID-token claim holding the user's groups (a
+	// list of strings, or one string). Empty: no groups from the provider.
 	GroupsClaim string `yaml:"groups_claim"`
-	// GroupMap maps the provider's group names or ids to policy groups.
-	// Groups not in the map are dropped; an empty map passes none through
-	// (the provider's names never become policy groups by accident).
+	// GroupMap maps the provider's group names or ids to policy groups,
+	// as vending.issuers' group_map does: non-empty, only mapped groups
+	// count and the rest are dropped; empty, the provider's groups are
+	// the policy groups as they are.
 	GroupMap map[string]string `yaml:"group_map"`
 }
 

@@ -113,9 +113,9 @@ func TestValidate(t *testing.T) {
 			c["azp"] = "keyless"
 			return c
 		}()), "n-1", ""},
-		{"wrong audience", rsaSigned(with("aud", "another-client")), "n-1", "aud does not include"},
+		{"wrong audience", rsaSigned(with("aud", "another-client")), "n-1", "audience does not include keyless"},
 		{"several audiences without azp", rsaSigned(with("aud", []string{"other", "keyless"})), "n-1", "azp"},
-		{"azp of another client", rsaSigned(with("azp", "another-client")), "n-1", "azp"},
+		{"azp of another client", rsaSigned(with("azp", "another-client")), "n-1", "issued to another client"},
 		{"another issuer", rsaSigned(with("iss", "https://evil.example")), "n-1", "iss"},
 		{"expired", rsaSigned(with("exp", now.Add(-2*time.Minute).Unix())), "n-1", "expired"},
 		{"no exp", rsaSigned(without("exp")), "n-1", "exp"},
@@ -123,15 +123,14 @@ func TestValidate(t *testing.T) {
 		{"nbf in the future", rsaSigned(with("nbf", now.Add(5*time.Minute).Unix())), "n-1", "nbf"},
 		{"nonce mismatch", rsaSigned(good()), "n-2", "nonce"},
 		{"no nonce in token", rsaSigned(without("nonce")), "n-1", "nonce"},
-		{"no subject", rsaSigned(without("sub")), "n-1", `"sub"`},
-		{"groups not a list", rsaSigned(with("groups", "g-admins")), "n-1", "groups"},
-		{"alg none", noneTok, "n-1", "not an allowed algorithm"},
-		{"HS256 keyed with the public key", hsWithPublic, "n-1", "not an allowed algorithm"},
+		{"no subject", rsaSigned(without("sub")), "n-1", "no sub claim"},
+		{"alg none", noneTok, "n-1", "signed with none, which issuer corp does not allow"},
+		{"HS256 keyed with the public key", hsWithPublic, "n-1", "signed with HS256, which issuer corp does not allow"},
 		{"forged signature", forged, "n-1", "signature"},
-		{"unknown kid", sign(t, jwa.RS256, idp.rsa, "rotated-away", good()), "n-1", "no key"},
-		{"RSA key under 2048 bits", sign(t, jwa.RS256, idp.small, "small", good()), "n-1", "no key"},
+		{"unknown kid", sign(t, jwa.RS256, idp.rsa, "rotated-away", good()), "n-1", "unknown kid"},
+		{"RSA key under 2048 bits", sign(t, jwa.RS256, idp.small, "small", good()), "n-1", "unknown kid"},
 		{"ES256 naming the RSA key", sign(t, jwa.ES256, idp.ec, "rsa", good()), "n-1", "no key"},
-		{"not a JWS", "a.b", "n-1", "compact JWS"},
+		{"not a JWS", "a.b", "n-1", "not a signed JWT"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -164,22 +163,6 @@ func TestValidateProviderDown(t *testing.T) {
 	idp.srv.Close()
 	if _, err := p.Validate(context.Background(), tok, "n"); !errors.Is(err, ErrProvider) {
 		t.Fatalf("Validate with the provider down = %v, want ErrProvider", err)
-	}
-}
-
-func TestMapGroups(t *testing.T) {
-	m := map[string]string{"a": "x", "b": "y", "c": "x"}
-	tests := []struct {
-		in, want []string
-	}{
-		{nil, nil},
-		{[]string{"z"}, nil},
-		{[]string{"b", "a", "c", "z"}, []string{"x", "y"}},
-	}
-	for _, tt := range tests {
-		if got := MapGroups(tt.in, m); !slices.Equal(got, tt.want) {
-			t.Errorf("MapGroups(%q) = %q, want %q", tt.in, got, tt.want)
-		}
 	}
 }
 

@@ -30,9 +30,8 @@ import (
 	"sync"
 	"time"
 
-	"github.com/lestrrat-go/jwx/v2/jwk"
-
 	"github.com/keyless-dev/keyless/sidecar/config"
+	"github.com/keyless-dev/keyless/sidecar/federation"
 )
 
 // Errors, for callers that branch; every error of this package wraps one.
@@ -58,7 +57,9 @@ type Options struct {
 	// read again; zero means 1 hour.
 	MetadataTTL time.Duration
 	// RefreshInterval is the shortest time between two JWKS reads caused
-	// by an unknown kid; zero means 30 seconds.
+	// by an unknown kid; zero means 30 seconds. (Discovery and the JWKS
+	// for ID tokens are the federation package's, which re-reads them
+	// periodically.)
 	RefreshInterval time.Duration
 }
 
@@ -72,12 +73,14 @@ type Provider struct {
 	ttl      time.Duration
 	refresh  time.Duration
 
-	mu        sync.Mutex
-	meta      *Metadata
-	metaAt    time.Time
-	keys      jwk.Set
-	keysAt    time.Time
-	keysTried time.Time
+	// fed validates ID tokens; fedErr is why it could not be built
+	// (a config federation refuses), reported on use.
+	fed    *federation.Validator
+	fedErr error
+
+	mu     sync.Mutex
+	meta   *Metadata
+	metaAt time.Time
 }
 
 // New returns the relying party for cfg. secret is the client secret (read
@@ -98,6 +101,7 @@ func New(cfg config.OIDCLogin, secret, redirect string, o Options) *Provider {
 	if p.refresh <= 0 {
 		p.refresh = 30 * time.Second
 	}
+	p.fed, p.fedErr = validator(cfg, Options{Client: p.client, Now: p.now, RefreshInterval: p.refresh})
 	return p
 }
 
