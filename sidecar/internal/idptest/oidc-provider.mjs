@@ -15,13 +15,20 @@
 //
 // Environment: IDPTEST_RESOURCE (default "urn:keyless"), the resource
 // whose access tokens are JWTs; IDPTEST_TTL access/ID token lifetime in
-// seconds (default 600).
+// seconds (default 600); IDPTEST_DPOP=off turns DPoP off (the metadata
+// then lists no dpop_signing_alg_values_supported and tokens are Bearer);
+// IDPTEST_CORS_ORIGIN, an origin whose pages may call the endpoints
+// (CORS), as a browser client at another origin needs; unset,
+// oidc-provider's default (no origin for this client, which has no
+// redirect URIs).
 import http from 'node:http';
 import { generateKeyPair, exportJWK } from 'jose';
 import Provider from 'oidc-provider';
 
 const resource = process.env.IDPTEST_RESOURCE || 'urn:keyless';
 const ttl = Number(process.env.IDPTEST_TTL || 600);
+const dpop = process.env.IDPTEST_DPOP !== 'off';
+const corsOrigin = process.env.IDPTEST_CORS_ORIGIN;
 
 // Accounts: sub -> claims. Two accounts share nothing with keyless's own
 // users except, on purpose, the name alice.
@@ -55,7 +62,7 @@ const provider = new Provider(issuer, {
   features: {
     devInteractions: { enabled: false },
     deviceFlow: { enabled: true },
-    dPoP: { enabled: true },
+    dPoP: { enabled: dpop },
     resourceIndicators: {
       enabled: true,
       defaultResource: () => resource,
@@ -87,6 +94,7 @@ const provider = new Provider(issuer, {
     if (!a) return undefined;
     return { accountId: sub, claims: () => ({ sub, ...a }) };
   },
+  ...(corsOrigin ? { clientBasedCORS: (ctx, origin) => origin === corsOrigin } : {}),
   interactions: { url: (ctx, interaction) => `/interaction/${interaction.uid}` },
   renderError: (ctx, out) => {
     ctx.type = 'json';
