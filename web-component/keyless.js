@@ -134,6 +134,24 @@ function el(tag, attrs = {}, children = []) {
   return e
 }
 
+const loopbackHost = /^(localhost|127\.\d{1,3}\.\d{1,3}\.\d{1,3}|\[::1\])$/
+
+/**
+ * The href to render for a verification URI the issuer sent, or '' when it
+ * must stay plain text: only https URLs, or http to a loopback host (a
+ * local `keyless dev`), become links. javascript:, data:, relative and
+ * plain-http network URLs never do (RFC 8628 section 3.3.1 leaves the URI
+ * to the issuer; the page must not trust it).
+ * @param {unknown} uri @returns {string}
+ */
+export function linkHref(uri) {
+  if (typeof uri !== 'string') return ''
+  let u
+  try { u = new URL(uri) } catch { return '' }
+  if (u.protocol === 'https:' || (u.protocol === 'http:' && loopbackHost.test(u.hostname))) return u.href
+  return ''
+}
+
 const messages = {
   starting: 'Starting…',
   code: 'Scan the code or open the link, then enter the code.',
@@ -317,7 +335,12 @@ export class KeylessLoginElement extends HTMLElement {
       case 'code':
         this.#ui.qr.src = s.qr
         this.#ui.code.textContent = s.userCode
-        this.#ui.link.href = s.verificationUriComplete
+        {
+          // The issuer chooses these URIs; a hostile one could send javascript: or data:.
+          const href = linkHref(s.verificationUriComplete) || linkHref(s.verificationUri)
+          if (href) this.#ui.link.href = href
+          else this.#ui.link.removeAttribute('href')
+        }
         this.#ui.link.textContent = s.verificationUri
         this.#deadline = Date.now() + s.expiresIn * 1000
         clearInterval(this.#timer)

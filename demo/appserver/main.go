@@ -10,62 +10,44 @@ package main
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"net"
-	"net/http"
 	"net/url"
 	"os"
-	"os/signal"
 	"path/filepath"
-	"syscall"
-	"time"
+
+	"github.com/keyless-dev/keyless/demo/internal/serve"
 )
 
-func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	if err := run(ctx, os.Args[1:]); err != nil && !errors.Is(err, flag.ErrHelp) {
-		fmt.Fprintln(os.Stderr, "appserver:", err)
-		os.Exit(1)
+// command declares appserver's flags and returns what runs once they are
+// parsed.
+func command(fs *flag.FlagSet) func(context.Context, string) error {
+	var site Site
+	fs.StringVar(&site.Issuer, "issuer", DefaultIssuer, "the keyless issuer URL the page uses")
+	fs.StringVar(&site.API, "api", DefaultAPI, "the keyless proxy URL the page calls")
+	root := fs.String("root", ".", "repository root (holds demo/app and web-component)")
+	return func(ctx context.Context, addr string) error {
+		for _, u := range []string{site.Issuer, site.API} {
+			if p, err := url.Parse(u); err != nil || (p.Scheme != "http" && p.Scheme != "https") || p.Host == "" || p.Path != "" {
+				return fmt.Errorf("%q is not an origin like http://127.0.0.1:8787", u)
+			}
+		}
+		site.AppDir, site.ComponentDir = filepath.Join(*root, "demo", "app"), filepath.Join(*root, "web-component")
+		h, err := New(site)
+		if err != nil {
+			return err
+		}
+		ln, err := net.Listen("tcp", addr)
+		if err != nil {
+			return err
+		}
+		srv := serve.NewServer(h)
+		fmt.Fprintf(os.Stderr, "appserver: serving the Where2Eat app on http://%s\n", ln.Addr())
+		return serve.Until(ctx, srv, func() error { return srv.Serve(ln) })
 	}
 }
 
-func run(ctx context.Context, args []string) error {
-	fs := flag.NewFlagSet("appserver", flag.ContinueOnError)
-	addr := fs.String("addr", "127.0.0.1:8789", "listen address")
-	root := fs.String("root", ".", "repository root (holds demo/app and web-component)")
-	issuer := fs.String("issuer", DefaultIssuer, "the keyless issuer URL the page uses")
-	api := fs.String("api", DefaultAPI, "the keyless proxy URL the page calls")
-	if err := fs.Parse(args); err != nil {
-		return err
-	}
-	for _, u := range []string{*issuer, *api} {
-		if p, err := url.Parse(u); err != nil || (p.Scheme != "http" && p.Scheme != "https") || p.Host == "" || p.Path != "" {
-			return fmt.Errorf("%q is not an origin like http://127.0.0.1:8787", u)
-		}
-	}
-	h, err := New(Site{AppDir: filepath.Join(*root, "demo", "app"), ComponentDir: filepath.Join(*root, "web-component"),
-		Issuer: *issuer, API: *api})
-	if err != nil {
-		return err
-	}
-	ln, err := net.Listen("tcp", *addr)
-	if err != nil {
-		return err
-	}
-	srv := &http.Server{Handler: h, ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 15 * time.Second,
-		WriteTimeout: 30 * time.Second, MaxHeaderBytes: 64 << 10}
-	fmt.Fprintf(os.Stderr, "appserver: serving the Where2Eat app on http://%s\n", ln.Addr())
-	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(ln) }()
-	select {
-	case err := <-errc:
-		return err
-	case <-ctx.Done():
-	}
-	sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	return srv.Shutdown(sctx)
+func main() {
+	serve.Main("appserver", serve.Flags{Addr: "127.0.0.1:8789", AddrUsage: "listen address"}, command)
 }

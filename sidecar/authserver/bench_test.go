@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/keyless-dev/keyless/sidecar/ratelimit"
 	"github.com/keyless-dev/keyless/sidecar/store/boltstore"
 )
 
@@ -61,6 +62,8 @@ func benchHarness(b *testing.B, sync bool) *harness {
 		h.startWith(boltstore.Options{NoSync: true, Now: h.clk.now})
 	}
 	// Many device codes: keep the guessing and polling limits out of it.
-	h.s.pollLimiter = newFailureLimiter(1<<30, 1<<30, time.Hour)
+	h.s.pollLimiter = newFailureLimiter(1<<30, time.Hour, defaultMaxSources)
+	h.s.authzPerSource = ratelimit.Limit{Rate: 1e9, Burst: 1 << 30}
+	h.s.maxPending = 1 << 30
 	return h
 }

@@ -4,14 +4,15 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/base64"
-	"encoding/json"
 	"errors"
 	"net/http"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
 	"github.com/keyless-dev/keyless/sidecar/config"
+	"github.com/keyless-dev/keyless/sidecar/ratelimit"
 	"github.com/keyless-dev/keyless/sidecar/store"
 )
 
@@ -42,12 +43,21 @@ func (s *Server) serveDeviceAuthorization(w http.ResponseWriter, r *http.Request
 }
 
 func (s *Server) deviceAuthorization(w http.ResponseWriter, r *http.Request) (*DeviceAuthorization, error) {
+	now := s.now()
+	if err := s.limitAuthz(r.Context(), "src\x00"+sourceKey(remoteIP(r)), s.authzPerSource, now); err != nil {
+		return nil, err
+	}
 	form, err := readForm(w, r)
 	if err != nil {
 		return nil, err
 	}
 	client, _, err := s.identifyClient(r, form)
 	if err != nil {
+		return nil, err
+	}
+	// Per client only once the client is known, so junk client_ids cannot
+	// fill the limiter.
+	if err := s.limitAuthz(r.Context(), "client\x00"+client.ID, s.authzPerClient, now); err != nil {
 		return nil, err
 	}
 	scope, err := grantScope(client, form.Get("scope"), form.Has("scope"))
@@ -75,13 +85,16 @@ func (s *Server) deviceAuthorization(w http.ResponseWriter, r *http.Request) (*D
 		return nil, err
 	}
 	deviceCode := base64.RawURLEncoding.EncodeToString(b[:])
-	now := s.now()
 	g := deviceGrant{
 		ClientID: client.ID, Scope: scope, JKT: jkt, Status: statusPending,
 		CreatedAt: now, ExpiresAt: now.Add(s.deviceTTL), Interval: int(s.interval / time.Second),
 	}
+	var full bool
 	err = s.db.Update(r.Context(), func(tx store.Tx) error {
-		sweepDevice(tx, now)
+		if liveCount(tx) >= s.maxPending {
+			full = true
+			return nil
+		}
 		for range 10 { // a collision among live codes is ~2^-30 per try
 			uc, err := newUserCode()
 			if err != nil {
@@ -99,10 +112,19 @@ func (s *Server) deviceAuthorization(w http.ResponseWriter, r *http.Request) (*D
 		if err := tx.Put(bucketUserCode, g.UserCode, []byte(h)); err != nil {
 			return err
 		}
+		if err := indexDevice(tx, h, &g); err != nil {
+			return err
+		}
 		return putJSON(tx, bucketDevice, h, &g)
 	})
 	if err != nil {
 		return nil, err
+	}
+	if full {
+		// The oldest pending code expires within a code lifetime; the
+		// sweep runs every minute.
+		return nil, &Error{Status: http.StatusServiceUnavailable, Code: CodeUnavailable, Msg: "too many pending device codes; retry later",
+			Header: http.Header{"Retry-After": {"60"}}}
 	}
 	s.audit.InfoContext(r.Context(), "device.authorize", "event", "device.authorize", "client_id", client.ID,
 		"scope", strings.Join(scope, " "), "jkt", jkt)
@@ -117,26 +139,20 @@ func (s *Server) deviceAuthorization(w http.ResponseWriter, r *http.Request) (*D
 	}, nil
 }
 
-// sweepDevice deletes device grants that expired more than a day ago: long
-// enough that a late poll still gets expired_token rather than
-// invalid_grant, short enough that the file does not grow forever.
-func sweepDevice(tx store.Tx, now time.Time) {
-	var dead []deviceGrant
-	var keys []string
-	_ = tx.ForEach(bucketDevice, func(k string, v []byte) error {
-		var g deviceGrant
-		if json.Unmarshal(v, &g) == nil && now.Sub(g.ExpiresAt) > 24*time.Hour {
-			dead = append(dead, g)
-			keys = append(keys, k)
-		}
-		return nil
-	})
-	for i, k := range keys {
-		_ = tx.Delete(bucketDevice, k)
-		if string(tx.Get(bucketUserCode, dead[i].UserCode)) == k {
-			_ = tx.Delete(bucketUserCode, dead[i].UserCode)
-		}
+// limitAuthz takes one request from key's bucket: 429 with Retry-After
+// past the limit, 503 when the limiter cannot track another key (fails
+// closed).
+func (s *Server) limitAuthz(ctx context.Context, key string, l ratelimit.Limit, now time.Time) error {
+	res, err := s.authzLimiter.Allow(ctx, key, l, now)
+	if err != nil {
+		return &Error{Status: http.StatusServiceUnavailable, Code: CodeUnavailable, Msg: "try again later", Err: err,
+			Header: http.Header{"Retry-After": {"1"}}}
 	}
+	if !res.Allowed {
+		return &Error{Status: http.StatusTooManyRequests, Code: CodeInvalidRequest, Msg: "too many requests; retry later",
+			Header: http.Header{"Retry-After": {strconv.FormatInt(int64((res.RetryAfter+time.Second-1)/time.Second), 10)}}}
+	}
+	return nil
 }
 
 // validJKT: base64url of 32 bytes.

@@ -73,8 +73,8 @@ func TestDeviceAuthorizationResponse(t *testing.T) {
 	})
 }
 
-// SECURITY.md: "Poll twice 1 s apart with interval=5; after slow_down, poll
-// again 6 s later" -> slow_down both times; the interval grows by 5 s per
+// docs/security.md#device-flow: "poll twice 1 s apart with interval=5; after
+// slow_down, poll again 6 s later" -> slow_down both times; the interval grows by 5 s per
 // occurrence.
 func TestSlowDownCumulative(t *testing.T) {
 	h := newHarness(t, nil)
@@ -100,7 +100,7 @@ func TestSlowDownCumulative(t *testing.T) {
 	}
 }
 
-// SECURITY.md: device authorization with K1; polling with K2 or without a
+// docs/security.md#device-flow: device authorization with K1; polling with K2 or without a
 // proof -> invalid_grant; tokens only to K1, token_type DPoP.
 func TestDeviceCodeBoundToKey(t *testing.T) {
 	for _, bindAt := range []string{"device_authorization proof", "dpop_jkt", "first poll"} {
@@ -175,7 +175,7 @@ func TestAccessTokenShape(t *testing.T) {
 	}
 }
 
-// SECURITY.md decision 13 and the "redeem again; concurrent polls" row.
+// docs/security.md#d13 and the "redeem again; concurrent polls" row.
 func TestSingleRedemption(t *testing.T) {
 	h := newHarness(t, nil)
 	k := newKey(t)

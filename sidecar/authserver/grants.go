@@ -6,7 +6,6 @@ import (
 	"encoding/base64"
 	"net/http"
 	"slices"
-	"strconv"
 	"strings"
 	"time"
 
@@ -31,10 +30,8 @@ func (s *Server) deviceCodeGrant(ctx context.Context, req *TokenRequest) (*Token
 	if code == "" {
 		return nil, oauthErr(CodeInvalidRequest, "device_code is required")
 	}
-	if ok, wait := s.pollLimiter.allow(req.RemoteIP, req.Now); !ok {
-		return nil, tooMany(wait)
-	}
 	h := secretHash(code)
+	src := sourceKey(req.RemoteIP)
 	var g deviceGrant
 	var outcome *Error
 	var fam family
@@ -47,7 +44,13 @@ func (s *Server) deviceCodeGrant(ctx context.Context, req *TokenRequest) (*Token
 		}
 		switch {
 		case !found:
-			s.pollLimiter.fail(req.RemoteIP, req.Now)
+			// Only unknown codes count, against their source: a poll of a
+			// known code is never limited here (its interval is).
+			if ok, wait := s.pollLimiter.allow(src, req.Now); !ok {
+				outcome = tooMany(wait)
+				return nil
+			}
+			s.pollLimiter.fail(src, req.Now)
 			outcome = oauthErr(CodeInvalidGrant, "unknown device_code")
 			return nil
 		case g.ClientID != req.Client.ID:
@@ -329,10 +332,15 @@ func (s *Server) revokeFamily(ctx context.Context, famID, reason string) error {
 	return nil
 }
 
+// pollFailures is the budget of unknown device codes per source per
+// minute at the token endpoint. Device codes carry 256 bits, so this only
+// keeps junk polls cheap; it never limits polls of known codes.
+const pollFailures = 20
+
 func tooMany(wait time.Duration) *Error {
 	secs := int64(wait/time.Second) + 1
-	return &Error{Status: http.StatusTooManyRequests, Code: CodeInvalidRequest, Msg: "too many failed attempts; retry later",
-		Header: http.Header{"Retry-After": {strconv.FormatInt(secs, 10)}}}
+	e := &Error{Status: http.StatusTooManyRequests, Code: CodeInvalidRequest, Msg: "too many failed attempts; retry later"}
+	return e.WithRetryAfter(secs)
 }
 
 func randomID() (string, error) { return token.RandomID() }

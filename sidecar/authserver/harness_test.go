@@ -69,6 +69,8 @@ type harness struct {
 	audit  *bytes.Buffer
 	auditM sync.Mutex
 	opts   func(*Options)
+	// client, when set, sends the requests (from another source address).
+	client *http.Client
 }
 
 type syncWriter struct {
@@ -184,7 +186,11 @@ func (h *harness) post(path string, form url.Values, k dpop.Signer, hdr ...strin
 
 func (h *harness) do(req *http.Request) result {
 	h.t.Helper()
-	resp, err := h.srv.Client().Do(req)
+	c := h.client
+	if c == nil {
+		c = h.srv.Client()
+	}
+	resp, err := c.Do(req)
 	if err != nil {
 		h.t.Fatal(err)
 	}

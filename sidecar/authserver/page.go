@@ -13,8 +13,11 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"time"
 
 	"golang.org/x/crypto/bcrypt"
+
+	"github.com/keyless-dev/keyless/sidecar/oauth"
 )
 
 // csrfCookie holds a random value; the form carries HMAC(server key,
@@ -172,7 +175,7 @@ func (s *Server) devicePageGet(w http.ResponseWriter, r *http.Request) {
 		s.renderPage(w, http.StatusOK, pageData{Step: "enter"})
 		return
 	}
-	p, status, msg := s.lookupForPage(r, raw)
+	p, status, msg := s.lookupForPage(w, r, raw)
 	if p == nil {
 		s.renderPage(w, status, pageData{Step: "enter", Error: msg})
 		return
@@ -186,24 +189,26 @@ func (s *Server) consentData(w http.ResponseWriter, r *http.Request, p *PendingR
 		Logins: s.loginNames(), Passwords: len(s.cfg.Users) > 0 || len(s.logins) == 0}
 }
 
-// lookupForPage resolves a typed user code under the guessing limit. It
-// returns the pending request, or the status and message to show.
-func (s *Server) lookupForPage(r *http.Request, raw string) (*PendingRequest, int, string) {
-	ip := remoteIP(r)
+// lookupForPage resolves a typed user code under the guessing limit of
+// the request's source. It returns the pending request, or the status and
+// message to show; a 429 gets Retry-After (RFC 6585 section 4). A source
+// over its budget is refused before the lookup, so it learns nothing.
+func (s *Server) lookupForPage(w http.ResponseWriter, r *http.Request, raw string) (*PendingRequest, int, string) {
+	src := sourceKey(remoteIP(r))
 	now := s.now()
-	if ok, wait := s.codeLimiter.allow(ip, now); !ok {
+	if ok, wait := s.codeLimiter.allow(src, now); !ok {
+		w.Header().Set("Retry-After", strconv.FormatInt(int64(wait/time.Second)+1, 10))
 		return nil, http.StatusTooManyRequests, "Too many wrong attempts. Try again in " + strconv.Itoa(int(wait.Minutes())+1) + " minutes."
 	}
 	p, err := s.Pending(r.Context(), raw)
 	switch {
 	case errors.Is(err, ErrUnknownUserCode):
-		s.codeLimiter.fail(ip, now)
+		s.codeLimiter.fail(src, now)
 		return nil, http.StatusBadRequest, "That code is not valid or has expired. Check the code on your device."
 	case errors.Is(err, ErrAlreadyDecided):
 		return nil, http.StatusBadRequest, "That code was already used."
 	case err != nil:
-		s.log.ErrorContext(r.Context(), "device page lookup", "err", err)
-		return nil, http.StatusInternalServerError, "The server could not look up the code. Try again."
+		return nil, s.pageUnavailable(w, err), "The server could not look up the code. Try again in a moment."
 	}
 	return p, http.StatusOK, ""
 }
@@ -220,7 +225,7 @@ func (s *Server) devicePagePost(w http.ResponseWriter, r *http.Request) {
 		s.renderPage(w, http.StatusUnsupportedMediaType, pageData{Step: "error", Error: "Unsupported form encoding."})
 		return
 	}
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxFormSize))
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, oauth.MaxFormSize))
 	if err != nil {
 		s.renderPage(w, http.StatusRequestEntityTooLarge, pageData{Step: "error", Error: "Form too large."})
 		return
@@ -234,7 +239,7 @@ func (s *Server) devicePagePost(w http.ResponseWriter, r *http.Request) {
 		forbidden()
 		return
 	}
-	p, status, msg := s.lookupForPage(r, form.Get("user_code"))
+	p, status, msg := s.lookupForPage(w, r, form.Get("user_code"))
 	if p == nil {
 		s.renderPage(w, status, pageData{Step: "enter", Error: msg})
 		return
@@ -243,6 +248,10 @@ func (s *Server) devicePagePost(w http.ResponseWriter, r *http.Request) {
 	switch form.Get("action") {
 	case "deny":
 		if err := s.Deny(ctx, p.UserCode, "", "page"); err != nil {
+			if !decisionRefused(err) {
+				s.renderPage(w, s.pageUnavailable(w, err), pageData{Step: "error", Error: "The server could not record the decision. Try again in a moment."})
+				return
+			}
 			s.renderPage(w, http.StatusBadRequest, pageData{Step: "error", Error: "The request could not be denied: it was already decided or expired."})
 			return
 		}
@@ -250,11 +259,15 @@ func (s *Server) devicePagePost(w http.ResponseWriter, r *http.Request) {
 	case "approve":
 		user := form.Get("username")
 		if !s.checkPassword(user, form.Get("password")) {
-			s.codeLimiter.fail(remoteIP(r), s.now())
+			s.codeLimiter.fail(sourceKey(remoteIP(r)), s.now())
 			s.renderPage(w, http.StatusUnauthorized, s.consentData(w, r, p, user, "Wrong user name or password."))
 			return
 		}
 		if err := s.Approve(ctx, p.UserCode, user, "page"); err != nil {
+			if !decisionRefused(err) {
+				s.renderPage(w, s.pageUnavailable(w, err), pageData{Step: "error", Error: "The server could not record the decision. Try again in a moment."})
+				return
+			}
 			s.renderPage(w, http.StatusBadRequest, pageData{Step: "error", Error: "The request could not be approved: it was already decided or expired."})
 			return
 		}
@@ -268,6 +281,26 @@ func (s *Server) devicePagePost(w http.ResponseWriter, r *http.Request) {
 		}
 		s.renderPage(w, http.StatusBadRequest, s.consentData(w, r, p, "", "Choose Approve or Deny."))
 	}
+}
+
+// decisionRefused tells a refused decision (unknown, expired or already
+// decided code) from a failure to record it.
+func decisionRefused(err error) bool {
+	return errors.Is(err, ErrUnknownUserCode) || errors.Is(err, ErrAlreadyDecided) || errors.Is(err, ErrUnknownUser)
+}
+
+// pageUnavailable sets the headers of the page's answer to a failure as
+// the API endpoints answer it ([AsError]: a storage failure is 503 with
+// Retry-After) and returns its status.
+func (s *Server) pageUnavailable(w http.ResponseWriter, err error) int {
+	e := oauth.AsError(err)
+	if e.Status >= 500 {
+		s.log.Error("device page", "code", e.Code, "err", e.Err)
+	}
+	if ra := e.Header.Get("Retry-After"); ra != "" {
+		w.Header().Set("Retry-After", ra)
+	}
+	return e.Status
 }
 
 // checkPassword compares against the user's bcrypt hash; an unknown user

@@ -14,7 +14,7 @@ import (
 // both token types are searched (section 2.1). An unknown, garbage or
 // already-invalid token is answered 200, exactly like success, so the
 // endpoint is no oracle (section 2.2); a token of another client is
-// answered 400 unauthorized_client and stays valid (SECURITY.md decision 5).
+// answered 400 unauthorized_client and stays valid (docs/security.md#d5).
 // Revoking a refresh token revokes its whole grant, access tokens
 // included; revoking an access token revokes that token.
 //

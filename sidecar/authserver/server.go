@@ -42,7 +42,9 @@ import (
 
 	"github.com/keyless-dev/keyless/sidecar/config"
 	"github.com/keyless-dev/keyless/sidecar/dpop"
+	"github.com/keyless-dev/keyless/sidecar/oauth"
 	"github.com/keyless-dev/keyless/sidecar/oidclogin"
+	"github.com/keyless-dev/keyless/sidecar/ratelimit"
 	"github.com/keyless-dev/keyless/sidecar/store"
 	"github.com/keyless-dev/keyless/sidecar/store/memstore"
 	"github.com/keyless-dev/keyless/sidecar/token"
@@ -60,7 +62,7 @@ type Options struct {
 	// Config holds clients, users and issuer settings; required.
 	// Config.Issuer.URL is required: it is iss and the base of every
 	// endpoint URL, including the htu the DPoP proofs must name (never
-	// derived from Host, SECURITY.md mistake 3).
+	// derived from Host, docs/security.md#a3).
 	Config *config.Config
 	// DB holds device codes, refresh-token families and keys; required.
 	DB store.KV
@@ -81,73 +83,51 @@ type Options struct {
 	Log *slog.Logger
 	// AdminToken authenticates the admin API; empty disables it.
 	AdminToken string
-	// UserCodeFailures is the per-IP budget of wrong user codes or
-	// passwords per UserCodeWindow; zero means 5. UserCodeGlobalFailures
-	// is the budget over all IPs; zero means 5: 8 characters of a 20-letter
-	// alphabet are 2^34.6 codes, so 5 guesses per window (a code's
-	// lifetime by default) keep a guesser's chance per live code under
-	// 2^-32 (RFC 8628 section 5.1, SECURITY.md). UserCodeWindow zero means
-	// 10 minutes.
-	UserCodeFailures       int
-	UserCodeGlobalFailures int
-	UserCodeWindow         time.Duration
+	// UserCodeFailures is the budget of wrong user codes or passwords per
+	// source (an IPv4 address or an IPv6 /64) per UserCodeWindow; zero
+	// means 5. UserCodeWindow zero means the device code lifetime, so a
+	// source gets 5 guesses per code lifetime: with 8 characters of a
+	// 20-letter alphabet (2^34.6 codes) its chance per live code stays
+	// under 2^-32 (RFC 8628 section 5.1; docs/security.md states the bound
+	// for many sources). There is no global budget: a valid, live code
+	// always works for its owner.
+	UserCodeFailures int
+	UserCodeWindow   time.Duration
+	// DeviceAuthorizationPerSource limits device authorization requests
+	// per source (an IPv4 address or an IPv6 /64); zero means a burst of
+	// 30, then one every 2 seconds. DeviceAuthorizationPerClient limits
+	// them per client over all sources; zero means a burst of 100, then
+	// 10 per second. Past either: 429 with Retry-After.
+	DeviceAuthorizationPerSource ratelimit.Limit
+	DeviceAuthorizationPerClient ratelimit.Limit
+	// MaxPendingDeviceCodes caps the unexpired device codes; past it a
+	// device authorization answers 503 temporarily_unavailable with
+	// Retry-After. Zero means 10,000.
+	MaxPendingDeviceCodes int
 	// Logins are the upstream OpenID Providers offered on the /device page
 	// (login.oidc); each must be built with Issuer URL + [CallbackPath] as
 	// its redirect URI. Empty: sandbox users only.
 	Logins []*oidclogin.Provider
 }
 
-// GrantHandler serves one grant_type at the token endpoint. The server has
-// already read the form, identified (and, for confidential clients,
-// authenticated) the client, and verified the DPoP proof if one was sent.
-// Return an [*Error] to refuse.
-type GrantHandler interface {
-	ServeGrant(ctx context.Context, req *TokenRequest) (*TokenResponse, error)
-}
-
-// GrantFunc adapts a function to [GrantHandler].
-type GrantFunc func(ctx context.Context, req *TokenRequest) (*TokenResponse, error)
-
-// ServeGrant implements GrantHandler.
-func (f GrantFunc) ServeGrant(ctx context.Context, req *TokenRequest) (*TokenResponse, error) {
-	return f(ctx, req)
-}
-
-// TokenRequest is a parsed token-endpoint request.
-type TokenRequest struct {
-	// Form holds the body parameters, each present at most once.
-	Form url.Values
-	// Client is the identified client.
-	Client *config.Client
-	// Authenticated is true when the client proved a secret.
-	Authenticated bool
-	// Proof is the verified DPoP proof; nil when the request had none.
-	Proof *dpop.Proof
-	// Now is the request time.
-	Now time.Time
-	// RemoteIP is the peer's IP address (never from X-Forwarded-For), for
-	// rate limits.
-	RemoteIP string
-}
-
-// TokenResponse is a successful token response (RFC 6749 section 5.1,
-// RFC 8693 section 2.2.1).
-type TokenResponse struct {
-	AccessToken     string `json:"access_token"`
-	IssuedTokenType string `json:"issued_token_type,omitempty"`
-	TokenType       string `json:"token_type"`
-	ExpiresIn       int64  `json:"expires_in"`
-	RefreshToken    string `json:"refresh_token,omitempty"`
-	Scope           string `json:"scope,omitempty"`
-}
-
-// Grant types served by default.
-const (
-	GrantDeviceCode   = "urn:ietf:params:oauth:grant-type:device_code"
-	GrantRefreshToken = "refresh_token"
-	// GrantTokenExchange is registered by the vending service.
-	GrantTokenExchange = "urn:ietf:params:oauth:grant-type:token-exchange"
+// The token endpoint's grant seam, shared with the services that plug
+// into it (see [oauth.GrantRegistry]; *Server implements it).
+type (
+	GrantHandler  = oauth.GrantHandler
+	GrantFunc     = oauth.GrantFunc
+	TokenRequest  = oauth.TokenRequest
+	TokenResponse = oauth.TokenResponse
 )
+
+// Grant types served by default; [GrantTokenExchange] is registered by the
+// vending service.
+const (
+	GrantDeviceCode    = oauth.GrantDeviceCode
+	GrantRefreshToken  = oauth.GrantRefreshToken
+	GrantTokenExchange = oauth.GrantTokenExchange
+)
+
+var _ oauth.GrantRegistry = (*Server)(nil)
 
 // Server is the authorization server.
 type Server struct {
@@ -178,8 +158,12 @@ type Server struct {
 	grantsMu sync.RWMutex
 	grants   map[string]GrantHandler
 
-	codeLimiter  *failureLimiter // wrong user codes and passwords at /device
-	pollLimiter  *failureLimiter // unknown device codes at /token
+	authzLimiter                   ratelimit.Limiter // /device_authorization, per source and per client
+	authzPerSource, authzPerClient ratelimit.Limit
+	maxPending                     int
+
+	codeLimiter  *failureLimiter // wrong user codes and passwords at /device, per source
+	pollLimiter  *failureLimiter // unknown device codes at /token, per source
 	csrfKey      [32]byte
 	crossOrigin  *http.CrossOriginProtection
 	dummyBcrypt  []byte
@@ -209,8 +193,8 @@ func New(ctx context.Context, o Options) (*Server, error) {
 		refreshTTL:  is.RefreshTokenTTL.Or(config.DefaultRefreshTokenTTL),
 		deviceTTL:   is.DeviceCodeTTL.Or(config.DefaultDeviceCodeTTL),
 		interval:    is.PollInterval.Or(config.DefaultPollInterval),
-		db:          o.DB,
-		revocations: o.Revocations,
+		db:          guardedKV{o.DB},
+		revocations: guardedRevocations{o.Revocations},
 		replay:      o.Replay,
 		nonce:       o.Nonce,
 		algs:        o.DPoPAlgs,
@@ -238,23 +222,38 @@ func New(ctx context.Context, o Options) (*Server, error) {
 	if s.replay == nil {
 		s.replay = &memstore.Replay{Now: s.now}
 	}
-	perIP, global, window := o.UserCodeFailures, o.UserCodeGlobalFailures, o.UserCodeWindow
-	if perIP <= 0 {
-		perIP = 5
-	}
-	if global <= 0 {
-		global = 5
+	perSource, window := o.UserCodeFailures, o.UserCodeWindow
+	if perSource <= 0 {
+		perSource = 5
 	}
 	if window <= 0 {
-		window = 10 * time.Minute
+		window = s.deviceTTL
 	}
-	s.codeLimiter = newFailureLimiter(perIP, global, window)
-	s.pollLimiter = newFailureLimiter(20, 1000, time.Minute)
+	s.codeLimiter = newFailureLimiter(perSource, window, defaultMaxSources)
+	s.pollLimiter = newFailureLimiter(pollFailures, time.Minute, defaultMaxSources)
+	s.authzLimiter = &ratelimit.Memory{MaxKeys: defaultMaxSources}
+	s.authzPerSource, s.authzPerClient = o.DeviceAuthorizationPerSource, o.DeviceAuthorizationPerClient
+	if s.authzPerSource.IsZero() {
+		s.authzPerSource = ratelimit.Limit{Rate: 0.5, Burst: 30}
+	}
+	if s.authzPerClient.IsZero() {
+		s.authzPerClient = ratelimit.Limit{Rate: 10, Burst: 100}
+	}
+	if err := errors.Join(s.authzPerSource.Validate(), s.authzPerClient.Validate()); err != nil {
+		return nil, fmt.Errorf("authserver: %w", err)
+	}
+	s.maxPending = o.MaxPendingDeviceCodes
+	if s.maxPending <= 0 {
+		s.maxPending = 10_000
+	}
 	if _, err := rand.Read(s.csrfKey[:]); err != nil {
 		return nil, err
 	}
 	if err := s.loadKeys(ctx); err != nil {
 		return nil, err
+	}
+	if err := s.indexExisting(ctx); err != nil {
+		return nil, fmt.Errorf("authserver: index device codes: %w", err)
 	}
 	s.minter = &token.Minter{Keys: s.keys, Issuer: s.issuer, Now: s.now}
 	s.verifier = &token.JWTVerifier{Keys: s.keys, Issuer: s.issuer, Audience: s.audience, Now: s.now}

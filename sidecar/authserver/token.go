@@ -141,7 +141,7 @@ func (s *Server) identifyClient(r *http.Request, form url.Values) (*config.Clien
 }
 
 // remoteIP is the peer address without the port. Forwarding headers are
-// ignored: rate limits use the real peer (SECURITY.md, header rows).
+// ignored: rate limits use the real peer (docs/security.md#proxy).
 func remoteIP(r *http.Request) string {
 	host, _, err := net.SplitHostPort(r.RemoteAddr)
 	if err != nil {

@@ -21,8 +21,8 @@ import (
 	"go.yaml.in/yaml/v3"
 )
 
-// Defaults and caps for [Issuer]. They follow issue 3: access tokens live
-// 10 minutes by default and never more than an hour.
+// Defaults and caps for [Issuer] (docs/security.md#windows): access tokens
+// live 10 minutes by default and never more than an hour.
 const (
 	DefaultAccessTokenTTL  = 10 * time.Minute
 	MaxAccessTokenTTL      = time.Hour

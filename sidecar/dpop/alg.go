@@ -23,7 +23,7 @@ const (
 )
 
 // DefaultAlgs are the proof algorithms accepted when [VerifyOptions.Algs] is
-// empty: ES256 and Ed25519 under both of its names (SECURITY.md decision 8).
+// empty: ES256 and Ed25519 under both of its names (docs/security.md#d8).
 // RSA algorithms are opt-in.
 var DefaultAlgs = []string{ES256, Ed25519, EdDSA}
 

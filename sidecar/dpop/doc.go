@@ -26,6 +26,6 @@
 // answered with 503: a proof is never accepted when replay could not be
 // checked.
 //
-// JSON in proofs is parsed strictly (see SECURITY.md decision 11): exact-case
+// JSON in proofs is parsed strictly (see docs/security.md#d11): exact-case
 // member names, duplicate names rejected, bounded nesting.
 package dpop

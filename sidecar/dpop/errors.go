@@ -15,7 +15,7 @@ var (
 	// is stale (RFC 9449 section 8 and 9, error code use_dpop_nonce).
 	ErrUseNonce = errors.New("dpop: use nonce")
 	// ErrInvalidToken: the proof key is not the key the access token is bound
-	// to (cnf.jkt), see SECURITY.md decision 4.
+	// to (cnf.jkt), see docs/security.md#d4.
 	ErrInvalidToken = errors.New("dpop: key does not match token binding")
 	// ErrReplay is returned by a [ReplayCache] when the (jkt, jti) pair was
 	// already used inside its window.

@@ -17,7 +17,7 @@ import (
 	"github.com/keyless-dev/keyless/sidecar/internal/nodetest"
 )
 
-// TestInteropPanvaDPoP: proofs made by npm dpop (I-5) for every algorithm
+// TestInteropPanvaDPoP: proofs made by npm dpop (docs/security.md#i-5) for every algorithm
 // are accepted when enabled, and tampered copies are rejected.
 func TestInteropPanvaDPoP(t *testing.T) {
 	nodetest.Require(t, "dpop", "jose")
@@ -86,7 +86,7 @@ func (n exactNonce) CheckNonce(s string) error {
 	return nil
 }
 
-// TestInteropJoseVerifiesGoProofs (I-8): proofs made here verify with npm
+// TestInteropJoseVerifiesGoProofs (docs/security.md#i-8): proofs made here verify with npm
 // jose's jwtVerify(EmbeddedJWK), and jose computes the same thumbprint.
 func TestInteropJoseVerifiesGoProofs(t *testing.T) {
 	nodetest.Require(t, "dpop", "jose")

@@ -11,7 +11,7 @@ import (
 	"time"
 )
 
-// Defaults for [VerifyOptions] (SECURITY.md decision 9).
+// Defaults for [VerifyOptions] (docs/security.md#d9).
 const (
 	DefaultMaxAge     = 60 * time.Second
 	DefaultFutureSkew = 5 * time.Second
@@ -23,8 +23,8 @@ const (
 	MaxJTILen = 128
 )
 
-// ReplayCache remembers (key thumbprint, jti) pairs (SECURITY.md decisions 3
-// and 15). Use must atomically record the pair until at least until and
+// ReplayCache remembers (key thumbprint, jti) pairs (docs/security.md#d3
+// and #d15). Use must atomically record the pair until at least until and
 // return nil, or return [ErrReplay] if it is already recorded. Any other
 // error means the cache could not answer; Verify then rejects the request
 // with that error (not a [*CheckError]) and callers answer 503.
@@ -49,7 +49,7 @@ type Request struct {
 	Method string
 	// URL is the absolute URL of the request as the client addressed it:
 	// the configured public origin plus the raw request path. Never derive
-	// it from Host or X-Forwarded-* (SECURITY.md mistake 3).
+	// it from Host or X-Forwarded-* (docs/security.md#a3).
 	URL string
 	// AccessToken, when set, must hash to the proof's ath.
 	AccessToken string
@@ -75,8 +75,8 @@ type VerifyOptions struct {
 	// Nonce, when set, requires a valid nonce claim.
 	Nonce NonceChecker
 	// Replay, when set, is consulted last, only for proofs that passed every
-	// other check, so invalid proofs cannot burn a jti (SECURITY.md
-	// "pre-burning").
+	// other check, so invalid proofs cannot burn a jti
+	// (docs/security.md#replay).
 	Replay ReplayCache
 	// Verifier overrides signature verification.
 	Verifier SignatureVerifier
@@ -150,7 +150,7 @@ func Verify(ctx context.Context, proof string, req Request, opts VerifyOptions) 
 		return nil, &CheckError{Check: CheckSyntax, Err: errors.New("header: " + err.Error())}
 	}
 
-	// Check 4: typ (SECURITY.md decision 7).
+	// Check 4: typ (docs/security.md#d7).
 	typ, _ := hdr["typ"].(string)
 	if !strings.EqualFold(typ, "dpop+jwt") && !strings.EqualFold(typ, "application/dpop+jwt") {
 		return nil, fail(CheckTyp, "typ is not dpop+jwt")
@@ -221,7 +221,7 @@ func Verify(ctx context.Context, proof string, req Request, opts VerifyOptions) 
 		return nil, fail(CheckHTU, "htu does not match the request URL")
 	}
 	// Check 11: iat within [now-MaxAge, now+FutureSkew]. A NumericDate may
-	// be fractional (decision 12); a string is not one.
+	// be fractional (docs/security.md#d12); a string is not one.
 	iat, ok := numericDate(claims["iat"])
 	if !ok {
 		return nil, fail(CheckIAT, "iat missing or not a number")
@@ -281,7 +281,7 @@ func Verify(ctx context.Context, proof string, req Request, opts VerifyOptions) 
 		return nil, fail(CheckJKT, "proof key does not match the token's cnf.jkt")
 	}
 	// Replay last: only proofs that passed everything reach the store.
-	// Entries live until iat + MaxAge + FutureSkew (decision 3, mistake 7).
+	// Entries live until iat + MaxAge + FutureSkew (docs/security.md#d3, #a7).
 	if opts.Replay != nil {
 		err := opts.Replay.Use(ctx, p.JKT, p.JTI, iat.Add(maxAge+skew))
 		if errors.Is(err, ErrReplay) {

@@ -73,13 +73,13 @@ func fetchMetadataAt(ctx context.Context, c *http.Client, u, issuer string) (*Me
 	}
 	var md Metadata
 	if err := json.Unmarshal(b, &md); err != nil {
-		return nil, fmt.Errorf("federation: %s: %w", u, err)
+		return nil, fmt.Errorf("%w: %s: %v", ErrMetadata, u, err)
 	}
 	if md.Issuer != issuer {
-		return nil, fmt.Errorf("federation: %s names issuer %q, want %q", u, md.Issuer, issuer)
+		return nil, fmt.Errorf("%w: %s names issuer %q, want %q", ErrMetadata, u, md.Issuer, issuer)
 	}
 	if !httpsOrLoopback(md.JWKSURI) {
-		return nil, fmt.Errorf("federation: %s: jwks_uri must be https (http only on loopback)", u)
+		return nil, fmt.Errorf("%w: %s: jwks_uri must be https (http only on loopback)", ErrMetadata, u)
 	}
 	md.Date = date
 	return &md, nil
@@ -94,15 +94,15 @@ func get(ctx context.Context, c *http.Client, u, accept string) ([]byte, time.Ti
 	req.Header.Set("Accept", accept)
 	resp, err := c.Do(req)
 	if err != nil {
-		return nil, time.Time{}, fmt.Errorf("federation: %w", err)
+		return nil, time.Time{}, fmt.Errorf("%w: %w", ErrUnreachable, err)
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
-		return nil, time.Time{}, fmt.Errorf("federation: %s: status %d", u, resp.StatusCode)
+		return nil, time.Time{}, fmt.Errorf("%w: %s: status %d", ErrUnreachable, u, resp.StatusCode)
 	}
 	b, err := io.ReadAll(io.LimitReader(resp.Body, maxDocSize+1))
 	if err != nil {
-		return nil, time.Time{}, fmt.Errorf("federation: %s: %w", u, err)
+		return nil, time.Time{}, fmt.Errorf("%w: %s: %w", ErrUnreachable, u, err)
 	}
 	if len(b) > maxDocSize {
 		return nil, time.Time{}, fmt.Errorf("federation: %s: response too large", u)

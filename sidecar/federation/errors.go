@@ -15,6 +15,24 @@ var (
 	ErrUnavailable = errors.New("federation: issuer temporarily unavailable")
 )
 
+// Causes of a failed fetch, for [Validator.Check]'s callers: an issuer
+// that does not answer may come back (keyless serve starts and says so;
+// keyless doctor fails), one that answers wrongly never will.
+var (
+	// ErrUnreachable: the metadata or JWKS request failed or was not
+	// answered with 200.
+	ErrUnreachable = errors.New("unreachable")
+	// ErrMetadata: a metadata document answered but is unusable (names
+	// another issuer, has no https jwks_uri, is not JSON).
+	ErrMetadata = errors.New("unusable metadata")
+)
+
+// Unreachable reports whether err (from Check) is only about an issuer
+// that did not answer, as opposed to one that answered wrongly.
+func Unreachable(err error) bool {
+	return err != nil && errors.Is(err, ErrUnreachable) && !errors.Is(err, ErrMetadata)
+}
+
 // Check names the validation step that refused a token, for audit lines
 // and tests.
 type Check int

@@ -131,7 +131,9 @@ func (r *Remote) Keys(ctx context.Context, kid string) ([]Key, error) {
 	now := r.now()
 	r.mu.Lock()
 	if r.keys != nil {
-		if ks := r.lookup(kid); len(ks) > 0 {
+		// A token without kid is tried against the set as it is: there is
+		// no unknown kid to refetch for.
+		if ks := r.lookup(kid); len(ks) > 0 || kid == "" {
 			if now.Sub(r.fetchedAt) >= r.jwksMaxAge() && r.inflight == nil && now.Sub(r.attemptAt) >= r.minRefresh() {
 				r.startLocked(now)
 			}

@@ -283,7 +283,17 @@ func TestCheck(t *testing.T) {
 	// IdP down.
 	p.down.Store(true)
 	v2 := remoteValidator(t, p, c)
-	if err := v2.Check(context.Background()); err == nil {
-		t.Error("Check = nil with the IdP down")
+	if err := v2.Check(context.Background()); !Unreachable(err) {
+		t.Errorf("Check = %v with the IdP down, want Unreachable", err)
+	}
+	// Metadata naming another issuer: it answers, wrongly; never passes.
+	p.down.Store(false)
+	p.issuer = "https://impostor.example.test"
+	v3, err := New(Config{Name: "corp", Issuer: p.srv.URL, Audience: StringList{"keyless"}}, Options{Now: c.Now, Client: p.srv.Client()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := v3.Check(context.Background()); err == nil || Unreachable(err) {
+		t.Errorf("Check = %v with an impostor's metadata, want a never-pass error", err)
 	}
 }

@@ -20,7 +20,7 @@ import (
 // an upstream that counts hits: a lease is forwarded; a preview lease gets
 // the configured example body and the upstream is not contacted; a
 // revoked lease fails at once; a device-flow token is refused
-// (SECURITY.md decision 14).
+// (docs/security.md#d14).
 func TestEndToEndProxy(t *testing.T) {
 	h := newHarness(t)
 	var hits atomic.Int32

@@ -3,9 +3,14 @@ package lease
 import (
 	"context"
 	"errors"
+	"io/fs"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
+	"strconv"
 	"strings"
+	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -36,7 +41,7 @@ func (downRenewals) Get(context.Context, string) (*Renewal, error)          { re
 func (downRenewals) Rotate(context.Context, string, string, *Renewal) error { return errDown }
 
 // TestStoreDownFailsClosed: when a store cannot answer, the answer is 503,
-// never a lease (SECURITY.md decision 9).
+// never a lease (docs/security.md#d9).
 func TestStoreDownFailsClosed(t *testing.T) {
 	const iss = "https://auth.example.test"
 	clk := &clock{t: time.Unix(1_800_000_000, 0)}
@@ -87,4 +92,73 @@ func TestStoreDownFailsClosed(t *testing.T) {
 			}
 		})
 	}
+}
+
+// fullDisk wraps the real bbolt database and, once full is set, fails
+// every commit and revocation the way a full disk does (ENOSPC; the
+// transaction's writes are discarded). A real full filesystem needs a mount
+// this test cannot make.
+type fullDisk struct {
+	DB
+	full atomic.Bool
+}
+
+func errNoSpace() error { return &fs.PathError{Op: "write", Path: "keyless.db", Err: syscall.ENOSPC} }
+
+func (d *fullDisk) Update(ctx context.Context, fn func(store.Tx) error) error {
+	return d.DB.Update(ctx, func(tx store.Tx) error {
+		if err := fn(tx); err != nil {
+			return err
+		}
+		if d.full.Load() {
+			return errNoSpace()
+		}
+		return nil
+	})
+}
+
+func (d *fullDisk) Revoke(ctx context.Context, r store.Revocation, until time.Time) error {
+	if d.full.Load() {
+		return errNoSpace()
+	}
+	return d.DB.Revoke(ctx, r, until)
+}
+
+// On a full disk the vending endpoints and the token endpoint's exchange
+// and renewal answer alike: 503 temporarily_unavailable with Retry-After.
+func TestFullDiskOneAnswer(t *testing.T) {
+	var disk *fullDisk
+	h := newHarness(t, func(h *harness) {
+		h.wrapDB = func(db DB) DB { disk = &fullDisk{DB: db}; return disk }
+	})
+	r0, k := h.leaseFor("alice", "demo-app")
+	h.clk.add(time.Minute)
+	disk.full.Store(true)
+	check := func(t *testing.T, r result) {
+		t.Helper()
+		wantError(t, r, http.StatusServiceUnavailable, CodeUnavailable)
+		if n, err := strconv.Atoi(r.header.Get("Retry-After")); err != nil || n < 1 {
+			t.Errorf("Retry-After = %q, want whole seconds >= 1", r.header.Get("Retry-After"))
+		}
+		if r.str("access_token") != "" {
+			t.Error("a token was issued")
+		}
+	}
+	t.Run("lease", func(t *testing.T) {
+		k := newKey(t)
+		check(t, h.lease(k, map[string]any{"subject_token": h.login("alice", "demo-app", readWrite, k), "client_id": "demo-app"}))
+	})
+	t.Run("renew", func(t *testing.T) {
+		check(t, h.renew(r0.str("renewal_token"), k))
+	})
+	t.Run("token exchange", func(t *testing.T) {
+		k := newKey(t)
+		check(t, h.postForm("/token", url.Values{
+			"grant_type": {GrantTokenExchange}, "client_id": {"demo-app"},
+			"subject_token": {h.login("alice", "demo-app", readWrite, k)}, "subject_token_type": {TokenTypeAccessToken},
+		}, k))
+	})
+	t.Run("token refresh_token (renewal)", func(t *testing.T) {
+		check(t, h.postForm("/token", url.Values{"grant_type": {"refresh_token"}, "client_id": {"demo-app"}, "refresh_token": {r0.str("renewal_token")}}, k))
+	})
 }

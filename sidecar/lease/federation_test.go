@@ -162,7 +162,7 @@ func TestExternalNegative(t *testing.T) {
 			status: 400, code: CodeInvalidGrant, desc: "already exchanged"},
 		{name: "DPoP-bound subject token with another key's proof", key: k2, tok: func() string {
 			return c.token(t, "erin", "demo-app", map[string]any{"cnf": map[string]string{"jkt": jkt(k1)}})
-		}, status: 400, code: CodeInvalidGrant, desc: "bound to another DPoP key"},
+		}, status: 401, code: CodeInvalidToken, desc: "bound to another DPoP key"},
 		{name: "access token (typ at+jwt) declared as an ID token", tok: func() string {
 			return c.sign(t, c.claims("erin", "demo-app"), map[string]any{"typ": "at+jwt"})
 		}, typ: TokenTypeIDToken, status: 400, code: CodeInvalidGrant, desc: "cannot be used as id_token"},

@@ -29,7 +29,7 @@ import (
 	"github.com/keyless-dev/keyless/sidecar/token"
 )
 
-// The reference configuration of SECURITY.md: the proxy's audience.
+// The reference test configuration: the proxy's audience.
 const apiAud = "https://api.example.test"
 
 // clock is an injectable, settable clock. Tests never sleep.
@@ -124,6 +124,9 @@ type harness struct {
 	nonce NonceSource
 	// memRenewals keeps renewals in memory instead of the bbolt file.
 	memRenewals bool
+	// wrapDB, when set, wraps the bbolt database every store uses (fault
+	// injection).
+	wrapDB func(DB) DB
 }
 
 type syncWriter struct {
@@ -164,8 +167,12 @@ func newHarness(t testing.TB, opts ...func(*harness)) *harness {
 		Users: []config.User{{Name: "alice", PasswordHash: string(pw)}},
 	}
 	audit := slog.New(slog.NewJSONHandler(syncWriter{&h.amu, h.audit}, nil))
+	var sdb DB = db
+	if h.wrapDB != nil {
+		sdb = h.wrapDB(db)
+	}
 	as, err := authserver.New(context.Background(), authserver.Options{
-		Config: cfg, DB: db, Revocations: db, Now: h.clk.now, Audit: audit,
+		Config: cfg, DB: sdb, Revocations: sdb, Now: h.clk.now, Audit: audit,
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -173,7 +180,7 @@ func newHarness(t testing.TB, opts ...func(*harness)) *harness {
 	issuers := append([]Issuer{{
 		Issuer: as.Issuer(), Verifier: as.AccessTokenVerifier(), Revoked: as.Revoked,
 	}}, h.extra...)
-	var renewals RenewalStore = &KVRenewals{KV: db, Now: h.clk.now}
+	var renewals RenewalStore = &KVRenewals{KV: sdb, Now: h.clk.now}
 	if h.memRenewals {
 		renewals = NewMemRenewals(h.clk.now)
 	}
@@ -183,7 +190,7 @@ func newHarness(t testing.TB, opts ...func(*harness)) *harness {
 		Audience:    apiAud,
 		BaseURL:     as.Issuer(),
 		Issuers:     issuers,
-		Revocations: db,
+		Revocations: sdb,
 		Replay:      &memstore.Replay{Now: h.clk.now},
 		Renewals:    renewals,
 		Nonce:       h.nonce,

@@ -56,15 +56,15 @@ type vendRequest struct {
 }
 
 // bindingParams name a key; identityParams name a subject or actor.
-// SECURITY.md token vending rows 4 and 5.
+// docs/security.md#vending.
 var (
 	bindingParams  = []string{"dpop_jkt", "jkt", "cnf"}
 	identityParams = []string{"subject", "sub", "actor_token", "actor_token_type", "actor", "may_act", "act", "requested_subject"}
 )
 
 // readJSONObject reads a JSON object body strictly: right content type,
-// bounded size, exact-case member names, no duplicates (SECURITY.md
-// decision 11), no trailing data.
+// bounded size, exact-case member names, no duplicates
+// (docs/security.md#d11), no trailing data.
 func readJSONObject(w http.ResponseWriter, r *http.Request) (map[string]json.RawMessage, error) {
 	mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
 	if err != nil || mt != "application/json" {

@@ -16,7 +16,7 @@ import (
 
 // TestOAuth4WebAPIExchange: a real third-party OAuth client performs the
 // token exchange with DPoP, and a real RFC 9068 validator accepts the
-// lease with the client's resource-request proof (SECURITY.md I-5, I-7).
+// lease with the client's resource-request proof (docs/security.md#i-5, #i-7).
 func TestOAuth4WebAPIExchange(t *testing.T) {
 	nodetest.Require(t, "oauth4webapi", "jose", "dpop")
 	// Node checks iat and exp against its own clock: use the real one.

@@ -58,8 +58,8 @@ func TestLeaseIssued(t *testing.T) {
 	}
 }
 
-// TestVendingRows is SECURITY.md "Token vending", plus the pinned
-// decisions on clamping and binding, through real HTTP.
+// TestVendingRows is docs/security.md#vending, plus the pinned decisions on
+// clamping and binding (#d6), through real HTTP.
 func TestVendingRows(t *testing.T) {
 	h := newHarness(t)
 	k1, k2 := newKey(t), newKey(t)
@@ -154,9 +154,11 @@ func TestVendingRows(t *testing.T) {
 			return tc{key: k1, body: map[string]any{"subject_token": alice(readOnly), "client_id": "demo-app", "actor_token": alice(readOnly)},
 				status: 400, code: CodeInvalidRequest}
 		},
+		// Decision 4: a proof key other than the token's cnf.jkt is
+		// invalid_token, 401, at every endpoint that takes a token.
 		"subject token bound to another key": func() tc {
 			return tc{key: k2, body: map[string]any{"subject_token": alice(readOnly), "client_id": "demo-app"},
-				status: 400, code: CodeInvalidGrant}
+				status: 401, code: CodeInvalidToken, check: wantKeyMismatch}
 		},
 		"subject token issued to another client": func() tc {
 			return tc{key: k1, body: map[string]any{"subject_token": h.login("alice", "other-app", readOnly, k1), "client_id": "demo-app"},
@@ -432,7 +434,6 @@ func TestTokenExchange(t *testing.T) {
 		{"unknown scope syntax", k1, func(f url.Values) { f.Set("scope", "a\"b") }, CodeInvalidScope},
 		{"actor_token", k1, func(f url.Values) { f.Set("actor_token", "x"); f.Set("actor_token_type", TokenTypeAccessToken) }, CodeInvalidRequest},
 		{"subject override", k1, func(f url.Values) { f.Set("subject", "bob") }, CodeInvalidRequest},
-		{"proof by another key", k2, nil, CodeInvalidGrant},
 		{"missing subject_token_type", k1, func(f url.Values) { f.Del("subject_token_type") }, CodeInvalidRequest},
 		{"refresh token requested", k1, func(f url.Values) {
 			f.Set("requested_token_type", "urn:ietf:params:oauth:token-type:refresh_token")
@@ -444,12 +445,31 @@ func TestTokenExchange(t *testing.T) {
 			wantError(t, h.postForm("/token", form(row.mod), row.key), 400, row.code)
 		})
 	}
+	t.Run("proof by another key", func(t *testing.T) {
+		r := h.postForm("/token", form(nil), k2)
+		wantError(t, r, 401, CodeInvalidToken)
+		wantKeyMismatch(t, r)
+	})
 	t.Run("no proof", func(t *testing.T) {
 		r := h.postForm("/token", form(nil), nil)
 		if r.status != 400 || (r.str("error") != CodeInvalidDPoPProof && r.str("error") != CodeInvalidRequest) {
 			t.Fatalf("got %d %s", r.status, r.raw)
 		}
 	})
+}
+
+// wantKeyMismatch: the 401 of docs/security.md#d4 carries a DPoP challenge naming
+// invalid_token and the accepted algorithms (RFC 6750 section 3, RFC 9449
+// section 7.1), readable by a browser app.
+func wantKeyMismatch(t *testing.T, r result) {
+	t.Helper()
+	ch := r.header.Get("WWW-Authenticate")
+	if !strings.HasPrefix(ch, "DPoP ") || !strings.Contains(ch, `error="invalid_token"`) || !strings.Contains(ch, `algs="ES256`) {
+		t.Errorf("WWW-Authenticate = %q", ch)
+	}
+	if !strings.Contains(r.header.Get("Access-Control-Expose-Headers"), "WWW-Authenticate") {
+		t.Errorf("Access-Control-Expose-Headers = %q", r.header.Get("Access-Control-Expose-Headers"))
+	}
 }
 
 // foreignToken is a well-formed login token for alice signed by a key

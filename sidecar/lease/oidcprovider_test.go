@@ -119,7 +119,7 @@ func TestOIDCProviderEndToEnd(t *testing.T) {
 		}
 		// Another key's proof: refused, whatever it asks.
 		r := exchange(newKey(t))
-		wantError(t, r, 400, CodeInvalidGrant)
+		wantError(t, r, 401, "invalid_token")
 		if !strings.Contains(r.str("error_description"), "bound to another DPoP key") {
 			t.Errorf("error_description = %q", r.str("error_description"))
 		}

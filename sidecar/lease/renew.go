@@ -13,8 +13,8 @@ import (
 
 	"log/slog"
 
-	"github.com/keyless-dev/keyless/sidecar/authserver"
 	"github.com/keyless-dev/keyless/sidecar/dpop"
+	"github.com/keyless-dev/keyless/sidecar/oauth"
 	"github.com/keyless-dev/keyless/sidecar/policy"
 	"github.com/keyless-dev/keyless/sidecar/store"
 	"github.com/keyless-dev/keyless/sidecar/token"
@@ -81,9 +81,9 @@ func (s *Service) renewHTTP(w http.ResponseWriter, r *http.Request) (*Response, 
 // the proof. A token endpoint that owns refresh_token can delegate:
 //
 //	if strings.HasPrefix(form.Get("refresh_token"), lease.RenewalPrefix) { return svc.RenewGrant(ctx, req) }
-func (s *Service) RenewGrant(ctx context.Context, tr *authserver.TokenRequest) (*authserver.TokenResponse, error) {
+func (s *Service) RenewGrant(ctx context.Context, tr *oauth.TokenRequest) (*oauth.TokenResponse, error) {
 	if tr.Proof == nil {
-		return nil, toAuthserver(oauthErr(CodeInvalidDPoPProof, "a DPoP proof is required"))
+		return nil, asError(oauthErr(CodeInvalidDPoPProof, "a DPoP proof is required"))
 	}
 	clientID := tr.Form.Get("client_id")
 	if tr.Client != nil {
@@ -91,9 +91,9 @@ func (s *Service) RenewGrant(ctx context.Context, tr *authserver.TokenRequest) (
 	}
 	resp, err := s.renew(ctx, tr.Form.Get("refresh_token"), 0, tr.Proof, clientID)
 	if err != nil {
-		return nil, toAuthserver(err)
+		return nil, asError(err)
 	}
-	return &authserver.TokenResponse{
+	return &oauth.TokenResponse{
 		AccessToken: resp.AccessToken, IssuedTokenType: resp.IssuedTokenType, TokenType: resp.TokenType,
 		ExpiresIn: resp.ExpiresIn, RefreshToken: resp.RenewalToken, Scope: resp.Scope,
 	}, nil

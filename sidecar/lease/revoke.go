@@ -6,14 +6,12 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
-	"io"
-	"mime"
 	"net/http"
-	"net/url"
 	"slices"
 	"strings"
 	"time"
 
+	"github.com/keyless-dev/keyless/sidecar/oauth"
 	"github.com/keyless-dev/keyless/sidecar/store"
 	"github.com/keyless-dev/keyless/sidecar/token"
 )
@@ -24,7 +22,7 @@ import (
 // section 2.1), client_id, and a DPoP proof by the lease's key, which is
 // what makes the caller its owner.
 //
-// Answers (SECURITY.md decision 5): 200 for success and for an unknown,
+// Answers (docs/security.md#d5): 200 for success and for an unknown,
 // expired or already-revoked token (no oracle); 400 unauthorized_client,
 // the token left valid, when it belongs to another client or key.
 // Revoking either token revokes the whole lease: every lease of its family
@@ -41,7 +39,7 @@ func (s *Service) serveRevoke(w http.ResponseWriter, r *http.Request) {
 
 func (s *Service) revokeHTTP(w http.ResponseWriter, r *http.Request) error {
 	ctx := r.Context()
-	f, err := readForm(w, r)
+	f, err := oauth.ReadForm(w, r)
 	if err != nil {
 		s.deny(ctx, "revoke", err, nil, nil)
 		return err
@@ -285,27 +283,4 @@ func (s *Service) admin(h http.HandlerFunc) http.HandlerFunc {
 		}
 		h(w, r)
 	}
-}
-
-// readForm reads an application/x-www-form-urlencoded POST body strictly:
-// bounded, each parameter at most once (RFC 6749 section 3.2).
-func readForm(w http.ResponseWriter, r *http.Request) (url.Values, error) {
-	mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
-	if err != nil || mt != "application/x-www-form-urlencoded" {
-		return nil, &Error{Status: http.StatusUnsupportedMediaType, Code: CodeInvalidRequest, Msg: "content type must be application/x-www-form-urlencoded"}
-	}
-	b, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBody))
-	if err != nil {
-		return nil, &Error{Status: http.StatusRequestEntityTooLarge, Code: CodeInvalidRequest, Msg: "request body too large or unreadable"}
-	}
-	v, err := url.ParseQuery(string(b))
-	if err != nil {
-		return nil, oauthErr(CodeInvalidRequest, "malformed form body")
-	}
-	for _, vs := range v {
-		if len(vs) > 1 {
-			return nil, oauthErr(CodeInvalidRequest, "a parameter is repeated")
-		}
-	}
-	return v, nil
 }

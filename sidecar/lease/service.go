@@ -2,7 +2,7 @@
 // proof of login (a subject token from the embedded authorization server or
 // an external OIDC issuer) into a lease, a short-lived, DPoP-bound RFC 9068
 // capability token for one app, as the policy ([policy.Policy]) allows.
-// The sidecar proxy accepts only leases (SECURITY.md decision 14).
+// The sidecar proxy accepts only leases (docs/security.md#d14).
 //
 // # Endpoints
 //
@@ -15,7 +15,7 @@
 // each with a DPoP proof whose htu is BaseURL + path. The same vending
 // operation is an RFC 8693 token exchange at the authorization server's
 // token endpoint: register [Service.ExchangeGrant] for
-// [authserver.GrantTokenExchange]. [Service.AdminHandler] revokes by lease,
+// [oauth.GrantTokenExchange]. [Service.AdminHandler] revokes by lease,
 // subject, app or key thumbprint (`keyless revoke`) and lists the active
 // leases, which the service records in Options.Leases (`keyless leases`).
 //
@@ -25,8 +25,12 @@
 // DPoP proof of the request that minted it. A request naming another key
 // (dpop_jkt, jkt, cnf) or another subject (subject, sub, actor_token) is
 // refused with invalid_request; a DPoP-bound subject token must be bound to
-// the proof's key (invalid_grant otherwise); a lease is never accepted as a
-// subject token (no TTL laundering, invalid_grant).
+// the proof's key, otherwise the answer is 401 invalid_token with a DPoP
+// challenge, as every keyless component answers an access token presented
+// with another key (at /v1/lease and at the token endpoint alike; refresh
+// tokens and device codes are grants, so a key mismatch there stays
+// invalid_grant); a lease is never accepted as a subject token (no TTL
+// laundering, invalid_grant).
 //
 // # Renewal and revocation
 //
@@ -92,7 +96,7 @@ type Options struct {
 	// public URL; required. Apps may allow other resources in the policy.
 	Audience string
 	// BaseURL is the service's public URL, the base of every htu it
-	// expects (never derived from Host, SECURITY.md mistake 3); required.
+	// expects (never derived from Host, docs/security.md#a3); required.
 	BaseURL string
 	// Issuers are the subject-token issuers trusted; at least one.
 	Issuers []Issuer
@@ -130,7 +134,7 @@ type Issuer struct {
 	// Issuer is the iss value; required, compared exactly.
 	Issuer string
 	// Verifier verifies the embedded server's tokens (signature, iss,
-	// aud, exp): authserver.Server.AccessTokenVerifier(). Exactly one of
+	// aud, exp): [AuthServer.AccessTokenVerifier]. Exactly one of
 	// Verifier and Federation is set.
 	Verifier token.Verifier
 	// Federation validates an external issuer's ID tokens and JWT access
@@ -145,7 +149,7 @@ type Issuer struct {
 	// may renew past the token's exp (external issuers only; zero: not
 	// at all).
 	RenewPastToken time.Duration
-	// Revoked, when set, is asked too (authserver.Server.Revoked).
+	// Revoked, when set, is asked too ([AuthServer.Revoked]).
 	Revoked func(ctx context.Context, c *token.Claims) (bool, error)
 	// AnyClient lets a token issued to one client lease for another app.
 	// False (the default): the subject token's client_id must be the
@@ -154,7 +158,7 @@ type Issuer struct {
 	// IgnoreScope: the token's scope does not bound the lease's (for
 	// external issuers whose scopes mean something else). False (the
 	// default): a lease scope outside the subject token's scope is
-	// invalid_scope (SECURITY.md token vending row 1).
+	// invalid_scope (docs/security.md#vending).
 	IgnoreScope bool
 }
 

@@ -10,11 +10,12 @@ import (
 	"strings"
 	"time"
 
-	"github.com/keyless-dev/keyless/sidecar/authserver"
 	"github.com/keyless-dev/keyless/sidecar/config"
+	"github.com/keyless-dev/keyless/sidecar/oauth"
 	"github.com/keyless-dev/keyless/sidecar/policy"
 	"github.com/keyless-dev/keyless/sidecar/store"
 	"github.com/keyless-dev/keyless/sidecar/store/memstore"
+	"github.com/keyless-dev/keyless/sidecar/token"
 )
 
 // DB is what the vending service keeps in the keyless database: renewal
@@ -22,6 +23,26 @@ import (
 type DB interface {
 	store.KV
 	store.Revocations
+}
+
+// AuthServer is what the vending service needs of the authorization
+// server it runs beside (the embedded *authserver.Server implements it):
+// a token endpoint to plug its grants into, the issuer it trusts for
+// subject tokens, and the signer of leases. Through this interface, not
+// the server's type, so the vending service depends only on the protocol
+// ([oauth]) and the token format ([token]).
+type AuthServer interface {
+	oauth.GrantRegistry
+	// Issuer is the issuer URL: iss of its tokens and the base of the
+	// vending endpoints' URLs.
+	Issuer() string
+	// AccessTokenVerifier verifies the access tokens it issues.
+	AccessTokenVerifier() token.Verifier
+	// Revoked reports whether one of its access tokens was revoked.
+	Revoked(ctx context.Context, c *token.Claims) (bool, error)
+	// Minter signs tokens with its active key: leases are signed by the
+	// issuer.
+	Minter() *token.Minter
 }
 
 // Setup is what a keyless process (`keyless dev`, `keyless serve`) gives
@@ -35,7 +56,7 @@ type Setup struct {
 	// Server is the embedded authorization server: the issuer trusted for
 	// subject tokens, the signer of leases, and the token endpoint where
 	// the exchange grant is registered.
-	Server *authserver.Server
+	Server AuthServer
 	// DB keeps renewals and revocations (the proxy must read the same
 	// revocations).
 	DB DB
@@ -192,16 +213,16 @@ func SandboxPolicy(cfg *config.Config) (*policy.Policy, error) {
 	return policy.Parse("sandbox-policy", []byte(b.String()))
 }
 
-// RegisterGrants adds the vending service to as's token endpoint: the RFC
+// RegisterGrants adds the vending service to a token endpoint: the RFC
 // 8693 token exchange (login token -> lease), and lease renewal through
 // grant_type=refresh_token. Renewal tokens are refresh tokens to a standard
 // client; their prefix ([RenewalPrefix]) says this service owns them, and
 // every other refresh token still goes to the server's own handler.
-func (s *Service) RegisterGrants(as *authserver.Server) {
-	as.RegisterGrant(authserver.GrantTokenExchange, authserver.GrantFunc(s.ExchangeGrant))
-	prev := as.Grant(authserver.GrantRefreshToken)
-	as.RegisterGrant(authserver.GrantRefreshToken, authserver.GrantFunc(
-		func(ctx context.Context, tr *authserver.TokenRequest) (*authserver.TokenResponse, error) {
+func (s *Service) RegisterGrants(as oauth.GrantRegistry) {
+	as.RegisterGrant(oauth.GrantTokenExchange, oauth.GrantFunc(s.ExchangeGrant))
+	prev := as.Grant(oauth.GrantRefreshToken)
+	as.RegisterGrant(oauth.GrantRefreshToken, oauth.GrantFunc(
+		func(ctx context.Context, tr *oauth.TokenRequest) (*oauth.TokenResponse, error) {
 			if strings.HasPrefix(tr.Form.Get("refresh_token"), RenewalPrefix) || prev == nil {
 				return s.RenewGrant(ctx, tr)
 			}

@@ -12,9 +12,9 @@ import (
 	"strings"
 	"time"
 
-	"github.com/keyless-dev/keyless/sidecar/authserver"
 	"github.com/keyless-dev/keyless/sidecar/dpop"
 	"github.com/keyless-dev/keyless/sidecar/federation"
+	"github.com/keyless-dev/keyless/sidecar/oauth"
 	"github.com/keyless-dev/keyless/sidecar/policy"
 	"github.com/keyless-dev/keyless/sidecar/store"
 	"github.com/keyless-dev/keyless/sidecar/token"
@@ -65,14 +65,14 @@ func (s *Service) lease(w http.ResponseWriter, r *http.Request) (*Response, erro
 // identified the client and verified the DPoP proof (htu = its token
 // endpoint). Register it with
 //
-//	as.RegisterGrant(authserver.GrantTokenExchange, authserver.GrantFunc(svc.ExchangeGrant))
+//	as.RegisterGrant(oauth.GrantTokenExchange, oauth.GrantFunc(svc.ExchangeGrant))
 //
 // The renewal token comes back as refresh_token; renew it at
 // POST /v1/lease/renew (or route refresh tokens starting with
 // [RenewalPrefix] to [Service.RenewGrant]).
 //
 // https://www.rfc-editor.org/rfc/rfc8693#section-2
-func (s *Service) ExchangeGrant(ctx context.Context, tr *authserver.TokenRequest) (*authserver.TokenResponse, error) {
+func (s *Service) ExchangeGrant(ctx context.Context, tr *oauth.TokenRequest) (*oauth.TokenResponse, error) {
 	clientID := tr.Form.Get("client_id")
 	if tr.Client != nil {
 		clientID = tr.Client.ID
@@ -80,18 +80,18 @@ func (s *Service) ExchangeGrant(ctx context.Context, tr *authserver.TokenRequest
 	if tr.Proof == nil {
 		err := oauthErr(CodeInvalidDPoPProof, "a DPoP proof is required")
 		s.deny(ctx, "exchange", err, nil, nil)
-		return nil, toAuthserver(err)
+		return nil, asError(err)
 	}
 	req, err := exchangeRequestFromForm(tr.Form, clientID)
 	if err != nil {
 		s.deny(ctx, "exchange", err, nil, tr.Proof)
-		return nil, toAuthserver(err)
+		return nil, asError(err)
 	}
 	resp, err := s.vend(ctx, req, tr.Proof)
 	if err != nil {
-		return nil, toAuthserver(err)
+		return nil, asError(err)
 	}
-	return &authserver.TokenResponse{
+	return &oauth.TokenResponse{
 		AccessToken: resp.AccessToken, IssuedTokenType: resp.IssuedTokenType, TokenType: resp.TokenType,
 		ExpiresIn: resp.ExpiresIn, RefreshToken: resp.RenewalToken, Scope: resp.Scope,
 	}, nil
@@ -325,7 +325,7 @@ func (s *Service) subject(ctx context.Context, req *vendRequest, proof *dpop.Pro
 	if c.Issuer != is.Issuer {
 		return st, oauthErr(CodeInvalidGrant, "the subject token's issuer is not trusted")
 	}
-	// TTL laundering (docs/security.md, token vending): a lease is a
+	// TTL laundering (docs/security.md#vending): a lease is a
 	// capability, never a login; minting from it could extend it forever.
 	if c.LeaseID != "" {
 		return st, oauthErr(CodeInvalidGrant, "a lease cannot be exchanged for another lease")
@@ -390,10 +390,16 @@ func (s *Service) checkSubject(ctx context.Context, st *subjectToken, proof *dpo
 		return oauthErr(CodeInvalidGrant, "the subject token was revoked")
 	}
 	// Nobody binds a lease to someone else's key: a DPoP-bound login
-	// token is usable only with its own key (RFC 9449 section 6.1).
+	// token is usable only with its own key. The subject token is a
+	// token presented with a proof, so the answer is the one every
+	// keyless component gives a proof key that is not the token's
+	// cnf.jkt: 401 invalid_token (docs/security.md), for keyless's own
+	// tokens and external ones alike.
+	//
+	// https://www.rfc-editor.org/rfc/rfc9449#section-7.1
 	if st.JKT != "" && st.JKT != proof.JKT {
 		st.Check = "cnf"
-		return oauthErr(CodeInvalidGrant, "the subject token is bound to another DPoP key; exchange it with a proof of that key")
+		return s.keyMismatch()
 	}
 	return nil
 }

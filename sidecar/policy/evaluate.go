@@ -38,7 +38,7 @@ const (
 	// DenyUnknownApp: no such app in the policy (invalid_client).
 	DenyUnknownApp DenyCode = "unknown_app"
 	// DenyScope: a requested scope is not the app's, or above what any
-	// matching rule grants (invalid_scope, SECURITY.md decision 6).
+	// matching rule grants (invalid_scope, docs/security.md#d6).
 	DenyScope DenyCode = "invalid_scope"
 	// DenyNoRule: no rule applies to this subject (access_denied).
 	DenyNoRule DenyCode = "no_rule"

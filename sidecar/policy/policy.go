@@ -51,7 +51,7 @@
 // cover every requested scope; a deny rule that matches first refuses (a
 // deny rule naming scopes matches only a request touching one of them; a
 // request naming none touches the app's read scopes). A
-// requested TTL above the cap is clamped (SECURITY.md decision 6) unless the
+// requested TTL above the cap is clamped (docs/security.md#d6) unless the
 // deciding rule says `refuse_ttl_over_cap: true`; a scope above the grant is
 // refused.
 package policy
@@ -64,7 +64,8 @@ import (
 	"go.yaml.in/yaml/v3"
 )
 
-// TTL limits (issue 4: "global default 15 min, never above 1 h").
+// TTL limits (docs/security.md#windows): 15 minutes by default, never above
+// an hour.
 const (
 	// DefaultMaxTTL caps a lease when neither defaults, app nor rule says
 	// otherwise.

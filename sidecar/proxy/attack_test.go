@@ -20,7 +20,7 @@ import (
 	"github.com/keyless-dev/keyless/sidecar/store"
 )
 
-// Expected WWW-Authenticate outcomes (SECURITY.md conventions).
+// Expected WWW-Authenticate outcomes (docs/security.md#refusals).
 const (
 	none    = "<none>" // 401/none: a DPoP challenge without an error code
 	noCheck = ""       // the row does not check WWW-Authenticate
@@ -125,7 +125,7 @@ func attacks() []attack {
 			return r
 		}, status: 401, code: "invalid_dpop_proof"},
 
-		// --- Token (RFC 9068; decision 14) ---
+		// --- Token (RFC 9068; docs/security.md#d14) ---
 		{name: "token HS256 keyed with the issuer's public JWKS", req: tokenRaw(func(h *harness) string {
 			pub, _ := h.keys.JWKS()
 			return forgeToken(h, map[string]any{"alg": "HS256", "typ": "at+jwt", "kid": kid(h)}, func(in string) []byte {
@@ -135,10 +135,10 @@ func attacks() []attack {
 			})
 		}), status: 401, code: "invalid_token"},
 
-		// --- Path tricks (raw bytes; SECURITY.md mistake 10, 11) ---
+		// --- Path tricks (raw bytes; docs/security.md#a10, #a11) ---
 		{name: "OPTIONS * is answered by the server", raw: rawNoAuth("OPTIONS *"), status: 200, code: noCheck},
 
-		// --- WebSocket (decision 10) ---
+		// --- WebSocket (docs/security.md#d10) ---
 		{name: "upgrade without credentials", req: func(h *harness) *http.Request {
 			r := h.request("GET", "/ws")
 			wsHeaders(r)

@@ -63,13 +63,13 @@ func (p *Proxy) checkToken(x *exchange) *Error {
 	return p.checkRevoked(x, c)
 }
 
-// checkLease applies SECURITY.md decision 14: only leases (a lease id and
+// checkLease applies docs/security.md#d14: only leases (a lease id and
 // aud = this proxy), bound to a key, with an expiry.
 func (p *Proxy) checkLease(c *token.Claims) *Error { return check.Lease(c, p.cfg.Audience) }
 
 // checkRevoked asks the revocation store about the lease, the token, its
 // subject, app and key. An unreachable store is a 503, never a pass
-// (SECURITY.md decision 9).
+// (docs/security.md#d9).
 func (p *Proxy) checkRevoked(x *exchange, c *token.Claims) *Error {
 	return check.Revoked(p.revocations.AnyRevoked(x.r.Context(), check.Revocations(c)...))
 }

@@ -29,7 +29,7 @@ func (p *Proxy) preflight(x *exchange) *Error {
 	h.Set("Access-Control-Allow-Origin", origin)
 	h.Add("Vary", "Origin")
 	h.Set("Access-Control-Allow-Methods", check.PreflightAllowMethods)
-	// The DPoP header forces this preflight (STYLE.md section 10).
+	// The DPoP header forces this preflight (not CORS-safelisted).
 	h.Set("Access-Control-Allow-Headers", check.PreflightAllowHeaders)
 	h.Set("Access-Control-Expose-Headers", exposeHeaders)
 	h.Set("Access-Control-Max-Age", strconv.Itoa(int(p.cfg.CORS.MaxAge.Seconds())))

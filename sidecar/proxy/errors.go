@@ -68,7 +68,7 @@ func (p *Proxy) render(x *exchange, e *Error) {
 		h.Set("WWW-Authenticate", check.Challenge(e, p.algs))
 	}
 	// Browser-facing errors must expose these, or page code cannot read
-	// them (RFC 9449 sections 7.1 and 8; SECURITY.md rule 4).
+	// them (RFC 9449 sections 7.1 and 8; docs/security.md#refusals).
 	h.Set("Access-Control-Expose-Headers", exposeHeaders)
 	p.corsAllow(x)
 	// In nonce mode every answer carries the current nonce, exactly once:

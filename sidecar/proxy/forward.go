@@ -22,7 +22,7 @@ type exchangeKey struct{}
 // reverseProxy builds a route's ReverseProxy. Rewrite (never Director) runs
 // after the hop-by-hop headers, including those the client names in
 // Connection, have been removed, so the identity headers it injects cannot
-// be deleted by the client (SECURITY.md mistake 1).
+// be deleted by the client (docs/security.md#a1).
 func (p *Proxy) reverseProxy(rt *route, transport http.RoundTripper) *httputil.ReverseProxy {
 	return &httputil.ReverseProxy{
 		Rewrite:        func(pr *httputil.ProxyRequest) { p.rewrite(rt, pr) },

@@ -37,7 +37,7 @@ func TestForwardSeesOnlyInjectedIdentity(t *testing.T) {
 	for k, v := range spoof {
 		r.Header[k] = []string{v} // raw keys, so underscores and case survive
 	}
-	// SECURITY.md mistake 1: the client names the identity header in
+	// docs/security.md#a1: the client names the identity header in
 	// Connection, hoping hop-by-hop removal deletes the injected one.
 	r.Header.Set("Connection", "keep-alive, X-Keyless-Sub, X-Keyless-Scope, X-Keyless-Lease")
 	res := h.do(r)
@@ -256,7 +256,7 @@ func TestCookiesPerRoute(t *testing.T) {
 
 func TestAuthorizationSchemeRobustness(t *testing.T) {
 	h := newHarness(t)
-	// SECURITY.md I-12: scheme case-insensitive, several spaces.
+	// docs/security.md#i-12: scheme case-insensitive, several spaces.
 	for _, scheme := range []string{"DPoP ", "dpop ", "DPOP   "} {
 		tok := h.lease(nil, "orders:read")
 		r := h.request("GET", "/v1/orders")
@@ -266,7 +266,7 @@ func TestAuthorizationSchemeRobustness(t *testing.T) {
 			t.Errorf("%q: status %d", scheme, res.StatusCode)
 		}
 	}
-	// Ed25519 under both names (decision 8) with a lease bound to it.
+	// Ed25519 under both names (docs/security.md#d8) with a lease bound to it.
 	for _, legacy := range []bool{false, true} {
 		s := dpop.NewEd25519Signer(edKey(), legacy)
 		tok := h.lease(func(sp *token.Spec) { sp.JKT = s.PublicJWK().Thumbprint() }, "orders:read")
@@ -282,7 +282,7 @@ func TestAuthorizationSchemeRobustness(t *testing.T) {
 func TestReplay(t *testing.T) {
 	t.Run("50 concurrent copies over two replicas", func(t *testing.T) {
 		h := newHarness(t)
-		// Replica 2 shares the replay store and revocations (mistake 6).
+		// Replica 2 shares the replay store and revocations (docs/security.md#a6).
 		p2, err := New(h.cfg, h.opts)
 		if err != nil {
 			t.Fatal(err)

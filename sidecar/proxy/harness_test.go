@@ -30,7 +30,7 @@ import (
 	"github.com/keyless-dev/keyless/sidecar/token"
 )
 
-// The reference configuration of SECURITY.md.
+// The reference test configuration.
 const (
 	publicURL = "https://api.example.test"
 	issuer    = "https://auth.example.test"

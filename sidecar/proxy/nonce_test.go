@@ -19,7 +19,7 @@ func nonceOn(key nonce.StaticKey) harnessOption {
 	}
 }
 
-// TestNonces: RFC 9449 section 8, SECURITY.md mistake 12 and the 401/nonce
+// TestNonces: RFC 9449 section 8, docs/security.md#a12 and the 401/nonce
 // convention (exactly one DPoP-Nonce).
 func TestNonces(t *testing.T) {
 	key := nonce.RandomKey()

@@ -17,7 +17,7 @@ import (
 )
 
 // checkUpgrade marks a WebSocket upgrade on a WebSocket route. Any other
-// Upgrade (h2c above all, SECURITY.md mistake 14) is not an upgrade: its
+// Upgrade (h2c above all, docs/security.md#a14) is not an upgrade: its
 // headers are stripped in rewrite and the request is forwarded as a plain
 // one, so the backend never switches protocols.
 func (p *Proxy) checkUpgrade(x *exchange) {
@@ -38,8 +38,8 @@ func headerHasToken(h http.Header, name, tok string) bool {
 	return false
 }
 
-// Ticket is a browser's single-use WebSocket ticket (SECURITY.md decision
-// 10): browsers cannot set Authorization or DPoP on an upgrade, so they POST
+// Ticket is a browser's single-use WebSocket ticket
+// (docs/security.md#d10): browsers cannot set Authorization or DPoP on an upgrade, so they POST
 // with DPoP credentials for a ticket bound to one path and their key, then
 // connect with it.
 type Ticket struct {

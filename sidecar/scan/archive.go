@@ -5,6 +5,7 @@ import (
 	"archive/zip"
 	"bufio"
 	"bytes"
+	"cmp"
 	"compress/bzip2"
 	"compress/gzip"
 	"errors"
@@ -12,6 +13,7 @@ import (
 	"io"
 	"os"
 	"path"
+	"slices"
 	"strings"
 )
 
@@ -221,6 +223,14 @@ func (r *run) scanZip(e entry, br *bufio.Reader) error {
 	if err != nil {
 		return err
 	}
+	if len(zr.File) > r.s.limits.MaxEntries {
+		r.skip(e.name, fmt.Sprintf("refused: lists more than %d entries (possible zip bomb)", r.s.limits.MaxEntries), true)
+		return errRefused
+	}
+	if overlapping(zr.File) {
+		r.skip(e.name, "refused: overlapping members, several entries of the central directory share bytes (possible zip bomb)", true)
+		return errRefused
+	}
 	for _, f := range zr.File {
 		if e.b.exhausted {
 			return errRefused
@@ -242,8 +252,11 @@ func (r *run) scanZip(e entry, br *bufio.Reader) error {
 		child := entry{name: name, size: usize, depth: e.depth + 1, b: e.b, blob: e.blob}
 		if f.Method == zip.Store && usize == csize {
 			if off, err := f.DataOffset(); err == nil {
+				// Read in place, and charged like any expanded bytes: a
+				// stored member costs what it is (a nested zip read by
+				// random access charges its own members).
 				sr := io.NewSectionReader(ra, off, usize)
-				child.r, child.ra = sr, sr
+				child.r, child.ra = &chargeReader{run: r, name: name, r: sr, b: e.b}, sr
 			}
 		}
 		if child.r == nil {
@@ -265,6 +278,31 @@ func (r *run) scanZip(e entry, br *bufio.Reader) error {
 		}
 	}
 	return nil
+}
+
+// overlapping reports whether two members' data ranges share a byte. A
+// well-formed archive stores each member once; a directory whose entries
+// point into one another's data turns a small file into an arbitrarily
+// large one (the overlapping-files zip bomb).
+func overlapping(files []*zip.File) bool {
+	type span struct{ start, end int64 }
+	spans := make([]span, 0, len(files))
+	for _, f := range files {
+		off, err := f.DataOffset()
+		if err != nil {
+			continue // Open fails on it too, and it is reported then
+		}
+		if n := int64(f.CompressedSize64); n > 0 {
+			spans = append(spans, span{off, off + n})
+		}
+	}
+	slices.SortFunc(spans, func(a, b span) int { return cmp.Compare(a.start, b.start) })
+	for i := 1; i < len(spans); i++ {
+		if spans[i].start < spans[i-1].end {
+			return true
+		}
+	}
+	return false
 }
 
 // chargeReader charges a zip member's decompressed bytes to the budget

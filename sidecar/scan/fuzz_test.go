@@ -44,6 +44,7 @@ func FuzzScanReader(f *testing.F) {
 	f.Add("a.env", []byte(`K={"kty":"oct","k":"`+strings.Repeat("A", 20)+`"}`))
 	f.Add("a.gz", []byte{0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 255})
 	f.Add("b.bz2", []byte("BZh91AY&SY"))
+	f.Add("overlap.zip", overlapZip(js, 3))
 	s := newScanner(f, Options{Limits: Limits{MaxTotal: 8 << 20, MaxFileSize: 1 << 20}, Workers: 1})
 	f.Fuzz(func(t *testing.T, name string, data []byte) {
 		if name == "" || strings.ContainsRune(name, 0) {

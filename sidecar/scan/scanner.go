@@ -33,6 +33,9 @@ type Limits struct {
 	// one git blob) may expand to across all its nested archives. Zero
 	// means 4 GiB.
 	MaxTotal int64
+	// MaxEntries is how many members one zip archive may list; an archive
+	// with more is refused. Zero means 100,000.
+	MaxEntries int
 }
 
 // Default limits; see [Limits].
@@ -41,6 +44,7 @@ const (
 	DefaultMaxFileSize = 256 << 20
 	DefaultMaxRatio    = 100
 	DefaultMaxTotal    = 4 << 30
+	DefaultMaxEntries  = 100_000
 )
 
 // ratioFloor is the output size below which compression ratios are not
@@ -56,6 +60,9 @@ func (l Limits) withDefaults() Limits {
 	}
 	if l.MaxRatio <= 0 {
 		l.MaxRatio = DefaultMaxRatio
+	}
+	if l.MaxEntries <= 0 {
+		l.MaxEntries = DefaultMaxEntries
 	}
 	if l.MaxTotal <= 0 {
 		l.MaxTotal = DefaultMaxTotal

@@ -8,7 +8,7 @@ import "context"
 // grouped in named buckets.
 //
 // Update's writes are durable when it returns nil: a server may say "done"
-// only after that (issue 3, "no data lost on crash"). An error from fn
+// only after that, so no data is lost on a crash. An error from fn
 // discards every write of the transaction, so nothing is half-written.
 type KV interface {
 	Update(ctx context.Context, fn func(Tx) error) error

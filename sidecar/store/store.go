@@ -17,7 +17,7 @@ import (
 )
 
 // ErrFull is returned by a bounded store that would have to drop a live
-// entry to take a new one. It refuses instead (SECURITY.md decision 3).
+// entry to take a new one. It refuses instead (docs/security.md#d3).
 var ErrFull = errors.New("store: full")
 
 // Replay is the jti replay cache: dpop.ReplayCache. Use returns

@@ -18,14 +18,14 @@ import (
 )
 
 // MaxTTL is the hard cap on the lifetime of any token keyless mints
-// (issue 3: "default 10 min, hard cap 1 h"). [Minter.Issue] refuses longer
+// (docs/security.md#windows). [Minter.Issue] refuses longer
 // lifetimes, which is what lets [KeySet.Rotate] know how long a retired key
 // must stay published.
 const MaxTTL = time.Hour
 
 // RetirePublishFor is how long [KeySet.Rotate] keeps a replaced key in the
 // published JWKS by default: every token it signed expires within MaxTTL,
-// plus a verifier's exp leeway (at most 60 s, SECURITY.md "AT_LEEWAY").
+// plus a verifier's exp leeway (at most 60 s, docs/security.md#windows).
 const RetirePublishFor = MaxTTL + time.Minute
 
 // Alg is the one algorithm keyless signs access tokens with, and the only

@@ -18,8 +18,8 @@ import (
 // Defaults for [RemoteJWKS].
 const (
 	// DefaultRefreshInterval is the least time between two fetches made
-	// because of an unknown kid (SECURITY.md: "at most one JWKS refresh per
-	// refresh interval").
+	// because of an unknown kid (docs/security.md#attacker-issuer: at most one JWKS
+	// refresh per refresh interval).
 	DefaultRefreshInterval = 30 * time.Second
 	// DefaultMaxAge is how long a fetched set is used before it is fetched
 	// again on the next lookup, so removed keys stop being trusted.

@@ -14,9 +14,9 @@ import (
 
 // Defaults for [JWTVerifier].
 const (
-	// DefaultLeeway is the exp/nbf leeway (SECURITY.md decision 9).
+	// DefaultLeeway is the exp/nbf leeway (docs/security.md#d9).
 	DefaultLeeway = atjwt.DefaultLeeway
-	// MaxLeeway caps Leeway (SECURITY.md "AT_LEEWAY ≤ 60 s").
+	// MaxLeeway caps Leeway (docs/security.md#windows).
 	MaxLeeway = atjwt.MaxLeeway
 	// DefaultMaxSize bounds a token before anything is decoded.
 	DefaultMaxSize = atjwt.DefaultMaxSize

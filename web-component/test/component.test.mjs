@@ -262,3 +262,42 @@ policy:
     await exp.stop()
   }
 })
+
+test('verification_uri_complete becomes a link only when https, or http on a loopback host', async () => {
+  // A malicious (or broken) issuer: the real issuer's device authorization answer with both
+  // verification URIs replaced, in real Chromium.
+  const rows = [
+    ['javascript:alert(document.domain)', null],
+    ['JavaScript:alert(1)', null],
+    ['\tjavascript:alert(1)', null],
+    ['data:text/html,<script>alert(1)</script>', null],
+    ['http://evil.example/device?user_code=BCDF-GHJK', null],
+    ['//evil.example/device', null],
+    ['https://auth.example.test/device?user_code=BCDF-GHJK', 'https://auth.example.test/device?user_code=BCDF-GHJK'],
+    ['http://localhost:8787/device?user_code=BCDF-GHJK', 'http://localhost:8787/device?user_code=BCDF-GHJK'],
+    ['http://127.0.0.1:8787/device', 'http://127.0.0.1:8787/device'],
+    ['http://[::1]:8787/device', 'http://[::1]:8787/device'],
+  ]
+  const ctx = await browser.newContext()
+  try {
+    for (const [uri, want] of rows) {
+      const page = await ctx.newPage()
+      await page.route(stack.issuer + '/device_authorization', async (route) => {
+        const resp = await route.fetch()
+        const body = await resp.json()
+        body.verification_uri = uri
+        body.verification_uri_complete = uri
+        await route.fulfill({ response: resp, json: body })
+      })
+      await page.goto(site.url + '/index.html')
+      await startSignIn(page)
+      const link = page.locator('keyless-login a[part="link"]')
+      assert.equal(await link.getAttribute('href'), want, `href for ${JSON.stringify(uri)}`)
+      // The URI is still shown, as text.
+      assert.equal(await link.textContent(), uri, `text for ${JSON.stringify(uri)}`)
+      await page.close()
+    }
+  } finally {
+    await ctx.close()
+  }
+})

@@ -241,7 +241,7 @@ func TestDevProxy(t *testing.T) {
 	if resp.StatusCode != 401 || hits.Load() != 0 {
 		t.Fatalf("no credentials: %d, hits %d", resp.StatusCode, hits.Load())
 	}
-	// A lease as the vending service will mint it (issue 4), signed with the
+	// A lease as the vending service will mint it, signed with the
 	// issuer's keys read from the data dir's JWKS.
 	k, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	signer, _ := dpop.NewECDSASigner(k)

@@ -38,6 +38,7 @@ func runScan(args []string, stdout, stderr io.Writer) error {
 	fs.Int64Var(&lim.MaxFileSize, "max-file-size", scan.DefaultMaxFileSize, "bytes of one file or archive entry scanned; the rest is skipped and reported")
 	fs.Int64Var(&lim.MaxRatio, "max-ratio", scan.DefaultMaxRatio, "compression ratio above which an archive entry is refused as a bomb")
 	fs.Int64Var(&lim.MaxTotal, "max-total", scan.DefaultMaxTotal, "bytes one input may expand to across its nested archives")
+	fs.IntVar(&lim.MaxEntries, "max-entries", scan.DefaultMaxEntries, "members one zip archive may list; more is refused as a bomb")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}

@@ -224,18 +224,53 @@ func startIssuer(ctx context.Context, st issuerSetup) (*runningIssuer, error) {
 	adm := newHTTPServer(admMux)
 	go pub.Serve(ln)
 	go adm.Serve(adminLn)
+	// Expired device codes (and the other records the sweeps know) are
+	// deleted in the background, in bounded batches, never inside a
+	// request.
+	sweepCtx, stopSweeps := context.WithCancel(context.Background())
+	sweepsDone := make(chan struct{})
+	go func() { s.RunSweeps(sweepCtx, time.Minute); close(sweepsDone) }()
 	r := &runningIssuer{server: s, vending: svc, db: db, url: s.Issuer(), listen: ln.Addr().String(), adminURL: adminURL}
 	r.shutdown = func(ctx context.Context) {
 		_ = pub.Shutdown(ctx)
 		_ = adm.Shutdown(ctx)
+		stopSweeps()
+		<-sweepsDone
 		_ = os.Remove(filepath.Join(st.dataDir, adminAddrFile))
 		_ = db.Close()
 	}
 	return r, nil
 }
 
-// newHTTPServer has the timeouts SECURITY.md asks for (slowloris, header
-// size).
+// externalCheckTimeout bounds the start-up check of each external issuer.
+const externalCheckTimeout = 15 * time.Second
+
+// checkExternalIssuers refuses to start with an external issuer whose
+// tokens could never pass (its metadata names another issuer, no key of
+// an allowed alg, clocks too far apart): every exchange would fail, and
+// the operator would learn it from users. An issuer that does not answer
+// may be down for a while: keyless starts, logs it, and answers its
+// tokens with 503 until it is back (keyless doctor reports it as FAIL).
+func checkExternalIssuers(ctx context.Context, file string, cfg *config.Config, audit *slog.Logger) error {
+	checks, err := lease.CheckIssuers(ctx, file, cfg, nil, nil, externalCheckTimeout)
+	if err != nil {
+		return err
+	}
+	var errs []error
+	for _, c := range checks {
+		switch {
+		case c.Err == nil:
+		case c.Unreachable:
+			audit.Warn("vending.issuer_unreachable", "issuer", c.Name, "url", c.Issuer, "err", c.Err.Error())
+		default:
+			errs = append(errs, fmt.Errorf("serve: vending.issuers %s (%s): no token could pass: %w", c.Name, c.Issuer, c.Err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// newHTTPServer has timeouts against clients that send slowly (slowloris)
+// and a cap on the header section (docs/security.md#windows).
 func newHTTPServer(h http.Handler) *http.Server {
 	return &http.Server{
 		Handler:           h,
@@ -293,6 +328,9 @@ func runServe(args []string, stdout, stderr io.Writer) error {
 			return err
 		}
 		defer shared.Close()
+	}
+	if err := checkExternalIssuers(ctx, *cfgPath, cfg, audit); err != nil {
+		return err
 	}
 	iss, err := startIssuer(ctx, issuerSetup{cfg: cfg, cfgPath: *cfgPath, dataDir: *dataDir, addr: *addr, audit: audit, shared: shared, assets: *assets})
 	if err != nil {

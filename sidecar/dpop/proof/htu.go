@@ -19,7 +19,7 @@ var errHTU = errors.New("htu is not an absolute http(s) URI")
 //     decoded (6.2.2.1, 6.2.2.2); other bytes outside the path grammar,
 //     such as non-ASCII letters, percent-encoded, as a browser's URL does;
 //   - dot segments removed (6.2.2.3);
-//   - query and fragment dropped (SECURITY.md decision 1).
+//   - query and fragment dropped (docs/security.md#d1).
 //
 // Path case and trailing slashes are significant and kept. A URI with
 // userinfo, a control character or space, or a scheme other than http and

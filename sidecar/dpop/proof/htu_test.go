@@ -70,7 +70,7 @@ func TestNormalizeHTU(t *testing.T) {
 	}
 }
 
-// I-11: a browser builds htu from URL origin + pathname (WHATWG path
+// docs/security.md#i-11: a browser builds htu from URL origin + pathname (WHATWG path
 // percent-encoding), while another client may escape like Go's url
 // package. Where RFC 3986 says the two spellings are the same URI
 // (unreserved characters, non-ASCII, characters outside pchar), they

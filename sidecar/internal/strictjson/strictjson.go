@@ -1,5 +1,5 @@
 // Package strictjson decodes the JSON of JOSE headers and claims (DPoP
-// proofs, access tokens) strictly, as SECURITY.md decision 11 pins:
+// proofs, access tokens) strictly, as docs/security.md#d11 pins:
 // member names keep their exact case, duplicate names are an error at any
 // level (encoding/json keeps the last), nesting is bounded, and nothing
 // may follow the object. One parser for the DPoP core and the token rules,
@@ -32,7 +32,7 @@ var (
 // json.Number (so NumericDates keep their fractions), bool, nil,
 // map[string]any or []any.
 //
-// See SECURITY.md decision 11 and mistake 15.
+// See docs/security.md#d11 and #a15.
 func Parse(data []byte) (map[string]any, error) {
 	p := parser{data: data}
 	p.skipSpace()

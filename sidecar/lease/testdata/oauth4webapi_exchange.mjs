@@ -1,4 +1,4 @@
-// Third-party clients against the vending service (SECURITY.md I-5, I-7):
+// Third-party clients against the vending service (docs/security.md#i-5, #i-7):
 // npm oauth4webapi runs discovery and the RFC 8693 token exchange with its
 // own DPoP support, npm dpop signs the resource request's proof, and
 // oauth4webapi's validateJwtAccessToken checks the lease the way an RFC

@@ -20,10 +20,10 @@ const MaxTokenLen = 8 << 10
 //     section 7.1): 401 without an error code;
 //   - two Authorization fields: 400 invalid_request (RFC 9449 section 7.2);
 //   - Bearer: 401 invalid_token, a downgrade (RFC 9449 section 7.2,
-//     SECURITY.md mistake 5); any other scheme: 401 without error code.
+//     docs/security.md#a5); any other scheme: 401 without error code.
 //
 // The scheme name is case-insensitive and may be followed by several spaces
-// (RFC 9110 section 11.1, SECURITY.md I-12).
+// (RFC 9110 section 11.1, docs/security.md#i-12).
 //
 // https://www.rfc-editor.org/rfc/rfc9449#section-7.1
 func Scheme(vals []string) (string, *Error) {
@@ -88,7 +88,7 @@ func TokenVerifyError(err error) *Error {
 	return &Error{Code: CodeUnavailable, Msg: "token keys unavailable", Err: err, Rule: "token.keys"}
 }
 
-// Lease applies SECURITY.md decision 14 to verified claims: only leases (a
+// Lease applies docs/security.md#d14 to verified claims: only leases (a
 // lease id and aud = audience, this proxy), bound to a key, with an expiry.
 func Lease(c *atjwt.Claims, audience string) *Error {
 	if c.LeaseID == "" {
@@ -135,7 +135,7 @@ func Revocations(c *atjwt.Claims) []store.Revocation {
 }
 
 // Revoked turns a revocation store's answer into a refusal. An unreachable
-// store is a 503, never a pass (SECURITY.md decision 9).
+// store is a 503, never a pass (docs/security.md#d9).
 func Revoked(revoked bool, err error) *Error {
 	if err != nil {
 		return &Error{Code: CodeUnavailable, Msg: "revocation store unavailable", Err: err, Rule: "revocation.store"}

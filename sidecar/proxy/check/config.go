@@ -24,10 +24,10 @@ type Config struct {
 	// "https://api.example.test". Required. It is the only source of the
 	// expected DPoP htu: htu = PublicURL (without a trailing slash) + the raw
 	// request path. Host, X-Forwarded-* and absolute-form targets are never
-	// used (SECURITY.md mistake 3).
+	// used (docs/security.md#a3).
 	PublicURL string `yaml:"public_url"`
 	// Audience is the aud a lease must carry; empty means PublicURL
-	// (SECURITY.md decision 14).
+	// (docs/security.md#d14).
 	Audience string `yaml:"audience"`
 	// Upstreams by name.
 	Upstreams map[string]Upstream `yaml:"upstreams"`
@@ -105,7 +105,7 @@ type Route struct {
 	// Path pattern on the canonical path: literal segments, "*" for one
 	// segment, and a final "**" for zero or more segments ("/admin/**"
 	// matches "/admin", "/admin/" and "/admin/x/y", never "/admin.json").
-	// The query is never part of matching (SECURITY.md mistake 11).
+	// The query is never part of matching (docs/security.md#a11).
 	Path string `yaml:"path"`
 	// Upstream name; required unless every lease on this route is preview.
 	Upstream string `yaml:"upstream"`
@@ -226,7 +226,7 @@ type CORS struct {
 // WebSocketConfig configures upgrades.
 type WebSocketConfig struct {
 	// TicketPath is where browsers POST for a single-use ticket
-	// (SECURITY.md decision 10); empty means "/.keyless/ws-ticket".
+	// (docs/security.md#d10); empty means "/.keyless/ws-ticket".
 	TicketPath string `yaml:"ticket_path"`
 	// TicketParam is the query parameter carrying the ticket on the
 	// upgrade; empty means "keyless_ticket". It is removed before

@@ -137,7 +137,8 @@ func (o *Origins) Allow(origin string, app string, known bool) bool {
 }
 
 // PreflightAllowMethods and PreflightAllowHeaders answer a preflight. The
-// DPoP header forces the preflight (STYLE.md section 10).
+// DPoP header forces the preflight: it is not a CORS-safelisted request
+// header (https://fetch.spec.whatwg.org/#cors-safelisted-request-header).
 const (
 	PreflightAllowMethods = "GET, HEAD, POST, PUT, PATCH, DELETE"
 	PreflightAllowHeaders = "Authorization, DPoP, Content-Type"

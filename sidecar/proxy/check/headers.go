@@ -4,7 +4,7 @@ import "strings"
 
 // HeaderMatcher matches header names in any spelling: ASCII case and "_"
 // versus "-" are ignored, because WSGI, PHP and CGI backends fold
-// "X_Keyless_Sub" onto "X-Keyless-Sub" (SECURITY.md mistake 2,
+// "X_Keyless_Sub" onto "X-Keyless-Sub" (docs/security.md#a2,
 // oauth2-proxy CVE-2025-64484).
 type HeaderMatcher struct {
 	names    []string // whole names, lowercase with "-"
@@ -84,13 +84,13 @@ func RequestStripList(h Headers) HeaderMatcher {
 	var m HeaderMatcher
 	m.AddName("Authorization", "Proxy-Authorization", "DPoP",
 		h.Subject, h.Client, h.Scope, h.Lease, h.Issuer,
-		// SECURITY.md: client IP is computed by the proxy (overwrite, not append).
+		// docs/security.md#proxy: client IP is computed by the proxy (overwrite, not append).
 		"Forwarded", "X-Real-IP", "X-Client-IP", "True-Client-IP", "CF-Connecting-IP", "X-Cluster-Client-IP",
 		// URL rewriting by middleware (traefik PR #11267; RFC 9700 section 4.13).
 		"X-Original-URL", "X-Original-URI", "X-Rewrite-URL", "X-Envoy-Original-Path",
 		// Method overrides: the route was authorized for the request method.
 		"X-HTTP-Method-Override", "X-HTTP-Method", "X-Method-Override",
-		// Upgrades other than WebSocket are never forwarded (h2c, mistake 14).
+		// Upgrades other than WebSocket are never forwarded (h2c, docs/security.md#a14).
 		"Upgrade", "Connection", "HTTP2-Settings", "Trailer", "Keep-Alive", "Proxy-Connection")
 	m.AddPrefix(h.Prefix, "X-Forwarded-", "X-Envoy-")
 	m.AddName(h.Scrub...)

@@ -25,8 +25,8 @@ var (
 
 // CanonicalPath checks a raw request path (the request-target up to "?", as
 // the client sent it) and returns its canonical escaped form, the one form
-// that route matching sees and the upstream receives (SECURITY.md mistake
-// 10), or an error for every ambiguous form:
+// that route matching sees and the upstream receives
+// (docs/security.md#a10), or an error for every ambiguous form:
 //
 //   - "//", "." and ".." segments, literal or encoded, are refused: a
 //     backend that resolves them would reach another route;
@@ -151,7 +151,7 @@ func UnescapePath(p string) string {
 
 // RawPath returns the path part of a request-target exactly as sent: an
 // origin-form target up to "?", or the path of an absolute-form target
-// (whose scheme and authority are ignored, SECURITY.md mistake 3). HTTP/2
+// (whose scheme and authority are ignored, docs/security.md#a3). HTTP/2
 // requests carry the :path pseudo-header in RequestURI too.
 func RawPath(requestURI string) (string, bool) {
 	if requestURI == "" || requestURI == "*" {

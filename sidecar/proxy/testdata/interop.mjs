@@ -1,5 +1,5 @@
 // Positive interop against the keyless proxy with clients nobody here
-// wrote (SECURITY.md I-5, I-6): npm `dpop` proofs for every algorithm the
+// wrote (docs/security.md#i-5, #i-6): npm `dpop` proofs for every algorithm the
 // proxy enables, and oauth4webapi's DPoP handle and protectedResourceRequest
 // against a proxy in nonce mode (first call answered use_dpop_nonce, the
 // library retries once).

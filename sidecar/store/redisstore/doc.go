@@ -1,5 +1,5 @@
 // Package redisstore keeps keyless's shared state in Redis, for
-// deployments with several proxy replicas and issuers (issue 6). One
+// deployments with several proxy replicas and issuers. One
 // [Store], made with [New] from the `store: redis://...` config value,
 // implements every shared interface:
 //
@@ -20,7 +20,7 @@
 // # Failing closed
 //
 // Every Redis error is returned to the caller, wrapped, never turned into an
-// answer: the proxy refuses the request with 503 (SECURITY.md decision 9)
+// answer: the proxy refuses the request with 503 (docs/security.md#d9)
 // and recovers by itself when Redis answers again (go-redis reconnects on
 // the next call). [Store.Ready] is what /readyz asks.
 //
@@ -28,7 +28,7 @@
 //
 // A proof's (key thumbprint, jti) pair is recorded by one atomic SET NX
 // PXAT with the expiry the verifier computes, iat + MaxAge + FutureSkew
-// (SECURITY.md decision 15), rounded up to the millisecond, under
+// (docs/security.md#d15), rounded up to the millisecond, under
 //
 //	<prefix>{r<bucket>}:jti:<jkt>:<base64url(sha256(jti))>
 //
@@ -88,7 +88,7 @@
 // replica was away; while the copy cannot answer, AnyRevoked asks Redis
 // (and fails when Redis is down). A revocation therefore reaches every
 // replica within MaxStale plus delivery, well inside the 1 s of
-// SECURITY.md decision 9. Options.NoCache turns the copy off.
+// docs/security.md#d9. Options.NoCache turns the copy off.
 //
 // Revocations lost with Redis's data are re-seeded from the issuer's
 // durable list (boltstore): the set carries a marker that only

@@ -19,8 +19,8 @@ func (s *Store) onceKey(id string) string {
 	return s.prefix + "once:" + base64.RawURLEncoding.EncodeToString(h[:])
 }
 
-// PutOnce stores a single-use value (a WebSocket ticket, SECURITY.md
-// decision 10) under id until until, for [Store.TakeOnce] at any replica.
+// PutOnce stores a single-use value (a WebSocket ticket,
+// docs/security.md#d10) under id until until, for [Store.TakeOnce] at any replica.
 // An id already held is refused with ErrExists, never overwritten.
 //
 // The proxy's TicketStore is a thin adapter: Put encodes the Ticket and

@@ -20,7 +20,7 @@ import (
 const DefaultPrefix = "keyless:"
 
 // Defaults of [Options]; MaxAge and FutureSkew match dpop's defaults
-// (SECURITY.md decision 9).
+// (docs/security.md#d9).
 const (
 	DefaultMaxAge     = 60 * time.Second
 	DefaultFutureSkew = 5 * time.Second
@@ -328,7 +328,7 @@ func ceilMilli(t time.Time) int64 {
 // noeviction. Any other policy lets Redis drop live replay entries or
 // revocations under memory pressure (every policy, volatile-* included,
 // can pick them, since they all have expiries), which reopens a replay
-// window (SECURITY.md decision 3); with noeviction a full Redis refuses
+// window (docs/security.md#d3); with noeviction a full Redis refuses
 // writes instead, and the proxy answers 503. Call it at start and log or
 // refuse. Managed Redis services that forbid CONFIG GET make it fail with
 // that error: check their setting by hand.

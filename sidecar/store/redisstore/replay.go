@@ -37,7 +37,7 @@ const buckets = 256
 // an epoch the script just created (the bucket's data was lost, or it is
 // new).
 //
-// The entry is written with one SET NX PXAT (SECURITY.md decision 15);
+// The entry is written with one SET NX PXAT (docs/security.md#d15);
 // the epoch check runs in the same script, so no entry is written for a
 // refused proof and nothing runs between the check and the write.
 var useScript = redis.NewScript(`

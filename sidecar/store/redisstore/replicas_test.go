@@ -60,7 +60,7 @@ func TestReplayAcrossReplicas(t *testing.T) {
 }
 
 // TestRevocationReachesReplica: a revocation at A is seen at B, which
-// answers from its cache, within one second (SECURITY.md decision 9).
+// answers from its cache, within one second (docs/security.md#d9).
 func TestRevocationReachesReplica(t *testing.T) {
 	srv := redistest.Start(t)
 	p := newPrefix()

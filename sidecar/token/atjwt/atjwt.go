@@ -31,9 +31,9 @@ const Alg = "ES256"
 
 // Defaults for [Options] and [Parse].
 const (
-	// DefaultLeeway is the exp/nbf leeway (SECURITY.md decision 9).
+	// DefaultLeeway is the exp/nbf leeway (docs/security.md#d9).
 	DefaultLeeway = 30 * time.Second
-	// MaxLeeway caps Leeway (SECURITY.md "AT_LEEWAY ≤ 60 s").
+	// MaxLeeway caps Leeway (docs/security.md#windows).
 	MaxLeeway = 60 * time.Second
 	// DefaultMaxSize bounds a token before anything is decoded.
 	DefaultMaxSize = 8 << 10
@@ -66,8 +66,8 @@ type Claims struct {
 	ClientID string
 	JTI      string
 	// LeaseID is set only on leases minted by the vending service
-	// (claim "lease_id"); the proxy accepts nothing else (SECURITY.md
-	// decision 14).
+	// (claim "lease_id"); the proxy accepts nothing else
+	// (docs/security.md#d14).
 	LeaseID string
 	Scope   []string
 	// JKT is cnf.jkt: the RFC 7638 thumbprint of the DPoP key the token is
@@ -327,7 +327,7 @@ func checkClaims(m map[string]any, o Options) (*Claims, error) {
 }
 
 // numericDate accepts a JSON number of seconds since the epoch, fractions
-// allowed (SECURITY.md decision 12); strings, negatives and absurd values
+// allowed (docs/security.md#d12); strings, negatives and absurd values
 // are not dates.
 func numericDate(x any) (time.Time, bool) {
 	n, ok := x.(json.Number)
