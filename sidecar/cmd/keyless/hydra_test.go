@@ -56,7 +56,8 @@ type hydra struct {
 	loginURL, consentURL string
 }
 
-func startHydra(t *testing.T) *hydra {
+// startHydra starts Hydra; env adds settings (KEY=value).
+func startHydra(t *testing.T, env ...string) *hydra {
 	t.Helper()
 	bin := needHydra(t)
 	pub, adm := freeAddr(t), freeAddr(t)
@@ -73,6 +74,7 @@ func startHydra(t *testing.T) *hydra {
 		"SECRETS_SYSTEM="+strings.Repeat("k", 32)+fmt.Sprint(time.Now().UnixNano()),
 		"LOG_LEVEL=error",
 	)
+	cmd.Env = append(cmd.Env, env...)
 	var logs bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &logs, &logs
 	if err := cmd.Start(); err != nil {
@@ -380,16 +382,28 @@ func (s *hydraSetup) poll(t *testing.T, d *device) (int, map[string]any) {
 // lease exchanges the device flow's access token for a lease of scope.
 func (s *hydraSetup) lease(t *testing.T, d *device, accessToken, scope string) (int, map[string]any) {
 	t.Helper()
+	return s.vend(t, d, map[string]any{"subject_token": accessToken, "client_id": "demo-app", "scope": scope})
+}
+
+// leaseAs leases with a subject token of the given RFC 8693 type.
+func (s *hydraSetup) leaseAs(t *testing.T, d *device, subjectToken, tokenType string) (int, map[string]any) {
+	t.Helper()
+	return s.vend(t, d, map[string]any{"subject_token": subjectToken, "subject_token_type": tokenType, "client_id": "demo-app"})
+}
+
+// vend POSTs body to the lease endpoint with a proof of d's key.
+func (s *hydraSetup) vend(t *testing.T, d *device, req map[string]any) (int, map[string]any) {
+	t.Helper()
 	u := s.info.IssuerURL + lease.PathLease
 	proof, err := dpop.NewProof(d.key, http.MethodPost, u, dpop.ProofOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	body, _ := json.Marshal(map[string]any{"subject_token": accessToken, "client_id": "demo-app", "scope": scope})
-	req, _ := http.NewRequest(http.MethodPost, u, bytes.NewReader(body))
-	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("DPoP", proof)
-	resp, err := http.DefaultClient.Do(req)
+	body, _ := json.Marshal(req)
+	hreq, _ := http.NewRequest(http.MethodPost, u, bytes.NewReader(body))
+	hreq.Header.Set("Content-Type", "application/json")
+	hreq.Header.Set("DPoP", proof)
+	resp, err := http.DefaultClient.Do(hreq)
 	if err != nil {
 		t.Fatal(err)
 	}
