@@ -22,7 +22,8 @@ type Login struct {
 //
 // https://openid.net/specs/openid-connect-core-1_0.html#CodeFlowAuth
 type OIDCLogin struct {
-	// Name is a short id (letters, digits, '-', '_'), shown on the button
+	// Name is a short id (letters, digits, '-', '_'; first a letter or
+	// digit), shown on the button
 	// and prefixed to subjects: a user whose subject claim is "u1" signs
 	// in as "Name:u1", so two providers (or a sandbox user) can never
 	// share a subject. Required.
@@ -95,7 +96,7 @@ func (l *Login) validate() error {
 		case o.Name == "":
 			add("name is required")
 		case !validLoginName(o.Name):
-			add("name must be 1-32 letters, digits, '-' or '_'")
+			add("name must be 1-32 letters, digits, '-' or '_', starting with a letter or digit")
 		case seen[o.Name]:
 			add("duplicate name")
 		}
@@ -126,8 +127,10 @@ func (l *Login) validate() error {
 	return errors.Join(errs...)
 }
 
+// validLoginName: it is also the federation issuer name of the
+// provider's ID-token validator, which must start with a letter or digit.
 func validLoginName(s string) bool {
-	if s == "" || len(s) > 32 {
+	if s == "" || len(s) > 32 || s[0] == '-' || s[0] == '_' {
 		return false
 	}
 	for _, c := range s {

@@ -18,6 +18,7 @@ func TestLoginValidate(t *testing.T) {
 		{"http on loopback", with(func(o *OIDCLogin) { o.Issuer = "http://127.0.0.1:4444/" }), ""},
 		{"no name", with(func(o *OIDCLogin) { o.Name = "" }), "name is required"},
 		{"name with a colon", with(func(o *OIDCLogin) { o.Name = "a:b" }), "name must be"},
+		{"name starting with a dash", with(func(o *OIDCLogin) { o.Name = "-corp" }), "name must be"},
 		{"duplicate name", []OIDCLogin{ok, ok}, "duplicate name"},
 		{"no issuer", with(func(o *OIDCLogin) { o.Issuer = "" }), "issuer is required"},
 		{"http issuer", with(func(o *OIDCLogin) { o.Issuer = "http://idp.example.com" }), "https URL"},
