@@ -31,6 +31,13 @@ const (
 	DefaultFetchTimeout = 10 * time.Second
 )
 
+// ErrKidUnknown is the cause of the retryable error [Remote.Keys] returns
+// for a kid missing from a JWKS fetched inside the last MinRefresh: the
+// issuer answered, without that key. A caller that prefers a refusal to
+// a retry (the proxy, for keyless's own leases) can tell it from an
+// issuer that did not answer.
+var ErrKidUnknown = errors.New("kid not in the JWKS fetched last")
+
 // Key is one verification key of an issuer.
 type Key struct {
 	KID string
@@ -40,8 +47,13 @@ type Key struct {
 	Public any
 }
 
-// usableFor reports whether the key may verify alg: the key type and
-// curve fit the algorithm, and the JWK's own alg (if any) is alg.
+// UsableFor reports whether the key may verify alg: the key type, curve
+// and size fit the algorithm (RSA: MinRSABits or more), and the JWK's
+// own alg (if any) is alg.
+func (k *Key) UsableFor(alg string) bool {
+	return k.usableFor(alg) && rsaBigEnough(k.Public)
+}
+
 func (k *Key) usableFor(alg string) bool {
 	if k.Alg != "" && k.Alg != alg {
 		return false
@@ -149,7 +161,7 @@ func (r *Remote) Keys(ctx context.Context, kid string) ([]Key, error) {
 			after := r.attemptAt.Add(r.minRefresh()).Sub(now)
 			cause := r.lastErr
 			if cause == nil {
-				cause = errors.New("kid not in the JWKS fetched last")
+				cause = ErrKidUnknown
 			}
 			r.mu.Unlock()
 			return nil, unavailable(r.Name, after, cause)

@@ -314,6 +314,11 @@ func (v *Validator) claims(c map[string]any, tt TokenType, exp Expect) (*Identit
 	if sub == "" || subject == "" || len(subject) > 512 {
 		return fail(CheckSubject, "the token has no %s claim naming the user", v.cfg.subjectClaim())
 	}
+	// The subject travels in an HTTP header (X-Keyless-Sub) and in
+	// revocation keys; control characters have no place in either.
+	if hasControl(subject) {
+		return fail(CheckSubject, "the token's %s claim holds control characters", v.cfg.subjectClaim())
+	}
 	id.Subject = subject
 
 	id.ClientID = v.client(c, aud)
@@ -336,10 +341,15 @@ func (v *Validator) claims(c map[string]any, tt TokenType, exp Expect) (*Identit
 	if s, ok := c["jti"].(string); ok {
 		id.JTI = s
 	}
-	if cnf, ok := c["cnf"].(map[string]any); ok {
+	if raw, present := c["cnf"]; present {
+		// RFC 7800: only a DPoP key (jkt, RFC 9449 section 6.1) can be
+		// proven here. A token bound another way (x5t#S256, RFC 8705)
+		// is not a bearer token, and keyless cannot check its holder:
+		// refuse it rather than treat it as one.
+		cnf, ok := raw.(map[string]any)
 		jkt, isStr := cnf["jkt"].(string)
-		if _, present := cnf["jkt"]; present && (!isStr || jkt == "") {
-			return fail(CheckFormat, "the token's cnf.jkt is not a thumbprint")
+		if !ok || len(cnf) != 1 || !isStr || jkt == "" {
+			return fail(CheckFormat, "the token is bound by a confirmation method other than DPoP (cnf.jkt), which keyless cannot check")
 		}
 		id.JKT = jkt
 	}
@@ -400,7 +410,7 @@ func (v *Validator) groups(c map[string]any) ([]string, error) {
 	}
 	var out []string
 	for _, g := range gs {
-		if g == "" || len(g) > maxGroupLen {
+		if g == "" || len(g) > maxGroupLen || hasControl(g) {
 			continue
 		}
 		if len(v.cfg.GroupMap) == 0 {
@@ -448,6 +458,15 @@ func safeAlg(alg string) string {
 		return alg
 	}
 	return "an unknown alg"
+}
+
+func hasControl(s string) bool {
+	for _, r := range s {
+		if r < 0x20 || r == 0x7f || (r >= 0x80 && r < 0xa0) {
+			return true
+		}
+	}
+	return false
 }
 
 func rsaBigEnough(pub any) bool {

@@ -198,3 +198,37 @@ func jwtExp(t *testing.T, jwt string) time.Time {
 	json.Unmarshal(b, &c)
 	return time.Unix(c.Exp, 0)
 }
+
+// TestOIDCProviderLifetime: with a real IdP token of 20 minutes, the
+// lease is capped by the policy (15 minutes), its renewal is cut at the
+// token's exp, and renewal stops there.
+func TestOIDCProviderLifetime(t *testing.T) {
+	op := idptest.StartWith(t, idptest.Options{TTL: 20 * time.Minute})
+	clk := &clock{t: time.Now()}
+	h := newHarness(t, func(h *harness) {
+		h.clk = clk
+		v, err := federation.New(federation.Config{Name: "corp", Issuer: op.Issuer,
+			Audience: federation.StringList{idptest.Resource, idptest.ClientID}}, federation.Options{Now: clk.now})
+		if err != nil {
+			t.Fatal(err)
+		}
+		h.extra = []Issuer{{Issuer: op.Issuer, Name: "corp", Federation: v}}
+	})
+	k := newKey(t)
+	tok := op.DeviceFlow(t, idptest.Flow{DPoP: k})
+	exp := jwtExp(t, tok.AccessToken)
+	r := h.lease(k, map[string]any{"subject_token": tok.AccessToken, "client_id": "demo-app", "ttl": 3600})
+	if r.status != 200 || r.body["expires_in"] != float64(900) || r.str("renewal_token") == "" {
+		t.Fatalf("lease: %d %s", r.status, r.raw)
+	}
+	clk.add(14 * time.Minute)
+	r = h.renew(r.str("renewal_token"), k)
+	if r.status != 200 {
+		t.Fatalf("renew: %d %s", r.status, r.raw)
+	}
+	if c := h.verifyLease(r.str("access_token"), apiAud); c.Expiry.After(exp) {
+		t.Errorf("renewed lease exp %v is after the IdP token's %v", c.Expiry, exp)
+	}
+	clk.add(exp.Sub(clk.now()))
+	wantError(t, h.renew(r.str("renewal_token"), k), 400, CodeInvalidGrant)
+}

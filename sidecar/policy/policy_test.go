@@ -311,4 +311,17 @@ apps:
 	if got := p.Issuers(); len(got) != 1 || got[0] != "corp" {
 		t.Errorf("Issuers = %v, want [corp]", got)
 	}
+	// Policy tests name the issuer too.
+	p2 := mustParse(t, `
+apps: {app: {scopes: {r: read}, rules: [{name: corp-read, issuer: corp, subjects: ["*"], scopes: [r]}]}}
+tests:
+  - {name: corp user, given: {subject: alice, app: app, issuer_name: corp}, expect: {decision: allow}}
+  - {name: local user, given: {subject: alice, app: app}, expect: {decision: deny}}
+`)
+	results := p2.RunTests(p2.Tests)
+	for _, r := range results {
+		if !r.Passed() {
+			t.Errorf("policy test %s: %v", r.Case.Name, r.Problems)
+		}
+	}
 }

@@ -53,8 +53,8 @@ before(async () => {
     '/nocors.html': () => pageFor(idpNoCORS)(),
   })
   ;[idpDPoP, idpBearer, idpNoCORS] = await Promise.all([
-    startIdP({ IDPTEST_CORS_ORIGIN: site.url }),
-    startIdP({ IDPTEST_CORS_ORIGIN: site.url, IDPTEST_DPOP: 'off' }),
+    startIdP({ IDPTEST_CORS_ORIGINS: site.url }),
+    startIdP({ IDPTEST_CORS_ORIGINS: site.url, IDPTEST_DPOP: 'off' }),
     startIdP({}),
   ])
   // keyless trusts both IdPs' tokens (JWT access tokens for urn:keyless);

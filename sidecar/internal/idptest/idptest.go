@@ -57,16 +57,35 @@ type Provider struct {
 	client *http.Client
 }
 
-// Start runs the provider; it stops when the test ends. Without Node or
-// `npm ci` the test is skipped (failed under CI), as nodetest.Require
-// does.
+// Options configure [StartWith]; zero values are the defaults.
+type Options struct {
+	// CORSOrigins are page origins allowed to call the provider from a
+	// browser; none by default.
+	CORSOrigins []string
+	// TTL is the lifetime of its access and ID tokens; zero means 10
+	// minutes.
+	TTL time.Duration
+}
+
+// Start runs the provider with the default Options; it stops when the
+// test ends. Without Node or `npm ci` the test is skipped (failed under
+// CI), as nodetest.Require does.
 func Start(t testing.TB) *Provider {
+	t.Helper()
+	return StartWith(t, Options{})
+}
+
+// StartWith runs the provider configured by o.
+func StartWith(t testing.TB, o Options) *Provider {
 	t.Helper()
 	nodetest.Require(t, "oidc-provider", "jose")
 	script := filepath.Join(nodetest.Root(t), "sidecar", "internal", "idptest", "oidc-provider.mjs")
 	ctx, cancel := context.WithCancel(context.Background())
 	cmd := exec.CommandContext(ctx, "node", script)
-	cmd.Env = append(os.Environ(), "NODE_NO_WARNINGS=1")
+	cmd.Env = append(os.Environ(), "NODE_NO_WARNINGS=1", "IDPTEST_CORS_ORIGINS="+strings.Join(o.CORSOrigins, ","))
+	if o.TTL > 0 {
+		cmd.Env = append(cmd.Env, fmt.Sprintf("IDPTEST_TTL=%d", int(o.TTL/time.Second)))
+	}
 	stdin, err := cmd.StdinPipe()
 	if err != nil {
 		t.Fatal(err)

@@ -15,20 +15,19 @@
 //
 // Environment: IDPTEST_RESOURCE (default "urn:keyless"), the resource
 // whose access tokens are JWTs; IDPTEST_TTL access/ID token lifetime in
-// seconds (default 600); IDPTEST_DPOP=off turns DPoP off (the metadata
-// then lists no dpop_signing_alg_values_supported and tokens are Bearer);
-// IDPTEST_CORS_ORIGIN, an origin whose pages may call the endpoints
-// (CORS), as a browser client at another origin needs; unset,
-// oidc-provider's default (no origin for this client, which has no
-// redirect URIs).
+// seconds (default 600); IDPTEST_CORS_ORIGINS, a comma-separated list of
+// page origins allowed to call it from a browser (default none: the
+// client has no redirect URIs for oidc-provider to derive them from);
+// IDPTEST_DPOP=off turns DPoP off (the metadata then lists no
+// dpop_signing_alg_values_supported and tokens are Bearer).
 import http from 'node:http';
 import { generateKeyPair, exportJWK } from 'jose';
 import Provider from 'oidc-provider';
 
 const resource = process.env.IDPTEST_RESOURCE || 'urn:keyless';
 const ttl = Number(process.env.IDPTEST_TTL || 600);
+const corsOrigins = (process.env.IDPTEST_CORS_ORIGINS || '').split(',').filter(Boolean);
 const dpop = process.env.IDPTEST_DPOP !== 'off';
-const corsOrigin = process.env.IDPTEST_CORS_ORIGIN;
 
 // Accounts: sub -> claims. Two accounts share nothing with keyless's own
 // users except, on purpose, the name alice.
@@ -94,8 +93,8 @@ const provider = new Provider(issuer, {
     if (!a) return undefined;
     return { accountId: sub, claims: () => ({ sub, ...a }) };
   },
-  ...(corsOrigin ? { clientBasedCORS: (ctx, origin) => origin === corsOrigin } : {}),
   interactions: { url: (ctx, interaction) => `/interaction/${interaction.uid}` },
+  clientBasedCORS: (ctx, origin) => corsOrigins.includes(origin),
   renderError: (ctx, out) => {
     ctx.type = 'json';
     ctx.body = out;
