@@ -32,14 +32,13 @@ const csrfCookie = "keyless_csrf"
 // pageHeaders sets the headers every /device response carries: no framing
 // (RFC 9700 section 4.16, clickjacking), no caching, no referrer (the user
 // code can be in the URL), and a CSP that allows only the inline style.
-// formAction lists origins a form may end up at besides 'self': the login
-// providers' authorization endpoints, since browsers apply form-action to
-// the redirect a form submission answers with.
-func pageHeaders(formAction string, h http.Handler) http.Handler {
-	csp := "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'" + formAction + "; frame-ancestors 'none'; base-uri 'none'"
+// (form-action 'self' is why signing in at an upstream provider is a link,
+// not a form: browsers apply form-action to every redirect a submission
+// leads through, and the provider's login pages can be anywhere.)
+func pageHeaders(h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		hd := w.Header()
-		hd.Set("Content-Security-Policy", csp)
+		hd.Set("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'")
 		hd.Set("X-Frame-Options", "DENY")
 		hd.Set("X-Content-Type-Options", "nosniff")
 		hd.Set("Referrer-Policy", "no-referrer")
@@ -58,11 +57,13 @@ type pageData struct {
 	ClientID string
 	Scopes   []string
 	CSRF     string
-	Action   string
+	// Action is where the consent form posts; empty: the page's own URL
+	// (/device). The page rendered at the sign-in callback sets it.
+	Action string
 	User     string
-	// Logins are the upstream providers' names (a button each); Passwords
+	// Logins are the upstream providers (a sign-in link each); Passwords
 	// shows the sandbox users' password form.
-	Logins    []string
+	Logins    []loginLink
 	Passwords bool
 	// SignedIn is the subject an upstream provider signed in: the page
 	// then asks only to approve or deny as that subject.
@@ -83,8 +84,9 @@ input{font:inherit;padding:.5rem;width:100%;box-sizing:border-box;border:1px sol
 input.code{font-family:ui-monospace,monospace;letter-spacing:.15em;text-transform:uppercase}
 .buttons{display:flex;gap:1rem;margin-top:1.5rem}
 button{font:inherit;padding:.6rem 1.2rem;border-radius:4px;border:1px solid #1a1a1a;cursor:pointer}
-button.primary{background:#0b57d0;color:#fff;border-color:#0b57d0}
-button:focus,input:focus{outline:3px solid #f9a825;outline-offset:2px}
+button.primary,a.button{background:#0b57d0;color:#fff;border-color:#0b57d0}
+a.button{font:inherit;padding:.6rem 1.2rem;border-radius:4px;border:1px solid #0b57d0;text-decoration:none}
+button:focus,input:focus,a:focus{outline:3px solid #f9a825;outline-offset:2px}
 .error{color:#a50e0e;border-left:4px solid #a50e0e;padding-left:.75rem}
 .note{background:#fff8e1;border-left:4px solid #f9a825;padding:.5rem .75rem}
 code{font-size:1.1rem;font-weight:700}
@@ -109,7 +111,7 @@ code{font-size:1.1rem;font-weight:700}
 <p><strong>{{.Client}}</strong> (client <code>{{.ClientID}}</code>) asks for:</p>
 <ul>{{range .Scopes}}<li><code>{{.}}</code></li>{{end}}</ul>
 {{if .Error}}<p class="error" role="alert">{{.Error}}</p>{{end}}
-<form method="post" action="">
+<form method="post" action="{{.Action}}">
 <input type="hidden" name="csrf" value="{{.CSRF}}">
 <input type="hidden" name="user_code" value="{{.UserCode}}">
 {{if .SignedIn}}
@@ -120,7 +122,7 @@ code{font-size:1.1rem;font-weight:700}
 </div>
 {{else}}
 {{if .Logins}}<div class="buttons">{{range .Logins}}
-<button class="primary" type="submit" name="action" value="login:{{.}}">Sign in with {{.}}</button>{{end}}
+<a class="button primary" href="{{.URL}}">Sign in with {{.Name}}</a>{{end}}
 </div>{{end}}
 {{if .Passwords}}
 <label for="username">User name</label>
@@ -184,9 +186,10 @@ func (s *Server) devicePageGet(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) consentData(w http.ResponseWriter, r *http.Request, p *PendingRequest, user, errMsg string) pageData {
+	tok := s.csrfToken(w, r) // once: a second call could set a second cookie
 	return pageData{Step: "consent", UserCode: p.UserCode, Client: p.ClientName, ClientID: p.ClientID,
-		Scopes: p.Scope, CSRF: s.csrfToken(w, r), User: user, Error: errMsg,
-		Logins: s.loginNames(), Passwords: len(s.cfg.Users) > 0 || len(s.logins) == 0}
+		Scopes: p.Scope, CSRF: tok, User: user, Error: errMsg,
+		Logins: s.loginLinks(p.UserCode, tok), Passwords: len(s.cfg.Users) > 0 || len(s.logins) == 0}
 }
 
 // lookupForPage resolves a typed user code under the guessing limit of
@@ -275,10 +278,6 @@ func (s *Server) devicePagePost(w http.ResponseWriter, r *http.Request) {
 	case "approve_login":
 		s.approveLogin(w, r, p)
 	default:
-		if name, ok := strings.CutPrefix(form.Get("action"), "login:"); ok {
-			s.startLogin(w, r, p, name)
-			return
-		}
 		s.renderPage(w, http.StatusBadRequest, s.consentData(w, r, p, "", "Choose Approve or Deny."))
 	}
 }

@@ -328,9 +328,9 @@ func (s *Server) Handler() http.Handler {
 	mux.Handle(b+"/jwks.json", api(s.serveJWKS))
 	mux.Handle("/.well-known/oauth-authorization-server"+b, api(s.serveMetadata))
 	mux.Handle(b+"/.well-known/openid-configuration", api(s.serveMetadata))
-	fa := s.loginOrigins()
-	mux.Handle(b+"/device", pageHeaders(fa, http.HandlerFunc(s.serveDevicePage)))
-	mux.Handle(b+CallbackPath, pageHeaders(fa, http.HandlerFunc(s.serveCallback)))
+	mux.Handle(b+"/device", pageHeaders(http.HandlerFunc(s.serveDevicePage)))
+	mux.Handle(b+LoginPath, pageHeaders(http.HandlerFunc(s.serveLogin)))
+	mux.Handle(b+CallbackPath, pageHeaders(http.HandlerFunc(s.serveCallback)))
 	mux.Handle("/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path == "/" || r.URL.Path == b || r.URL.Path == b+"/" {
 			http.Redirect(w, r, b+"/device", http.StatusFound)

@@ -19,10 +19,13 @@ import (
 // Sign-in at an upstream OpenID Provider from the /device page
 // (login.oidc, docs/identity-providers.md). The steps:
 //
-//  1. The consent page's "Sign in with NAME" posts action=login (with the
-//     anti-CSRF token). keyless stores state, nonce and a PKCE verifier
-//     under a fresh random handle, sets the handle as the login cookie,
-//     and redirects to the provider.
+//  1. The consent page's "Sign in with NAME" is a link to LoginPath with
+//     the user code and the anti-CSRF token (a link, not a form: browsers
+//     apply the page's CSP form-action to every redirect a submission
+//     leads through, and the provider's login pages can be on any
+//     origin). keyless checks the token, stores state, nonce and a PKCE
+//     verifier under a fresh random handle, sets the handle as the login
+//     cookie, and redirects to the provider.
 //  2. The provider redirects back to CallbackPath with code and state.
 //     The cookie's record is deleted on first read (single use, 10
 //     minutes); the state must be the one stored for this browser; the
@@ -40,8 +43,11 @@ import (
 // https://www.rfc-editor.org/rfc/rfc9700#section-4.7.1
 
 // CallbackPath is the redirect URI's path under the issuer URL: register
-// Issuer.URL + CallbackPath at the provider.
-const CallbackPath = "/device/callback"
+// Issuer.URL + CallbackPath at the provider. LoginPath starts a sign-in.
+const (
+	CallbackPath = "/device/callback"
+	LoginPath    = "/device/login"
+)
 
 // loginCookie holds the handle of the browser's login record. SameSite=Lax:
 // the provider's redirect back is a cross-site top-level navigation,
@@ -79,25 +85,43 @@ func (s *Server) provider(name string) *oidclogin.Provider {
 	return nil
 }
 
-// loginNames are the providers' names, for the page's buttons.
-func (s *Server) loginNames() []string {
-	var out []string
+// loginLink is one provider's sign-in link on the consent page.
+type loginLink struct {
+	Name string
+	URL  string
+}
+
+// loginLinks are the providers' sign-in links for this user code, each
+// carrying tok, the anti-CSRF token of the browser's cookie.
+func (s *Server) loginLinks(userCode, tok string) []loginLink {
+	var out []loginLink
 	for _, p := range s.logins {
-		out = append(out, p.Name())
+		q := url.Values{"provider": {p.Name()}, "user_code": {userCode}, "csrf": {tok}}
+		out = append(out, loginLink{Name: p.Name(), URL: s.basePath + LoginPath + "?" + q.Encode()})
 	}
 	return out
 }
 
-// loginOrigins is the CSP form-action list of the providers' origins
-// (" https://idp.example.com ..."), or "".
-func (s *Server) loginOrigins() string {
-	var b strings.Builder
-	for _, p := range s.logins {
-		if u, err := url.Parse(p.Issuer()); err == nil && u.Host != "" {
-			b.WriteString(" " + u.Scheme + "://" + u.Host)
-		}
+// serveLogin is step 1: a GET from the consent page's link. The anti-CSRF
+// token must match the browser's cookie, so another site cannot start a
+// sign-in in the user's name; nothing is decided here.
+func (s *Server) serveLogin(w http.ResponseWriter, r *http.Request) {
+	if r.Method != http.MethodGet {
+		w.Header().Set("Allow", "GET")
+		s.renderPage(w, http.StatusMethodNotAllowed, pageData{Step: "error", Error: "Method not allowed."})
+		return
 	}
-	return b.String()
+	q := r.URL.Query()
+	if !s.csrfValid(r, q.Get("csrf")) {
+		s.renderPage(w, http.StatusForbidden, pageData{Step: "error", Error: "This link was not opened from this page. Open the page again and retry."})
+		return
+	}
+	p, status, msg := s.lookupForPage(w, r, q.Get("user_code"))
+	if p == nil {
+		s.renderPage(w, status, pageData{Step: "enter", Error: msg})
+		return
+	}
+	s.startLogin(w, r, p, q.Get("provider"))
 }
 
 // startLogin is step 1.
@@ -193,6 +217,7 @@ func (s *Server) serveCallback(w http.ResponseWriter, r *http.Request) {
 		"groups", strings.Join(id.Groups, " "))
 	d := s.consentData(w, r, p, "", "")
 	d.SignedIn = id.Subject
+	d.Action = s.basePath + "/device" // this page's URL is the callback's
 	s.renderPage(w, http.StatusOK, d)
 }
 

@@ -4,9 +4,11 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"html"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -38,6 +40,8 @@ func newLoginHarness(t *testing.T) (*harness, *httptest.Server) {
 	return h, idp
 }
 
+var loginLinkRe = regexp.MustCompile(`<a class="button primary" href="(/device/login\?[^"]+)">Sign in with corp</a>`)
+
 // noFollow sends req and returns the first response, redirects included.
 func (h *harness) noFollow(req *http.Request) *http.Response {
 	h.t.Helper()
@@ -53,20 +57,33 @@ func (h *harness) noFollow(req *http.Request) *http.Response {
 func TestDeviceLoginStart(t *testing.T) {
 	h, idp := newLoginHarness(t)
 	k := newKey(t)
+	_ = idp
 	d := h.authorize("demo-app", k)
 	cookie, tok, page := openConsent(t, h, d.UserCode)
-	if !strings.Contains(page.raw, `value="login:corp"`) || !strings.Contains(page.raw, `name="password"`) {
-		t.Errorf("consent page lacks the provider button or the sandbox users' form")
+	m := loginLinkRe.FindStringSubmatch(page.raw)
+	if m == nil || !strings.Contains(page.raw, `name="password"`) {
+		t.Fatalf("consent page lacks the provider's link or the sandbox users' form: %.600s", page.raw)
 	}
-	if csp := page.header.Get("Content-Security-Policy"); !strings.Contains(csp, "form-action 'self' "+idp.URL+";") {
-		t.Errorf("CSP form-action does not allow the provider: %s", csp)
+	link := h.srv.URL + html.UnescapeString(m[1])
+	if lq, _ := url.Parse(link); lq.Query().Get("csrf") != tok || lq.Query().Get("provider") != "corp" {
+		t.Errorf("sign-in link %s does not carry the page's anti-CSRF token and the provider", link)
 	}
-
-	req, _ := http.NewRequest(http.MethodPost, h.srv.URL+"/device", strings.NewReader(url.Values{
-		"csrf": {tok}, "user_code": {d.UserCode}, "action": {"login:corp"}}.Encode()))
-	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	req.AddCookie(cookie)
-	resp := h.noFollow(req)
+	get := func(u string, c *http.Cookie) *http.Response {
+		req, _ := http.NewRequest(http.MethodGet, u, nil)
+		if c != nil {
+			req.AddCookie(&http.Cookie{Name: c.Name, Value: c.Value})
+		}
+		return h.noFollow(req)
+	}
+	// The link from another site (no cookie, or a forged token) starts nothing.
+	if resp := get(link, nil); resp.StatusCode != http.StatusForbidden || len(resp.Cookies()) != 0 {
+		t.Errorf("sign-in link without the CSRF cookie: %d %v", resp.StatusCode, resp.Cookies())
+	}
+	forged := strings.Replace(link, "csrf="+url.QueryEscape(tok), "csrf="+strings.Repeat("A", 43), 1)
+	if resp := get(forged, cookie); resp.StatusCode != http.StatusForbidden {
+		t.Errorf("sign-in link with a forged token: %d", resp.StatusCode)
+	}
+	resp := get(link, cookie)
 	loc, _ := url.Parse(resp.Header.Get("Location"))
 	if resp.StatusCode != http.StatusSeeOther || loc == nil || !strings.HasPrefix(loc.String(), idp.URL+"/authorize?") {
 		t.Fatalf("login: %d %s", resp.StatusCode, resp.Header.Get("Location"))

@@ -12,7 +12,9 @@ import (
 	"crypto/rand"
 	"encoding/json"
 	"fmt"
+	"html"
 	"io"
+	"net"
 	"net/http"
 	"net/http/cookiejar"
 	"net/url"
@@ -46,6 +48,22 @@ func needHydra(t *testing.T) string {
 	return p
 }
 
+// freeAddrs returns n distinct free loopback addresses: all are held open
+// until the last is chosen, so two calls cannot return one port.
+func freeAddrs(t *testing.T, n int) []string {
+	t.Helper()
+	var out []string
+	for range n {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer ln.Close()
+		out = append(out, ln.Addr().String())
+	}
+	return out
+}
+
 // hydra is a running `hydra serve all --dev` with an in-memory database.
 type hydra struct {
 	public, admin string // base URLs
@@ -60,7 +78,8 @@ type hydra struct {
 func startHydra(t *testing.T, env ...string) *hydra {
 	t.Helper()
 	bin := needHydra(t)
-	pub, adm := freeAddr(t), freeAddr(t)
+	addrs := freeAddrs(t, 2)
+	pub, adm := addrs[0], addrs[1]
 	h := &hydra{public: "http://" + pub, admin: "http://" + adm,
 		loginURL: "http://127.0.0.1:9/login", consentURL: "http://127.0.0.1:9/consent"}
 	_, pubPort, _ := strings.Cut(pub, ":")
@@ -252,7 +271,10 @@ func (b *browser) follow(u, stop string) string {
 	return ""
 }
 
-var csrfField = regexp.MustCompile(`name="csrf" value="([^"]+)"`)
+var (
+	csrfField = regexp.MustCompile(`name="csrf" value="([^"]+)"`)
+	loginLink = regexp.MustCompile(`href="(/device/login\?[^"]+)">Sign in with corp<`)
+)
 
 func csrfOf(t *testing.T, page string) string {
 	t.Helper()
@@ -413,7 +435,7 @@ func (s *hydraSetup) vend(t *testing.T, d *device, req map[string]any) (int, map
 	return resp.StatusCode, m
 }
 
-// signInStart opens the QR link, presses "Sign in with corp" and follows
+// signInStart opens the QR link, follows "Sign in with corp" and follows
 // the redirects to Hydra's login app; it returns the login challenge.
 func (s *hydraSetup) signInStart(t *testing.T, b *browser, d *device) (challenge, authURL string) {
 	t.Helper()
@@ -428,8 +450,11 @@ func (s *hydraSetup) signInStartEdit(t *testing.T, b *browser, d *device, edit f
 	if status != 200 || !strings.Contains(page, "Sign in with corp") {
 		t.Fatalf("consent page: %d %.400s", status, page)
 	}
-	status, loc, page := b.do(http.MethodPost, s.info.IssuerURL+"/device",
-		url.Values{"csrf": {csrfOf(t, page)}, "user_code": {d.userCode}, "action": {"login:corp"}})
+	m := loginLink.FindStringSubmatch(page)
+	if m == nil {
+		t.Fatalf("no sign-in link on the consent page: %.500s", page)
+	}
+	status, loc, page := b.do(http.MethodGet, s.info.IssuerURL+html.UnescapeString(m[1]), nil)
 	if status != http.StatusSeeOther || !strings.HasPrefix(loc, s.hydra.public) {
 		t.Fatalf("sign in: %d %s %.300s", status, loc, page)
 	}
@@ -464,6 +489,10 @@ func (s *hydraSetup) approve(t *testing.T, b *browser, d *device, callback, want
 	status, _, page := b.do(http.MethodGet, callback, nil)
 	if status != 200 || !strings.Contains(page, "Signed in as <strong>"+wantSubject+"</strong>") {
 		t.Fatalf("callback: %d %.600s", status, page)
+	}
+	// The page is at the callback URL; its form posts to /device.
+	if !strings.Contains(page, `<form method="post" action="/device">`) {
+		t.Fatalf("the consent form after sign-in does not post to /device: %.600s", page)
 	}
 	status, _, page = b.do(http.MethodPost, s.info.IssuerURL+"/device",
 		url.Values{"csrf": {csrfOf(t, page)}, "user_code": {d.userCode}, "action": {"approve_login"}})
