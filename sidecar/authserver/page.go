@@ -60,7 +60,7 @@ type pageData struct {
 	// Action is where the consent form posts; empty: the page's own URL
 	// (/device). The page rendered at the sign-in callback sets it.
 	Action string
-	User     string
+	User   string
 	// Logins are the upstream providers (a sign-in link each); Passwords
 	// shows the sandbox users' password form.
 	Logins    []loginLink
