@@ -149,10 +149,11 @@ test('/device signs in at Ory Hydra; the lease is corp:alice in the mapped group
   const violations = []
   tab.on('console', (m) => { if (/Content Security Policy/i.test(m.text())) violations.push(m.text()) })
   await tab.goto(link)
+  await tab.screenshot({ path: join(screenshotDir, 'login-oidc-1-sign-in.png') })
   await tab.getByRole('link', { name: 'Sign in with corp' }).click()
   await tab.getByText('Signed in as').waitFor({ timeout: 20000 })
   assert.match(await tab.locator('main').textContent(), /Signed in as corp:alice/)
-  await tab.screenshot({ path: join(screenshotDir, '6-device-signed-in-at-idp.png') })
+  await tab.screenshot({ path: join(screenshotDir, 'login-oidc-2-signed-in.png') })
   await tab.getByRole('button', { name: 'Approve' }).click()
   await tab.getByText('is now connected').waitFor({ timeout: 20000 })
   assert.deepEqual(violations, [], 'CSP violations on /device')
