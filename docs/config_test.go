@@ -97,10 +97,17 @@ func TestExamplesValidate(t *testing.T) {
 		{"../demo/keyless.yaml", "keyless.schema.json"},
 		{"../sidecar/proxy/testdata/proxy.yaml", "proxy.schema.json"},
 		{"../sidecar/policy/testdata/example.yaml", "policy.schema.json"},
+		{"../deploy/compose/keyless.yaml", "keyless.schema.json"},
+		{"../deploy/compose/proxy-a.yaml", "proxy.schema.json"},
+		{"../deploy/compose/proxy-b.yaml", "proxy.schema.json"},
 		{scaffold, "keyless.schema.json"},
 	}
 	for _, ex := range examples {
-		t.Run(filepath.Base(ex.file), func(t *testing.T) {
+		name, ok := strings.CutPrefix(ex.file, "../")
+		if !ok {
+			name = "keyless new app's " + filepath.Base(ex.file)
+		}
+		t.Run(name, func(t *testing.T) {
 			if err := compile(t, ex.schema).Validate(yamlValue(t, ex.file)); err != nil {
 				t.Errorf("%s does not validate against %s: %v", ex.file, ex.schema, err)
 			}
