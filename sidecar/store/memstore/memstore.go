@@ -18,8 +18,8 @@ const DefaultMaxEntries = 1 << 20
 
 // Replay is a bounded, expiring jti cache. When full it sweeps expired
 // entries and, if none can go, refuses with store.ErrFull: it never evicts a
-// live entry, because that would reopen a replay window
-// (docs/security.md#a8).
+// live entry, because that would reopen a replay window (SECURITY.md
+// mistake 8).
 type Replay struct {
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
@@ -34,7 +34,7 @@ type Replay struct {
 }
 
 // replayKey is (jkt, jti). Keys are the pair, never the proof string
-// (docs/security.md#a9); both are bounded by the dpop package.
+// (SECURITY.md mistake 9); both are bounded by the dpop package.
 type replayKey struct{ jkt, jti string }
 
 var _ store.Replay = (*Replay)(nil)
@@ -97,7 +97,10 @@ type Revocations struct {
 	m  map[store.Revocation]time.Time
 }
 
-var _ store.Revocations = (*Revocations)(nil)
+var (
+	_ store.Revocations = (*Revocations)(nil)
+	_ store.Resetter    = (*Revocations)(nil)
+)
 
 // Revoke implements store.Revocations. A later expiry extends an earlier
 // one; an earlier one never shortens it.
@@ -107,6 +110,7 @@ func (v *Revocations) Revoke(_ context.Context, r store.Revocation, until time.T
 	if v.m == nil {
 		v.m = make(map[store.Revocation]time.Time)
 	}
+	r = r.Key()
 	if old, ok := v.m[r]; !ok || until.After(old) {
 		v.m[r] = until
 	}
@@ -125,11 +129,22 @@ func (v *Revocations) AnyRevoked(_ context.Context, rs ...store.Revocation) (boo
 	v.mu.RLock()
 	defer v.mu.RUnlock()
 	for _, r := range rs {
-		if exp, ok := v.m[r]; ok && exp.After(now) {
+		if exp, ok := v.m[r.Key()]; ok && store.Applies(r, exp.UnixMilli(), now.UnixMilli()) {
 			return true, nil
 		}
 	}
 	return false, nil
+}
+
+// Reset implements store.Resetter.
+func (v *Revocations) Reset(_ context.Context, r store.Revocation, until time.Time) error {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	if v.m == nil {
+		v.m = make(map[store.Revocation]time.Time)
+	}
+	v.m[r.Key()] = until
+	return nil
 }
 
 func (v *Revocations) now() time.Time {
