@@ -383,62 +383,84 @@ func recoverer(log *slog.Logger, h http.Handler) http.Handler {
 	})
 }
 
-// loadKeys reads the key set, or creates and persists the first one.
+// loadKeys reads the key set, or creates and persists the first one. The
+// read and the write are one transaction, so replicas starting together on
+// one shared database agree on one set (the second finds the first's).
 func (s *Server) loadKeys(ctx context.Context) error {
+	var ks *token.KeySet
+	created, pruned := false, false
+	err := s.db.Update(ctx, func(tx store.Tx) error {
+		created, pruned = false, false
+		raw := tx.Get(bucketKeys, "set")
+		var err error
+		if raw != nil {
+			if ks, err = token.ParseKeySet(raw); err != nil {
+				return err
+			}
+			if pruned = ks.Prune(s.now()) > 0; !pruned {
+				return nil
+			}
+		} else {
+			if ks, err = token.NewKeySet(s.now()); err != nil {
+				return err
+			}
+			created = true
+		}
+		b, err := ks.MarshalJSON()
+		if err != nil {
+			return err
+		}
+		return tx.Put(bucketKeys, "set", b)
+	})
+	if err != nil {
+		return fmt.Errorf("authserver: load keys: %w", err)
+	}
+	s.keys = ks
+	if created {
+		s.audit.InfoContext(ctx, "keys.create", "event", "keys.create", "kid", ks.Keys()[0].KID)
+	}
+	return nil
+}
+
+// ReloadKeys adopts the key set stored in the database: replicas sharing
+// one database (docs/deployment-ha.md) call it when another one rotated,
+// so that all publish and accept the same keys.
+func (s *Server) ReloadKeys(ctx context.Context) error {
+	s.keysMu.Lock()
+	defer s.keysMu.Unlock()
+	return s.reloadKeysLocked(ctx)
+}
+
+func (s *Server) reloadKeysLocked(ctx context.Context) error {
 	var raw []byte
 	if err := s.db.View(ctx, func(tx store.Tx) error { raw = tx.Get(bucketKeys, "set"); return nil }); err != nil {
 		return fmt.Errorf("authserver: load keys: %w", err)
 	}
-	if raw != nil {
-		ks, err := token.ParseKeySet(raw)
-		if err != nil {
-			return fmt.Errorf("authserver: %w", err)
-		}
-		if ks.Prune(s.now()) > 0 {
-			if err := s.saveKeys(ctx, ks); err != nil {
-				return err
-			}
-		}
-		s.keys = ks
-		return nil
+	if raw == nil {
+		return errors.New("authserver: load keys: the stored key set is gone")
 	}
-	ks, err := token.NewKeySet(s.now())
+	ks, err := token.ParseKeySet(raw)
 	if err != nil {
-		return err
+		return fmt.Errorf("authserver: %w", err)
 	}
-	if err := s.saveKeys(ctx, ks); err != nil {
-		return err
-	}
-	s.keys = ks
-	s.audit.InfoContext(ctx, "keys.create", "event", "keys.create", "kid", ks.Keys()[0].KID)
-	return nil
-}
-
-func (s *Server) saveKeys(ctx context.Context, ks *token.KeySet) error {
-	b, err := ks.MarshalJSON()
-	if err != nil {
-		return err
-	}
-	if err := s.db.Update(ctx, func(tx store.Tx) error { return tx.Put(bucketKeys, "set", b) }); err != nil {
-		return fmt.Errorf("authserver: save keys: %w", err)
-	}
+	s.keys.Replace(ks)
 	return nil
 }
 
 // RotateKeys makes a new signing key active and persists the set; the old
-// key stays published until every token it signed has expired.
+// key stays published until every token it signed has expired. The stored
+// set is read, rotated and written in one transaction, so a rotation by
+// another replica sharing the database is kept, never overwritten.
 func (s *Server) RotateKeys(ctx context.Context) (string, error) {
 	s.keysMu.Lock()
 	defer s.keysMu.Unlock()
-	now := s.now()
-	s.keys.Prune(now)
-	if err := s.keys.Rotate(now, 0); err != nil {
+	kid, err := RotateKeysIn(ctx, s.db, s.now())
+	if err != nil {
+		return "", fmt.Errorf("authserver: save keys: %w", err)
+	}
+	if err := s.reloadKeysLocked(ctx); err != nil {
 		return "", err
 	}
-	if err := s.saveKeys(ctx, s.keys); err != nil {
-		return "", err
-	}
-	kid := s.keys.Keys()[0].KID
 	s.audit.InfoContext(ctx, "keys.rotate", "event", "keys.rotate", "kid", kid)
 	return kid, nil
 }
