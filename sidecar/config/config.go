@@ -41,6 +41,11 @@ type Config struct {
 	Clients []Client `yaml:"clients"`
 	// Users are the sandbox users who can sign in on the /device page.
 	Users []User `yaml:"users"`
+	// DB, when set, is the PostgreSQL database (postgres://...) holding
+	// the issuer's state, shared by `keyless serve` replicas
+	// (docs/deployment-ha.md); empty keeps the embedded bbolt file in the
+	// data directory. --db and $KEYLESS_DB take precedence.
+	DB string `yaml:"db,omitempty"`
 
 	// Proxy, Policy and Vending are owned by the proxy, policy and token
 	// vending components. They are kept as raw YAML here so this package

@@ -32,6 +32,7 @@ import (
 	"github.com/keyless-dev/keyless/sidecar/lease"
 	"github.com/keyless-dev/keyless/sidecar/store"
 	"github.com/keyless-dev/keyless/sidecar/store/boltstore"
+	"github.com/keyless-dev/keyless/sidecar/store/pgstore"
 	"github.com/keyless-dev/keyless/sidecar/store/redisstore"
 )
 
@@ -136,13 +137,25 @@ type issuerSetup struct {
 	// publicURL, when set, is where phones reach the issuer: the /device
 	// page's URL in verification_uri (keyless dev --public-url).
 	publicURL string
+	// dbURL, when set, is the PostgreSQL database shared by replicas
+	// (keyless serve --db); empty: the bbolt file in dataDir.
+	dbURL string
+}
+
+// durableDB is the issuer's durable store: the embedded bbolt file or the
+// PostgreSQL database replicas share.
+type durableDB interface {
+	store.KV
+	store.Revocations
+	ListRevocations(ctx context.Context) ([]store.RevocationEntry, error)
+	Close() error
 }
 
 // runningIssuer is a started authorization server with its vending service.
 type runningIssuer struct {
 	server   *authserver.Server
 	vending  *lease.Service
-	db       *boltstore.DB
+	db       durableDB
 	url      string // issuer URL
 	listen   string // actual listen address
 	adminURL string
@@ -160,12 +173,22 @@ func startIssuer(ctx context.Context, st issuerSetup) (*runningIssuer, error) {
 	if err != nil {
 		return nil, err
 	}
-	db, err := boltstore.Open(filepath.Join(st.dataDir, boltstore.FileName), boltstore.Options{})
-	if errors.Is(err, boltstore.ErrLocked) {
-		return nil, fmt.Errorf("data dir %s is in use by another keyless process", st.dataDir)
-	}
-	if err != nil {
-		return nil, err
+	var db durableDB
+	var pg *pgstore.DB
+	if st.dbURL != "" {
+		if pg, err = pgstore.Open(ctx, st.dbURL, pgstore.Options{}); err != nil {
+			return nil, err
+		}
+		db = pg
+	} else {
+		bdb, err := boltstore.Open(filepath.Join(st.dataDir, boltstore.FileName), boltstore.Options{})
+		if errors.Is(err, boltstore.ErrLocked) {
+			return nil, fmt.Errorf("data dir %s is in use by another keyless process", st.dataDir)
+		}
+		if err != nil {
+			return nil, err
+		}
+		db = bdb
 	}
 	fail := func(err error) (*runningIssuer, error) { db.Close(); return nil, err }
 	ln, err := net.Listen("tcp", st.addr)
@@ -285,7 +308,18 @@ func startIssuer(ctx context.Context, st issuerSetup) (*runningIssuer, error) {
 	// request.
 	sweepCtx, stopSweeps := context.WithCancel(context.Background())
 	sweepsDone := make(chan struct{})
-	go func() { s.RunSweeps(sweepCtx, time.Minute); close(sweepsDone) }()
+	if pg != nil {
+		// Replicas on one database: one sweeps at a time, and each
+		// follows the others' key rotations and revocations.
+		followDone := make(chan struct{})
+		go func() { runSharedSweeps(sweepCtx, pg, s, time.Minute, st.audit); close(sweepsDone) }()
+		go func() { followPeers(sweepCtx, pg, s, st.shared, st.audit); close(followDone) }()
+		sd := sweepsDone
+		sweepsDone = make(chan struct{})
+		go func() { <-sd; <-followDone; close(sweepsDone) }()
+	} else {
+		go func() { s.RunSweeps(sweepCtx, time.Minute); close(sweepsDone) }()
+	}
 	r := &runningIssuer{server: s, vending: svc, db: db, url: s.Issuer(), listen: ln.Addr().String(), adminURL: adminURL, metrics: metrics}
 	r.shutdown = func(ctx context.Context) {
 		metrics.Drain()
@@ -352,7 +386,7 @@ func runServe(args []string, stdout, stderr io.Writer) error {
 // serveMain runs serve until ctx is done; ready, when set, is told of the
 // started issuer (tests).
 func serveMain(ctx context.Context, args []string, stdout, stderr io.Writer, ready func(*runningIssuer)) error {
-	fs := newFlags("serve", "serve --config FILE [--data DIR] [--issuer-addr ADDR] [--admin-addr ADDR] [--tls-cert FILE --tls-key FILE] [--store redis://HOST:PORT]", stderr)
+	fs := newFlags("serve", "serve --config FILE [--data DIR] [--issuer-addr ADDR] [--admin-addr ADDR] [--tls-cert FILE --tls-key FILE] [--store redis://HOST:PORT] [--db postgres://...]", stderr)
 	cfgPath := fs.String("config", "", "keyless.yaml to load (required)")
 	dataDir := fs.String("data", defaultDataDir, "data directory (database, admin token)")
 	addr := fs.String("issuer-addr", "127.0.0.1:8787", "listen address of the authorization server")
@@ -362,6 +396,7 @@ func serveMain(ctx context.Context, args []string, stdout, stderr io.Writer, rea
 	roles := fs.StringSlice("roles", []string{"authserver"}, "roles to run: authserver (with the vending service when the config has a policy); run proxies with `keyless proxy`")
 	assets := fs.String("assets", defaultAssetsDir(), "directory of the built web component to serve under /keyless/ (empty: none)")
 	storeFlag := fs.String("store", "", "shared store of the proxy replicas, e.g. redis://127.0.0.1:6379/0 (default $"+storeEnv+"): revocations are mirrored to it")
+	dbFlag := fs.String("db", "", "PostgreSQL database shared by serve replicas, postgres://USER@HOST:PORT/DB (default $"+dbEnv+", then db: in the config; empty: the bbolt file in --data)")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -403,7 +438,7 @@ func serveMain(ctx context.Context, args []string, stdout, stderr io.Writer, rea
 		defer shared.Close()
 	}
 	iss, err := startIssuer(ctx, issuerSetup{cfg: cfg, cfgPath: *cfgPath, dataDir: *dataDir, addr: *addr, audit: audit, shared: shared, assets: *assets,
-		adminAddr: *adminAddr, tls: certs})
+		adminAddr: *adminAddr, tls: certs, dbURL: dbURL(*dbFlag, cfg)})
 	if err != nil {
 		return err
 	}

@@ -11,7 +11,6 @@ import (
 
 	"github.com/keyless-dev/keyless/sidecar/proxy"
 	"github.com/keyless-dev/keyless/sidecar/store"
-	"github.com/keyless-dev/keyless/sidecar/store/boltstore"
 	"github.com/keyless-dev/keyless/sidecar/store/redisstore"
 )
 
@@ -90,7 +89,7 @@ type issuerDB struct {
 
 // mirrored returns db with revocations mirrored to st, and starts
 // re-seeding st from db's durable list whenever st lost its data.
-func mirrored(ctx context.Context, db *boltstore.DB, st *redisstore.Store, log *slog.Logger) issuerDB {
+func mirrored(ctx context.Context, db durableDB, st *redisstore.Store, log *slog.Logger) issuerDB {
 	list := func(ctx context.Context) ([]redisstore.Entry, error) {
 		rs, err := db.ListRevocations(ctx)
 		out := make([]redisstore.Entry, len(rs))
