@@ -19,7 +19,7 @@
 // server runs as the unprivileged user nobody: the data directory is
 // created for it and initdb and postgres are started with its credentials.
 // Authentication is "trust" on loopback only; fsync is off (the tests kill
-// processes, not the machine). When the binaries are missing the test is
+// processes, not the machine) unless $PGTEST_FSYNC is "on". When the binaries are missing the test is
 // skipped, or fails when $CI is set (CI installs them in .ci/deps).
 package pgtest
 
@@ -45,6 +45,11 @@ import (
 
 // EnvBin, when set, is the directory holding initdb and postgres.
 const EnvBin = "PGTEST_BIN"
+
+// EnvFsync set to "on" makes the server fsync its commits, as a
+// production one does: benchmarks comparing it with the embedded store
+// (which always fsyncs) set it. Tests leave it off for speed.
+const EnvFsync = "PGTEST_FSYNC"
 
 // startTimeout bounds the wait for a started server to accept connections.
 const startTimeout = 15 * time.Second
@@ -208,9 +213,13 @@ func (s *Server) Restart() error {
 	if s.cmd != nil {
 		return fmt.Errorf("pgtest: server is running")
 	}
+	fsync := "off"
+	if os.Getenv(EnvFsync) == "on" {
+		fsync = "on"
+	}
 	cmd := exec.Command(filepath.Join(s.bin, "postgres"), "-D", filepath.Join(s.dir, "data"),
 		"-k", s.dir, "-h", "127.0.0.1", "-p", strconv.Itoa(s.port),
-		"-c", "fsync=off", "-c", "full_page_writes=off", "-c", "max_connections=200",
+		"-c", "fsync="+fsync, "-c", "full_page_writes="+fsync, "-c", "max_connections=200",
 		"-c", "shared_buffers=16MB", "-c", "log_min_messages=fatal")
 	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: s.cred, Setpgid: true}
 	cmd.Dir = s.dir
