@@ -17,7 +17,7 @@ import (
 )
 
 // ErrFull is returned by a bounded store that would have to drop a live
-// entry to take a new one. It refuses instead (SECURITY.md decision 3).
+// entry to take a new one. It refuses instead (docs/security.md#d3).
 var ErrFull = errors.New("store: full")
 
 // Replay is the jti replay cache: dpop.ReplayCache. Use returns
@@ -37,6 +37,18 @@ const (
 	KindClient Kind = "client" // every token of an app
 	KindJKT    Kind = "jkt"    // every token bound to a key
 )
+
+// SubjectValue is the value of a KindSub revocation for subject sub of
+// the issuer named idp: sub itself for keyless's own issuer (idp ""), and
+// idp, U+001F, sub for an external issuer, so that revoking the external
+// "alice" of one issuer never touches the local "alice" or another
+// issuer's (docs/identity-providers.md, "Subjects are namespaced").
+func SubjectValue(idp, sub string) string {
+	if idp == "" {
+		return sub
+	}
+	return idp + "\x1f" + sub
+}
 
 // Revocation names one revoked thing.
 //

@@ -15,6 +15,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"sync/atomic"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -42,9 +43,14 @@ type Options struct {
 
 // DB is an open store.
 type DB struct {
-	db  *bolt.DB
-	now func() time.Time
+	db      *bolt.DB
+	now     func() time.Time
+	onWrite atomic.Pointer[func()]
 }
+
+// OnRevocation sets fn to run after every change of the revocation log is
+// committed: the issuer wakes the followers of its revocation feed with it.
+func (d *DB) OnRevocation(fn func()) { d.onWrite.Store(&fn) }
 
 var (
 	_ store.KV  = (*DB)(nil)

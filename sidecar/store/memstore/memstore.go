@@ -18,8 +18,8 @@ const DefaultMaxEntries = 1 << 20
 
 // Replay is a bounded, expiring jti cache. When full it sweeps expired
 // entries and, if none can go, refuses with store.ErrFull: it never evicts a
-// live entry, because that would reopen a replay window (SECURITY.md
-// mistake 8).
+// live entry, because that would reopen a replay window
+// (docs/security.md#a8).
 type Replay struct {
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
@@ -34,7 +34,7 @@ type Replay struct {
 }
 
 // replayKey is (jkt, jti). Keys are the pair, never the proof string
-// (SECURITY.md mistake 9); both are bounded by the dpop package.
+// (docs/security.md#a9); both are bounded by the dpop package.
 type replayKey struct{ jkt, jti string }
 
 var _ store.Replay = (*Replay)(nil)

@@ -98,7 +98,7 @@ func TestReplay(t *testing.T, newReplay func(t *testing.T) store.Replay) {
 	})
 
 	// An entry lives until its own until, not until now + some window
-	// (SECURITY.md mistake 7), and is fresh once that has passed.
+	// (docs/security.md#a7), and is fresh once that has passed.
 	t.Run("ExpiresAtItsOwnUntil", func(t *testing.T) {
 		t.Parallel()
 		r := newReplay(t)
@@ -145,7 +145,7 @@ func TestReplay(t *testing.T, newReplay func(t *testing.T) store.Replay) {
 		mustUse(t, r, jkt, "past", time.Now().Add(time.Minute))
 	})
 
-	// SECURITY.md mistake 6: exists-then-insert lets concurrent copies
+	// docs/security.md#a6: exists-then-insert lets concurrent copies
 	// through. Exactly one of 50 must win; the rest are replays.
 	t.Run("ConcurrentCopies", func(t *testing.T) {
 		t.Parallel()
