@@ -71,7 +71,8 @@ const followInterval = 30 * time.Second
 
 // followPeers listens (LISTEN/NOTIFY) for the other replicas' changes
 // until ctx ends: a key rotation makes this replica adopt the stored key
-// set at once, so all publish and accept the same keys; a revocation is
+// set at once, so all publish and accept the same keys; a revocation
+// wakes this replica's revocation followers as one made here would, and is
 // copied from the log to the proxies' shared store (when there is one),
 // so it reaches the proxies even when the replica that made it failed to
 // write it there. Writes to the shared store are idempotent (an expiry is
@@ -170,6 +171,7 @@ func followPeers(ctx context.Context, db *pgstore.DB, s *authserver.Server, shar
 						log.Warn("keys.reload_failed", "err", err.Error())
 					}
 				} else {
+					db.RevocationNotified()
 					catchUp()
 				}
 			case <-tick.C:

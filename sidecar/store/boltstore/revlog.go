@@ -71,6 +71,12 @@ func (d *DB) write(ctx context.Context, r store.Revocation, until time.Time, res
 		return err
 	}
 	now := d.now()
+	changed := false
+	defer func() {
+		if fn := d.onWrite.Load(); changed && fn != nil {
+			(*fn)()
+		}
+	}()
 	return d.db.Update(func(tx *bolt.Tx) error {
 		revs, err := tx.CreateBucketIfNotExists([]byte(revBucket))
 		if err != nil {
@@ -102,7 +108,11 @@ func (d *DB) write(ctx context.Context, r store.Revocation, until time.Time, res
 		if err := log.Put(seqKey(seq), b); err != nil {
 			return err
 		}
-		return sweep(revs, log, now)
+		if err := sweep(revs, log, now); err != nil {
+			return err
+		}
+		changed = true // committed once Update returns nil
+		return nil
 	})
 }
 

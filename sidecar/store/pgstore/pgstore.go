@@ -27,6 +27,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -55,8 +56,26 @@ const maxAttempts = 20
 
 // DB is an open store: a pool of connections to one database.
 type DB struct {
-	pool *pgxpool.Pool
-	now  func() time.Time
+	pool    *pgxpool.Pool
+	now     func() time.Time
+	onWrite atomic.Pointer[func()]
+}
+
+// OnRevocation sets fn to run after every committed change of the
+// revocation log made through this store, and on every
+// [DB.RevocationNotified]: the issuer wakes the followers of its
+// revocation feed with it.
+func (d *DB) OnRevocation(fn func()) { d.onWrite.Store(&fn) }
+
+// RevocationNotified tells the store that another replica appended to the
+// log (its NOTIFY on [ChannelRevocations] arrived): the followers of this
+// replica's feed are woken as if the change had been made here.
+func (d *DB) RevocationNotified() { d.wake() }
+
+func (d *DB) wake() {
+	if fn := d.onWrite.Load(); fn != nil {
+		(*fn)()
+	}
 }
 
 var (

@@ -355,3 +355,24 @@ func TestNotify(t *testing.T) {
 		t.Fatalf("notification = %s %q", n.Channel, n.Payload)
 	}
 }
+
+// TestOnRevocation: the wake-up of the revocation feed runs after a
+// committed change, not for a revocation that changes nothing, and when
+// another replica's change is notified.
+func TestOnRevocation(t *testing.T) {
+	ctx := context.Background()
+	db := openFresh(t, nil)
+	var n atomic.Int32
+	db.OnRevocation(func() { n.Add(1) })
+	r := store.Revocation{Kind: store.KindLease, Value: "L"}
+	until := time.Now().Add(time.Hour)
+	must(t, db.Revoke(ctx, r, until))
+	must(t, db.Revoke(ctx, r, until.Add(-time.Minute))) // earlier: no change
+	if got := n.Load(); got != 1 {
+		t.Fatalf("woken %d times after one change, want 1", got)
+	}
+	db.RevocationNotified()
+	if got := n.Load(); got != 2 {
+		t.Fatalf("woken %d times after a notification, want 2", got)
+	}
+}

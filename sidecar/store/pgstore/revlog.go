@@ -58,7 +58,9 @@ func (d *DB) write(ctx context.Context, r store.Revocation, until time.Time, res
 	if !reset && u <= now.UnixNano() {
 		return ctx.Err() // already over: nothing to record
 	}
-	return d.inTx(ctx, pgx.TxOptions{IsoLevel: pgx.ReadCommitted}, func(tx pgx.Tx) error {
+	changed := false
+	err := d.inTx(ctx, pgx.TxOptions{IsoLevel: pgx.ReadCommitted}, func(tx pgx.Tx) error {
+		changed = false
 		// The head row lock: log writers take turns from here to commit.
 		var last int64
 		if err := tx.QueryRow(ctx, `SELECT last FROM keyless_revlog_head WHERE id = 1 FOR UPDATE`).Scan(&last); err != nil {
@@ -89,8 +91,13 @@ func (d *DB) write(ctx context.Context, r store.Revocation, until time.Time, res
 		}
 		// Delivered to listeners when (and only if) the transaction commits.
 		_, err = tx.Exec(ctx, `SELECT pg_notify($1, $2)`, ChannelRevocations, fmt.Sprint(seq))
+		changed = err == nil
 		return err
 	})
+	if err == nil && changed {
+		d.wake()
+	}
+	return err
 }
 
 // AnyRevoked implements [store.Revocations].
