@@ -11,7 +11,7 @@ import (
 	"github.com/keyless-dev/keyless/sidecar/store"
 )
 
-// The revocation log (docs/revocation.md) lives in keyless_revlog, ordered
+// The revocation log lives in keyless_revlog, ordered
 // by seq, and folds to keyless_revocations, which answers lookups without
 // reading the log. Both are written in one transaction that first locks
 // keyless_revlog_head: log writers take turns, so sequence numbers follow
