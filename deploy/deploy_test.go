@@ -114,3 +114,12 @@ func postForm(t *testing.T, u string, form url.Values, hdr http.Header) *http.Re
 	}
 	return resp
 }
+
+func listen(t *testing.T, addr string) net.Listener {
+	t.Helper()
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ln
+}

@@ -19,8 +19,7 @@ import (
 	"github.com/keyless-dev/keyless/sidecar/dpop"
 )
 
-// TestContainerImage builds the image with deploy/image/build.sh (what
-// `make image` runs) and runs it as the README's "run it as a container"
+// TestContainerImage builds the image with `make image` and runs it as the README's "run it as a container"
 // says: `keyless dev` with --network=host, --read-only, the data directory
 // on a volume. Through it: a device flow (authorize, `keyless approve`,
 // the DPoP token request), a lease, and a proxied call; and the process
@@ -40,9 +39,14 @@ func TestContainerImage(t *testing.T) {
 	// Every podman call, runCmd's and exec.Command's, uses the CI settings.
 	t.Setenv("CONTAINERS_CONF", filepath.Join(root, ".ci", "containers.conf"))
 	var env []string
-	tag := "localhost/keyless:test"
+	version, err := os.ReadFile(filepath.Join(root, "VERSION"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The README's commands: make image, then podman run keyless:VERSION.
+	tag := "keyless:" + strings.TrimSpace(string(version))
 	start := time.Now()
-	runCmd(t, root, env, "bash", "deploy/image/build.sh", tag)
+	runCmd(t, root, env, "make", "--no-print-directory", "image")
 	t.Logf("image built in %v", time.Since(start).Round(time.Millisecond))
 
 	// No shell, nothing but what the Containerfile copies.
@@ -56,7 +60,6 @@ func TestContainerImage(t *testing.T) {
 	if err := json.Unmarshal([]byte(runCmd(t, root, env, podman, "image", "inspect", tag)), &img); err != nil || len(img) != 1 {
 		t.Fatalf("image inspect: %v", err)
 	}
-	version, _ := os.ReadFile(filepath.Join(root, "VERSION"))
 	c := img[0].Config
 	if c.User != "65532:65532" || strings.Join(c.Entrypoint, " ") != "/usr/bin/keyless" ||
 		c.Labels["org.opencontainers.image.version"] != strings.TrimSpace(string(version)) || c.Labels["org.opencontainers.image.source"] == "" {

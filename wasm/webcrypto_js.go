@@ -18,7 +18,7 @@ type webCryptoSigner struct {
 
 var _ proof.Signer = (*webCryptoSigner)(nil)
 
-func (s *webCryptoSigner) Alg() string          { return "ES256" }
+func (s *webCryptoSigner) Alg() string           { return "ES256" }
 func (s *webCryptoSigner) PublicJWK() *proof.JWK { return s.jwk }
 
 func (s *webCryptoSigner) Sign(input []byte) ([]byte, error) {

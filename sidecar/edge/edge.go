@@ -419,9 +419,7 @@ func (h *Handler) forward(x *exchange) (*Forward, *Response, *check.Error) {
 		f.Header = append(f.Header, rt.cred)
 	}
 	if x.claims != nil {
-		for _, kv := range check.Identity(h.cfg.Proxy.Headers, x.claims) {
-			f.Header = append(f.Header, kv)
-		}
+		f.Header = append(f.Header, check.Identity(h.cfg.Proxy.Headers, x.claims)...)
 	}
 	f.AddResponse = h.responseHeaders(x, nil)
 	return f, nil, nil

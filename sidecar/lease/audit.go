@@ -8,7 +8,6 @@ import (
 
 	"github.com/keyless-dev/keyless/sidecar/dpop"
 	"github.com/keyless-dev/keyless/sidecar/policy"
-	"github.com/keyless-dev/keyless/sidecar/token"
 )
 
 // Audit lines are slog records with an "event" attribute:
@@ -28,7 +27,7 @@ func itoa(v int64) string                 { return strconv.FormatInt(max(v, 1), 
 func joinScope(s []string) string         { return strings.Join(s, " ") }
 func (g *Family) attrs() []slog.Attr {
 	return []slog.Attr{
-		attr("lease_id", g.LeaseID), attr("sub", g.Subject), attr("client_id", g.ClientID),
+		attr("lease_id", g.LeaseID), attr("sub", g.Subject), attr("issuer", g.IdP), attr("client_id", g.ClientID),
 		attr("scope", joinScope(g.Scopes)), attr("jkt", g.JKT), attrBool("preview", g.Preview),
 	}
 }
@@ -36,7 +35,7 @@ func (g *Family) attrs() []slog.Attr {
 // denyInfo is what is known about a refused request when it is refused.
 type denyInfo struct {
 	req      *vendRequest
-	claims   *token.Claims
+	subject  *subjectToken
 	decision *policy.Decision
 	Family   *Family
 }
@@ -56,14 +55,26 @@ func (s *Service) deny(ctx context.Context, op string, err error, in *denyInfo, 
 		if in.req != nil {
 			attrs = append(attrs, attr("client_id", in.req.ClientID), attr("requested_scope", joinScope(in.req.Scopes)))
 		}
-		if in.claims != nil {
-			attrs = append(attrs, attr("sub", in.claims.Subject), attr("token_issuer", in.claims.Issuer))
+		if st := in.subject; st != nil {
+			attrs = append(attrs, attr("token_issuer", st.Issuer))
+			if st.Subject != "" {
+				attrs = append(attrs, attr("sub", st.Subject))
+			}
+			if st.IdP != "" {
+				attrs = append(attrs, attr("issuer", st.IdP))
+			}
+			if st.Check != "" {
+				attrs = append(attrs, attr("check", st.Check))
+			}
 		}
 		if in.decision != nil {
 			attrs = append(attrs, attr("rule", in.decision.Rule), attr("policy_reason", in.decision.Reason))
 		}
 		if in.Family != nil {
 			attrs = append(attrs, attr("lease_id", in.Family.LeaseID), attr("sub", in.Family.Subject), attr("client_id", in.Family.ClientID))
+			if in.Family.IdP != "" {
+				attrs = append(attrs, attr("issuer", in.Family.IdP))
+			}
 		}
 	}
 	s.audit.LogAttrs(ctx, slog.LevelWarn, "lease denied", attrs...)

@@ -33,15 +33,15 @@ func BenchmarkLease(b *testing.B) {
 			if c.ext {
 				ext = newIdPTB(b, clk)
 				opts = append(opts, func(h *harness) {
-					h.extra = []Issuer{{Issuer: ext.srv.URL, IgnoreScope: true,
-						Verifier: &External{Issuer: ext.srv.URL, Audience: "keyless", Client: ext.srv.Client(), Now: clk.Now}}}
+					h.extra = []Issuer{extIssuer(b, ext, "corp", IssuerConfig{IgnoreScope: true, AnyClient: true})}
 				})
 			}
 			h := newHarness(b, opts...)
 			k := newKey(b)
 			subject := h.login("alice", "other-app", readOnly, k)
 			if ext != nil {
-				subject = ext.tokenTB(b, "erin", "keyless", jkt(k), "other-app")
+				subject = ext.sign(b, with(ext.claims("erin", "other-app"), map[string]any{
+					"cnf": map[string]string{"jkt": jkt(k)}, "exp": clk.Now().Add(time.Hour).Unix()}), nil)
 			}
 			body := []byte(mustJSON(map[string]any{"subject_token": subject, "client_id": "other-app"}))
 			// Warm up: the key cache (and, for the external issuer,

@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"go.yaml.in/yaml/v3"
+
+	"github.com/keyless-dev/keyless/sidecar/federation"
 )
 
 // Config is the `vending:` section of the keyless configuration
@@ -16,14 +18,19 @@ import (
 //
 //	vending:
 //	  audience: https://api.example.test   # the proxy; aud of leases
-//	  issuers:                             # external OIDC issuers, besides the embedded one
-//	    - issuer: https://idp.example.com
-//	      audience: keyless                # must be in their tokens' aud
+//	  issuers:                             # external issuers, besides the embedded one
+//	    - name: corp                       # policy rules say issuer: corp
+//	      issuer: https://idp.example.com
+//	      audience: [keyless, where2eat]   # one of them must be in their tokens' aud
+//	      groups_claim: groups
+//	      group_map: {"eng-team": [engineering]}
 //	      ignore_scope: true               # their scopes do not bound leases
-//	      any_client: false                # their client_id must be the leasing app
-//	      groups_claim: groups             # a claim listing the subject's groups
+//	      any_client: false                # their client must be the leasing app
+//	      renew_past_token: 0s             # renewal stops at the token's exp
 //
-// The policy itself is the config's `policy:` section ([policy.FromNode]).
+// Every field of an issuer is described in docs/identity-providers.md;
+// the validation fields are [federation.Config]'s. The policy itself is
+// the config's `policy:` section ([policy.FromNode]).
 type Config struct {
 	// Audience is the aud of leases that name no resource: the proxy's
 	// public URL. Empty: the caller supplies it (keyless dev uses the
@@ -33,18 +40,28 @@ type Config struct {
 	Issuers []IssuerConfig `yaml:"issuers"`
 }
 
-// IssuerConfig is one external issuer; see [Issuer] for the flags.
+// MaxRenewPastToken caps IssuerConfig.RenewPastToken.
+const MaxRenewPastToken = 24 * time.Hour
+
+// IssuerConfig is one external issuer: how its tokens are validated and
+// mapped ([federation.Config]) and what the vending service lets them do.
 type IssuerConfig struct {
-	Issuer      string `yaml:"issuer"`
-	Audience    string `yaml:"audience"`
-	AnyClient   bool   `yaml:"any_client"`
-	IgnoreScope bool   `yaml:"ignore_scope"`
-	GroupsClaim string `yaml:"groups_claim"`
+	federation.Config `yaml:",inline"`
+	// AnyClient lets a token issued to one client lease for another app.
+	AnyClient bool `yaml:"any_client"`
+	// IgnoreScope: the token's scope does not bound the lease's.
+	IgnoreScope bool `yaml:"ignore_scope"`
+	// RenewPastToken lets a lease family minted from this issuer's token
+	// renew for this long past the token's exp (at most
+	// MaxRenewPastToken, and never past the policy's renewal limit).
+	// Zero: renewal stops at the token's exp; the client then exchanges
+	// a fresh token.
+	RenewPastToken federation.Duration `yaml:"renew_past_token"`
 }
 
 var (
 	configFields = []string{"audience", "issuers"}
-	issuerFields = []string{"issuer", "audience", "any_client", "ignore_scope", "groups_claim"}
+	issuerFields = append([]string{"any_client", "ignore_scope", "renew_past_token"}, federation.Fields...)
 )
 
 // DecodeConfig decodes and validates the vending section; file names the
@@ -98,38 +115,45 @@ func (c *Config) Validate() error {
 			errs = append(errs, errors.New("vending.audience: not an absolute URI"))
 		}
 	}
-	seen := map[string]bool{}
+	seen, names := map[string]bool{}, map[string]bool{}
 	for i, is := range c.Issuers {
-		u, err := url.Parse(is.Issuer)
-		switch {
-		case is.Issuer == "":
-			errs = append(errs, fmt.Errorf("vending.issuers[%d]: issuer is required", i))
-		case err != nil || !u.IsAbs() || (u.Scheme != "https" && !(u.Scheme == "http" && isLoopback(u.Hostname()))):
-			errs = append(errs, fmt.Errorf("vending.issuers[%d]: issuer must be an https URL (http only on loopback)", i))
-		case seen[is.Issuer]:
-			errs = append(errs, fmt.Errorf("vending.issuers[%d]: duplicate issuer", i))
+		prefix := fmt.Sprintf("vending.issuers[%d]", i)
+		if err := is.Config.Validate(prefix); err != nil {
+			errs = append(errs, err)
 		}
-		seen[is.Issuer] = true
-		if is.Audience == "" {
-			errs = append(errs, fmt.Errorf("vending.issuers[%d]: audience is required (the aud their tokens carry for keyless)", i))
+		if is.Issuer != "" && seen[is.Issuer] {
+			errs = append(errs, fmt.Errorf("%s: duplicate issuer", prefix))
+		}
+		if is.Name != "" && names[is.Name] {
+			errs = append(errs, fmt.Errorf("%s: duplicate name %q", prefix, is.Name))
+		}
+		seen[is.Issuer], names[is.Name] = true, true
+		if is.RenewPastToken < 0 || time.Duration(is.RenewPastToken) > MaxRenewPastToken {
+			errs = append(errs, fmt.Errorf("%s: renew_past_token must be between 0 and %s", prefix, MaxRenewPastToken))
 		}
 	}
 	return errors.Join(errs...)
 }
 
 // ExternalIssuers builds the [Issuer]s of the config's external issuers,
-// each verified through its discovery document and JWKS. client nil means
-// a client with a 10 s timeout; now nil means time.Now.
-func (c *Config) ExternalIssuers(client *http.Client, now func() time.Time) []Issuer {
+// each validated by a [federation.Validator] reading the issuer's
+// metadata and JWKS. client nil means http.DefaultClient (every fetch is
+// bounded by federation.DefaultFetchTimeout); now nil means time.Now.
+func (c *Config) ExternalIssuers(client *http.Client, now func() time.Time) ([]Issuer, error) {
 	var out []Issuer
 	for _, is := range c.Issuers {
+		v, err := federation.New(is.Config, federation.Options{Client: client, Now: now})
+		if err != nil {
+			return nil, err
+		}
 		out = append(out, Issuer{
-			Issuer:      is.Issuer,
-			Verifier:    &External{Issuer: is.Issuer, Audience: is.Audience, Client: client, Now: now},
-			AnyClient:   is.AnyClient,
-			IgnoreScope: is.IgnoreScope,
-			GroupsClaim: is.GroupsClaim,
+			Issuer:         is.Issuer,
+			Name:           is.Name,
+			Federation:     v,
+			AnyClient:      is.AnyClient,
+			IgnoreScope:    is.IgnoreScope,
+			RenewPastToken: time.Duration(is.RenewPastToken),
 		})
 	}
-	return out
+	return out, nil
 }

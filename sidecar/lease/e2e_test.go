@@ -53,6 +53,7 @@ func TestEndToEndProxy(t *testing.T) {
 			t.Fatal(err)
 		}
 		req, _ := http.NewRequest(http.MethodGet, ps.URL+"/v1/orders", nil)
+		req.Host = strings.TrimPrefix(apiAud, "https://") // the proxy serves its public host only
 		req.Header.Set("Authorization", "DPoP "+tok)
 		req.Header.Set("DPoP", proof)
 		resp, err := ps.Client().Do(req)

@@ -55,9 +55,26 @@ apps:
       - name: read
         subjects: ["*"]
         scopes: [orders:read]
+      - name: corp-ops
+        issuer: corp
+        groups: [ops]
+        scopes: [orders:read, orders:write]
+        write: true
+      - name: corp-read
+        issuer: corp
+        subjects: ["*"]
+        scopes: [orders:read]
+      - name: entra-read
+        issuer: entra
+        subjects: ["*"]
+        scopes: [orders:read]
+      - name: partner-read
+        issuer: partner
+        subjects: ["*"]
+        scopes: [orders:read]
   other-app:
     scopes: {orders:read: read}
-    rules: [{name: all, subjects: ["*"], scopes: [orders:read]}]
+    rules: [{name: all, subjects: ["*"], scopes: [orders:read]}, {name: corp-all, issuer: corp, subjects: ["*"], scopes: [orders:read]}]
   preview-app:
     preview: true
     scopes: {orders:read: read}

@@ -10,6 +10,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/keyless-dev/keyless/sidecar/federation"
 )
 
 // maxBody bounds a request body; ours are a token and a few words.
@@ -19,7 +21,16 @@ const maxBody = 64 << 10
 const (
 	TokenTypeAccessToken = "urn:ietf:params:oauth:token-type:access_token"
 	TokenTypeJWT         = "urn:ietf:params:oauth:token-type:jwt"
+	TokenTypeIDToken     = "urn:ietf:params:oauth:token-type:id_token"
 )
+
+// subjectTokenTypes maps the subject_token_type values accepted to the
+// kind of token an external issuer's validator expects.
+var subjectTokenTypes = map[string]federation.TokenType{
+	TokenTypeAccessToken: federation.AccessToken,
+	TokenTypeJWT:         federation.JWT,
+	TokenTypeIDToken:     federation.IDToken,
+}
 
 // GrantTokenExchange is the RFC 8693 grant type.
 const GrantTokenExchange = "urn:ietf:params:oauth:grant-type:token-exchange"
@@ -29,10 +40,13 @@ const GrantTokenExchange = "urn:ietf:params:oauth:grant-type:token-exchange"
 // one place (Service.vend).
 type vendRequest struct {
 	SubjectToken string
-	ClientID     string
-	Scopes       []string
-	TTL          time.Duration
-	Targets      []string // resource and audience values (RFC 8707, RFC 8693)
+	// TokenType is the declared subject_token_type; empty (POST /v1/lease
+	// without one) means a signed JWT of either kind.
+	TokenType federation.TokenType
+	ClientID  string
+	Scopes    []string
+	TTL       time.Duration
+	Targets   []string // resource and audience values (RFC 8707, RFC 8693)
 	// Binding holds any key-naming parameter (dpop_jkt, jkt, cnf): each
 	// must name the proof key, or the request is refused.
 	Binding map[string]string
@@ -116,6 +130,10 @@ func leaseRequestFromJSON(m map[string]json.RawMessage) (*vendRequest, error) {
 		switch k {
 		case "subject_token":
 			req.SubjectToken, err = str(k)
+		case "subject_token_type":
+			if s, err = str(k); err == nil {
+				req.TokenType, err = tokenType(s)
+			}
 		case "client_id":
 			req.ClientID, err = str(k)
 		case "scope":
@@ -167,18 +185,17 @@ func leaseRequestFromJSON(m map[string]json.RawMessage) (*vendRequest, error) {
 // https://www.rfc-editor.org/rfc/rfc8693#section-2.1
 func exchangeRequestFromForm(f url.Values, clientID string) (*vendRequest, error) {
 	req := &vendRequest{ClientID: clientID, Binding: map[string]string{}, Identity: map[string]string{}}
-	switch f.Get("subject_token_type") {
-	case TokenTypeAccessToken, TokenTypeJWT:
-	case "":
+	if f.Get("subject_token_type") == "" {
 		return nil, oauthErr(CodeInvalidRequest, "subject_token_type is required")
-	default:
-		return nil, oauthErr(CodeInvalidRequest, "unsupported subject_token_type")
+	}
+	var err error
+	if req.TokenType, err = tokenType(f.Get("subject_token_type")); err != nil {
+		return nil, err
 	}
 	if t := f.Get("requested_token_type"); t != "" && t != TokenTypeAccessToken {
 		return nil, oauthErr(CodeInvalidRequest, "only access tokens are issued")
 	}
 	req.SubjectToken = f.Get("subject_token")
-	var err error
 	if req.Scopes, err = splitScope(f.Get("scope")); err != nil {
 		return nil, err
 	}
@@ -203,6 +220,15 @@ func exchangeRequestFromForm(f url.Values, clientID string) (*vendRequest, error
 		}
 	}
 	return req, nil
+}
+
+// tokenType reads a subject_token_type (RFC 8693 section 3).
+func tokenType(s string) (federation.TokenType, error) {
+	t, ok := subjectTokenTypes[s]
+	if !ok {
+		return "", oauthErr(CodeInvalidRequest, "unsupported subject_token_type (access_token, id_token or jwt)")
+	}
+	return t, nil
 }
 
 // splitScope splits an RFC 6749 section 3.3 scope string. A scope token

@@ -19,8 +19,10 @@ const PathAdminList = "/admin/v1/lease/list"
 // bound to which key, and until when. A lease stays listed while it is
 // valid or its family may still renew, unless it is revoked.
 type Active struct {
-	LeaseID  string   `json:"lease_id"`
-	Subject  string   `json:"sub"`
+	LeaseID string `json:"lease_id"`
+	Subject string `json:"sub"`
+	// IdP is the external issuer's name; empty for keyless's own users.
+	IdP      string   `json:"idp,omitempty"`
 	ClientID string   `json:"client_id"`
 	Scopes   []string `json:"scope"`
 	JKT      string   `json:"jkt"`
@@ -162,7 +164,7 @@ func sweepActive(tx store.Tx, now time.Time) ([]Active, error) {
 // not returned: the lease is valid and the client already holds it.
 func (s *Service) record(ctx context.Context, g *Family, resp *Response, now time.Time) {
 	a := &Active{
-		LeaseID: g.LeaseID, Subject: g.Subject, ClientID: g.ClientID, Scopes: g.Scopes, JKT: g.JKT,
+		LeaseID: g.LeaseID, Subject: g.Subject, IdP: g.IdP, ClientID: g.ClientID, Scopes: g.Scopes, JKT: g.JKT,
 		Preview: resp.Preview, IssuedAt: now.UTC(), ExpiresAt: now.Add(time.Duration(resp.ExpiresIn) * time.Second).UTC(),
 		RenewableUntil: g.FamilyExpiry.UTC(),
 	}
@@ -187,7 +189,7 @@ func (s *Service) ListActive(ctx context.Context, client, sub string) ([]Active,
 		revoked, err := s.o.Revocations.AnyRevoked(ctx,
 			store.Revocation{Kind: store.KindLease, Value: a.LeaseID},
 			store.Revocation{Kind: store.KindFamily, Value: a.LeaseID},
-			store.Revocation{Kind: store.KindSub, Value: a.Subject},
+			store.Revocation{Kind: store.KindSub, Value: store.SubjectValue(a.IdP, a.Subject)},
 			store.Revocation{Kind: store.KindClient, Value: a.ClientID},
 			store.Revocation{Kind: store.KindJKT, Value: a.JKT})
 		if err != nil {

@@ -140,7 +140,7 @@ func (s *Service) renew(ctx context.Context, rt string, ttl time.Duration, proof
 	revoked, err := s.o.Revocations.AnyRevoked(ctx,
 		store.Revocation{Kind: store.KindLease, Value: g.LeaseID},
 		store.Revocation{Kind: store.KindFamily, Value: g.LeaseID},
-		store.Revocation{Kind: store.KindSub, Value: g.Subject},
+		store.Revocation{Kind: store.KindSub, Value: store.SubjectValue(g.IdP, g.Subject)},
 		store.Revocation{Kind: store.KindClient, Value: g.ClientID},
 		store.Revocation{Kind: store.KindJKT, Value: g.JKT},
 		store.Revocation{Kind: store.KindJTI, Value: g.SubjectJTI})
@@ -161,7 +161,7 @@ func (s *Service) renew(ctx context.Context, rt string, ttl time.Duration, proof
 		ttl = g.TTL
 	}
 	d := s.o.Policy().Evaluate(policy.Request{
-		App: g.ClientID, Subject: g.Subject, Groups: g.Groups, Scopes: g.Scopes, TTL: ttl, Issuer: g.Issuer, Time: now,
+		App: g.ClientID, Subject: g.Subject, Groups: g.Groups, Scopes: g.Scopes, TTL: ttl, Issuer: g.Issuer, IssuerName: g.IdP, Time: now,
 	})
 	if !d.Allow {
 		return fail(oauthErr(CodeInvalidGrant, "the policy no longer allows this lease"), &g, &d)

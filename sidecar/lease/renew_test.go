@@ -113,7 +113,7 @@ func TestRenewAbsoluteLimit(t *testing.T) {
 func TestRenewStopsWhenPolicyChanges(t *testing.T) {
 	h := newHarness(t)
 	r0, k := h.leaseFor("alice", "other-app")
-	changed := strings.Replace(testPolicy, `rules: [{name: all, subjects: ["*"], scopes: [orders:read]}]
+	changed := strings.Replace(testPolicy, `rules: [{name: all, subjects: ["*"], scopes: [orders:read]}, {name: corp-all, issuer: corp, subjects: ["*"], scopes: [orders:read]}]
   preview-app`, `rules: [{name: only-bob, subjects: [bob], scopes: [orders:read]}]
   preview-app`, 1)
 	if changed == testPolicy {

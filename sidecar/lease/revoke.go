@@ -222,13 +222,27 @@ func (s *Service) AdminHandler() http.Handler {
 	mux.HandleFunc("POST "+PathAdmin, s.admin(func(w http.ResponseWriter, r *http.Request) {
 		m, err := readJSONObject(w, r)
 		var in struct {
-			Kind  string `json:"kind"`
-			Value string `json:"value"`
+			Kind   string `json:"kind"`
+			Value  string `json:"value"`
+			Issuer string `json:"issuer"`
 		}
 		if err == nil {
 			b, _ := json.Marshal(m)
-			if json.Unmarshal(b, &in) != nil || len(m) != 2 {
-				err = oauthErr(CodeInvalidRequest, "body must be an object with exactly kind and value")
+			_, hasIssuer := m["issuer"]
+			if json.Unmarshal(b, &in) != nil || len(m) != 2 && !(len(m) == 3 && hasIssuer) {
+				err = oauthErr(CodeInvalidRequest, "body must be an object with kind and value, and issuer for an external subject")
+			}
+		}
+		if err == nil && in.Issuer != "" {
+			// An external subject: namespaced by its issuer's name
+			// (docs/identity-providers.md).
+			switch {
+			case in.Kind != string(store.KindSub):
+				err = oauthErr(CodeInvalidRequest, "issuer goes only with kind sub")
+			case !s.externalIssuer(in.Issuer):
+				err = oauthErr(CodeInvalidRequest, "issuer names no configured external issuer")
+			default:
+				in.Value = store.SubjectValue(in.Issuer, in.Value)
 			}
 		}
 		if err == nil {
@@ -241,6 +255,16 @@ func (s *Service) AdminHandler() http.Handler {
 		writeJSON(w, http.StatusOK, map[string]any{"revoked": true, "kind": in.Kind})
 	}))
 	return mux
+}
+
+// externalIssuer reports whether name is a configured external issuer.
+func (s *Service) externalIssuer(name string) bool {
+	for _, is := range s.o.Issuers {
+		if is.Federation != nil && is.Name == name {
+			return true
+		}
+	}
+	return false
 }
 
 // admin wraps an admin endpoint: 404 when there is no admin token, 401

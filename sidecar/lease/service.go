@@ -65,6 +65,7 @@ import (
 	"time"
 
 	"github.com/keyless-dev/keyless/sidecar/dpop"
+	"github.com/keyless-dev/keyless/sidecar/federation"
 	"github.com/keyless-dev/keyless/sidecar/policy"
 	"github.com/keyless-dev/keyless/sidecar/store"
 	"github.com/keyless-dev/keyless/sidecar/token"
@@ -127,14 +128,27 @@ type Options struct {
 	Now func() time.Time
 }
 
-// Issuer is a trusted subject-token issuer.
+// Issuer is a trusted subject-token issuer: keyless's own (Verifier) or
+// an external one (Federation).
 type Issuer struct {
 	// Issuer is the iss value; required, compared exactly.
 	Issuer string
-	// Verifier verifies its tokens (signature, iss, aud, exp); required.
-	// For the embedded server: [AuthServer.AccessTokenVerifier];
-	// for an external OIDC issuer: an [*External].
+	// Verifier verifies the embedded server's tokens (signature, iss,
+	// aud, exp): [AuthServer.AccessTokenVerifier]. Exactly one of
+	// Verifier and Federation is set.
 	Verifier token.Verifier
+	// Federation validates an external issuer's ID tokens and JWT access
+	// tokens and maps their claims (Name, subject_claim, group_map...).
+	Federation *federation.Validator
+	// Name is the external issuer's configured name: policy rules name
+	// it, leases carry it (claim idp, header X-Keyless-Issuer) and
+	// subjects are namespaced by it. Empty for keyless's own issuer;
+	// required with Federation.
+	Name string
+	// RenewPastToken: how long a family minted from this issuer's token
+	// may renew past the token's exp (external issuers only; zero: not
+	// at all).
+	RenewPastToken time.Duration
 	// Revoked, when set, is asked too ([AuthServer.Revoked]).
 	Revoked func(ctx context.Context, c *token.Claims) (bool, error)
 	// AnyClient lets a token issued to one client lease for another app.
@@ -146,11 +160,6 @@ type Issuer struct {
 	// default): a lease scope outside the subject token's scope is
 	// invalid_scope (docs/security.md#vending).
 	IgnoreScope bool
-	// GroupsClaim names a claim of the issuer's tokens holding the
-	// subject's groups (an array of strings, e.g. "groups"), read only
-	// after the token verified; the policy's groups are added to them.
-	// Empty: groups come from the policy alone.
-	GroupsClaim string
 }
 
 // Service is the vending service. Create it with [New].
@@ -183,8 +192,11 @@ func New(o Options) (*Service, error) {
 		errs = append(errs, errors.New("lease: BaseURL must be an absolute URL without a trailing slash"))
 	}
 	for i, is := range o.Issuers {
-		if is.Issuer == "" || is.Verifier == nil {
-			errs = append(errs, fmt.Errorf("lease: Issuers[%d] needs Issuer and Verifier", i))
+		if is.Issuer == "" || (is.Verifier == nil) == (is.Federation == nil) {
+			errs = append(errs, fmt.Errorf("lease: Issuers[%d] needs Issuer and one of Verifier and Federation", i))
+		}
+		if is.Federation != nil && (is.Name == "" || is.Federation.Config().Issuer != is.Issuer) {
+			errs = append(errs, fmt.Errorf("lease: Issuers[%d] needs Name and the Federation of the same issuer", i))
 		}
 	}
 	if err := errors.Join(errs...); err != nil {

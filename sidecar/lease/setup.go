@@ -136,9 +136,22 @@ func FromConfig(st Setup) (*Service, error) {
 	if replay == nil {
 		replay = &memstore.Replay{Now: now}
 	}
+	ext, err := vc.ExternalIssuers(st.HTTPClient, now)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", st.File, err)
+	}
+	known := map[string]bool{}
+	for _, is := range ext {
+		known[is.Name] = true
+	}
+	for _, n := range pol.Issuers() {
+		if !known[n] {
+			return nil, fmt.Errorf("%s: a policy rule names issuer %q, which is not in vending.issuers", st.File, n)
+		}
+	}
 	issuers := append([]Issuer{{
 		Issuer: st.Server.Issuer(), Verifier: st.Server.AccessTokenVerifier(), Revoked: st.Server.Revoked,
-	}}, vc.ExternalIssuers(st.HTTPClient, now)...)
+	}}, ext...)
 	get := st.Policy
 	if get == nil {
 		get = func() *policy.Policy { return pol }

@@ -2,6 +2,8 @@ package lease
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"net/http"
@@ -11,6 +13,7 @@ import (
 	"time"
 
 	"github.com/keyless-dev/keyless/sidecar/dpop"
+	"github.com/keyless-dev/keyless/sidecar/federation"
 	"github.com/keyless-dev/keyless/sidecar/oauth"
 	"github.com/keyless-dev/keyless/sidecar/policy"
 	"github.com/keyless-dev/keyless/sidecar/store"
@@ -101,8 +104,8 @@ func (s *Service) ExchangeGrant(ctx context.Context, tr *oauth.TokenRequest) (*o
 // then mint. Every refusal is audited.
 func (s *Service) vend(ctx context.Context, req *vendRequest, proof *dpop.Proof) (*Response, error) {
 	now := s.now()
-	fail := func(err error, c *token.Claims, d *policy.Decision) (*Response, error) {
-		s.deny(ctx, "lease", err, &denyInfo{req: req, claims: c, decision: d}, proof)
+	fail := func(err error, st *subjectToken, d *policy.Decision) (*Response, error) {
+		s.deny(ctx, "lease", err, &denyInfo{req: req, subject: st, decision: d}, proof)
 		return nil, err
 	}
 	if req.SubjectToken == "" {
@@ -125,72 +128,100 @@ func (s *Service) vend(ctx context.Context, req *vendRequest, proof *dpop.Proof)
 	if app == nil {
 		return fail(oauthErr(CodeInvalidClient, "unknown app"), nil, nil)
 	}
-	claims, is, err := s.subject(ctx, req.SubjectToken, proof)
+	st, err := s.subject(ctx, req, proof)
 	if err != nil {
-		return fail(err, claims, nil)
+		return fail(err, st, nil)
 	}
-	if !is.AnyClient && claims.ClientID != req.ClientID {
-		return fail(oauthErr(CodeInvalidGrant, "the subject token was issued to another client"), claims, nil)
-	}
+	is := st.is
 	aud, err := s.targets(app, req.Targets)
 	if err != nil {
-		return fail(err, claims, nil)
+		return fail(err, st, nil)
 	}
-	if !is.IgnoreScope && len(claims.Scope) > 0 {
+	if !is.IgnoreScope && len(st.Scope) > 0 {
 		for _, sc := range req.Scopes {
-			if !slices.Contains(claims.Scope, sc) {
-				return fail(oauthErr(CodeInvalidScope, "a requested scope is not in the subject token's scope"), claims, nil)
+			if !slices.Contains(st.Scope, sc) {
+				return fail(oauthErr(CodeInvalidScope, "a requested scope is not in the subject token's scope"), st, nil)
 			}
 		}
 	}
-	groups := tokenGroups(req.SubjectToken, is.GroupsClaim)
 	d := pol.Evaluate(policy.Request{
-		App: req.ClientID, Subject: claims.Subject, Groups: groups, Scopes: req.Scopes, TTL: req.TTL,
-		Issuer: claims.Issuer, Time: now,
+		App: req.ClientID, Subject: st.Subject, Groups: st.Groups, Scopes: req.Scopes, TTL: req.TTL,
+		Issuer: st.Issuer, IssuerName: st.IdP, Time: now,
 	})
 	if !d.Allow {
-		return fail(denial(d), claims, &d)
+		return fail(denial(d), st, &d)
 	}
-	if !is.IgnoreScope && len(claims.Scope) > 0 && len(req.Scopes) == 0 {
+	if !is.IgnoreScope && len(st.Scope) > 0 && len(req.Scopes) == 0 {
 		// Default (read) scopes, narrowed to what the login granted.
-		d.Scopes = slices.DeleteFunc(d.Scopes, func(sc string) bool { return !slices.Contains(claims.Scope, sc) })
+		d.Scopes = slices.DeleteFunc(d.Scopes, func(sc string) bool { return !slices.Contains(st.Scope, sc) })
 		if len(d.Scopes) == 0 {
-			return fail(oauthErr(CodeInvalidScope, "the subject token grants none of the app's default scopes"), claims, &d)
+			return fail(oauthErr(CodeInvalidScope, "the subject token grants none of the app's default scopes"), st, &d)
 		}
 	}
-	if wait, ok := s.quota.take(req.ClientID, claims.Subject, d.Quota, now); !ok {
+	ttl := d.TTL
+	var familyExpiry time.Time
+	if d.RenewLimit > 0 {
+		familyExpiry = now.Add(d.RenewLimit)
+	}
+	if st.IdP != "" {
+		// A lease never outlives the external token it came from, and
+		// its family renews only until that token's exp (plus the
+		// issuer's renew_past_token): then the client brings a fresh
+		// token (docs/identity-providers.md, "Lifetime").
+		ttl = min(ttl, st.Expiry.Sub(now).Truncate(time.Second))
+		if ttl < time.Second {
+			return fail(oauthErr(CodeInvalidGrant, "the subject token expires within a second; get a fresh one from issuer "+st.IdP), st, &d)
+		}
+		if !familyExpiry.IsZero() {
+			familyExpiry = minTime(familyExpiry, st.Expiry.Add(is.RenewPastToken))
+			if !familyExpiry.After(now.Add(ttl)) {
+				familyExpiry = time.Time{} // nothing left to renew
+			}
+		}
+	}
+	if wait, ok := s.quota.take(req.ClientID, store.SubjectValue(st.IdP, st.Subject), d.Quota, now); !ok {
 		e := &Error{Status: http.StatusTooManyRequests, Code: CodeUnavailable, Msg: "lease quota exceeded",
 			Header: http.Header{"Retry-After": {itoa(int64(wait / time.Second))}}}
-		return fail(e, claims, &d)
+		return fail(e, st, &d)
+	}
+	if err := s.useBearerOnce(ctx, st, req.SubjectToken); err != nil {
+		return fail(err, st, &d)
 	}
 	leaseID, err := token.RandomID()
 	if err != nil {
 		return nil, err
 	}
 	g := Family{
-		LeaseID: leaseID, Subject: claims.Subject, ClientID: req.ClientID, Issuer: claims.Issuer,
+		LeaseID: leaseID, Subject: st.Subject, IdP: st.IdP, ClientID: req.ClientID, Issuer: st.Issuer,
 		JKT: proof.JKT, Scopes: d.Scopes, Audience: aud, Preview: d.Preview, TTL: req.TTL,
-		SubjectJTI: claims.JTI, Groups: groups,
+		SubjectJTI: st.JTI, Groups: st.Groups, FamilyExpiry: familyExpiry,
 	}
-	if d.RenewLimit > 0 {
-		g.FamilyExpiry = now.Add(d.RenewLimit)
-	}
-	resp, err := s.mint(ctx, &g, d.TTL, now)
+	resp, err := s.mint(ctx, &g, ttl, now)
 	if err != nil {
-		return fail(err, claims, &d)
+		return fail(err, st, &d)
 	}
 	s.record(ctx, &g, resp, now)
 	s.audit.LogAttrs(ctx, slogInfo, "lease", append(g.attrs(),
 		attr("event", "lease.issue"), attr("rule", d.Rule), attrInt("expires_in", resp.ExpiresIn),
-		attrBool("clamped", d.Clamped), attr("token_issuer", claims.Issuer))...)
+		attrBool("clamped", d.Clamped), attr("token_issuer", st.Issuer))...)
 	return resp, nil
+}
+
+func minTime(a, b time.Time) time.Time {
+	if b.Before(a) {
+		return b
+	}
+	return a
 }
 
 // Family is what a lease family keeps: everything needed to mint the next
 // lease on renewal.
 type Family struct {
-	LeaseID  string        `json:"lease_id"`
-	Subject  string        `json:"sub"`
+	LeaseID string `json:"lease_id"`
+	Subject string `json:"sub"`
+	// IdP is the external issuer's name ("" for keyless's own): with
+	// Subject, the namespaced identity.
+	IdP      string        `json:"idp,omitempty"`
 	ClientID string        `json:"client_id"`
 	Issuer   string        `json:"token_iss"`
 	JKT      string        `json:"jkt"`
@@ -220,7 +251,7 @@ func (s *Service) mint(ctx context.Context, g *Family, ttl time.Duration, now ti
 	}
 	raw, c, err := s.o.Minter.Issue(ctx, token.Spec{
 		Subject: g.Subject, Audience: g.Audience, ClientID: g.ClientID, Scope: g.Scopes,
-		JKT: g.JKT, TTL: ttl, LeaseID: g.LeaseID, Preview: g.Preview,
+		JKT: g.JKT, TTL: ttl, LeaseID: g.LeaseID, Preview: g.Preview, IdP: g.IdP,
 	})
 	if err != nil {
 		return nil, err
@@ -243,9 +274,29 @@ func (s *Service) mint(ctx context.Context, g *Family, ttl time.Duration, now ti
 	return resp, nil
 }
 
+// subjectToken is what a verified subject token says, from keyless's own
+// issuer or an external one.
+type subjectToken struct {
+	is       *Issuer
+	Issuer   string // iss
+	IdP      string // the external issuer's name; "" for keyless's own
+	Subject  string // sub, or the external issuer's subject_claim
+	ClientID string
+	JTI      string
+	JKT      string // cnf.jkt; "" for a bearer token
+	Scope    []string
+	Groups   []string
+	Expiry   time.Time
+	Check    string        // the external check that refused the token, for audit
+	claims   *token.Claims // keyless's own token's claims
+}
+
 // subject verifies the subject token: a trusted issuer's, valid, not a
-// lease, not revoked, and bound (if at all) to the proof's key.
-func (s *Service) subject(ctx context.Context, raw string, proof *dpop.Proof) (*token.Claims, *Issuer, error) {
+// lease, not revoked, and bound (if at all) to the proof's key. The
+// returned subjectToken is non-nil whenever the issuer is known, for the
+// audit line.
+func (s *Service) subject(ctx context.Context, req *vendRequest, proof *dpop.Proof) (*subjectToken, error) {
+	raw := req.SubjectToken
 	iss := peekIssuer(raw)
 	var is *Issuer
 	for i := range s.o.Issuers {
@@ -254,53 +305,123 @@ func (s *Service) subject(ctx context.Context, raw string, proof *dpop.Proof) (*
 		}
 	}
 	if is == nil {
-		return nil, nil, oauthErr(CodeInvalidGrant, "the subject token's issuer is not trusted")
+		return nil, oauthErr(CodeInvalidGrant, "the subject token's issuer is not trusted")
+	}
+	if is.Federation != nil {
+		return s.externalSubject(ctx, is, req, proof)
 	}
 	c, err := is.Verifier.Verify(ctx, raw)
 	if err != nil {
 		if errors.Is(err, token.ErrInvalidToken) {
-			return nil, nil, &Error{Status: http.StatusBadRequest, Code: CodeInvalidGrant, Msg: "the subject token is invalid or expired", Err: err}
+			return nil, &Error{Status: http.StatusBadRequest, Code: CodeInvalidGrant, Msg: "the subject token is invalid or expired", Err: err}
 		}
-		return nil, nil, unavailable(err)
+		return nil, unavailable(err)
 	}
+	st := &subjectToken{is: is, Issuer: c.Issuer, Subject: c.Subject, ClientID: c.ClientID, JTI: c.JTI,
+		JKT: c.JKT, Scope: c.Scope, Expiry: c.Expiry, claims: c}
 	if c.Issuer != is.Issuer {
-		return c, nil, oauthErr(CodeInvalidGrant, "the subject token's issuer is not trusted")
+		return st, oauthErr(CodeInvalidGrant, "the subject token's issuer is not trusted")
 	}
 	// TTL laundering (docs/security.md#vending): a lease is a
 	// capability, never a login; minting from it could extend it forever.
 	if c.LeaseID != "" {
-		return c, nil, oauthErr(CodeInvalidGrant, "a lease cannot be exchanged for another lease")
+		return st, oauthErr(CodeInvalidGrant, "a lease cannot be exchanged for another lease")
 	}
-	rs := []store.Revocation{
-		{Kind: store.KindJTI, Value: c.JTI},
-		{Kind: store.KindSub, Value: c.Subject},
-		{Kind: store.KindClient, Value: c.ClientID},
+	if !is.AnyClient && c.ClientID != req.ClientID {
+		return st, oauthErr(CodeInvalidGrant, "the subject token was issued to another client")
 	}
-	if c.JKT != "" {
-		rs = append(rs, store.Revocation{Kind: store.KindJKT, Value: c.JKT})
+	return st, s.checkSubject(ctx, st, proof, store.Revocation{Kind: store.KindClient, Value: c.ClientID})
+}
+
+// externalSubject validates an external issuer's token through its
+// federation.Validator. Every refusal of the token itself is
+// invalid_grant with the validator's description (what is wrong, which
+// issuer); an issuer that could not be asked is 503
+// temporarily_unavailable with Retry-After (docs/identity-providers.md).
+func (s *Service) externalSubject(ctx context.Context, is *Issuer, req *vendRequest, proof *dpop.Proof) (*subjectToken, error) {
+	exp := federation.Expect{Type: req.TokenType}
+	if !is.AnyClient {
+		exp.ClientID = req.ClientID
+	}
+	id, err := is.Federation.Validate(ctx, req.SubjectToken, exp)
+	if err != nil {
+		st := &subjectToken{is: is, Issuer: is.Issuer, IdP: is.Name}
+		var fe *federation.Error
+		if !errors.As(err, &fe) {
+			return st, unavailable(err)
+		}
+		st.Check = fe.Check.String()
+		if fe.Retry {
+			secs := int64(fe.RetryAfter / time.Second)
+			return st, &Error{Status: http.StatusServiceUnavailable, Code: CodeUnavailable, Msg: fe.Msg, Err: fe,
+				Header: http.Header{"Retry-After": {itoa(secs)}}}
+		}
+		return st, &Error{Status: http.StatusBadRequest, Code: CodeInvalidGrant, Msg: fe.Msg, Err: fe}
+	}
+	st := &subjectToken{is: is, Issuer: id.IssuerURL, IdP: is.Name, Subject: id.Subject, ClientID: id.ClientID,
+		JTI: id.JTI, JKT: id.JKT, Scope: id.Scope, Groups: id.Groups, Expiry: id.Expiry}
+	return st, s.checkSubject(ctx, st, proof)
+}
+
+// checkSubject applies what every subject token must pass once verified:
+// not revoked (by jti, subject, key, or extra), bound (if at all) to the
+// proof's key.
+func (s *Service) checkSubject(ctx context.Context, st *subjectToken, proof *dpop.Proof, extra ...store.Revocation) error {
+	rs := append([]store.Revocation{
+		{Kind: store.KindSub, Value: store.SubjectValue(st.IdP, st.Subject)},
+	}, extra...)
+	if st.JTI != "" {
+		rs = append(rs, store.Revocation{Kind: store.KindJTI, Value: st.JTI})
+	}
+	if st.JKT != "" {
+		rs = append(rs, store.Revocation{Kind: store.KindJKT, Value: st.JKT})
 	}
 	revoked, err := s.o.Revocations.AnyRevoked(ctx, rs...)
-	if err == nil && !revoked && is.Revoked != nil {
-		revoked, err = is.Revoked(ctx, c)
+	if err == nil && !revoked && st.is.Revoked != nil && st.claims != nil {
+		revoked, err = st.is.Revoked(ctx, st.claims)
 	}
 	if err != nil {
-		return c, nil, unavailable(err)
+		return unavailable(err)
 	}
 	if revoked {
-		return c, nil, oauthErr(CodeInvalidGrant, "the subject token was revoked")
+		return oauthErr(CodeInvalidGrant, "the subject token was revoked")
 	}
 	// Nobody binds a lease to someone else's key: a DPoP-bound login
-	// token is usable only with its own key. The subject token is an
-	// access token presented with a proof, so the answer is the one every
+	// token is usable only with its own key. The subject token is a
+	// token presented with a proof, so the answer is the one every
 	// keyless component gives a proof key that is not the token's
-	// cnf.jkt: 401 invalid_token (docs/security.md). Refresh tokens and
-	// device codes are grants: a key mismatch there is invalid_grant.
+	// cnf.jkt: 401 invalid_token (docs/security.md), for keyless's own
+	// tokens and external ones alike.
 	//
 	// https://www.rfc-editor.org/rfc/rfc9449#section-7.1
-	if c.JKT != "" && c.JKT != proof.JKT {
-		return c, nil, s.keyMismatch()
+	if st.JKT != "" && st.JKT != proof.JKT {
+		st.Check = "cnf"
+		return s.keyMismatch()
 	}
-	return c, is, nil
+	return nil
+}
+
+// useBearerOnce records an external bearer subject token (no cnf.jkt) as
+// exchanged, until its exp: a copy of it cannot mint a second lease, for
+// this key or another (docs/identity-providers.md, "Binding"). It runs
+// last before minting, so a request refused for another reason does not
+// burn the token. The record is an atomic set-if-absent in the replay
+// store, which replicas share.
+func (s *Service) useBearerOnce(ctx context.Context, st *subjectToken, raw string) error {
+	if st.IdP == "" || st.JKT != "" {
+		return nil
+	}
+	h := sha256.Sum256([]byte(raw))
+	until := st.Expiry.Add(federation.MaxLeeway)
+	err := s.o.Replay.Use(ctx, "subject-token:"+st.IdP, base64.RawURLEncoding.EncodeToString(h[:]), until)
+	switch {
+	case errors.Is(err, dpop.ErrReplay):
+		st.Check = "reuse"
+		return oauthErr(CodeInvalidGrant, "this bearer subject token was already exchanged; get a fresh token from issuer "+st.IdP)
+	case err != nil:
+		return unavailable(err)
+	}
+	return nil
 }
 
 // peekIssuer reads iss from a JWT payload without verifying it, only to
@@ -361,31 +482,6 @@ func denial(d policy.Decision) *Error {
 		return oauthErr(CodeInvalidRequest, "requested ttl is above the policy's cap")
 	}
 	return oauthErr(CodeAccessDenied, "the policy does not allow this lease")
-}
-
-// maxGroups bounds the groups taken from a token.
-const maxGroups = 64
-
-// tokenGroups reads the groups claim of a subject token that already
-// verified (the caller's order guarantees it): an array of strings; any
-// other shape means no groups.
-func tokenGroups(raw, claim string) []string {
-	if claim == "" {
-		return nil
-	}
-	b, ok := peekPayload(raw)
-	if !ok {
-		return nil
-	}
-	var m map[string]json.RawMessage
-	if json.Unmarshal(b, &m) != nil {
-		return nil
-	}
-	var gs []string
-	if json.Unmarshal(m[claim], &gs) != nil || len(gs) > maxGroups {
-		return nil
-	}
-	return slices.DeleteFunc(gs, func(g string) bool { return g == "" || len(g) > 256 })
 }
 
 // readProved reads a vending endpoint's JSON body and verifies its DPoP

@@ -18,8 +18,13 @@ type Request struct {
 	Scopes []string
 	// TTL requested; zero means the cap.
 	TTL time.Duration
-	// Issuer of the subject token, for conditions.
+	// Issuer of the subject token (its iss URL), for conditions.
 	Issuer string
+	// IssuerName is the configured name of the external issuer the
+	// subject comes from; empty for keyless's own issuer. Rules apply
+	// to the subjects of their own issuer only (Rule.Issuer), and the
+	// policy's groups list keyless's own subjects only.
+	IssuerName string
 	// Time is the evaluation time, for conditions; the caller's clock.
 	Time time.Time
 }
@@ -85,7 +90,10 @@ func (p *Policy) Evaluate(req Request) Decision {
 			return Decision{Deny: DenyScope, Reason: "a requested scope is not one of the app's scopes"}
 		}
 	}
-	groups := p.groupsOf(req.Subject, req.Groups)
+	groups := slices.Clone(req.Groups)
+	if req.IssuerName == "" {
+		groups = p.groupsOf(req.Subject, req.Groups)
+	}
 	act := vars{
 		subject: req.Subject, app: req.App, issuer: req.Issuer, groups: groups,
 		scopes: scopes, ttl: max(req.TTL, 0), time: req.Time,
@@ -93,7 +101,7 @@ func (p *Policy) Evaluate(req Request) Decision {
 
 	var identityMatched *Rule
 	for _, r := range app.Rules {
-		if !r.appliesTo(req.Subject, groups) {
+		if !r.forIssuer(req.IssuerName) || !r.appliesTo(req.Subject, groups) {
 			continue
 		}
 		if r.Effect == Deny {
@@ -181,6 +189,27 @@ func (r *Rule) appliesTo(sub string, groups []string) bool {
 		}
 	}
 	return intersects(r.Groups, groups)
+}
+
+// forIssuer reports whether the rule covers subjects of the issuer named
+// name ("" for keyless's own).
+func (r *Rule) forIssuer(name string) bool {
+	return r.Issuer == "*" || r.Issuer == name
+}
+
+// Issuers lists the external issuer names the policy's rules name
+// (without "*"), for the caller to check against its configuration.
+func (p *Policy) Issuers() []string {
+	var out []string
+	for _, a := range p.Apps {
+		for _, r := range a.Rules {
+			if r.Issuer != "" && r.Issuer != "*" && !slices.Contains(out, r.Issuer) {
+				out = append(out, r.Issuer)
+			}
+		}
+	}
+	slices.Sort(out)
+	return out
 }
 
 // holds evaluates the rule's condition; no condition holds.

@@ -168,6 +168,12 @@ type Rule struct {
 	Subjects []string `yaml:"subjects"`
 	// Groups the rule applies to (any one suffices).
 	Groups []string `yaml:"groups"`
+	// Issuer is the name of the external issuer (vending.issuers[].name)
+	// whose subjects the rule applies to; "*" is every issuer, keyless's
+	// own included. Empty: keyless's own issuer only, so an external
+	// "alice" never gets the rules of the local "alice"
+	// (docs/identity-providers.md).
+	Issuer string `yaml:"issuer"`
 	// Scopes granted (allow) or refused (deny; empty means every scope).
 	Scopes []string `yaml:"scopes"`
 	// Write must be true for an allow rule to grant a write scope.

@@ -268,3 +268,60 @@ func BenchmarkEvaluate(b *testing.B) {
 		}
 	}
 }
+
+// Rules apply to the subjects of one issuer: no issuer means keyless's
+// own, issuer: NAME that external issuer, "*" every one. The policy's
+// groups list keyless's own subjects only.
+func TestRuleIssuer(t *testing.T) {
+	p := mustParse(t, `
+groups:
+  ops: [alice]
+apps:
+  app:
+    scopes: {r: read, w: write}
+    rules:
+      - {name: no-mallory, effect: deny, issuer: "*", subjects: [mallory]}
+      - {name: local-ops, groups: [ops], scopes: [r, w], write: true}
+      - {name: corp-ops, issuer: corp, groups: [ops], scopes: [r, w], write: true}
+      - {name: corp-read, issuer: corp, subjects: ["*"], scopes: [r]}
+`)
+	tests := []struct {
+		name, issuer, sub string
+		groups            []string
+		scopes            []string
+		rule              string
+		allow             bool
+	}{
+		{"local alice is in ops", "", "alice", nil, []string{"w"}, "local-ops", true},
+		{"corp alice is not the local alice", "corp", "alice", nil, []string{"w"}, "corp-read", false},
+		{"corp alice reads", "corp", "alice", nil, []string{"r"}, "corp-read", true},
+		{"corp ops member writes", "corp", "bob", []string{"ops"}, []string{"w"}, "corp-ops", true},
+		{"partner has no rule", "partner", "alice", []string{"ops"}, []string{"r"}, "", false},
+		{"deny for every issuer", "corp", "mallory", nil, []string{"r"}, "no-mallory", false},
+		{"deny for the local one too", "", "mallory", nil, []string{"r"}, "no-mallory", false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			d := p.Evaluate(Request{App: "app", Subject: tt.sub, IssuerName: tt.issuer, Groups: tt.groups, Scopes: tt.scopes, Time: time.Unix(0, 0)})
+			if d.Allow != tt.allow || d.Rule != tt.rule {
+				t.Errorf("Evaluate = allow %v rule %q (%s), want allow %v rule %q", d.Allow, d.Rule, d.Reason, tt.allow, tt.rule)
+			}
+		})
+	}
+	if got := p.Issuers(); len(got) != 1 || got[0] != "corp" {
+		t.Errorf("Issuers = %v, want [corp]", got)
+	}
+	// Policy tests name the issuer too.
+	p2 := mustParse(t, `
+apps: {app: {scopes: {r: read}, rules: [{name: corp-read, issuer: corp, subjects: ["*"], scopes: [r]}]}}
+tests:
+  - {name: corp user, given: {subject: alice, app: app, issuer_name: corp}, expect: {decision: allow}}
+  - {name: local user, given: {subject: alice, app: app}, expect: {decision: deny}}
+`)
+	results := p2.RunTests(p2.Tests)
+	for _, r := range results {
+		if !r.Passed() {
+			t.Errorf("policy test %s: %v", r.Case.Name, r.Problems)
+		}
+	}
+}

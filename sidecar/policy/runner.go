@@ -36,7 +36,11 @@ type Given struct {
 	Groups  []string `yaml:"groups"`
 	Scopes  []string `yaml:"scopes"`
 	TTL     Duration `yaml:"ttl"`
-	Issuer  string   `yaml:"issuer"`
+	// Issuer is the subject token's iss URL, for conditions.
+	Issuer string `yaml:"issuer"`
+	// IssuerName is the external issuer (vending.issuers[].name) the
+	// subject comes from; empty: keyless's own users.
+	IssuerName string `yaml:"issuer_name"`
 	// Time is an RFC 3339 timestamp; zero means DefaultTestTime.
 	Time time.Time `yaml:"time"`
 }
@@ -91,7 +95,7 @@ func (p *Policy) RunTests(cases []TestCase) []Result {
 		}
 		d := p.Evaluate(Request{
 			App: g.App, Subject: g.Subject, Groups: g.Groups, Scopes: g.Scopes,
-			TTL: g.TTL.D(), Issuer: g.Issuer, Time: when,
+			TTL: g.TTL.D(), Issuer: g.Issuer, IssuerName: g.IssuerName, Time: when,
 		})
 		out = append(out, Result{Case: tc, Got: d, Problems: check(tc.Expect, d)})
 	}

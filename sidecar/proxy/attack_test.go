@@ -95,7 +95,7 @@ func attacks() []attack {
 		{name: "DPoP and dpop spellings", raw: func(h *harness) string {
 			tok := h.lease(nil, read...)
 			p := h.proof("GET", "/v1/orders", tok)
-			return "GET /v1/orders HTTP/1.1\r\nHost: x\r\nAuthorization: DPoP " + tok + "\r\nDPoP: " + p + "\r\ndpop: " + p + "\r\nConnection: close\r\n\r\n"
+			return "GET /v1/orders HTTP/1.1\r\nHost: api.example.test\r\nAuthorization: DPoP " + tok + "\r\nDPoP: " + p + "\r\ndpop: " + p + "\r\nConnection: close\r\n\r\n"
 		}, status: 401, code: "invalid_dpop_proof"},
 		{name: "ES256 with a P-384 jwk", req: proofEdit(func(h *harness, hdr, cl map[string]any) {
 			k, _ := ecdsa.GenerateKey(elliptic.P384(), rand.Reader)
@@ -107,16 +107,25 @@ func attacks() []attack {
 		{name: "htu from the Host the client used (mistake 3)", req: proofEdit(func(h *harness, hdr, cl map[string]any) {
 			cl["htu"] = h.srv.URL + "/v1/orders"
 		}, nil), status: 401, code: "invalid_dpop_proof"},
-		{name: "htu matching the Host header", req: func(h *harness) *http.Request {
-			r := proofEdit(func(h *harness, hdr, cl map[string]any) { cl["htu"] = "https://evil.example/v1/orders" }, nil)(h)
-			r.Host = "evil.example"
+		{name: "htu matching the Host header (an alias)", req: func(h *harness) *http.Request {
+			r := proofEdit(func(h *harness, hdr, cl map[string]any) { cl["htu"] = "https://" + aliasHost + "/v1/orders" }, nil)(h)
+			r.Host = aliasHost
 			return r
 		}, status: 401, code: "invalid_dpop_proof"},
-		{name: "absolute-form target with matching htu", raw: func(h *harness) string {
+		{name: "absolute-form target with matching htu (an alias)", raw: func(h *harness) string {
 			tok := h.lease(nil, read...)
-			p := h.proofWith(h.signer, "GET", "http://evil.example/v1/orders", dpop.ProofOptions{AccessToken: tok})
-			return "GET http://evil.example/v1/orders HTTP/1.1\r\nHost: evil.example\r\nAuthorization: DPoP " + tok + "\r\nDPoP: " + p + "\r\nConnection: close\r\n\r\n"
+			p := h.proofWith(h.signer, "GET", "http://"+aliasHost+"/v1/orders", dpop.ProofOptions{AccessToken: tok})
+			return "GET http://" + aliasHost + "/v1/orders HTTP/1.1\r\nHost: " + aliasHost + "\r\nAuthorization: DPoP " + tok + "\r\nDPoP: " + p + "\r\nConnection: close\r\n\r\n"
 		}, status: 401, code: "invalid_dpop_proof"},
+		{name: "Host of another virtual host", req: func(h *harness) *http.Request {
+			r := h.authed("GET", "/v1/orders", read...)
+			r.Host = "evil.example"
+			return r
+		}, status: 421, code: noCheck},
+		{name: "absolute-form target naming another host", raw: func(h *harness) string {
+			tok := h.lease(nil, read...)
+			return "GET http://evil.example/v1/orders HTTP/1.1\r\nHost: api.example.test\r\nAuthorization: DPoP " + tok + "\r\nDPoP: " + h.proof("GET", "/v1/orders", tok) + "\r\nConnection: close\r\n\r\n"
+		}, status: 421, code: noCheck},
 		{name: "prefix route: htu is the upstream URL", req: func(h *harness) *http.Request {
 			tok := h.lease(nil, read...)
 			r := h.request("GET", "/api/v1/orders")
@@ -185,7 +194,7 @@ func attacks() []attack {
 		}, status: 429, code: noCheck},
 		{name: "chunked body over the cap", raw: func(h *harness) string {
 			tok := h.lease(nil, "orders:write")
-			return "POST /v1/orders HTTP/1.1\r\nHost: x\r\nAuthorization: DPoP " + tok + "\r\nDPoP: " + h.proof("POST", "/v1/orders", tok) +
+			return "POST /v1/orders HTTP/1.1\r\nHost: api.example.test\r\nAuthorization: DPoP " + tok + "\r\nDPoP: " + h.proof("POST", "/v1/orders", tok) +
 				"\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n800\r\n" + strings.Repeat("x", 2048) + "\r\n0\r\n\r\n"
 		}, status: 413, code: noCheck},
 	}...)
@@ -255,14 +264,24 @@ func malleate(proof string) string {
 // TestAttacks is the attack suite: every row is refused with its status
 // and error code, never forwarded, and answered with a header-safe
 // challenge and the CORS expose headers.
-func TestAttacks(t *testing.T) {
+func TestAttacks(t *testing.T) { runAttacks(t) }
+
+// TestAttacksH2 runs the suite against the proxy served over TLS with
+// HTTP/2, where framing, :authority and bodies without content-length
+// differ; raw HTTP/1.1 rows do not apply.
+func TestAttacksH2(t *testing.T) { runAttacks(t, withH2) }
+
+func runAttacks(t *testing.T, opts ...harnessOption) {
 	rows := attacks()
 	if len(rows) < 50 {
 		t.Fatalf("attack suite has %d rows, want at least 50", len(rows))
 	}
-	h := newHarness(t)
+	h := newHarness(t, opts...)
 	for _, a := range rows {
 		t.Run(a.name, func(t *testing.T) {
+			if h.h2 && a.raw != nil {
+				t.Skip("raw HTTP/1.1 bytes")
+			}
 			h.t = t
 			// The count is taken after the request is built (building may
 			// call the backend), just before it is sent.
@@ -275,6 +294,15 @@ func TestAttacks(t *testing.T) {
 			} else {
 				req := a.req(h)
 				before = h.echo.hits.Load()
+				if h.h2 && a.status == http.StatusRequestHeaderFieldsTooLarge {
+					// The h2 server advertises its header limit in
+					// SETTINGS_MAX_HEADER_LIST_SIZE (RFC 9113 section
+					// 6.5.2), so a conforming client refuses to send.
+					if _, err := h.srv.Client().Do(req); err == nil || !strings.Contains(err.Error(), "advertised limit") {
+						t.Fatalf("oversized h2 header section: err %v, want the advertised limit", err)
+					}
+					return
+				}
 				res = h.do(req)
 			}
 			checkRefusal(t, res, a.status, a.code)

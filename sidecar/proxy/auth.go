@@ -3,6 +3,7 @@ package proxy
 import (
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 
 	"github.com/keyless-dev/keyless/sidecar/dpop"
 	"github.com/keyless-dev/keyless/sidecar/proxy/check"
@@ -91,6 +92,14 @@ func (p *Proxy) checkProof(x *exchange) *Error {
 	}
 	if err == nil {
 		return nil
+	}
+	// In nonce mode the server nonce is the freshness signal: a proof whose
+	// iat is outside the window gets use_dpop_nonce and (from render) a
+	// fresh nonce, so a client with a skewed clock recovers in one retry
+	// (RFC 9449 sections 8 and 11.1).
+	var ce *dpop.CheckError
+	if p.nonces != nil && errors.As(err, &ce) && ce.Check == dpop.CheckIAT {
+		return &Error{Code: CodeUseNonce, Msg: "proof iat is outside the accepted window; retry with the DPoP-Nonce given", Err: err, Rule: "dpop.iat"}
 	}
 	return check.ProofError(err)
 }

@@ -19,6 +19,7 @@ type (
 	CORS            = check.CORS
 	WebSocketConfig = check.WebSocketConfig
 	ServerConfig    = check.ServerConfig
+	AuditConfig     = check.AuditConfig
 )
 
 // Defaults.
@@ -28,6 +29,9 @@ const (
 	DefaultTicketParam      = check.DefaultTicketParam
 	DefaultMaxBodyBytes     = check.DefaultMaxBodyBytes
 	DefaultMaxResponseBytes = check.DefaultMaxResponseBytes
+	DefaultStoreTimeout     = check.DefaultStoreTimeout
+	AuditRefuse             = check.AuditRefuse
+	AuditContinue           = check.AuditContinue
 )
 
 // LoadConfig reads a YAML file holding a Config. Unknown fields are errors.

@@ -48,7 +48,10 @@ func (p *Proxy) checkOrigin(x *exchange) *Error {
 // corsAllow sets the CORS response headers when the request's Origin may
 // read the response: the lease's app origins once a lease is known, any
 // app's origin before.
-func (p *Proxy) corsAllow(x *exchange) {
+func (p *Proxy) corsAllow(x *exchange) { p.corsHeaders(x, x.w.Header()) }
+
+// corsHeaders is corsAllow on a given header map.
+func (p *Proxy) corsHeaders(x *exchange, h http.Header) {
 	origin := x.r.Header.Get("Origin")
 	app := ""
 	if x.claims != nil {
@@ -57,7 +60,6 @@ func (p *Proxy) corsAllow(x *exchange) {
 	if !p.origins.Allow(origin, app, x.claims != nil) {
 		return
 	}
-	h := x.w.Header()
 	h.Set("Access-Control-Allow-Origin", origin)
 	h.Add("Vary", "Origin")
 	h.Set("Access-Control-Expose-Headers", exposeHeaders)

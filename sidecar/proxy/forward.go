@@ -13,6 +13,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/keyless-dev/keyless/sidecar/proxy/check"
 )
@@ -41,15 +42,21 @@ func (p *Proxy) forward(x *exchange) *Error {
 	if x.route == nil || x.route.proxy == nil {
 		return &Error{Code: CodeNotFound, Msg: "no such route", Rule: "route"}
 	}
-	ctx := context.WithValue(x.r.Context(), exchangeKey{}, x)
+	// The upstream's in-flight cap: 503 at once past it, never a queue.
+	select {
+	case x.route.slots <- struct{}{}:
+		defer func() { <-x.route.slots }()
+	default:
+		return &Error{Code: CodeUnavailable, Msg: "upstream at capacity", Rule: "upstream.in_flight", RetryAfter: time.Second}
+	}
+	ctx, cancel := context.WithCancel(context.WithValue(x.r.Context(), exchangeKey{}, x))
+	defer cancel()
+	x.cancel = cancel
 	if x.upgrade {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithCancel(ctx)
-		defer cancel()
 		go p.watchLease(ctx, cancel, x.claims)
 	}
-	p.setNonce(x)
-	p.corsAllow(x)
+	// CORS and DPoP-Nonce go on the final response (modifyResponse): the
+	// ReverseProxy clears the header map after relaying a 1xx.
 	x.route.proxy.ServeHTTP(x.w, x.r.WithContext(ctx))
 	return nil
 }
@@ -72,6 +79,13 @@ func (p *Proxy) rewrite(rt *route, pr *httputil.ProxyRequest) {
 	p.strip.deleteMatching(h, nil)
 	if !rt.AllowCookies {
 		h.Del("Cookie")
+	}
+	// A byte range of a redacted document is a slice of the unredacted
+	// one: redacted routes always fetch the whole representation
+	// (RFC 9110 section 14.2 lets a server ignore Range).
+	if len(rt.Redact) > 0 {
+		h.Del("Range")
+		h.Del("If-Range")
 	}
 	// The client never chooses the upstream credential, in any spelling.
 	rt.credStrip.deleteMatching(h, nil)
@@ -114,11 +128,23 @@ func dropQueryParam(raw, name string) string {
 // errRedaction marks a response that had to be redacted but could not be.
 var errRedaction = errors.New("proxy: response could not be redacted")
 
-// modifyResponse strips headers that leak the upstream and redacts JSON
-// fields per route. A response that must be redacted but cannot be parsed
-// is refused (502), never passed through.
+// modifyResponse strips headers that leak the upstream, sets the proxy's
+// own (CORS, DPoP-Nonce) on the final response, and redacts JSON fields per
+// route. A response that must be redacted but cannot be parsed, or is a
+// 206 slice, is refused (502), never passed through.
 func (p *Proxy) modifyResponse(rt *route, res *http.Response) error {
 	p.stripResp.deleteMatching(res.Header, nil)
+	if x, _ := res.Request.Context().Value(exchangeKey{}).(*exchange); x != nil {
+		p.finalHeaders(x, res.Header)
+	}
+	if len(rt.Redact) > 0 && res.StatusCode == http.StatusPartialContent {
+		return errRedaction
+	}
+	if d := rt.UpstreamIdleTimeout; d > 0 && res.StatusCode != http.StatusSwitchingProtocols {
+		if x, _ := res.Request.Context().Value(exchangeKey{}).(*exchange); x != nil && x.cancel != nil {
+			res.Body = newIdleBody(res.Body, d, x.cancel)
+		}
+	}
 	if len(rt.Redact) == 0 || res.StatusCode == http.StatusSwitchingProtocols ||
 		res.StatusCode == http.StatusNoContent || res.StatusCode == http.StatusNotModified ||
 		res.Request != nil && res.Request.Method == http.MethodHead {
@@ -152,6 +178,21 @@ func (p *Proxy) modifyResponse(rt *route, res *http.Response) error {
 	return nil
 }
 
+// finalHeaders sets the proxy's headers on a forwarded final response: CORS
+// for the lease's app, and in nonce mode the current nonce; a nonce the
+// proof did not carry is new, and a response carrying it must not be
+// cached (RFC 9449 section 8.2).
+func (p *Proxy) finalHeaders(x *exchange, h http.Header) {
+	p.corsHeaders(x, h)
+	if p.nonces != nil {
+		n := p.nonces.Current()
+		h.Set("DPoP-Nonce", n)
+		if x.proof == nil || x.proof.Nonce != n {
+			h.Set("Cache-Control", "no-store")
+		}
+	}
+}
+
 // upstreamFailed is the ReverseProxy's ErrorHandler: 502 when the upstream
 // is down, 504 when it is slow, 413 for an over-long streamed body.
 func (p *Proxy) upstreamFailed(w http.ResponseWriter, r *http.Request, err error) {
@@ -164,6 +205,32 @@ func (p *Proxy) upstreamFailed(w http.ResponseWriter, r *http.Request, err error
 	x.err = e
 	p.metrics.upstreamError(e.RuleName())
 	p.render(x, e)
+}
+
+// idleBody cuts an upstream response body that stays silent for d: the
+// timer, reset by every read, cancels the upstream request, which ends the
+// pending read with an error and the client's response early.
+type idleBody struct {
+	io.ReadCloser
+	d     time.Duration
+	timer *time.Timer
+}
+
+func newIdleBody(rc io.ReadCloser, d time.Duration, cancel context.CancelFunc) *idleBody {
+	return &idleBody{ReadCloser: rc, d: d, timer: time.AfterFunc(d, cancel)}
+}
+
+func (b *idleBody) Read(p []byte) (int, error) {
+	n, err := b.ReadCloser.Read(p)
+	if n > 0 {
+		b.timer.Reset(b.d)
+	}
+	return n, err
+}
+
+func (b *idleBody) Close() error {
+	b.timer.Stop()
+	return b.ReadCloser.Close()
 }
 
 // bufferPool recycles the ReverseProxy's copy buffers.

@@ -130,7 +130,7 @@ func TestPublicRouteForwardedWithoutIdentity(t *testing.T) {
 
 func TestTrailersDropped(t *testing.T) {
 	h := newHarness(t)
-	res := h.raw("POST /public/x HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nTrailer: X-Keyless-Sub\r\nConnection: close\r\n\r\n" +
+	res := h.raw("POST /public/x HTTP/1.1\r\nHost: api.example.test\r\nTransfer-Encoding: chunked\r\nTrailer: X-Keyless-Sub\r\nConnection: close\r\n\r\n" +
 		"3\r\nabc\r\n0\r\nX-Keyless-Sub: mallory\r\n\r\n")
 	if res.StatusCode != 200 {
 		t.Fatalf("status %d", res.StatusCode)
@@ -152,8 +152,8 @@ func TestContentLengthAndChunked(t *testing.T) {
 	// RFC 9112 section 6.3: CL + TE chunked. The body is read as chunked
 	// and the connection is closed; "GET /admin" smuggled in the CL-framed
 	// reading is never seen as a second request.
-	res := h.raw("POST /public/x HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n" +
-		"0\r\n\r\nGET /admin/users HTTP/1.1\r\nHost: x\r\n\r\n")
+	res := h.raw("POST /public/x HTTP/1.1\r\nHost: api.example.test\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n" +
+		"0\r\n\r\nGET /admin/users HTTP/1.1\r\nHost: api.example.test\r\n\r\n")
 	if res.StatusCode != 200 || !res.Close {
 		t.Fatalf("status %d close %v", res.StatusCode, res.Close)
 	}
@@ -475,5 +475,57 @@ func TestUnknownKidRefreshIsRateLimited(t *testing.T) {
 	h.clock.Advance(31 * time.Second)
 	if c := h.do(h.authed("GET", "/v1/orders", "orders:read")).StatusCode; c != 200 {
 		t.Errorf("lease from a rotated key: %d", c)
+	}
+}
+
+// A lease minted from an external issuer's token carries the issuer's
+// name (claim idp): the upstream gets it in X-Keyless-Issuer, beside the
+// subject claim's value in X-Keyless-Sub; a client's copy of the header
+// never reaches it, and a revocation of the local subject of that name
+// does not touch the external one (docs/identity-providers.md).
+func TestForwardIssuerHeader(t *testing.T) {
+	h := newHarness(t)
+	ext := func(s *token.Spec) { s.IdP = "corp" }
+	r := h.request("GET", "/v1/orders")
+	tok := h.lease(ext, "orders:read")
+	r.Header.Set("Authorization", "DPoP "+tok)
+	r.Header.Set("DPoP", h.proof("GET", "/v1/orders", tok))
+	r.Header["X-Keyless-Issuer"] = []string{"partner"}
+	r.Header["X_Keyless_Issuer"] = []string{"partner"}
+	if res := h.do(r); res.StatusCode != 200 {
+		t.Fatalf("status %d", res.StatusCode)
+	}
+	got := h.echo.last(t)
+	if vs := got.Header.Values("X-Keyless-Issuer"); len(vs) != 1 || vs[0] != "corp" || got.Header.Get("X-Keyless-Sub") != "alice" {
+		t.Errorf("backend X-Keyless-Issuer = %q, X-Keyless-Sub = %q; want corp, alice", vs, got.Header.Get("X-Keyless-Sub"))
+	}
+	if _, ok := got.Header["X_keyless_issuer"]; ok {
+		t.Error("client's X_Keyless_Issuer forwarded")
+	}
+
+	// A local lease: no issuer header, and the client's copy is stripped.
+	r = h.authed("GET", "/v1/orders", "orders:read")
+	r.Header["X-Keyless-Issuer"] = []string{"corp"}
+	if res := h.do(r); res.StatusCode != 200 {
+		t.Fatalf("status %d", res.StatusCode)
+	}
+	if v := h.echo.last(t).Header.Values("X-Keyless-Issuer"); len(v) != 0 {
+		t.Errorf("local lease: backend X-Keyless-Issuer = %q", v)
+	}
+
+	// Revoking the local alice leaves corp's alice alone, and the other
+	// way round.
+	if err := h.revoked.Revoke(context.Background(), store.Revocation{Kind: store.KindSub, Value: "alice"}, h.clock.Now().Add(time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	if res := h.do(h.authed("GET", "/v1/orders", "orders:read")); res.StatusCode != 401 {
+		t.Errorf("revoked local alice: status %d", res.StatusCode)
+	}
+	r = h.request("GET", "/v1/orders")
+	tok = h.lease(ext, "orders:read")
+	r.Header.Set("Authorization", "DPoP "+tok)
+	r.Header.Set("DPoP", h.proof("GET", "/v1/orders", tok))
+	if res := h.do(r); res.StatusCode != 200 {
+		t.Errorf("corp alice after the local alice's revocation: status %d", res.StatusCode)
 	}
 }

@@ -36,6 +36,8 @@ const (
 	issuer    = "https://auth.example.test"
 	appOrigin = "https://app.example.test"
 	appID     = "app1"
+	// aliasHost is a configured alias of the public host (Config.Hosts).
+	aliasHost = "alias.example.test"
 )
 
 // clock is an injectable clock.
@@ -140,6 +142,7 @@ func (e *echo) last(t *testing.T) seen {
 // JWKS the proxy fetches, a fixed clock and a client key.
 type harness struct {
 	t       *testing.T
+	h2      bool // served over TLS with HTTP/2 (withH2)
 	clock   *clock
 	echo    *echo
 	keys    *token.KeySet
@@ -230,6 +233,13 @@ func newHarness(t *testing.T, opts ...harnessOption) *harness {
 	h.revoked = &memstore.Revocations{Now: h.clock.Now}
 	h.replay = &memstore.Replay{Now: h.clock.Now}
 	h.cfg = testConfig(h.echo.srv.URL)
+	// The listener exists before the proxy, so its address can be an
+	// alias of the public host: the test client addresses it directly.
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.cfg.Hosts = []string{ln.Addr().String(), aliasHost}
 	h.opts = Options{
 		Tokens:      &token.JWTVerifier{Keys: h.remote, Issuer: issuer, Audience: publicURL, Now: h.clock.Now},
 		Replay:      h.replay,
@@ -244,13 +254,21 @@ func newHarness(t *testing.T, opts ...harnessOption) *harness {
 	if err != nil {
 		t.Fatal(err)
 	}
-	h.srv = httptest.NewUnstartedServer(h.proxy)
+	h.srv = &httptest.Server{Listener: ln, Config: &http.Server{Handler: h.proxy}}
 	h.srv.Config.MaxHeaderBytes = h.proxy.Config().Server.MaxHeaderBytes
 	h.srv.Config.ReadHeaderTimeout = 2 * time.Second
-	h.srv.Start()
+	if h.h2 {
+		h.srv.EnableHTTP2 = true
+		h.srv.StartTLS()
+	} else {
+		h.srv.Start()
+	}
 	t.Cleanup(h.srv.Close)
 	return h
 }
+
+// withH2 serves the proxy over TLS with HTTP/2; h.do then speaks h2.
+func withH2(h *harness) { h.h2 = true }
 
 func (h *harness) jkt() string { return h.signer.PublicJWK().Thumbprint() }
 

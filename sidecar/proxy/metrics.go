@@ -22,7 +22,7 @@ type metrics struct {
 	upstream  *prometheus.CounterVec
 }
 
-func newMetrics(reg *prometheus.Registry) *metrics {
+func newMetrics(reg *prometheus.Registry, audit AuditSink) *metrics {
 	if reg == nil {
 		reg = prometheus.NewRegistry()
 	}
@@ -47,6 +47,12 @@ func newMetrics(reg *prometheus.Registry) *metrics {
 		}, []string{"kind"}),
 	}
 	reg.MustRegister(m.decisions, m.latency, m.cache, m.upstream)
+	if audit != nil {
+		reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "keyless_proxy_audit_failures_total",
+			Help: "Audit lines that could not be written (dropped by a full queue or refused by the destination).",
+		}, func() float64 { return float64(audit.Failures()) }))
+	}
 	return m
 }
 
@@ -76,6 +82,10 @@ func (p *Proxy) AdminHandler() http.Handler {
 		w.Write([]byte("ok\n"))
 	})
 	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
+		if p.auditSink != nil && p.auditSink.Err() != nil {
+			http.Error(w, "audit log failing", http.StatusServiceUnavailable)
+			return
+		}
 		ctx, cancel := context.WithTimeout(r.Context(), 5*time.Second)
 		defer cancel()
 		if err := p.Ready(ctx); err != nil {

@@ -74,6 +74,7 @@ func TestNonces(t *testing.T) {
 	n2 := res.Header.Get("DPoP-Nonce")
 	tok := h.lease(nil, "orders:read")
 	r, _ := http.NewRequest("GET", srv2.URL+"/v1/orders", nil)
+	r.Host = "api.example.test"
 	r.Header.Set("Authorization", "DPoP "+tok)
 	r.Header.Set("DPoP", h.proofWith(h.signer, "GET", publicURL+"/v1/orders", dpop.ProofOptions{AccessToken: tok, Nonce: n2}))
 	if res := h.do(r); res.StatusCode != 200 {

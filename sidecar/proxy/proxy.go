@@ -10,6 +10,8 @@ import (
 	"net/url"
 	"os"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -54,6 +56,10 @@ type Options struct {
 	// Registry for metrics; nil means a new registry, served by
 	// [Proxy.AdminHandler].
 	Registry *prometheus.Registry
+	// Audit reports whether Logger's lines are being written; nil means
+	// they always are. While it reports a failure /readyz is red and,
+	// with audit.on_failure refuse, requests are answered 503.
+	Audit AuditSink
 }
 
 // Proxy is the DPoP-checking reverse proxy: an http.Handler. Build it with
@@ -79,6 +85,13 @@ type Proxy struct {
 	strip       headerMatcher // inbound headers never forwarded
 	stripResp   headerMatcher // upstream response headers never returned
 	origins     *check.Origins
+	hosts       *check.Hosts
+	auditSink   AuditSink
+
+	inflight sync.WaitGroup // requests in ServeHTTP
+	active   atomic.Int64
+	base     context.Context // requests derive from it (NewServer); cut cancels it
+	cut      context.CancelFunc
 }
 
 // route is a configured route, compiled.
@@ -89,6 +102,7 @@ type route struct {
 	proxy     *httputil.ReverseProxy
 	upstream  *url.URL
 	cred      CredentialSource
+	slots     chan struct{} // the upstream's in-flight slots, shared by its routes
 	credStrip headerMatcher
 	contentOK check.ContentTypes
 }
@@ -122,10 +136,12 @@ func New(cfg Config, opts Options) (*Proxy, error) {
 		tickets:     opts.Tickets,
 		now:         opts.Now,
 		log:         opts.Logger,
+		auditSink:   opts.Audit,
 	}
 	if v, ok := opts.Tokens.(*token.JWTVerifier); ok {
 		p.keys, _ = v.Keys.(token.Readier)
 	}
+	p.base, p.cut = context.WithCancel(context.Background())
 	u, _ := url.Parse(cfg.PublicURL)
 	p.publicHost, p.publicProto = u.Host, u.Scheme
 	if p.now == nil {
@@ -147,6 +163,12 @@ func New(cfg Config, opts Options) (*Proxy, error) {
 	if p.tickets == nil {
 		p.tickets = &MemTickets{Now: p.now}
 	}
+	// Every store call is bounded by StoreTimeout (deadline.go).
+	st := cfg.StoreTimeout
+	replay = deadlineReplay{replay, st}
+	p.revocations = deadlineRevocations{p.revocations, st}
+	p.limiter = deadlineLimiter{p.limiter, st}
+	p.tickets = deadlineTickets{p.tickets, st}
 	p.verifyOpts = dpop.VerifyOptions{
 		Algs:       cfg.DPoP.Algs,
 		MaxAge:     cfg.DPoP.MaxAge,
@@ -177,8 +199,9 @@ func New(cfg Config, opts Options) (*Proxy, error) {
 	if cfg.Token.CacheEntries > 0 {
 		p.cache = check.NewTokenCache(cfg.Token.CacheEntries)
 	}
-	p.metrics = newMetrics(opts.Registry)
+	p.metrics = newMetrics(opts.Registry, p.auditSink)
 	p.origins = check.NewOrigins(cfg.CORS)
+	p.hosts = check.NewHosts(cfg.PublicURL, cfg.Hosts)
 	p.strip = requestStripList(cfg.Headers)
 	p.stripResp = responseStripList(cfg.Headers)
 
@@ -190,11 +213,18 @@ func New(cfg Config, opts Options) (*Proxy, error) {
 		pt, _ := compilePattern(r.Path)
 		rt := &route{Route: r, pattern: pt, scope: strings.Join(r.Scopes, " "), contentOK: check.NewContentTypes(r.ContentTypes)}
 		if up, ok := ups[r.Upstream]; ok {
-			rt.upstream, rt.cred = up.url, up.cred
-			if rt.cred != nil {
-				rt.credStrip.addName(rt.cred.HeaderNames()...)
+			rt.upstream, rt.slots = up.url, up.slots
+			transport := up.transport
+			if up.cred != nil {
+				// The client's copy is stripped on every route; the
+				// credential itself is sent only where the route says.
+				rt.credStrip.addName(up.cred.HeaderNames()...)
+				if r.SendsCredential() {
+					rt.cred = up.cred
+					transport = &credTransport{base: up.transport, cred: up.cred}
+				}
 			}
-			rt.proxy = p.reverseProxy(rt, up.transport)
+			rt.proxy = p.reverseProxy(rt, transport)
 		}
 		p.router.routes = append(p.router.routes, rt)
 	}
@@ -219,11 +249,14 @@ type exchange struct {
 	tokenID  string // SHA-256 of the token, hex prefix, for logs
 	claims   *token.Claims
 	proof    *dpop.Proof
-	err      *Error // the refusal, if any, for the audit line
+	form     []byte             // a urlencoded body, read by checkBody
+	cancel   context.CancelFunc // cancels the upstream request (forward)
+	err      *Error             // the refusal, if any, for the audit line
 }
 
 // ServeHTTP runs the check chain and forwards what passes.
 func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	defer p.track()()
 	x := &exchange{w: &statusWriter{ResponseWriter: w}, r: r, start: p.now()}
 	if err := p.serve(x); err != nil {
 		x.err = err
@@ -236,10 +269,19 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // or the refusal; the steps that answer (preflight, ticket, preview,
 // forward) end it.
 func (p *Proxy) serve(x *exchange) *Error {
+	if err := p.checkAudit(); err != nil {
+		return err
+	}
 	if err := p.checkMethod(x); err != nil {
 		return err
 	}
 	if err := p.checkPath(x); err != nil {
+		return err
+	}
+	if err := p.checkHost(x); err != nil {
+		return err
+	}
+	if err := p.checkFraming(x); err != nil {
 		return err
 	}
 	if isPreflight(x.r) {
@@ -271,6 +313,9 @@ func (p *Proxy) serve(x *exchange) *Error {
 	if err := p.checkBody(x); err != nil {
 		return err
 	}
+	if err := check.TokenParams(x.r.URL.RawQuery, x.form); err != nil {
+		return err
+	}
 	if x.claims.Preview {
 		return p.preview(x)
 	}
@@ -298,15 +343,20 @@ func (p *Proxy) checkMethod(x *exchange) *Error {
 }
 
 // checkPath takes the raw path once and canonicalizes it (400 for
-// ambiguous forms).
+// ambiguous forms), and refuses a query the upstream could read
+// differently ([check.Query]).
 func (p *Proxy) checkPath(x *exchange) *Error {
 	raw, c, err := check.Path(x.r.RequestURI)
 	if err != nil {
 		return err
 	}
 	x.rawPath, x.path = raw, c
-	return nil
+	return check.Query(x.r.URL.RawQuery)
 }
+
+// checkHost refuses requests for a host other than the public URL's or an
+// alias (421), before anything else looks at them.
+func (p *Proxy) checkHost(x *exchange) *Error { return p.hosts.Check(x.r.Host) }
 
 // matchRoute finds the route; a miss is answered only after
 // authentication, so unauthenticated callers learn nothing about routes.
@@ -321,8 +371,10 @@ type statusWriter struct {
 	status int
 }
 
+// WriteHeader records the final status: an informational 1xx (103 Early
+// Hints relayed from the upstream) is not the answer, 101 is.
 func (w *statusWriter) WriteHeader(code int) {
-	if w.status == 0 {
+	if w.status == 0 && (code >= 200 || code == http.StatusSwitchingProtocols) {
 		w.status = code
 	}
 	w.ResponseWriter.WriteHeader(code)

@@ -1,7 +1,9 @@
 package proxy
 
 import (
+	"context"
 	"log/slog"
+	"net"
 	"net/http"
 )
 
@@ -18,5 +20,8 @@ func (p *Proxy) NewServer(h http.Handler) *http.Server {
 		IdleTimeout:       s.IdleTimeout,
 		MaxHeaderBytes:    s.MaxHeaderBytes,
 		ErrorLog:          slog.NewLogLogger(p.log.Handler(), slog.LevelWarn),
+		// Requests derive from the proxy's base context, so Cut reaches
+		// them, hijacked WebSockets included.
+		BaseContext: func(net.Listener) context.Context { return p.base },
 	}
 }

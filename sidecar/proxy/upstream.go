@@ -64,10 +64,13 @@ func credentialFromConfig(c *Credential) (CredentialSource, error) {
 	return &StaticHeader{Name: c.Header, Value: c.Prefix + v}, nil
 }
 
+// upstream is a configured backend: its transport without the
+// credential, which routes that send it wrap in a credTransport.
 type upstream struct {
 	url       *url.URL
 	transport http.RoundTripper
 	cred      CredentialSource
+	slots     chan struct{} // one per request in flight, MaxInFlight of them
 }
 
 func (p *Proxy) buildUpstreams(override map[string]CredentialSource) (map[string]*upstream, error) {
@@ -80,7 +83,7 @@ func (p *Proxy) buildUpstreams(override map[string]CredentialSource) (map[string
 			errs = append(errs, fmt.Errorf("proxy: upstreams[%s]: %w", name, err))
 			continue
 		}
-		up := &upstream{url: pu, transport: t}
+		up := &upstream{url: pu, transport: t, slots: make(chan struct{}, u.MaxInFlight)}
 		if c, ok := override[name]; ok {
 			up.cred = c
 		} else if u.Credential != nil {
@@ -88,9 +91,6 @@ func (p *Proxy) buildUpstreams(override map[string]CredentialSource) (map[string
 				errs = append(errs, fmt.Errorf("proxy: upstreams[%s].credential: %w", name, err))
 				continue
 			}
-		}
-		if up.cred != nil {
-			up.transport = &credTransport{base: t, cred: up.cred}
 		}
 		ups[name] = up
 	}
@@ -127,6 +127,7 @@ func newTransport(u Upstream) (*http.Transport, error) {
 		}).DialContext,
 		MaxIdleConns:           u.MaxIdleConns,
 		MaxIdleConnsPerHost:    u.MaxIdleConns,
+		MaxConnsPerHost:        u.MaxConns,
 		IdleConnTimeout:        u.IdleConnTimeout,
 		ResponseHeaderTimeout:  u.ResponseHeaderTimeout,
 		TLSHandshakeTimeout:    10 * time.Second,

@@ -211,7 +211,7 @@ func TestUpgradeRefusedByBackend(t *testing.T) {
 	}
 	defer conn.Close()
 	conn.SetDeadline(time.Now().Add(5 * time.Second))
-	io.WriteString(conn, "GET /upgrade-refuse HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n"+
+	io.WriteString(conn, "GET /upgrade-refuse HTTP/1.1\r\nHost: api.example.test\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n"+
 		"Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nAuthorization: DPoP "+tok+
 		"\r\nDPoP: "+h.proof("GET", "/upgrade-refuse", tok)+"\r\n\r\n")
 	br := bufio.NewReader(conn)
@@ -224,7 +224,7 @@ func TestUpgradeRefusedByBackend(t *testing.T) {
 		t.Fatalf("status %d", res.StatusCode)
 	}
 	hits := h.echo.hits.Load()
-	io.WriteString(conn, "GET /admin/users HTTP/1.1\r\nHost: x\r\n\r\n")
+	io.WriteString(conn, "GET /admin/users HTTP/1.1\r\nHost: api.example.test\r\n\r\n")
 	res, err = http.ReadResponse(br, nil)
 	if err != nil {
 		t.Fatal(err)

@@ -43,6 +43,9 @@ type Spec struct {
 	LeaseID string
 	// Preview, when true, writes "preview": true.
 	Preview bool
+	// IdP, when set, writes the idp claim: the name of the external
+	// issuer the lease's subject comes from.
+	IdP string
 	// JTI is the jti claim; empty means 128 random bits.
 	JTI string
 }
@@ -70,6 +73,7 @@ type payload struct {
 	Scope    string `json:"scope,omitempty"`
 	Cnf      cnf    `json:"cnf"`
 	LeaseID  string `json:"lease_id,omitempty"`
+	IdP      string `json:"idp,omitempty"`
 	Preview  bool   `json:"preview,omitempty"`
 }
 
@@ -120,7 +124,7 @@ func (m *Minter) Issue(_ context.Context, s Spec) (string, *Claims, error) {
 	exp := now.Add(ttl).Unix()
 	p := payload{
 		Iss: m.Issuer, Sub: s.Subject, Exp: exp, Iat: iat, Jti: jti, ClientID: s.ClientID,
-		Scope: strings.Join(s.Scope, " "), Cnf: cnf{JKT: s.JKT}, LeaseID: s.LeaseID, Preview: s.Preview,
+		Scope: strings.Join(s.Scope, " "), Cnf: cnf{JKT: s.JKT}, LeaseID: s.LeaseID, Preview: s.Preview, IdP: s.IdP,
 	}
 	if len(s.Audience) == 1 {
 		p.Aud = s.Audience[0]
@@ -148,7 +152,7 @@ func (m *Minter) Issue(_ context.Context, s Spec) (string, *Claims, error) {
 	c := &Claims{
 		Issuer: m.Issuer, Subject: s.Subject, Audience: append([]string(nil), s.Audience...),
 		ClientID: s.ClientID, JTI: jti, LeaseID: s.LeaseID, Scope: append([]string(nil), s.Scope...),
-		JKT: s.JKT, Preview: s.Preview, IssuedAt: time.Unix(iat, 0), Expiry: time.Unix(exp, 0),
+		JKT: s.JKT, Preview: s.Preview, IdP: s.IdP, IssuedAt: time.Unix(iat, 0), Expiry: time.Unix(exp, 0),
 	}
 	return string(raw), c, nil
 }

@@ -9,7 +9,9 @@ import (
 	"errors"
 	"net/http"
 	"net/http/httptest"
+	"runtime"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -378,4 +380,49 @@ func FuzzVerify(f *testing.F) {
 			t.Fatalf("accepted token with empty required claims: %+v", c)
 		}
 	})
+}
+
+// A refetch for an unknown kid, however slow the issuer, never holds up
+// the verification of leases signed by keys already known.
+func TestRemoteJWKSUnknownKidDoesNotBlockKnownKeys(t *testing.T) {
+	ks := newKeys(t)
+	gate := make(chan struct{})
+	var hits atomic.Int32
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if hits.Add(1) > 1 {
+			<-gate // the refetch hangs
+		}
+		b, _ := ks.JWKS()
+		w.Write(b)
+	}))
+	defer srv.Close()
+	defer close(gate)
+	now := t0
+	var mu sync.Mutex
+	clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
+	r := &RemoteJWKS{URL: srv.URL, Client: srv.Client(), Now: clock}
+	k, _ := ks.active()
+	if _, err := r.VerificationKey(context.Background(), k.kid); err != nil {
+		t.Fatal(err)
+	}
+	mu.Lock()
+	now = now.Add(DefaultRefreshInterval)
+	mu.Unlock()
+	go r.VerificationKey(context.Background(), "rotated-in") // starts the hanging refetch
+	for hits.Load() < 2 {
+		runtime.Gosched()
+	}
+	done := make(chan error, 1)
+	go func() {
+		_, err := r.VerificationKey(context.Background(), k.kid)
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("known kid during a refetch: %v", err)
+		}
+	case <-time.After(5 * time.Second): // a failure detector, not a wait: the answer needs no network
+		t.Fatal("a known kid waited for the refetch of an unknown one")
+	}
 }

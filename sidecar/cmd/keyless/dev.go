@@ -281,6 +281,7 @@ func startEcho() (*httptest.Server, error) {
 			"client":            r.Header.Get("X-Keyless-Client"),
 			"scope":             r.Header.Get("X-Keyless-Scope"),
 			"lease":             r.Header.Get("X-Keyless-Lease"),
+			"issuer":            r.Header.Get("X-Keyless-Issuer"), // an external issuer's name; "" for keyless's own users
 			"saw_authorization": r.Header.Get("Authorization") != "",
 			"saw_dpop":          r.Header.Get("DPoP") != "",
 		})

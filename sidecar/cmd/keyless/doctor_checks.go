@@ -42,9 +42,36 @@ func (d *doctor) run(ctx context.Context) {
 	meta, date := d.checkIssuer(ctx, cfg, pcfg)
 	d.checkJWKS(ctx, meta, pcfg)
 	d.checkClock(date, pcfg)
+	d.checkExternalIssuers(ctx, cfg)
 	d.checkUpstreams(ctx, pcfg)
 	d.checkStore(ctx)
 	d.checkData(ctx)
+}
+
+// checkExternalIssuers asks every vending.issuers entry whether its
+// tokens could pass: metadata, JWKS, a key of an allowed alg, clocks
+// (docs/identity-providers.md). One line per issuer.
+func (d *doctor) checkExternalIssuers(ctx context.Context, cfg *config.Config) {
+	if cfg == nil {
+		return
+	}
+	checks, err := lease.CheckIssuers(ctx, d.cfgPath, cfg, d.client, d.now, d.client.Timeout)
+	if err != nil {
+		return // the config check has reported it
+	}
+	for _, c := range checks {
+		label := "idp " + c.Name
+		switch {
+		case c.Err == nil:
+			d.add(statusOK, label, c.Issuer+": metadata, JWKS, a key of an allowed alg, clocks within the leeway.", "")
+		case c.Unreachable:
+			d.add(statusFail, label, fmt.Sprintf("%s does not answer: %s.", c.Issuer, oneLine(c.Err)),
+				"check vending.issuers["+c.Name+"].issuer (exact, as in its tokens' iss) and that this host can reach it.")
+		default:
+			d.add(statusFail, label, fmt.Sprintf("no token of %s could pass: %s.", c.Issuer, oneLine(c.Err)),
+				"see docs/identity-providers.md for its algs, audience and discovery settings; keyless serve refuses to start with it.")
+		}
+	}
 }
 
 // oneLine joins a multi-line error (config and policy errors are one

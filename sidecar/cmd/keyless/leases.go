@@ -92,9 +92,14 @@ func printLeases(w io.Writer, ls []lease.Active) {
 		if l.Preview {
 			scopes += " (preview)"
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", cell(l.LeaseID), cell(l.Subject), cell(l.ClientID),
+		sub := cell(l.Subject)
+		if l.IdP != "" {
+			// An external issuer's user (docs/identity-providers.md#namespace).
+			sub += " (" + cell(l.IdP) + ")"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", cell(l.LeaseID), sub, cell(l.ClientID),
 			sanitize(scopes), cell(l.JKT), ts(l.IssuedAt), ts(l.ExpiresAt), ts(l.RenewableUntil))
 	}
 	tw.Flush()
-	fmt.Fprintf(w, "%d active lease(s); revoke with keyless revoke --lease ID | --sub USER | --client APP | --jkt KEY\n", len(ls))
+	fmt.Fprintf(w, "%d active lease(s); revoke with keyless revoke --lease ID | --sub USER [--issuer NAME] | --client APP | --jkt KEY\n", len(ls))
 }

@@ -2,9 +2,11 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"os"
@@ -12,6 +14,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/keyless-dev/keyless/sidecar/internal/certreload"
 	"github.com/keyless-dev/keyless/sidecar/proxy"
 )
 
@@ -45,14 +48,15 @@ func runProxy(args []string, stdout, stderr io.Writer) error {
 	if *check {
 		*auditFile = ""
 	}
-	log, closeAudit, err := openAudit(stderr, *auditFile)
+	out, err := openAuditOut(stderr, *auditFile)
 	if err != nil {
 		return err
 	}
-	defer closeAudit()
+	defer out.Close()
+	log := slog.New(slog.NewJSONHandler(out, nil))
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	opts := proxy.Options{Logger: log}
+	opts := proxy.Options{Logger: log, Audit: out}
 	if u := storeURL(*storeFlag); u != "" && !*check {
 		d := cfg.WithDefaults().DPoP
 		st, err := openShared(ctx, u, d.MaxAge, d.FutureSkew, log)
@@ -75,22 +79,42 @@ func runProxy(args []string, stdout, stderr io.Writer) error {
 		fmt.Fprintf(stdout, "%s: ok (%d routes, lease keys fetched)\n", *path, len(p.Config().Routes))
 		return nil
 	}
-	return serveProxy(ctx, p, stdout)
+	return serveProxy(ctx, p, stdout, log, out.Close)
 }
 
 // serveProxy serves p on Config.Server.Listen (TLS when a certificate is
-// configured) and its admin handler on AdminListen, until ctx is done.
-func serveProxy(ctx context.Context, p *proxy.Proxy, stdout io.Writer) error {
+// configured, reloaded as for keyless serve: on change and on SIGHUP) and
+// its admin handler on AdminListen, until ctx is done. Then it stops: no
+// new connections, requests in flight (WebSockets included) get
+// Server.ShutdownTimeout to finish; past it they are cut, and each still
+// writes its audit line before flushAudit writes out the queue. Cutting
+// requests is an error (a non-zero exit): work was lost.
+func serveProxy(ctx context.Context, p *proxy.Proxy, stdout io.Writer, log *slog.Logger, flushAudit func() error) error {
 	sc := p.Config().Server
+	var certs *certreload.Reloader
+	if sc.TLSCertFile != "" {
+		var err error
+		if certs, err = certreload.New(sc.TLSCertFile, sc.TLSKeyFile); err != nil {
+			return fmt.Errorf("proxy: TLS certificate: %w", err)
+		}
+		certs.OnError = func(err error) {
+			log.Error("tls.reload_failed", "event", "tls.reload_failed", "error", err.Error())
+		}
+		defer reloadOnHUP(certs, log)()
+	}
 	ln, err := net.Listen("tcp", sc.Listen)
 	if err != nil {
 		return err
 	}
 	srv := p.NewServer(p)
 	errc := make(chan error, 2)
+	if certs != nil {
+		// ServeTLS adds "h2" to NextProtos: HTTP/2 by ALPN.
+		srv.TLSConfig = &tls.Config{MinVersion: tls.VersionTLS12, GetCertificate: certs.GetCertificate}
+	}
 	go func() {
-		if sc.TLSCertFile != "" {
-			errc <- srv.ServeTLS(ln, sc.TLSCertFile, sc.TLSKeyFile)
+		if certs != nil {
+			errc <- srv.ServeTLS(ln, "", "")
 		} else {
 			errc <- srv.Serve(ln)
 		}
@@ -111,14 +135,35 @@ func serveProxy(ctx context.Context, p *proxy.Proxy, stdout io.Writer) error {
 	case <-ctx.Done():
 	case err = <-errc:
 	}
-	sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	srv.Shutdown(sctx)
-	if admin != nil {
-		admin.Shutdown(sctx)
-	}
 	if errors.Is(err, http.ErrServerClosed) {
 		err = nil
 	}
-	return err
+	return errors.Join(err, stopProxy(p, srv, admin, sc.ShutdownTimeout, flushAudit))
+}
+
+// stopProxy is serveProxy's shutdown: wait up to timeout for the requests in
+// flight (http.Server.Shutdown does not wait for hijacked WebSockets;
+// Proxy.Wait does), else cut them and wait for their audit lines, then
+// flush the audit log.
+func stopProxy(p *proxy.Proxy, srv, admin *http.Server, timeout time.Duration, flushAudit func() error) error {
+	sctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	serr := srv.Shutdown(sctx)
+	werr := p.Wait(sctx)
+	var cutErr error
+	if serr != nil || werr != nil {
+		n := p.Cut()
+		srv.Close()
+		wctx, wcancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer wcancel()
+		if err := p.Wait(wctx); err != nil {
+			cutErr = &exitError{code: 1, err: fmt.Errorf("proxy: shutdown cut %d requests after %v; some did not finish: %w", n, timeout, err)}
+		} else {
+			cutErr = &exitError{code: 1, err: fmt.Errorf("proxy: shutdown cut %d requests after %v (each audited)", n, timeout)}
+		}
+	}
+	if admin != nil {
+		admin.Shutdown(sctx)
+	}
+	return errors.Join(cutErr, flushAudit())
 }

@@ -135,6 +135,7 @@ func (rs *replicaSet) send(t *testing.T, i int, key dpop.Signer, l testLease, pa
 		}
 	}
 	req, _ := http.NewRequest("GET", rs.replicas[i].URL+path, nil)
+	req.Host = strings.TrimPrefix(replicaPublicURL, "https://") // the proxy serves its public host only
 	req.Header.Set("Authorization", "DPoP "+l.raw)
 	req.Header.Set("DPoP", proof)
 	resp, err := rs.replicas[i].Client().Do(req)

@@ -15,10 +15,10 @@ import (
 )
 
 func init() {
-	register("revoke", "revoke leases (keyless revoke --lease ID | --sub SUBJECT | --client APP | --jkt THUMBPRINT)", runRevoke)
+	register("revoke", "revoke leases (keyless revoke --lease ID | --sub SUBJECT [--issuer NAME] | --client APP | --jkt THUMBPRINT)", runRevoke)
 }
 
-const revokeUsage = "revoke (--lease ID | --sub SUBJECT | --client APP | --jkt THUMBPRINT) [--data DIR]"
+const revokeUsage = "revoke (--lease ID | --sub SUBJECT [--issuer NAME] | --client APP | --jkt THUMBPRINT) [--data DIR]"
 
 func runRevoke(args []string, stdout, stderr io.Writer) error {
 	fs := newFlags("revoke", revokeUsage, stderr)
@@ -32,6 +32,7 @@ func runRevoke(args []string, stdout, stderr io.Writer) error {
 	for i, k := range kinds {
 		vals[i] = fs.String(k.flag, "", k.help)
 	}
+	issuer := fs.String("issuer", "", "with --sub: the external issuer's name (vending.issuers[].name); without it, keyless's own users")
 	dataDir := fs.String("data", defaultDataDir, "data directory of the running keyless dev or serve")
 	if err := parseFlags(fs, args); err != nil {
 		return err
@@ -48,11 +49,20 @@ func runRevoke(args []string, stdout, stderr io.Writer) error {
 		fs.Usage()
 		return &exitError{code: 2, err: fmt.Errorf("revoke: give exactly one of --lease, --sub, --client, --jkt")}
 	}
+	if *issuer != "" && kind != "sub" {
+		fs.Usage()
+		return &exitError{code: 2, err: fmt.Errorf("revoke: --issuer goes only with --sub")}
+	}
 	c, err := newAdminClient(*dataDir)
 	if err != nil {
 		return err
 	}
-	body, _ := json.Marshal(map[string]string{"kind": kind, "value": value})
+	req := map[string]string{"kind": kind, "value": value}
+	if *issuer != "" {
+		req["issuer"] = *issuer
+		value = *issuer + " " + value
+	}
+	body, _ := json.Marshal(req)
 	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
 	defer cancel()
 	if _, err := c.call(ctx, http.MethodPost, lease.PathAdmin, string(body)); err != nil {

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/keyless-dev/keyless/sidecar/federation"
 	"github.com/keyless-dev/keyless/sidecar/lease"
 	"github.com/keyless-dev/keyless/sidecar/policy"
 	"github.com/keyless-dev/keyless/sidecar/store"
@@ -34,10 +35,15 @@ func TestRevokeCommand(t *testing.T) {
 		t.Fatal(err)
 	}
 	revs := &memstore.Revocations{}
+	fv, err := federation.New(federation.Config{Name: "corp", Issuer: "https://idp.example.test", Audience: federation.StringList{"keyless"}}, federation.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	corp := lease.Issuer{Issuer: "https://idp.example.test", Name: "corp", Federation: fv}
 	svc, err := lease.New(lease.Options{
 		Policy: func() *policy.Policy { return pol }, Minter: &token.Minter{Keys: keys, Issuer: "https://auth.example.test"},
 		Audience: "https://api.example.test", BaseURL: "https://auth.example.test",
-		Issuers:     []lease.Issuer{{Issuer: "https://auth.example.test", Verifier: revokeTestVerifier{}}},
+		Issuers:     []lease.Issuer{{Issuer: "https://auth.example.test", Verifier: revokeTestVerifier{}}, corp},
 		Revocations: revs, Replay: &memstore.Replay{}, AdminToken: "tok-123",
 	})
 	if err != nil {
@@ -59,6 +65,22 @@ func TestRevokeCommand(t *testing.T) {
 		if ok, _ := revs.AnyRevoked(context.Background(), store.Revocation{Kind: kind, Value: "v-" + string(kind)}); !ok {
 			t.Errorf("%s: not revoked", flagName)
 		}
+	}
+	// --issuer: the external issuer's subject, not the local one.
+	if out, errOut, err := runPolicyCLI("revoke", "--sub", "alice", "--issuer", "corp", "--data", dir); err != nil || !strings.Contains(out, "revoked sub corp alice") {
+		t.Fatalf("revoke --issuer: err=%v out=%q stderr=%q", err, out, errOut)
+	}
+	if ok, _ := revs.AnyRevoked(context.Background(), store.Revocation{Kind: store.KindSub, Value: store.SubjectValue("corp", "alice")}); !ok {
+		t.Error("--issuer corp --sub alice: corp's alice not revoked")
+	}
+	if ok, _ := revs.AnyRevoked(context.Background(), store.Revocation{Kind: store.KindSub, Value: "alice"}); ok {
+		t.Error("--issuer corp --sub alice revoked the local alice")
+	}
+	if _, _, err := runPolicyCLI("revoke", "--sub", "alice", "--issuer", "nope", "--data", dir); err == nil {
+		t.Error("--issuer naming no issuer: no error")
+	}
+	if _, _, err := runPolicyCLI("revoke", "--client", "a", "--issuer", "corp", "--data", dir); exitCode(err) != 2 {
+		t.Errorf("--issuer with --client: exit %d, want 2", exitCode(err))
 	}
 	// Wrong token: the server refuses and the command fails.
 	os.WriteFile(filepath.Join(dir, adminTokenFile), []byte("wrong\n"), 0o600)

@@ -358,6 +358,33 @@ func reloadOnHUP(r *certreload.Reloader, log *slog.Logger) (stop func()) {
 	return func() { signal.Stop(ch); close(done) }
 }
 
+// externalCheckTimeout bounds the start-up check of each external issuer.
+const externalCheckTimeout = 15 * time.Second
+
+// checkExternalIssuers refuses to start with an external issuer whose
+// tokens could never pass (its metadata names another issuer, no key of
+// an allowed alg, clocks too far apart): every exchange would fail, and
+// the operator would learn it from users. An issuer that does not answer
+// may be down for a while: keyless starts, logs it, and answers its
+// tokens with 503 until it is back (keyless doctor reports it as FAIL).
+func checkExternalIssuers(ctx context.Context, file string, cfg *config.Config, audit *slog.Logger) error {
+	checks, err := lease.CheckIssuers(ctx, file, cfg, nil, nil, externalCheckTimeout)
+	if err != nil {
+		return err
+	}
+	var errs []error
+	for _, c := range checks {
+		switch {
+		case c.Err == nil:
+		case c.Unreachable:
+			audit.Warn("vending.issuer_unreachable", "issuer", c.Name, "url", c.Issuer, "err", c.Err.Error())
+		default:
+			errs = append(errs, fmt.Errorf("serve: vending.issuers %s (%s): no token could pass: %w", c.Name, c.Issuer, c.Err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
 // newHTTPServer has timeouts against clients that send slowly (slowloris)
 // and a cap on the header section (docs/security.md#windows).
 func newHTTPServer(h http.Handler) *http.Server {
@@ -436,6 +463,9 @@ func serveMain(ctx context.Context, args []string, stdout, stderr io.Writer, rea
 			return err
 		}
 		defer shared.Close()
+	}
+	if err := checkExternalIssuers(ctx, *cfgPath, cfg, audit); err != nil {
+		return err
 	}
 	iss, err := startIssuer(ctx, issuerSetup{cfg: cfg, cfgPath: *cfgPath, dataDir: *dataDir, addr: *addr, audit: audit, shared: shared, assets: *assets,
 		adminAddr: *adminAddr, tls: certs, dbURL: dbURL(*dbFlag, cfg)})

@@ -20,6 +20,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/keyless-dev/keyless/sidecar/store/redisstore/redistest"
 )
 
 // testCA issues loopback certificates for the serve TLS tests.
@@ -253,4 +255,50 @@ func TestServeTLSFlagsFailClosed(t *testing.T) {
 			t.Errorf("%s: %v (exit %d), want exit %d with %q", tc.name, err, exitCode(err), tc.code, tc.want)
 		}
 	}
+}
+
+// /readyz follows the shared store: ready with Redis up (and seeded by
+// serve), 503 naming the store when Redis is gone, ready again when it is
+// back; /healthz stays 200 throughout (a restart would not help).
+func TestServeReadyzFollowsSharedStore(t *testing.T) {
+	rd := redistest.Start(t)
+	dir := t.TempDir()
+	cfg := filepath.Join(dir, "keyless.yaml")
+	if err := os.WriteFile(cfg, []byte(strings.Replace(serveConfig, "%s", "http://127.0.0.1:1", 1)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	iss := startServe(t, "--config", cfg, "--data", filepath.Join(dir, "data"), "--issuer-addr", "127.0.0.1:0", "--assets", "", "--store", rd.URL())
+	get := func(path string) (int, string) {
+		resp, err := http.Get(iss.adminURL + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	waitReady := func(want int) string {
+		t.Helper()
+		deadline := time.Now().Add(15 * time.Second)
+		for {
+			code, body := get("/readyz")
+			if code == want {
+				return body
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("/readyz = %d %q, want %d", code, body, want)
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
+	waitReady(200)
+	rd.Kill()
+	if body := waitReady(503); !strings.Contains(body, "shared store unavailable") || strings.Contains(body, rd.Addr()) {
+		t.Errorf("/readyz with Redis down: %q (names the check, never the address)", body)
+	}
+	if code, _ := get("/healthz"); code != 200 {
+		t.Errorf("/healthz with Redis down: %d", code)
+	}
+	rd.Restart()
+	waitReady(200)
 }

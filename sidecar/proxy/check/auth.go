@@ -128,7 +128,7 @@ func Revocations(c *atjwt.Claims) []store.Revocation {
 	return []store.Revocation{
 		{Kind: store.KindLease, Value: c.LeaseID},
 		{Kind: store.KindJTI, Value: c.JTI},
-		{Kind: store.KindSub, Value: c.Subject},
+		{Kind: store.KindSub, Value: store.SubjectValue(c.IdP, c.Subject)},
 		{Kind: store.KindClient, Value: c.ClientID},
 		{Kind: store.KindJKT, Value: c.JKT},
 	}

@@ -26,6 +26,12 @@ type Config struct {
 	// request path. Host, X-Forwarded-* and absolute-form targets are never
 	// used (docs/security.md#a3).
 	PublicURL string `yaml:"public_url"`
+	// Hosts are aliases of PublicURL's host that requests may name in Host
+	// (or :authority, or an absolute-form target): "host" or "host:port".
+	// A request naming any other host is refused with 421 Misdirected
+	// Request (RFC 9110 section 15.5.20), never forwarded. Empty means
+	// PublicURL's host only.
+	Hosts []string `yaml:"hosts"`
 	// Audience is the aud a lease must carry; empty means PublicURL
 	// (docs/security.md#d14).
 	Audience string `yaml:"audience"`
@@ -49,7 +55,31 @@ type Config struct {
 	WebSocket WebSocketConfig `yaml:"websocket"`
 	// Server settings for the listener (timeouts, header size).
 	Server ServerConfig `yaml:"server"`
+	// StoreTimeout bounds every call the proxy makes to its stores (replay
+	// cache, revocations, rate limits, WebSocket tickets): a store that
+	// does not answer in time fails the request with 503, fast and closed.
+	// Zero means DefaultStoreTimeout.
+	StoreTimeout time.Duration `yaml:"store_timeout"`
+	// Audit: what to do when audit lines cannot be written.
+	Audit AuditConfig `yaml:"audit"`
 }
+
+// AuditConfig decides what the proxy does while its audit log fails (a
+// full disk, a destination that stopped reading): the failure is always
+// counted (keyless_proxy_audit_failures_total), logged on the other
+// destination and turns /readyz red.
+type AuditConfig struct {
+	// OnFailure is AuditRefuse (answer 503 instead of forwarding, so
+	// nothing is done unaudited) or AuditContinue (forward anyway).
+	// Empty means AuditRefuse.
+	OnFailure string `yaml:"on_failure"`
+}
+
+// Audit failure modes (AuditConfig.OnFailure).
+const (
+	AuditRefuse   = "refuse"
+	AuditContinue = "continue"
+)
 
 // Upstream is one backend.
 type Upstream struct {
@@ -67,6 +97,15 @@ type Upstream struct {
 	// upstream; zero means 512. Go's default of 2 per host halves
 	// throughput under load.
 	MaxIdleConns int `yaml:"max_idle_conns"`
+	// MaxConns caps the connections open to this upstream at once (a
+	// request past it waits for one, within its deadlines); zero means
+	// 1024.
+	MaxConns int `yaml:"max_conns"`
+	// MaxInFlight caps the requests forwarded to this upstream at once;
+	// past it the proxy answers 503 with Retry-After at once instead of
+	// queueing, so a stalled upstream cannot hold unbounded goroutines and
+	// memory. Zero means 1024.
+	MaxInFlight int `yaml:"max_in_flight"`
 	// TLS for https upstreams: CA bundle and, for mTLS, a client
 	// certificate.
 	TLS UpstreamTLS `yaml:"tls"`
@@ -111,8 +150,15 @@ type Route struct {
 	Upstream string `yaml:"upstream"`
 	// Scopes the lease must all hold; required unless Anonymous.
 	Scopes []string `yaml:"scopes"`
-	// Anonymous routes are forwarded without credentials or identity.
+	// Anonymous routes are forwarded without the caller's credentials or
+	// identity, and without the upstream's credential unless
+	// SendCredential says otherwise.
 	Anonymous bool `yaml:"anonymous"`
+	// SendCredential decides whether the upstream's credential
+	// (Upstream.Credential) is added to requests forwarded on this route.
+	// Nil means yes on authenticated routes and no on anonymous ones, so a
+	// public route never lends the app's secret to anonymous callers.
+	SendCredential *bool `yaml:"send_credential"`
 	// StripPrefix is removed from the path before forwarding ("/api" turns
 	// "/api/v1/x" into "/v1/x"). The proof's htu still uses the full path.
 	StripPrefix string `yaml:"strip_prefix"`
@@ -131,11 +177,27 @@ type Route struct {
 	// ContentTypes allowed for request bodies (media types, no
 	// parameters); empty allows any.
 	ContentTypes []string `yaml:"content_types"`
+	// UpstreamIdleTimeout bounds the silence of the upstream once it has
+	// sent its response headers: when no body bytes arrive for this long,
+	// the response is cut (the client sees it end early) and the
+	// upstream request canceled. Zero means 30s; negative means no limit
+	// (long-polling or event streams that idle longer). WebSocket tunnels
+	// are bounded by their lease instead.
+	UpstreamIdleTimeout time.Duration `yaml:"upstream_idle_timeout"`
 	// AllowCookies forwards the Cookie header; by default it is stripped.
 	AllowCookies bool `yaml:"allow_cookies"`
 	// Preview is the example response given to preview-mode leases, which
 	// are never forwarded; nil answers them 501.
 	Preview *Preview `yaml:"preview"`
+}
+
+// SendsCredential reports whether requests on r carry the upstream's
+// credential: SendCredential when set, else only on authenticated routes.
+func (r Route) SendsCredential() bool {
+	if r.SendCredential != nil {
+		return *r.SendCredential
+	}
+	return !r.Anonymous
 }
 
 // Preview is a canned response.
@@ -199,11 +261,14 @@ type Headers struct {
 	// "X-Keyless-".
 	Prefix string `yaml:"prefix"`
 	// Identity headers injected on forwarded requests; empty means
-	// X-Keyless-Sub, X-Keyless-Client, X-Keyless-Scope, X-Keyless-Lease.
+	// X-Keyless-Sub, X-Keyless-Client, X-Keyless-Scope, X-Keyless-Lease,
+	// X-Keyless-Issuer (the external issuer's name; not sent for
+	// keyless's own users).
 	Subject string `yaml:"subject"`
 	Client  string `yaml:"client"`
 	Scope   string `yaml:"scope"`
 	Lease   string `yaml:"lease"`
+	Issuer  string `yaml:"issuer"`
 	// Scrub lists client headers removed before forwarding, e.g.
 	// User-Agent, Referer. Empty means none.
 	Scrub []string `yaml:"scrub"`
@@ -254,6 +319,10 @@ type ServerConfig struct {
 	IdleTimeout time.Duration `yaml:"idle_timeout"`
 	// MaxHeaderBytes; zero means 64 KiB. Larger header sections get 431.
 	MaxHeaderBytes int `yaml:"max_header_bytes"`
+	// ShutdownTimeout is how long a stopping proxy waits for requests in
+	// flight (open WebSockets included); past it they are cut, each still
+	// audited, and the process exits non-zero. Zero means 10s.
+	ShutdownTimeout time.Duration `yaml:"shutdown_timeout"`
 }
 
 // Defaults.
@@ -263,6 +332,11 @@ const (
 	DefaultTicketParam      = "keyless_ticket"
 	DefaultMaxBodyBytes     = 1 << 20
 	DefaultMaxResponseBytes = 10 << 20
+	DefaultStoreTimeout     = 250 * time.Millisecond
+
+	DefaultMaxUpstreamConns    = 1024
+	DefaultMaxInFlight         = 1024
+	DefaultUpstreamIdleTimeout = 30 * time.Second
 )
 
 // LoadConfig reads a YAML file holding a Config. Unknown fields are errors.
@@ -299,6 +373,8 @@ func (c Config) WithDefaults() Config {
 	def(&c.DPoP.FutureSkew, dpop.DefaultFutureSkew)
 	def(&c.DPoP.Nonce.Rotate, 5*time.Minute)
 	def(&c.Token.Leeway, 30*time.Second)
+	def(&c.StoreTimeout, DefaultStoreTimeout)
+	defs(&c.Audit.OnFailure, AuditRefuse)
 	if c.Token.CacheEntries == 0 {
 		c.Token.CacheEntries = 10000
 	}
@@ -310,6 +386,7 @@ func (c Config) WithDefaults() Config {
 	defs(&h.Client, "X-Keyless-Client")
 	defs(&h.Scope, "X-Keyless-Scope")
 	defs(&h.Lease, "X-Keyless-Lease")
+	defs(&h.Issuer, "X-Keyless-Issuer")
 	def(&c.CORS.MaxAge, 10*time.Minute)
 	defs(&c.WebSocket.TicketPath, DefaultTicketPath)
 	defs(&c.WebSocket.TicketParam, DefaultTicketParam)
@@ -321,6 +398,7 @@ func (c Config) WithDefaults() Config {
 	def(&s.ReadHeaderTimeout, 5*time.Second)
 	def(&s.ReadTimeout, 60*time.Second)
 	def(&s.IdleTimeout, 120*time.Second)
+	def(&s.ShutdownTimeout, 10*time.Second)
 	if s.MaxHeaderBytes == 0 {
 		s.MaxHeaderBytes = 64 << 10
 	}
@@ -331,6 +409,12 @@ func (c Config) WithDefaults() Config {
 		def(&u.IdleConnTimeout, 90*time.Second)
 		if u.MaxIdleConns == 0 {
 			u.MaxIdleConns = 512
+		}
+		if u.MaxConns == 0 {
+			u.MaxConns = DefaultMaxUpstreamConns
+		}
+		if u.MaxInFlight == 0 {
+			u.MaxInFlight = DefaultMaxInFlight
 		}
 		ups[name] = u
 	}
@@ -349,6 +433,7 @@ func (c Config) WithDefaults() Config {
 		if r.MaxResponseBytes == 0 {
 			r.MaxResponseBytes = DefaultMaxResponseBytes
 		}
+		def(&r.UpstreamIdleTimeout, DefaultUpstreamIdleTimeout)
 		if r.RateLimit == nil {
 			rl := c.RateLimit
 			r.RateLimit = &rl
@@ -393,6 +478,11 @@ func (c Config) Validate() error {
 	} else if _, err := dpop.NormalizeHTU(c.PublicURL); err != nil {
 		bad("public_url %q: %v", c.PublicURL, err)
 	}
+	for _, h := range c.Hosts {
+		if !ValidHost(h) {
+			bad("hosts: %q must be host or host:port", h)
+		}
+	}
 	if c.Audience == "" {
 		bad("audience is empty")
 	}
@@ -408,15 +498,21 @@ func (c Config) Validate() error {
 	if c.DPoP.MaxAge < 0 || c.DPoP.FutureSkew < 0 || c.DPoP.Nonce.Rotate < 0 {
 		bad("dpop: durations must not be negative")
 	}
+	if c.Audit.OnFailure != AuditRefuse && c.Audit.OnFailure != AuditContinue {
+		bad("audit.on_failure %q: want %s or %s", c.Audit.OnFailure, AuditRefuse, AuditContinue)
+	}
+	if c.StoreTimeout < 0 {
+		bad("store_timeout must not be negative")
+	}
 	if c.Token.Leeway < 0 || c.Token.Leeway > time.Minute {
 		bad("token.leeway must be between 0 and 60s")
 	}
-	for _, h := range []string{c.Headers.Prefix, c.Headers.Subject, c.Headers.Client, c.Headers.Scope, c.Headers.Lease} {
+	for _, h := range []string{c.Headers.Prefix, c.Headers.Subject, c.Headers.Client, c.Headers.Scope, c.Headers.Lease, c.Headers.Issuer} {
 		if !validHeaderName(h) {
 			bad("headers: %q is not a valid header name", h)
 		}
 	}
-	for _, h := range []string{c.Headers.Subject, c.Headers.Client, c.Headers.Scope, c.Headers.Lease} {
+	for _, h := range []string{c.Headers.Subject, c.Headers.Client, c.Headers.Scope, c.Headers.Lease, c.Headers.Issuer} {
 		if !InNamespace(h, c.Headers.Prefix) {
 			bad("headers: %q is outside the namespace %q, so a client copy of it would not be stripped", h, c.Headers.Prefix)
 		}
@@ -435,6 +531,9 @@ func (c Config) Validate() error {
 		pu, err := url.Parse(u.URL)
 		if err != nil || (pu.Scheme != "http" && pu.Scheme != "https") || pu.Host == "" || pu.User != nil || pu.RawQuery != "" {
 			bad("upstreams[%s]: url %q must be an absolute http(s) URL without userinfo or query", name, u.URL)
+		}
+		if u.MaxConns < 0 || u.MaxInFlight < 0 || u.MaxIdleConns < 0 {
+			bad("upstreams[%s]: max_conns, max_in_flight and max_idle_conns must not be negative", name)
 		}
 		if (u.TLS.CertFile == "") != (u.TLS.KeyFile == "") {
 			bad("upstreams[%s]: tls.cert_file and tls.key_file go together", name)

@@ -68,6 +68,9 @@ const (
 	CodeUnavailable      = "temporarily_unavailable"
 	CodeBadGateway       = "bad_gateway"
 	CodeGatewayTimeout   = "gateway_timeout"
+	// CodeMisdirected: the request names a host this proxy does not
+	// serve (RFC 9110 section 15.5.20).
+	CodeMisdirected = "misdirected_request"
 )
 
 // Status maps every error code to its HTTP status, in one place.
@@ -83,6 +86,8 @@ func Status(code string) int {
 		return 404
 	case CodeMethodNotAllowed:
 		return 405
+	case CodeMisdirected:
+		return 421
 	case CodeRateLimited:
 		return 429
 	case CodeBodyTooLarge:

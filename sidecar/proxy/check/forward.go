@@ -24,13 +24,21 @@ func ForwardPath(stripPrefix, path string) string {
 // (name, value) pairs; they are set after the inbound headers were
 // stripped ([RequestStripList]), so a client can neither forge nor remove
 // them.
-func Identity(h Headers, c *atjwt.Claims) [4][2]string {
-	return [4][2]string{
+//
+// The issuer header carries the name of the external issuer the subject
+// comes from (docs/identity-providers.md); it is empty, and so not sent
+// (the client's copy is stripped all the same), for keyless's own users.
+func Identity(h Headers, c *atjwt.Claims) [][2]string {
+	id := [][2]string{
 		{h.Subject, c.Subject},
 		{h.Client, c.ClientID},
 		{h.Scope, strings.Join(c.Scope, " ")},
 		{h.Lease, c.LeaseID},
 	}
+	if c.IdP != "" {
+		id = append(id, [2]string{h.Issuer, c.IdP})
+	}
+	return id
 }
 
 // BodyLength applies a route's body cap (413) to a known body length.

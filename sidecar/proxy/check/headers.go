@@ -83,7 +83,7 @@ func (m *HeaderMatcher) DeleteMatching(h map[string][]string, keep *HeaderMatche
 func RequestStripList(h Headers) HeaderMatcher {
 	var m HeaderMatcher
 	m.AddName("Authorization", "Proxy-Authorization", "DPoP",
-		h.Subject, h.Client, h.Scope, h.Lease,
+		h.Subject, h.Client, h.Scope, h.Lease, h.Issuer,
 		// docs/security.md#proxy: client IP is computed by the proxy (overwrite, not append).
 		"Forwarded", "X-Real-IP", "X-Client-IP", "True-Client-IP", "CF-Connecting-IP", "X-Cluster-Client-IP",
 		// URL rewriting by middleware (traefik PR #11267; RFC 9700 section 4.13).

@@ -112,7 +112,9 @@ var (
 // Query parameters are go-redis's (redis.ParseURL, ParseFailoverURL,
 // ParseClusterURL). Unless the URL sets them, New fails fast: max_retries
 // 1, dialer_retries 1, dial_timeout, read_timeout and write_timeout 1 s
-// (see clientDefaults). New does not contact Redis: use [Store.Ready].
+// (see clientDefaults). The client honours the deadline of each call's
+// context (ContextTimeoutEnabled), so a caller's short deadline bounds a
+// call to a hung server. New does not contact Redis: use [Store.Ready].
 func New(rawURL string, opts Options) (*Store, error) {
 	c, err := clientFromURL(rawURL)
 	if err != nil {
@@ -158,6 +160,7 @@ func clientFromURL(rawURL string) (redis.UniversalClient, error) {
 			return nil, fmt.Errorf("redisstore: sentinel URL: %w", err)
 		}
 		d.apply(&o.MaxRetries, &o.DialerRetries, &o.DialTimeout, &o.ReadTimeout, &o.WriteTimeout)
+		o.ContextTimeoutEnabled = true
 		return redis.NewFailoverClient(o), nil
 	case q.Has("addr") || q.Has("cluster"):
 		if q.Has("cluster") {
@@ -172,6 +175,7 @@ func clientFromURL(rawURL string) (redis.UniversalClient, error) {
 			return nil, fmt.Errorf("redisstore: cluster URL: %w", err)
 		}
 		d.apply(&o.MaxRetries, &o.DialerRetries, &o.DialTimeout, &o.ReadTimeout, &o.WriteTimeout)
+		o.ContextTimeoutEnabled = true
 		return redis.NewClusterClient(o), nil
 	default:
 		o, err := redis.ParseURL(rawURL)
@@ -179,6 +183,7 @@ func clientFromURL(rawURL string) (redis.UniversalClient, error) {
 			return nil, fmt.Errorf("redisstore: %w", err)
 		}
 		d.apply(&o.MaxRetries, &o.DialerRetries, &o.DialTimeout, &o.ReadTimeout, &o.WriteTimeout)
+		o.ContextTimeoutEnabled = true
 		return redis.NewClient(o), nil
 	}
 }

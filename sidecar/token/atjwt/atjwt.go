@@ -70,6 +70,10 @@ type Claims struct {
 	// JKT is cnf.jkt: the RFC 7638 thumbprint of the DPoP key the token is
 	// bound to. Empty for an unbound token, which the proxy refuses.
 	JKT string
+	// IdP is the configured name of the external issuer whose token the
+	// lease was minted from (claim "idp"); empty for a lease from
+	// keyless's own issuer. Subjects are namespaced by it.
+	IdP string
 	// Preview marks a preview-mode lease (claim "preview": true).
 	Preview   bool
 	IssuedAt  time.Time
@@ -234,6 +238,7 @@ func checkClaims(m map[string]any, o Options) (*Claims, error) {
 	c.ClientID = str("client_id", true)
 	c.JTI = str("jti", true)
 	c.LeaseID = str("lease_id", false)
+	c.IdP = str("idp", false)
 	scope := str("scope", false)
 	c.Expiry = date("exp", true)
 	c.IssuedAt = date("iat", true)

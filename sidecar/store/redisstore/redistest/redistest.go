@@ -25,6 +25,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -149,6 +150,22 @@ func (s *Server) Kill() {
 	s.proc.Kill()
 	<-s.done
 	s.proc = nil
+}
+
+// Pause stops the server (SIGSTOP): its connections stay open and nothing
+// is answered, as with a hung server or a network that drops packets.
+// Resume continues it; Kill also ends a paused server.
+func (s *Server) Pause() { s.signal(syscall.SIGSTOP) }
+
+// Resume continues a paused server (SIGCONT).
+func (s *Server) Resume() { s.signal(syscall.SIGCONT) }
+
+func (s *Server) signal(sig os.Signal) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.proc != nil {
+		s.proc.Signal(sig)
+	}
 }
 
 // Restart kills the server if it runs and starts a new, empty one on the
