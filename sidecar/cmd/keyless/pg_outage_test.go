@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"net"
 	"net/http"
@@ -13,7 +14,11 @@ import (
 	"time"
 
 	"github.com/keyless-dev/keyless/sidecar/internal/oauthtest"
+	"github.com/keyless-dev/keyless/sidecar/store"
+	"github.com/keyless-dev/keyless/sidecar/store/pgstore"
 	"github.com/keyless-dev/keyless/sidecar/store/pgstore/pgtest"
+	"github.com/keyless-dev/keyless/sidecar/store/redisstore"
+	"github.com/keyless-dev/keyless/sidecar/store/redisstore/redistest"
 )
 
 // envOutage sets how long TestServePostgresOutage keeps the database down
@@ -157,4 +162,51 @@ func TestServePostgresOutage(t *testing.T) {
 		}
 	}
 	t.Logf("answers: %v", counts)
+}
+
+// TestServePostgresRevocationToRedis: a revocation another replica wrote
+// to the database (and, say, failed to write to Redis) reaches the
+// proxies' Redis through this replica's LISTEN within a second, not at
+// its next periodic catch-up.
+func TestServePostgresRevocationToRedis(t *testing.T) {
+	rd := redistest.Start(t)
+	db := pgtest.NewDB(t)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	dir := t.TempDir()
+	cfgPath := filepath.Join(dir, "keyless.yaml")
+	if err := os.WriteFile(cfgPath, []byte(fmt.Sprintf(serveConfig, "http://"+addr)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	startServe(t, "--config", cfgPath, "--data", dir, "--db", db, "--store", rd.URL(), "--issuer-addr", addr, "--assets", "")
+	ctx := context.Background()
+	other, err := pgstore.Open(ctx, db, pgstore.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.Close()
+	proxyView, err := redisstore.New(rd.URL(), redisstore.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer proxyView.Close()
+	r := store.Revocation{Kind: store.KindLease, Value: "lease-revoked-elsewhere"}
+	start := time.Now()
+	if err := other.Revoke(ctx, r, start.Add(time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	for {
+		if ok, err := proxyView.AnyRevoked(ctx, r); err == nil && ok {
+			break
+		}
+		if time.Since(start) > followInterval/2 {
+			t.Fatalf("the revocation did not reach Redis within %v (the periodic catch-up is every %v)", followInterval/2, followInterval)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	t.Logf("in Redis after %v", time.Since(start))
 }

@@ -241,6 +241,7 @@ func TestServeReplicasPostgres(t *testing.T) {
 		t.Fatalf("token on the other replica: %d %s", tok.Status, tok.Raw)
 	}
 	rt := tok.Str("refresh_token")
+	var reused string // a refresh token of a family revoked for reuse
 
 	t.Run("OneRedemption", func(t *testing.T) {
 		code := c.startFlow(t, c.issuer, a.dir)
@@ -288,6 +289,7 @@ func TestServeReplicasPostgres(t *testing.T) {
 		if n != 1 {
 			t.Fatalf("%d of 2 simultaneous uses of one refresh token succeeded, want 1", n)
 		}
+		reused = winner
 		// Reuse was detected: the family is revoked, the winner's new
 		// refresh token too, on both replicas.
 		for _, r := range []*pgReplica{a, b} {
@@ -354,6 +356,12 @@ func TestServeReplicasPostgres(t *testing.T) {
 		rt = r.Str("refresh_token")
 		if got := c.post(t, a.url(), "/token", refreshGrant(tok.Str("refresh_token")), key); got.Status != 400 {
 			t.Fatalf("an already-rotated refresh token after restart: %d %s, want 400", got.Status, got.Raw)
+		}
+		if reused == "" {
+			t.Fatal("no revoked family from RefreshReuseRevokesFamily")
+		}
+		if got := c.post(t, a.url(), "/token", refreshGrant(reused), key); got.Status != 400 || got.Str("error") != "invalid_grant" {
+			t.Fatalf("a family revoked before the crash, after restart: %d %s, want 400 invalid_grant", got.Status, got.Raw)
 		}
 	})
 }
