@@ -141,7 +141,7 @@ type pgCluster struct {
 	lb     *roundRobin
 	issuer string // the load balancer's URL: issuer.url of every replica
 	r      [2]*pgReplica
-	db     string
+	db     string // the database URL
 	cfg    string
 }
 
@@ -326,6 +326,29 @@ func TestServeReplicasPostgres(t *testing.T) {
 			t.Fatalf("token after rotation: %d %s", r.Status, r.Raw)
 		} else if got := c.post(t, b.url(), "/token", refreshGrant(r.Str("refresh_token")), key); got.Status != 200 {
 			t.Fatalf("refresh on the other replica after rotation: %d %s", got.Status, got.Raw)
+		}
+	})
+
+	t.Run("KeysCommandOnDatabase", func(t *testing.T) {
+		// `keyless keys rotate --db` from a machine without a running
+		// replica rotates in the database; both replicas adopt it.
+		out, stderr, err := run("keys", "rotate", "--data", t.TempDir(), "--db", c.db)
+		if err != nil || !strings.Contains(out, "rotated") {
+			t.Fatalf("keys rotate --db: %q %v %s", out, err, stderr)
+		}
+		kid := strings.Fields(strings.TrimPrefix(out, "rotated: new signing key "))[0]
+		kid = strings.TrimSuffix(kid, ";")
+		deadline := time.Now().Add(10 * time.Second)
+		for i := range c.r {
+			for !strings.Contains(c.jwks(t, i), kid) {
+				if time.Now().After(deadline) {
+					t.Fatalf("replica %d does not publish %s", i, kid)
+				}
+				time.Sleep(20 * time.Millisecond)
+			}
+		}
+		if out, _, err := run("keys", "list", "--data", t.TempDir(), "--db", c.db); err != nil || !strings.HasPrefix(out, kid+" active=true") {
+			t.Fatalf("keys list --db: %q %v", out, err)
 		}
 	})
 
