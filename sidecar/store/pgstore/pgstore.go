@@ -254,39 +254,54 @@ func (t *tx) Delete(bucket, key string) error {
 	return nil
 }
 
-// ForEach reads the whole bucket first, so that fn may call the
-// transaction's other methods (one connection runs one query at a time).
+// forEachPage is how many rows ForEach reads per query.
+const forEachPage = 256
+
+// ForEach reads the bucket a page at a time (keyset pagination, on the
+// transaction's one snapshot) and calls fn between queries, so that fn may
+// call the transaction's other methods (a connection runs one query at a
+// time) and a callback that stops early (a bounded sweep) reads little.
 func (t *tx) ForEach(bucket string, fn func(key string, value []byte) error) error {
-	if t.err != nil {
-		return t.err
-	}
-	rows, err := t.tx.Query(t.ctx, `SELECT key, value FROM keyless_kv WHERE bucket = $1 ORDER BY key`, []byte(bucket))
-	if err != nil {
-		return t.fail(err)
-	}
-	type kv struct {
-		k string
-		v []byte
-	}
-	var all []kv
-	for rows.Next() {
-		var k, v []byte
-		if err := rows.Scan(&k, &v); err != nil {
-			rows.Close()
+	var after []byte
+	for first := true; ; first = false {
+		if t.err != nil {
+			return t.err
+		}
+		q := `SELECT key, value FROM keyless_kv WHERE bucket = $1 AND key > $2 ORDER BY key LIMIT $3`
+		if first {
+			q = `SELECT key, value FROM keyless_kv WHERE bucket = $1 AND ($2::bytea IS NULL) ORDER BY key LIMIT $3`
+		}
+		rows, err := t.tx.Query(t.ctx, q, []byte(bucket), after, forEachPage)
+		if err != nil {
 			return t.fail(err)
 		}
-		if v == nil {
-			v = []byte{}
+		type kv struct {
+			k []byte
+			v []byte
 		}
-		all = append(all, kv{string(k), v})
-	}
-	if err := rows.Err(); err != nil {
-		return t.fail(err)
-	}
-	for _, e := range all {
-		if err := fn(e.k, e.v); err != nil {
-			return err
+		var page []kv
+		for rows.Next() {
+			var k, v []byte
+			if err := rows.Scan(&k, &v); err != nil {
+				rows.Close()
+				return t.fail(err)
+			}
+			if v == nil {
+				v = []byte{}
+			}
+			page = append(page, kv{k, v})
 		}
+		if err := rows.Err(); err != nil {
+			return t.fail(err)
+		}
+		for _, e := range page {
+			if err := fn(string(e.k), e.v); err != nil {
+				return err
+			}
+		}
+		if len(page) < forEachPage {
+			return nil
+		}
+		after = page[len(page)-1].k
 	}
-	return nil
 }

@@ -376,3 +376,47 @@ func TestOnRevocation(t *testing.T) {
 		t.Fatalf("woken %d times after a notification, want 2", got)
 	}
 }
+
+// TestForEachPages: a bucket larger than one page is walked whole and in
+// order, fn may use the transaction meanwhile, and an error from fn stops
+// the walk.
+func TestForEachPages(t *testing.T) {
+	ctx := context.Background()
+	db := openFresh(t, nil)
+	const n = 2*forEachPage + 7
+	must(t, db.Update(ctx, func(tx store.Tx) error {
+		for i := range n {
+			if err := tx.Put("big", fmt.Sprintf("k%05d", i), []byte(strconv.Itoa(i))); err != nil {
+				return err
+			}
+		}
+		return tx.Put("other", "x", []byte("y"))
+	}))
+	stop := errors.New("stop")
+	must(t, db.Update(ctx, func(tx store.Tx) error {
+		i := 0
+		err := tx.ForEach("big", func(k string, v []byte) error {
+			if want := fmt.Sprintf("k%05d", i); k != want || string(v) != strconv.Itoa(i) {
+				t.Fatalf("key %d = %q %q, want %q", i, k, v, want)
+			}
+			if string(tx.Get("other", "x")) != "y" {
+				t.Fatal("Get inside ForEach failed")
+			}
+			i++
+			return nil
+		})
+		if err != nil || i != n {
+			t.Fatalf("ForEach walked %d of %d: %v", i, n, err)
+		}
+		seen := 0
+		if err := tx.ForEach("big", func(string, []byte) error {
+			if seen++; seen == forEachPage+1 {
+				return stop
+			}
+			return nil
+		}); !errors.Is(err, stop) || seen != forEachPage+1 {
+			t.Fatalf("early stop: %v after %d", err, seen)
+		}
+		return nil
+	}))
+}
