@@ -100,6 +100,12 @@ type Options struct {
 	// always works for its owner.
 	UserCodeFailures int
 	UserCodeWindow   time.Duration
+	// SharedBudgets counts the per-source failure budgets (wrong user
+	// codes and passwords, unknown device codes) in DB instead of in
+	// memory: replicas on one shared database (keyless serve --db,
+	// docs/deployment-ha.md) then give a source one budget, not one per
+	// replica.
+	SharedBudgets bool
 	// DeviceAuthorizationPerSource limits device authorization requests
 	// per source (an IPv4 address or an IPv6 /64); zero means a burst of
 	// 30, then one every 2 seconds. DeviceAuthorizationPerClient limits
@@ -239,6 +245,10 @@ func New(ctx context.Context, o Options) (*Server, error) {
 	}
 	s.codeLimiter = newFailureLimiter(perSource, window, defaultMaxSources)
 	s.pollLimiter = newFailureLimiter(pollFailures, time.Minute, defaultMaxSources)
+	if o.SharedBudgets {
+		s.codeLimiter.kv, s.codeLimiter.name = s.db, "code"
+		s.pollLimiter.kv, s.pollLimiter.name = s.db, "poll"
+	}
 	s.authzLimiter = &ratelimit.Memory{MaxKeys: defaultMaxSources}
 	s.authzPerSource, s.authzPerClient = o.DeviceAuthorizationPerSource, o.DeviceAuthorizationPerClient
 	if s.authzPerSource.IsZero() {

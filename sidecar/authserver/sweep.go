@@ -109,11 +109,39 @@ func (s *Server) Sweep(ctx context.Context) (SweepStats, error) {
 	for ctx.Err() == nil {
 		n, more, err := s.sweepDeviceBatch(ctx, s.now())
 		st.DeviceCodes += n
-		if err != nil || !more {
+		if err != nil {
 			return st, err
+		}
+		if !more {
+			return st, s.sweepBudgets(ctx, s.now())
 		}
 	}
 	return st, ctx.Err()
+}
+
+// sweepBudgets deletes the shared failure counts of ended windows
+// (bucketBudgets), in batches of sweepBatch.
+func (s *Server) sweepBudgets(ctx context.Context, now time.Time) error {
+	for ctx.Err() == nil {
+		n := 0
+		err := s.db.Update(ctx, func(tx store.Tx) error {
+			ended, err := due(tx, bucketBudgets, now, sweepBatch)
+			if err != nil {
+				return err
+			}
+			n = len(ended)
+			for _, e := range ended {
+				if err := tx.Delete(bucketBudgets, e[0]); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+		if err != nil || n < sweepBatch {
+			return err
+		}
+	}
+	return ctx.Err()
 }
 
 // sweepDeviceBatch moves expired codes from the live index to the purge

@@ -202,6 +202,14 @@ func (c *pgCluster) startFlow(t *testing.T, base, dir string) string {
 	return d.Str("device_code")
 }
 
+// c2r alternates: a for even i, b for odd.
+func c2r(i int, a, b *pgReplica) *pgReplica {
+	if i%2 == 0 {
+		return a
+	}
+	return b
+}
+
 func deviceGrant(code string) url.Values {
 	return url.Values{"grant_type": {"urn:ietf:params:oauth:grant-type:device_code"}, "device_code": {code}, "client_id": {"demo-app"}}
 }
@@ -349,6 +357,29 @@ func TestServeReplicasPostgres(t *testing.T) {
 		}
 		if out, _, err := run("keys", "list", "--data", t.TempDir(), "--db", c.db); err != nil || !strings.HasPrefix(out, kid+" active=true") {
 			t.Fatalf("keys list --db: %q %v", out, err)
+		}
+	})
+
+	t.Run("SharedUserCodeBudget", func(t *testing.T) {
+		// Wrong user codes from one source, alternating replicas: the
+		// source has one budget (5), not one per replica.
+		get := func(r *pgReplica, code string) int {
+			resp, err := http.Get(r.url() + "/device?user_code=" + code)
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			return resp.StatusCode
+		}
+		for i, c := range "BCDFG" {
+			if s := get(c2r(i, a, b), "BBBB-BBB"+string(c)); s != 400 {
+				t.Fatalf("wrong guess %d: %d, want 400", i+1, s)
+			}
+		}
+		for i, r := range []*pgReplica{a, b} {
+			if s := get(r, "BBBB-BBBH"); s != http.StatusTooManyRequests {
+				t.Errorf("guess 6 on replica %d: %d, want 429 (the budget is shared)", i, s)
+			}
 		}
 	})
 

@@ -230,7 +230,9 @@ func startIssuer(ctx context.Context, st issuerSetup) (*runningIssuer, error) {
 		verify = st.publicURL + strings.TrimSuffix(u.Path, "/") + "/device"
 	}
 	s, err := authserver.New(ctx, authserver.Options{Config: st.cfg, DB: db, Revocations: revs, Audit: st.audit,
-		AdminToken: adminToken, VerificationURI: verify})
+		AdminToken: adminToken, VerificationURI: verify,
+		// Replicas on one database share each source's failure budgets.
+		SharedBudgets: pg != nil})
 	if err != nil {
 		ln.Close()
 		adminLn.Close()
