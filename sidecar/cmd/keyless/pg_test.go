@@ -360,6 +360,22 @@ func TestServeReplicasPostgres(t *testing.T) {
 		}
 	})
 
+	t.Run("ProofReplayAcrossReplicas", func(t *testing.T) {
+		// One DPoP proof, used at one replica, is a replay at the other.
+		code := c.startFlow(t, a.url(), a.dir)
+		proof := oauthtest.Proof(t, key, c.issuer+"/token", time.Now())
+		send := func(r *pgReplica, form url.Values) oauthtest.Response {
+			req := oauthtest.FormRequest(r.url()+"/token", form)
+			req.Header.Set("DPoP", proof)
+			return oauthtest.Do(t, http.DefaultClient, req)
+		}
+		if r := send(a, deviceGrant(code)); r.Status != 200 {
+			t.Fatalf("first use: %d %s", r.Status, r.Raw)
+		} else if r2 := send(b, refreshGrant(r.Str("refresh_token"))); r2.Status != 400 || r2.Str("error") != "invalid_dpop_proof" {
+			t.Fatalf("the same proof at the other replica: %d %s, want 400 invalid_dpop_proof", r2.Status, r2.Raw)
+		}
+	})
+
 	t.Run("SharedUserCodeBudget", func(t *testing.T) {
 		// Wrong user codes from one source, alternating replicas: the
 		// source has one budget (5), not one per replica.

@@ -224,6 +224,13 @@ func startIssuer(ctx context.Context, st issuerSetup) (*runningIssuer, error) {
 		m := mirrored(ctx, db, st.shared, st.audit)
 		revs, vdb = m, m
 	}
+	// Replicas on one database share the DPoP jti cache of the issuer's
+	// and the vending service's endpoints: a proof used at one replica is
+	// a replay at the other (RFC 9449 section 11.1). One process: memory.
+	var replay store.Replay
+	if pg != nil {
+		replay = pg
+	}
 	verify := ""
 	if st.publicURL != "" {
 		u, _ := url.Parse(st.cfg.Issuer.URL)
@@ -232,7 +239,7 @@ func startIssuer(ctx context.Context, st issuerSetup) (*runningIssuer, error) {
 	s, err := authserver.New(ctx, authserver.Options{Config: st.cfg, DB: db, Revocations: revs, Audit: st.audit,
 		AdminToken: adminToken, VerificationURI: verify,
 		// Replicas on one database share each source's failure budgets.
-		SharedBudgets: pg != nil})
+		SharedBudgets: pg != nil, Replay: replay})
 	if err != nil {
 		ln.Close()
 		adminLn.Close()
@@ -266,7 +273,7 @@ func startIssuer(ctx context.Context, st issuerSetup) (*runningIssuer, error) {
 		svc, err = lease.FromConfig(lease.Setup{
 			File: st.cfgPath, Config: st.cfg, Server: s, DB: vdb,
 			Audience: st.audience, SandboxPolicy: st.sandbox,
-			AdminToken: adminToken, Audit: st.audit,
+			AdminToken: adminToken, Audit: st.audit, Replay: replay,
 		})
 		if err != nil {
 			ln.Close()

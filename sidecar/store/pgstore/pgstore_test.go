@@ -34,6 +34,10 @@ func openFresh(t testing.TB, now func() time.Time) *DB {
 	return openURL(t, pgtest.NewDB(t), now)
 }
 
+func TestReplayConformance(t *testing.T) {
+	storetest.TestReplay(t, func(t *testing.T) store.Replay { return openFresh(t, nil) })
+}
+
 func TestRevocationsConformance(t *testing.T) {
 	storetest.TestRevocations(t, func(t *testing.T) store.Revocations { return openFresh(t, nil) })
 }

@@ -219,8 +219,9 @@ func (d *DB) ListRevocations(ctx context.Context) ([]store.RevocationEntry, erro
 	return out, err
 }
 
-// Sweep deletes expired revocations, and log entries both expired and
-// older than the retention from the oldest end (no holes), in batches of
+// Sweep deletes expired revocations and replay-cache pairs, and log
+// entries both expired and older than the retention from the oldest end
+// (no holes), in batches of
 // [SweepBatch] rows per transaction. Only one replica sweeps at a time:
 // when another holds the sweep lock, Sweep returns at once with ran false.
 func (d *DB) Sweep(ctx context.Context) (deleted int, ran bool, err error) {
@@ -259,7 +260,9 @@ func (d *DB) sweepBatch(ctx context.Context) (int, bool, error) {
 			return err
 		}
 		n += int(ct.RowsAffected())
-		return nil
+		r, err := sweepReplay(ctx, tx, now)
+		n += r
+		return err
 	})
 	return n, got, err
 }

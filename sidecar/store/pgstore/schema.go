@@ -58,6 +58,15 @@ var migrations = []string{
 	CREATE TRIGGER keyless_kv_keys AFTER INSERT OR UPDATE ON keyless_kv
 		FOR EACH ROW WHEN (NEW.bucket = '\x6b657973'::bytea) -- 'keys'
 		EXECUTE FUNCTION keyless_kv_notify();`,
+	// 2: the DPoP jti replay cache shared by the replicas' issuer and
+	// vending endpoints.
+	`CREATE TABLE keyless_replay (
+		jkt      bytea  NOT NULL,
+		jti      bytea  NOT NULL,
+		until_ns bigint NOT NULL,
+		PRIMARY KEY (jkt, jti)
+	);
+	CREATE INDEX keyless_replay_until ON keyless_replay (until_ns);`,
 }
 
 // SchemaVersion is the schema version this build creates and understands.
