@@ -424,3 +424,31 @@ func TestForEachPages(t *testing.T) {
 		return nil
 	}))
 }
+
+// TestMigrateKeepsData: a database at an older schema version is brought
+// to the current one at Open, its data kept.
+func TestMigrateKeepsData(t *testing.T) {
+	ctx := context.Background()
+	url := pgtest.NewDB(t)
+	old, err := open(ctx, url, Options{}, migrations[:1])
+	must(t, err)
+	must(t, old.Update(ctx, func(tx store.Tx) error { return tx.Put("b", "k", []byte("v1 data")) }))
+	must(t, old.Revoke(ctx, store.Revocation{Kind: store.KindLease, Value: "L"}, time.Now().Add(time.Hour)))
+	old.Close()
+	db := openURL(t, url, nil)
+	var v int
+	must(t, db.Pool().QueryRow(ctx, `SELECT version FROM keyless_schema`).Scan(&v))
+	if v != SchemaVersion {
+		t.Fatalf("schema version %d after Open, want %d", v, SchemaVersion)
+	}
+	must(t, db.View(ctx, func(tx store.Tx) error {
+		if got := string(tx.Get("b", "k")); got != "v1 data" {
+			t.Errorf("k = %q after migrating", got)
+		}
+		return nil
+	}))
+	if ok, err := db.AnyRevoked(ctx, store.Revocation{Kind: store.KindLease, Value: "L"}); err != nil || !ok {
+		t.Errorf("revocation after migrating: %v %v", ok, err)
+	}
+	must(t, db.Use(ctx, "jkt", "jti", time.Now().Add(time.Minute))) // the new table works
+}
