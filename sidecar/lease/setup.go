@@ -70,6 +70,9 @@ type Setup struct {
 	// configured client's scopes to every user (keyless dev only; scopes
 	// ending ":read" are read scopes, the others write scopes).
 	SandboxPolicy bool
+	// SharedQuotas counts lease quotas in DB (replicas on one shared
+	// database); false keeps them in memory.
+	SharedQuotas bool
 	// Replay is the DPoP jti cache for the vending endpoints; nil means
 	// in memory (one replica; share a store across replicas).
 	Replay store.Replay
@@ -167,9 +170,15 @@ func FromConfig(st Setup) (*Service, error) {
 		Nonce:       st.Nonce,
 		Renewals:    &KVRenewals{KV: st.DB, Now: now},
 		Leases:      &KVLeases{KV: st.DB},
-		AdminToken:  st.AdminToken,
-		Audit:       st.Audit,
-		Now:         now,
+		SharedQuotas: func() store.KV {
+			if st.SharedQuotas {
+				return st.DB
+			}
+			return nil
+		}(),
+		AdminToken: st.AdminToken,
+		Audit:      st.Audit,
+		Now:        now,
 	})
 	if err != nil {
 		return nil, err

@@ -14,6 +14,7 @@ import (
 
 	"github.com/keyless-dev/keyless/sidecar/authserver"
 	"github.com/keyless-dev/keyless/sidecar/config"
+	"github.com/keyless-dev/keyless/sidecar/lease"
 	"github.com/keyless-dev/keyless/sidecar/store"
 	"github.com/keyless-dev/keyless/sidecar/store/pgstore"
 	"github.com/keyless-dev/keyless/sidecar/store/redisstore"
@@ -38,11 +39,12 @@ func dbURL(flag string, cfg *config.Config) string {
 // replica sweeps at a time ("kl-iswep").
 const issuerSweepLock int64 = 0x6b6c2d6973776570
 
-// runSharedSweeps runs the issuer's sweeps (expired device codes) and the
-// revocation log's every interval, on whichever replica takes the sweep
+// runSharedSweeps runs the issuer's sweeps (expired device codes, ended
+// failure-budget and lease-quota windows) and the database's (expired
+// revocations and replay-cache pairs, the log) every interval, on whichever replica takes the sweep
 // lock first; the others skip that round. Each sweep deletes in bounded
 // batches.
-func runSharedSweeps(ctx context.Context, db *pgstore.DB, s *authserver.Server, every time.Duration, log *slog.Logger) {
+func runSharedSweeps(ctx context.Context, db *pgstore.DB, s *authserver.Server, vending *lease.Service, every time.Duration, log *slog.Logger) {
 	t := time.NewTicker(every)
 	defer t.Stop()
 	for {
@@ -54,6 +56,17 @@ func runSharedSweeps(ctx context.Context, db *pgstore.DB, s *authserver.Server, 
 		_, err := db.Exclusive(ctx, issuerSweepLock, func(ctx context.Context) error {
 			if _, err := s.Sweep(ctx); err != nil {
 				return err
+			}
+			if vending != nil {
+				for ctx.Err() == nil {
+					n, err := vending.SweepQuotas(ctx, pgstore.SweepBatch)
+					if err != nil {
+						return err
+					}
+					if n < pgstore.SweepBatch {
+						break
+					}
+				}
 			}
 			_, _, err := db.Sweep(ctx)
 			return err

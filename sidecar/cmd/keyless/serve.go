@@ -273,7 +273,7 @@ func startIssuer(ctx context.Context, st issuerSetup) (*runningIssuer, error) {
 		svc, err = lease.FromConfig(lease.Setup{
 			File: st.cfgPath, Config: st.cfg, Server: s, DB: vdb,
 			Audience: st.audience, SandboxPolicy: st.sandbox,
-			AdminToken: adminToken, Audit: st.audit, Replay: replay,
+			AdminToken: adminToken, Audit: st.audit, Replay: replay, SharedQuotas: pg != nil,
 		})
 		if err != nil {
 			ln.Close()
@@ -321,7 +321,7 @@ func startIssuer(ctx context.Context, st issuerSetup) (*runningIssuer, error) {
 		// Replicas on one database: one sweeps at a time, and each
 		// follows the others' key rotations and revocations.
 		followDone := make(chan struct{})
-		go func() { runSharedSweeps(sweepCtx, pg, s, time.Minute, st.audit); close(sweepsDone) }()
+		go func() { runSharedSweeps(sweepCtx, pg, s, svc, time.Minute, st.audit); close(sweepsDone) }()
 		go func() { followPeers(sweepCtx, pg, s, st.shared, st.audit); close(followDone) }()
 		sd := sweepsDone
 		sweepsDone = make(chan struct{})
