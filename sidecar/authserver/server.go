@@ -106,6 +106,10 @@ type Options struct {
 	// docs/deployment-ha.md) then give a source one budget, not one per
 	// replica.
 	SharedBudgets bool
+	// DeviceAuthorizationLimiter holds the buckets of the
+	// DeviceAuthorization limits; nil means this process's memory. Replicas
+	// share one (keyless serve --db) so a source gets one allowance.
+	DeviceAuthorizationLimiter ratelimit.Limiter
 	// DeviceAuthorizationPerSource limits device authorization requests
 	// per source (an IPv4 address or an IPv6 /64); zero means a burst of
 	// 30, then one every 2 seconds. DeviceAuthorizationPerClient limits
@@ -249,7 +253,10 @@ func New(ctx context.Context, o Options) (*Server, error) {
 		s.codeLimiter.kv, s.codeLimiter.name = s.db, "code"
 		s.pollLimiter.kv, s.pollLimiter.name = s.db, "poll"
 	}
-	s.authzLimiter = &ratelimit.Memory{MaxKeys: defaultMaxSources}
+	s.authzLimiter = o.DeviceAuthorizationLimiter
+	if s.authzLimiter == nil {
+		s.authzLimiter = &ratelimit.Memory{MaxKeys: defaultMaxSources}
+	}
 	s.authzPerSource, s.authzPerClient = o.DeviceAuthorizationPerSource, o.DeviceAuthorizationPerClient
 	if s.authzPerSource.IsZero() {
 		s.authzPerSource = ratelimit.Limit{Rate: 0.5, Burst: 30}

@@ -434,4 +434,24 @@ func TestServeReplicasPostgres(t *testing.T) {
 			t.Fatalf("a family revoked before the crash, after restart: %d %s, want 400 invalid_grant", got.Status, got.Raw)
 		}
 	})
+
+	t.Run("SharedAuthorizationLimit", func(t *testing.T) {
+		// Last: it spends 127.0.0.1's allowance. Device authorizations
+		// from one source, alternating replicas: one bucket (burst 30 at
+		// 0.5/s), not one per replica (which would let about 60 through).
+		ok := 0
+		for i := range 80 {
+			r := c.post(t, c2r(i, a, b).url(), "/device_authorization", url.Values{"client_id": {"demo-app"}}, nil)
+			if r.Status == http.StatusTooManyRequests {
+				continue
+			}
+			if r.Status != 200 {
+				t.Fatalf("device authorization %d: %d %s", i, r.Status, r.Raw)
+			}
+			ok++
+		}
+		if ok > 36 {
+			t.Fatalf("%d of 80 device authorizations from one source passed; the shared burst is 30", ok)
+		}
+	})
 }

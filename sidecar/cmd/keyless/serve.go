@@ -30,6 +30,7 @@ import (
 	"github.com/keyless-dev/keyless/sidecar/internal/certreload"
 	"github.com/keyless-dev/keyless/sidecar/internal/opsmetrics"
 	"github.com/keyless-dev/keyless/sidecar/lease"
+	"github.com/keyless-dev/keyless/sidecar/ratelimit"
 	"github.com/keyless-dev/keyless/sidecar/store"
 	"github.com/keyless-dev/keyless/sidecar/store/boltstore"
 	"github.com/keyless-dev/keyless/sidecar/store/pgstore"
@@ -227,9 +228,11 @@ func startIssuer(ctx context.Context, st issuerSetup) (*runningIssuer, error) {
 	// Replicas on one database share the DPoP jti cache of the issuer's
 	// and the vending service's endpoints: a proof used at one replica is
 	// a replay at the other (RFC 9449 section 11.1). One process: memory.
+	// So do the /device_authorization rate limits.
 	var replay store.Replay
+	var limiter ratelimit.Limiter
 	if pg != nil {
-		replay = pg
+		replay, limiter = pg, pg
 	}
 	verify := ""
 	if st.publicURL != "" {
@@ -239,7 +242,7 @@ func startIssuer(ctx context.Context, st issuerSetup) (*runningIssuer, error) {
 	s, err := authserver.New(ctx, authserver.Options{Config: st.cfg, DB: db, Revocations: revs, Audit: st.audit,
 		AdminToken: adminToken, VerificationURI: verify,
 		// Replicas on one database share each source's failure budgets.
-		SharedBudgets: pg != nil, Replay: replay})
+		SharedBudgets: pg != nil, Replay: replay, DeviceAuthorizationLimiter: limiter})
 	if err != nil {
 		ln.Close()
 		adminLn.Close()

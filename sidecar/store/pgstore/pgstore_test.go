@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/keyless-dev/keyless/sidecar/ratelimit"
 	"github.com/keyless-dev/keyless/sidecar/store"
 	"github.com/keyless-dev/keyless/sidecar/store/pgstore/pgtest"
 	"github.com/keyless-dev/keyless/sidecar/store/storetest"
@@ -36,6 +37,10 @@ func openFresh(t testing.TB, now func() time.Time) *DB {
 
 func TestReplayConformance(t *testing.T) {
 	storetest.TestReplay(t, func(t *testing.T) store.Replay { return openFresh(t, nil) })
+}
+
+func TestLimiterConformance(t *testing.T) {
+	storetest.TestLimiter(t, func(t *testing.T) ratelimit.Limiter { return openFresh(t, nil) })
 }
 
 func TestRevocationsConformance(t *testing.T) {

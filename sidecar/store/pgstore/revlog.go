@@ -219,7 +219,8 @@ func (d *DB) ListRevocations(ctx context.Context) ([]store.RevocationEntry, erro
 	return out, err
 }
 
-// Sweep deletes expired revocations and replay-cache pairs, and log
+// Sweep deletes expired revocations, replay-cache pairs and refilled
+// rate-limit buckets, and log
 // entries both expired and older than the retention from the oldest end
 // (no holes), in batches of
 // [SweepBatch] rows per transaction. Only one replica sweeps at a time:
@@ -261,6 +262,11 @@ func (d *DB) sweepBatch(ctx context.Context) (int, bool, error) {
 		}
 		n += int(ct.RowsAffected())
 		r, err := sweepReplay(ctx, tx, now)
+		n += r
+		if err != nil {
+			return err
+		}
+		r, err = sweepRateLimits(ctx, tx, now)
 		n += r
 		return err
 	})

@@ -67,6 +67,14 @@ var migrations = []string{
 		PRIMARY KEY (jkt, jti)
 	);
 	CREATE INDEX keyless_replay_until ON keyless_replay (until_ns);`,
+	// 3: token buckets of the rate limits shared by the replicas.
+	`CREATE TABLE keyless_ratelimit (
+		key     bytea            PRIMARY KEY,
+		tokens  double precision NOT NULL,
+		last_ns bigint           NOT NULL,
+		full_ns bigint           NOT NULL
+	);
+	CREATE INDEX keyless_ratelimit_full ON keyless_ratelimit (full_ns);`,
 }
 
 // SchemaVersion is the schema version this build creates and understands.
