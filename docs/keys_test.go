@@ -4,7 +4,6 @@ import (
 	"reflect"
 	"sort"
 	"strings"
-	"time"
 
 	"go.yaml.in/yaml/v3"
 
@@ -31,10 +30,7 @@ var sections = []section{
 	{"vending.", reflect.TypeFor[lease.Config]()},
 }
 
-var (
-	nodeType     = reflect.TypeFor[yaml.Node]()
-	durationType = reflect.TypeFor[time.Duration]()
-)
+var nodeType = reflect.TypeFor[yaml.Node]()
 
 // keyPaths lists every key a section accepts, as documented: "a.b" for a
 // nested mapping, "a[].b" inside a list, "a.*.b" under a map of names.

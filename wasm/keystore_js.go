@@ -158,3 +158,74 @@ func deleteKey(name string) error {
 	_, err = idbRequest(req, nil)
 	return err
 }
+
+// The renewal token of a session, when the page keeps sessions across
+// reloads, sits in the same store beside the key it is bound to: the
+// server accepts it only with a DPoP proof of that key, which cannot be
+// exported, so the stored token is useless anywhere else.
+func renewalName(keyName string) string { return "renewal|" + keyName }
+
+// loadKey returns the stored key pair for name without creating one.
+func loadKey(name string) (js.Value, bool) {
+	db, err := openDB()
+	if err != nil {
+		return js.Value{}, false
+	}
+	defer db.Call("close")
+	got, err := getRecord(db, name)
+	if err != nil || !got.Truthy() || !got.Get("privateKey").Truthy() {
+		return js.Value{}, false
+	}
+	return got, true
+}
+
+func getRecord(db js.Value, name string) (js.Value, error) {
+	st, err := store(db, "readonly")
+	if err != nil {
+		return js.Value{}, err
+	}
+	req, err := call(st, "get", name)
+	if err != nil {
+		return js.Value{}, err
+	}
+	return idbRequest(req, nil)
+}
+
+// saveRenewal stores (or, with an empty token, deletes) the renewal token
+// kept for keyName.
+func saveRenewal(keyName, token string) error {
+	db, err := openDB()
+	if err != nil {
+		return err
+	}
+	defer db.Call("close")
+	st, err := store(db, "readwrite")
+	if err != nil {
+		return err
+	}
+	var req js.Value
+	if token == "" {
+		req, err = call(st, "delete", renewalName(keyName))
+	} else {
+		req, err = call(st, "put", token, renewalName(keyName))
+	}
+	if err != nil {
+		return err
+	}
+	_, err = idbRequest(req, nil)
+	return err
+}
+
+// loadRenewal returns the renewal token kept for keyName, or "".
+func loadRenewal(keyName string) string {
+	db, err := openDB()
+	if err != nil {
+		return ""
+	}
+	defer db.Call("close")
+	got, err := getRecord(db, renewalName(keyName))
+	if err != nil || got.Type() != js.TypeString {
+		return ""
+	}
+	return got.String()
+}

@@ -26,6 +26,7 @@ func main() {
 	api.Set("login", js.FuncOf(a.login))
 	api.Set("fetch", js.FuncOf(a.fetch))
 	api.Set("logout", js.FuncOf(a.logout))
+	api.Set("restore", js.FuncOf(a.restore))
 	api.Set("cancel", js.FuncOf(a.cancelLogin))
 	api.Set("measureProofs", js.FuncOf(measureProofs))
 	js.Global().Set("keyless", api)
@@ -40,6 +41,7 @@ type app struct {
 	cancel  context.CancelFunc // of the running login and renewal loop
 	session *client.Session
 	keyName string
+	persist bool // keep the renewal token across reloads
 	onEvent js.Value
 }
 
@@ -49,8 +51,12 @@ type loginOptions struct {
 	ClientID string
 	Scope    []string
 	API      []string // origins the lease may be sent to
-	OnState  js.Value
-	OnEvent  js.Value
+	// Persist keeps the session's renewal token in IndexedDB beside the
+	// key, so a reload signs in again without a new approval; false
+	// (session="memory" on the element) keeps it in memory only.
+	Persist bool
+	OnState js.Value
+	OnEvent js.Value
 }
 
 func parseLoginOptions(v js.Value) (*loginOptions, error) {
@@ -64,7 +70,7 @@ func parseLoginOptions(v js.Value) (*loginOptions, error) {
 		}
 		return x.String(), nil
 	}
-	o := &loginOptions{OnState: v.Get("onState"), OnEvent: v.Get("onEvent")}
+	o := &loginOptions{OnState: v.Get("onState"), OnEvent: v.Get("onEvent"), Persist: v.Get("persist").Type() != js.TypeBoolean || v.Get("persist").Bool()}
 	var err error
 	if o.Issuer, err = str("issuer"); err != nil {
 		return nil, err
@@ -158,14 +164,33 @@ func (a *app) runLogin(o *loginOptions) (any, error) {
 	if err != nil {
 		return nil, err
 	}
+	return a.start(ctx, flow, lease, o, signer.PublicJWK().Thumbprint(), persisted, false), nil
+}
+
+// start installs a signed-in session: renewal before each expiry and, when
+// the page keeps sessions and the key is stored, the current renewal token
+// beside the key.
+func (a *app) start(ctx context.Context, flow *client.Flow, lease *client.TokenResponse, o *loginOptions, jkt string, persisted, restored bool) js.Value {
 	sess := &client.Session{Flow: flow, Origins: o.API}
 	sess.Set(lease, time.Now())
+	keep := o.Persist && persisted
 	a.mu.Lock()
-	a.session = sess
+	a.session, a.persist = sess, keep
+	name := a.keyName
 	a.mu.Unlock()
+	keepToken := func() {
+		if keep {
+			_ = saveRenewal(name, sess.RenewalToken())
+		}
+	}
+	keepToken()
 	go sess.Run(ctx, func() {
+		keepToken()
 		a.event(map[string]any{"type": "renewed", "expiresAt": sess.Expires().UnixMilli()})
 	}, func(err error) {
+		if keep {
+			_ = saveRenewal(name, "")
+		}
 		a.event(map[string]any{"type": "renewal_failed", "code": errorCode(err), "message": err.Error()})
 	})
 
@@ -174,10 +199,75 @@ func (a *app) runLogin(o *loginOptions) (any, error) {
 		"subject":       claims.Sub,
 		"scope":         lease.Scope,
 		"expiresAt":     sess.Expires().UnixMilli(),
-		"jkt":           signer.PublicJWK().Thumbprint(),
+		"jkt":           jkt,
 		"preview":       claims.Preview,
 		"keyPersistent": persisted,
-	}), nil
+		"restored":      restored,
+	})
+}
+
+// restore(options) resumes the session kept by an earlier page: with the
+// stored key and renewal token it renews the lease (a DPoP-bound,
+// single-use refresh, RFC 9449 section 5) and resolves with the session as
+// login does; with nothing kept, or a token the server refuses (revoked,
+// expired, used), it forgets the token and resolves with null.
+func (a *app) restore(_ js.Value, args []js.Value) any {
+	o, err := parseLoginOptions(arg0(args))
+	if err != nil {
+		return rejected(err)
+	}
+	return newPromise(func() (any, error) {
+		if !o.Persist {
+			return nil, nil
+		}
+		name := "dpop|" + o.Issuer + "|" + o.ClientID
+		kp, ok := loadKey(name)
+		if !ok {
+			return nil, nil
+		}
+		tok := loadRenewal(name)
+		if tok == "" {
+			return nil, nil
+		}
+		signer, err := signerFromKeyPair(kp)
+		if err != nil {
+			return nil, err
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		a.mu.Lock()
+		if a.cancel != nil || a.session != nil {
+			a.mu.Unlock()
+			cancel()
+			return nil, nil // a sign-in started meanwhile: it wins
+		}
+		a.cancel, a.onEvent, a.keyName = cancel, o.OnEvent, name
+		a.mu.Unlock()
+		fail := func() {
+			cancel()
+			a.mu.Lock()
+			a.cancel = nil
+			a.mu.Unlock()
+		}
+		tr := fetchTransport{}
+		meta, err := client.Discover(ctx, tr, o.Issuer)
+		if err != nil {
+			fail()
+			return nil, err
+		}
+		flow := &client.Flow{Fetcher: &client.Fetcher{Signer: signer, Transport: tr}, Meta: meta, ClientID: o.ClientID}
+		lease, err := flow.Refresh(ctx, tok)
+		if err != nil {
+			fail()
+			var oe *client.OAuthError
+			if errors.As(err, &oe) {
+				// Refused for good: nothing to resume.
+				_ = saveRenewal(name, "")
+				return nil, nil
+			}
+			return nil, err
+		}
+		return a.start(ctx, flow, lease, o, signer.PublicJWK().Thumbprint(), true, true), nil
+	})
 }
 
 func (a *app) event(m map[string]any) {
@@ -293,6 +383,10 @@ func (a *app) logout(_ js.Value, args []js.Value) any {
 			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 			err = sess.Revoke(ctx)
 			cancel()
+		}
+		// Signed out: the kept renewal token goes, whatever forget says.
+		if name != "" {
+			_ = saveRenewal(name, "")
 		}
 		if forget && name != "" {
 			// Nothing stored where there is no storage: not an error.

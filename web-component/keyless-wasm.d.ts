@@ -29,6 +29,8 @@ export interface Session {
   preview: boolean
   /** false when IndexedDB was unavailable and the key lives for this page only */
   keyPersistent: boolean
+  /** true when resumed from a renewal token an earlier load kept (restore) */
+  restored: boolean
 }
 
 export interface KeylessAPI {
@@ -40,9 +42,14 @@ export interface KeylessAPI {
     scope?: string
     /** space-separated origins the lease may be sent to */
     api: string
+    /** keep the renewal token in IndexedDB beside the key (default true) */
+    persist?: boolean
     onState?: (s: LoginState) => void
     onEvent?: (e: LoginEvent) => void
   }): Promise<Session>
+  /** resumes a kept session without a new approval; null when there is none */
+  restore(options: { issuer: string; clientId: string; scope?: string; api: string; persist?: boolean;
+    onEvent?: (e: LoginEvent) => void }): Promise<Session | null>
   fetch(url: string, init?: { method?: string; headers?: HeadersInit; body?: string | ArrayBuffer | Uint8Array }):
     Promise<{ status: number; headers: Record<string, string>; body: Uint8Array }>
   logout(options?: { forget?: boolean }): Promise<void>
@@ -52,5 +59,5 @@ export interface KeylessAPI {
 /** Errors rejected by the API carry a stable code. */
 export interface KeylessError extends Error {
   code: 'invalid_argument' | 'access_denied' | 'expired_token' | 'not_dpop_bound' | 'origin_not_allowed' |
-    'not_signed_in' | 'cancelled' | 'internal' | 'error' | string
+    'not_signed_in' | 'cancelled' | 'internal' | 'storage_unavailable' | 'error' | string
 }

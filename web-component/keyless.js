@@ -36,6 +36,37 @@ export function setAssetsBase(url) {
 /** @type {Promise<KeylessAPI> | undefined} */
 let booting
 
+/** @type {Map<string, Promise<WebAssembly.Module>>} */
+const compiling = new Map()
+
+/**
+ * Fetches and compiles keyless.wasm once per URL, streaming: compilation
+ * runs while the bytes arrive (compressed by the issuer), so by the time
+ * the user presses Sign in the module is usually ready. The element calls
+ * it when it connects (unless preload="none").
+ * @param {string | URL} [wasmURL]
+ * @returns {Promise<WebAssembly.Module>}
+ */
+export function compileClient(wasmURL = new URL('keyless.wasm', base)) {
+  const key = String(wasmURL)
+  let p = compiling.get(key)
+  if (!p) {
+    p = (async () => {
+      try {
+        return await WebAssembly.compileStreaming(fetch(wasmURL, { credentials: 'omit' }))
+      } catch {
+        // A static host that serves .wasm with the wrong MIME type makes
+        // compileStreaming fail; fall back to bytes.
+        const bytes = await (await fetch(wasmURL, { credentials: 'omit' })).arrayBuffer()
+        return WebAssembly.compile(bytes)
+      }
+    })()
+    p.catch(() => compiling.delete(key)) // a failed download may be retried
+    compiling.set(key, p)
+  }
+  return p
+}
+
 /**
  * Boots the WebAssembly client once per page and resolves with its API
  * (globalThis.keyless). A Go program that returns has crashed: the promise
@@ -46,19 +77,13 @@ let booting
 export function loadClient(wasmURL = new URL('keyless.wasm', base)) {
   if (booting) return booting
   booting = (async () => {
-    if (!globalThis.Go) await import(new URL('wasm_exec.js', base).href)
+    const [module] = await Promise.all([
+      compileClient(wasmURL),
+      globalThis.Go ? null : import(new URL('wasm_exec.js', base).href),
+    ])
     const go = new globalThis.Go()
     const ready = new Promise((resolve) => { globalThis.__keylessReady = resolve })
-    const response = fetch(wasmURL, { credentials: 'omit' })
-    let instance
-    try {
-      ({ instance } = await WebAssembly.instantiateStreaming(response, go.importObject))
-    } catch (e) {
-      // A static host that serves .wasm with the wrong MIME type makes
-      // instantiateStreaming fail; fall back to bytes.
-      const bytes = await (await fetch(wasmURL, { credentials: 'omit' })).arrayBuffer()
-      ;({ instance } = await WebAssembly.instantiate(bytes, go.importObject))
-    }
+    const instance = await WebAssembly.instantiate(module, go.importObject)
     go.run(instance).then(() => {
       booting = undefined
       document.dispatchEvent(new CustomEvent('keyless-error', { detail: { code: 'crashed', message: 'keyless client stopped' } }))
@@ -67,6 +92,37 @@ export function loadClient(wasmURL = new URL('keyless.wasm', base)) {
   })()
   booting.catch(() => { booting = undefined })
   return booting
+}
+
+/**
+ * Reports whether IndexedDB holds a renewal token kept for this issuer and
+ * app (stored by the Go client under "renewal|dpop|ISSUER|CLIENT"), without
+ * creating the database when it does not exist: an upgrade here is aborted,
+ * so the Go client later creates it with its object store.
+ * @param {string} issuer @param {string} clientId @returns {Promise<boolean>}
+ */
+async function keptRenewal(issuer, clientId) {
+  try {
+    const db = await new Promise((resolve, reject) => {
+      const req = indexedDB.open('keyless')
+      req.onupgradeneeded = () => req.transaction.abort()
+      req.onsuccess = () => resolve(req.result)
+      req.onerror = () => reject(req.error)
+    })
+    try {
+      if (!db.objectStoreNames.contains('keys')) return false
+      const got = await new Promise((resolve, reject) => {
+        const r = db.transaction('keys').objectStore('keys').get(`renewal|dpop|${issuer}|${clientId}`)
+        r.onsuccess = () => resolve(r.result)
+        r.onerror = () => reject(r.error)
+      })
+      return typeof got === 'string' && got !== ''
+    } finally {
+      db.close()
+    }
+  } catch {
+    return false // no IndexedDB here (sandboxed iframe), or none yet
+  }
 }
 
 const css = `
@@ -254,6 +310,19 @@ export class KeylessLoginElement extends HTMLElement {
     }
   }
 
+  /**
+   * Starts downloading and compiling keyless.wasm as soon as the element is
+   * on the page, so Sign in does not wait for 1 MB to arrive; preload="none"
+   * defers it to the first click.
+   */
+  connectedCallback() {
+    if (this.getAttribute('preload') !== 'none') {
+      compileClient(this.getAttribute('wasm') || undefined).catch(() => {})
+    }
+    // session="memory": every load starts signed out.
+    if (this.getAttribute('session') !== 'memory' && !this.#session) this.#restore()
+  }
+
   disconnectedCallback() { clearInterval(this.#timer) }
 
   /** The current state: signed_out, starting, code, pending, approved, signed_in, denied, expired, error. */
@@ -268,7 +337,7 @@ export class KeylessLoginElement extends HTMLElement {
     const api = this.getAttribute('api') || location.origin
     if (!issuer) throw new TypeError('<keyless-login>: the "issuer" attribute is required')
     if (!clientId) throw new TypeError('<keyless-login>: the "client-id" attribute is required')
-    return { issuer, clientId, scope: this.getAttribute('scope') || '', api }
+    return { issuer, clientId, scope: this.getAttribute('scope') || '', api, persist: this.getAttribute('session') !== 'memory' }
   }
 
   /** Starts the device flow. Resolves with the session once signed in. */
@@ -288,24 +357,62 @@ export class KeylessLoginElement extends HTMLElement {
         onState: (s) => this.#onState(s),
         onEvent: (e) => this.#onEvent(e),
       })
-      this.#session = session
-      this.#show('signed_in')
-      this.#ui.who.textContent = session.subject ? `Signed in as ${session.subject}` : 'Signed in'
-      this.#ui.badge.hidden = !session.preview
-      if (session.preview) this.#say('Preview mode: answers are examples, not live data.')
-      this.#emit('keyless-authenticated', session)
-      if (session.keyPersistent === false) {
-        // No IndexedDB here (an iframe sandboxed without allow-same-origin,
-        // some private modes): the key lives in memory for this page only.
-        this.#say(messages.storage_unavailable)
-        this.#emit('keyless-error', { code: 'storage_unavailable', message: messages.storage_unavailable, recoverable: true })
-      }
+      this.#signedIn(session)
       return session
     } catch (e) {
       this.#fail(e)
       throw e
     } finally {
       this.#ui.signIn.disabled = false
+    }
+  }
+
+  #signedIn(session) {
+    this.#session = session
+    this.#show('signed_in')
+    this.#ui.who.textContent = session.subject ? `Signed in as ${session.subject}` : 'Signed in'
+    this.#ui.badge.hidden = !session.preview
+    if (session.preview) this.#say('Preview mode: answers are examples, not live data.')
+    this.#emit('keyless-authenticated', session)
+    if (session.keyPersistent === false) {
+      // No IndexedDB here (an iframe sandboxed without allow-same-origin,
+      // some private modes): the key lives in memory for this page only.
+      this.#say(messages.storage_unavailable)
+      this.#emit('keyless-error', { code: 'storage_unavailable', message: messages.storage_unavailable, recoverable: true })
+    }
+  }
+
+  /**
+   * Resumes the session an earlier load of the page kept (its renewal token
+   * in IndexedDB beside the key it is bound to), without a new approval.
+   * Ends with status signed_in, or signed_out when there is nothing to
+   * resume.
+   */
+  async #restore() {
+    let opts
+    try {
+      opts = this.#options()
+    } catch {
+      return
+    }
+    const idle = () => !this.#session && this.#status === 'signed_out' && !this.#ui.signIn.disabled
+    try {
+      // Boot the client only when there is something to resume.
+      if (!(await keptRenewal(opts.issuer, opts.clientId))) throw new Error('nothing kept')
+      const client = await loadClient(this.getAttribute('wasm') || undefined)
+      if (!idle()) return
+      const session = await client.restore({ ...opts, onEvent: (e) => this.#onEvent(e) })
+      if (!idle()) return
+      if (session) {
+        this.#signedIn(session)
+        return
+      }
+    } catch {
+      // Offline or the issuer is down: the user can still sign in.
+    }
+    if (idle()) {
+      this.#show('signed_out')
+      this.#say('')
     }
   }
 
@@ -324,6 +431,8 @@ export class KeylessLoginElement extends HTMLElement {
     } finally {
       this.#show('signed_out')
       this.#say(had ? messages.signed_out : '')
+      // Pages hide what they showed for the user on this event.
+      this.#emit('keyless-state', { status: 'signed_out' })
     }
   }
 
@@ -386,8 +495,10 @@ export class KeylessLoginElement extends HTMLElement {
   #expired(message) {
     this.#session = null
     this.#show('expired')
-    this.#say(message)
-    this.#emit('keyless-expired', { message })
+    // A page that explains the end of the session itself calls
+    // preventDefault() on keyless-expired, so the user reads it once.
+    const ev = new CustomEvent('keyless-expired', { detail: { message }, bubbles: true, composed: true, cancelable: true })
+    this.#say(this.dispatchEvent(ev) ? message : '')
   }
 
   #tick() {
@@ -403,7 +514,12 @@ export class KeylessLoginElement extends HTMLElement {
     const code = e?.code || (e instanceof TypeError ? 'invalid_argument' : 'error')
     const status = code === 'access_denied' ? 'denied' : code === 'expired_token' ? 'expired' : code === 'cancelled' ? 'signed_out' : 'error'
     this.#show(status)
-    this.#say(status === 'error' ? `${messages.error} ${e?.message || ''}`.trim() : messages[status], status === 'error')
+    // An app the issuer does not know is a setup mistake the page's
+    // author can fix: say which client-id, rather than "unknown client".
+    const detail = code === 'invalid_client'
+      ? `This app (client-id "${this.getAttribute('client-id')}") is not registered with the issuer: add it under clients: in its keyless.yaml.`
+      : e?.message || ''
+    this.#say(status === 'error' ? `${messages.error} ${detail}`.trim() : messages[status], status === 'error')
     if (status === 'expired') this.#emit('keyless-expired', { message: messages.expired })
     if (code !== 'cancelled') this.#emit('keyless-error', { code, message: String(e?.message || e) })
   }

@@ -32,7 +32,7 @@ function showPlanner(on, reason) {
     results.replaceChildren()
     say('')
     previewBadge.hidden = true
-    if (reason) signedOutReason.textContent = reason
+    if (reason !== undefined) signedOutReason.textContent = reason
   }
 }
 
@@ -112,7 +112,7 @@ async function load() {
   }
   const body = await res.json()
   results.replaceChildren(...body.restaurants.map(card))
-  say(body.count ? `${body.count} places for ${body.for}.` : 'Nothing matches. Try another cuisine or budget.')
+  say(body.count ? `${body.count} ${body.count === 1 ? 'place' : 'places'} for ${body.for}.` : 'Nothing matches. Try another cuisine or budget.')
 }
 
 async function vote(r, btn) {
@@ -152,10 +152,11 @@ login.addEventListener('keyless-authenticated', (e) => {
 
 // The lease was revoked or expired (a 401 invalid_token from the sidecar,
 // or a failed renewal): back to sign-in.
-login.addEventListener('keyless-expired', () => {
+login.addEventListener('keyless-expired', (e) => {
+  e.preventDefault() // the app says it, the element need not repeat it
   showPlanner(false, 'Your session ended: it expired or an admin revoked it. Sign in again to continue.')
 })
 
 login.addEventListener('keyless-state', (e) => {
-  if (e.detail.status === 'signed_out') showPlanner(false, 'Signed out. Press Sign in to start again.')
+  if (e.detail.status === 'signed_out') showPlanner(false, '') // the element says "Signed out."
 })

@@ -8,6 +8,8 @@ import (
 	"path"
 	"path/filepath"
 	"strings"
+
+	"github.com/keyless-dev/keyless/sidecar/precompress"
 )
 
 // The origins written in demo/app/index.html.
@@ -52,6 +54,7 @@ func New(s Site) (http.Handler, error) {
 		"base-uri 'none'",
 		"form-action 'none'",
 	}, "; ")
+	compressed := &precompress.Cache{}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Method != http.MethodGet && r.Method != http.MethodHead {
 			http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
@@ -60,6 +63,15 @@ func New(s Site) (http.Handler, error) {
 		file, err := s.resolve(r.URL.Path)
 		if err != nil {
 			http.NotFound(w, r)
+			return
+		}
+		if strings.HasPrefix(r.URL.Path, "/keyless/") {
+			// The component: brotli or gzip, as the browser accepts.
+			h := w.Header()
+			h.Set("Content-Security-Policy", csp)
+			h.Set("X-Content-Type-Options", "nosniff")
+			h.Set("Cache-Control", "no-cache")
+			compressed.ServeFile(w, r, file, mimeTypes[path.Ext(file)])
 			return
 		}
 		body, err := os.ReadFile(file)

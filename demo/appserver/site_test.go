@@ -95,3 +95,30 @@ func TestAppHasNoInlineCode(t *testing.T) {
 		t.Error("index.html does not name the default issuer and API the server rewrites")
 	}
 }
+
+// The component goes out compressed, as the browser accepts.
+func TestSiteCompressesTheComponent(t *testing.T) {
+	root, err := filepath.Abs("../..")
+	if err != nil {
+		t.Fatal(err)
+	}
+	comp := t.TempDir()
+	raw := strings.Repeat("\x00asm keyless ", 8192)
+	for _, f := range []string{"keyless.js", "keyless.wasm", "wasm_exec.js"} {
+		if err := os.WriteFile(filepath.Join(comp, f), []byte(raw), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	h, err := New(Site{AppDir: filepath.Join(root, "demo", "app"), ComponentDir: comp, Issuer: "http://127.0.0.1:1111", API: "http://127.0.0.1:2222"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := httptest.NewRequest("GET", "/keyless/keyless.wasm", nil)
+	r.Header.Set("Accept-Encoding", "gzip, br")
+	w := httptest.NewRecorder()
+	h.ServeHTTP(w, r)
+	if w.Code != 200 || w.Header().Get("Content-Encoding") != "br" || w.Header().Get("Vary") != "Accept-Encoding" ||
+		w.Header().Get("Content-Type") != "application/wasm" || w.Body.Len() > len(raw)/4 {
+		t.Errorf("%d %v, %d bytes", w.Code, w.Header(), w.Body.Len())
+	}
+}

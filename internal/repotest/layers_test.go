@@ -25,7 +25,9 @@ var layers = []struct {
 	// The OAuth protocol package sits below both: the request and
 	// response types, nothing that holds state.
 	{pkg: "sidecar/oauth", allowed: []string{"sidecar/oauth", "sidecar/config", "sidecar/dpop", "sidecar/dpop/proof",
-		"sidecar/internal/uri", "sidecar/internal/strictjson"}},
+		"sidecar/internal/uri", "sidecar/internal/strictjson",
+		// config reads YAML through these.
+		"sidecar/internal/strictyaml", "sidecar/internal/suggest"}},
 }
 
 // TestLayers keeps the dependency arrows pointing down: no package

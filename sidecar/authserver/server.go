@@ -45,6 +45,7 @@ import (
 	"github.com/keyless-dev/keyless/sidecar/oauth"
 	"github.com/keyless-dev/keyless/sidecar/ratelimit"
 	"github.com/keyless-dev/keyless/sidecar/store"
+	"github.com/keyless-dev/keyless/sidecar/store/keyquota"
 	"github.com/keyless-dev/keyless/sidecar/store/memstore"
 	"github.com/keyless-dev/keyless/sidecar/token"
 )
@@ -55,6 +56,11 @@ type NonceSource interface {
 	// Nonce returns the current nonce to send in DPoP-Nonce.
 	Nonce() (string, error)
 }
+
+// DefaultReplayPerKey is Options.ReplayPerKey's default: far above what a
+// client polling every 5 s and refreshing sends within a proof's lifetime
+// (RFC 9449 section 11.1).
+const DefaultReplayPerKey = 100
 
 // Options configure [New].
 type Options struct {
@@ -70,6 +76,12 @@ type Options struct {
 	// Replay is the DPoP jti cache for proofs sent to this server; nil
 	// means an in-memory one.
 	Replay store.Replay
+	// ReplayPerKey bounds the live replay entries of one proof key (per
+	// process): the token endpoints need no credentials, so without it one
+	// client could fill the replay cache for everyone. Past it that key
+	// gets 429 with Retry-After. Zero means DefaultReplayPerKey; negative
+	// means no bound.
+	ReplayPerKey int
 	// Nonce, when set, makes the token endpoints require DPoP nonces.
 	Nonce NonceSource
 	// DPoPAlgs allowed in proofs; nil means dpop.DefaultAlgs.
@@ -170,10 +182,17 @@ type Server struct {
 
 	grantsMu sync.RWMutex
 	grants   map[string]GrantHandler
+	revokers []Revoker    // guarded by grantsMu
+	feed     http.Handler // guarded by grantsMu
+	// loginHooks run after a login family is revoked; guarded by grantsMu.
+	loginHooks []func(ctx context.Context, family string) error
 
 	authzLimiter                   ratelimit.Limiter // /device_authorization, per source and per client
 	authzPerSource, authzPerClient ratelimit.Limit
 	maxPending                     int
+
+	sweepsMu sync.Mutex
+	sweeps   []func(context.Context) (int, error)
 
 	codeLimiter  *failureLimiter // wrong user codes and passwords at /device, per source
 	pollLimiter  *failureLimiter // unknown device codes at /token, per source
@@ -240,6 +259,12 @@ func New(ctx context.Context, o Options) (*Server, error) {
 	if s.replay == nil {
 		s.replay = &memstore.Replay{Now: s.now}
 	}
+	if n := o.ReplayPerKey; n >= 0 {
+		if n == 0 {
+			n = DefaultReplayPerKey
+		}
+		s.replay = keyquota.Replay{Replay: s.replay, Quota: keyquota.New(n, dpop.DefaultMaxAge+dpop.DefaultFutureSkew, s.now)}
+	}
 	perSource, window := o.UserCodeFailures, o.UserCodeWindow
 	if perSource <= 0 {
 		perSource = 5
@@ -279,6 +304,9 @@ func New(ctx context.Context, o Options) (*Server, error) {
 	}
 	if err := s.indexExisting(ctx); err != nil {
 		return nil, fmt.Errorf("authserver: index device codes: %w", err)
+	}
+	if err := s.indexExistingGrants(ctx); err != nil {
+		return nil, fmt.Errorf("authserver: index grants: %w", err)
 	}
 	s.minter = &token.Minter{Keys: s.keys, Issuer: s.issuer, Now: s.now}
 	s.verifier = &token.JWTVerifier{Keys: s.keys, Issuer: s.issuer, Audience: s.audience, Now: s.now}
@@ -321,16 +349,10 @@ func (s *Server) Keys() *token.KeySet { return s.keys }
 func (s *Server) AccessTokenVerifier() token.Verifier { return s.verifier }
 
 // Revoked reports whether an access token was revoked: its jti, or its
-// subject, client or key.
+// subject, client or key before it was issued (watermarks).
 func (s *Server) Revoked(ctx context.Context, c *token.Claims) (bool, error) {
-	rs := []store.Revocation{
-		{Kind: store.KindJTI, Value: c.JTI},
-		{Kind: store.KindSub, Value: c.Subject},
-		{Kind: store.KindClient, Value: c.ClientID},
-	}
-	if c.JKT != "" {
-		rs = append(rs, store.Revocation{Kind: store.KindJKT, Value: c.JKT})
-	}
+	rs := append([]store.Revocation{{Kind: store.KindJTI, Value: c.JTI}},
+		store.Watermarks(c.Subject, c.ClientID, c.JKT, c.IssuedAt)...)
 	if c.LeaseID != "" {
 		rs = append(rs, store.Revocation{Kind: store.KindLease, Value: c.LeaseID})
 	}
@@ -349,6 +371,9 @@ func (s *Server) Handler() http.Handler {
 	mux.Handle(b+"/device_authorization", api(s.serveDeviceAuthorization))
 	mux.Handle(b+"/token", api(s.serveToken))
 	mux.Handle(b+"/revoke", api(s.serveRevoke))
+	if feed := s.revocationFeed(); feed != nil {
+		mux.Handle(b+PathRevocationFeed, feed)
+	}
 	mux.Handle(b+"/introspect", http.HandlerFunc(s.serveIntrospect))
 	mux.Handle(b+"/jwks.json", api(s.serveJWKS))
 	mux.Handle("/.well-known/oauth-authorization-server"+b, api(s.serveMetadata))
@@ -494,7 +519,7 @@ func RotateKeysIn(ctx context.Context, db store.KV, now time.Time) (string, erro
 			ks, err = token.NewKeySet(now)
 		} else if ks, err = token.ParseKeySet(raw); err == nil {
 			ks.Prune(now)
-			err = ks.Rotate(now, 0)
+			err = ks.Prepublish(now, now.Add(token.PrePublish), 0)
 		}
 		if err != nil {
 			return err

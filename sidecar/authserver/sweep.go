@@ -5,10 +5,12 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"time"
 
 	"github.com/keyless-dev/keyless/sidecar/store"
+	"github.com/keyless-dev/keyless/sidecar/token"
 )
 
 // Expiry indexes. A device authorization used to sweep every stored code
@@ -30,7 +32,19 @@ const (
 	bucketMeta        = "meta"
 	metaLiveCodes     = "device_live_count"
 	metaIndexVersion  = "device_index"
+	// bucketFamilyExpiry: due = the family's ExpiresAt + grantRetention;
+	// value = "". When due, the family is deleted.
+	bucketFamilyExpiry = "family_expiry"
+	// bucketRefreshExpiry: due = its family's ExpiresAt + grantRetention;
+	// value = family id. When due, the refresh token's record is deleted.
+	bucketRefreshExpiry = "refresh_expiry"
+	metaGrantIndex      = "grant_index"
 )
+
+// grantRetention is how long a family (and its refresh tokens) is kept
+// past its absolute expiry: as long as an access token issued from it can
+// live, so revoking the grant still reaches its access tokens.
+const grantRetention = token.MaxTTL
 
 // deviceRetention is how long an expired device code's record is kept:
 // a late poll gets expired_token rather than invalid_grant, and reuse of a
@@ -43,7 +57,19 @@ const sweepBatch = 500
 
 // SweepStats counts what one [Server.Sweep] deleted.
 type SweepStats struct {
-	DeviceCodes int // device authorization records
+	DeviceCodes   int // device authorization records
+	Families      int // refresh-token families (grants)
+	RefreshTokens int // refresh token records
+	Other         int // records deleted by sweeps added with AddSweep
+}
+
+// AddSweep adds a sweep that [Server.Sweep] runs after its own: the
+// vending service's renewal tokens live in the same database. fn returns
+// how many records it deleted.
+func (s *Server) AddSweep(fn func(context.Context) (int, error)) {
+	s.sweepsMu.Lock()
+	defer s.sweepsMu.Unlock()
+	s.sweeps = append(s.sweeps, fn)
 }
 
 func indexKey(due time.Time, key string) string {
@@ -106,17 +132,84 @@ func indexDevice(tx store.Tx, h string, g *deviceGrant) error {
 // nothing more is due or ctx ends.
 func (s *Server) Sweep(ctx context.Context) (SweepStats, error) {
 	var st SweepStats
-	for ctx.Err() == nil {
+	for {
+		if err := ctx.Err(); err != nil {
+			return st, err
+		}
 		n, more, err := s.sweepDeviceBatch(ctx, s.now())
 		st.DeviceCodes += n
 		if err != nil {
 			return st, err
 		}
 		if !more {
-			return st, s.sweepBudgets(ctx, s.now())
+			break
 		}
 	}
-	return st, ctx.Err()
+	for _, ix := range []struct {
+		bucket, target string
+		n              *int
+	}{{bucketRefreshExpiry, bucketRefresh, &st.RefreshTokens}, {bucketFamilyExpiry, bucketFamily, &st.Families}} {
+		for {
+			if err := ctx.Err(); err != nil {
+				return st, err
+			}
+			n, more, err := s.sweepIndexBatch(ctx, ix.bucket, ix.target, s.now())
+			*ix.n += n
+			if err != nil {
+				return st, err
+			}
+			if !more {
+				break
+			}
+		}
+	}
+	s.sweepsMu.Lock()
+	extra := slices.Clone(s.sweeps)
+	s.sweepsMu.Unlock()
+	for _, fn := range extra {
+		n, err := fn(ctx)
+		st.Other += n
+		if err != nil {
+			return st, err
+		}
+	}
+	if err := s.sweepBudgets(ctx, s.now()); err != nil {
+		return st, err
+	}
+	return st, nil
+}
+
+// sweepIndexBatch deletes up to sweepBatch records of target whose entry
+// in the expiry index is due, with their index entries.
+func (s *Server) sweepIndexBatch(ctx context.Context, index, target string, now time.Time) (deleted int, more bool, err error) {
+	err = s.db.Update(ctx, func(tx store.Tx) error {
+		dead, err := due(tx, index, now, sweepBatch)
+		if err != nil {
+			return err
+		}
+		for _, e := range dead {
+			_, key, _ := indexDue(e[0])
+			if err := tx.Delete(target, key); err != nil {
+				return err
+			}
+			if err := tx.Delete(index, e[0]); err != nil {
+				return err
+			}
+		}
+		deleted, more = len(dead), len(dead) == sweepBatch
+		return nil
+	})
+	return deleted, more, err
+}
+
+// indexFamily files a new family under its expiry.
+func indexFamily(tx store.Tx, famID string, f *family) error {
+	return tx.Put(bucketFamilyExpiry, indexKey(f.ExpiresAt.Add(grantRetention), famID), []byte{})
+}
+
+// indexRefresh files a new refresh token under its family's expiry.
+func indexRefresh(tx store.Tx, h, famID string, f *family) error {
+	return tx.Put(bucketRefreshExpiry, indexKey(f.ExpiresAt.Add(grantRetention), h), []byte(famID))
 }
 
 // sweepBudgets deletes the shared failure counts of ended windows
@@ -232,6 +325,52 @@ func (s *Server) indexExisting(ctx context.Context) error {
 	})
 }
 
+// indexExistingGrants files the families and refresh tokens of a database
+// written before their expiry indexes existed, once.
+func (s *Server) indexExistingGrants(ctx context.Context) error {
+	return s.db.Update(ctx, func(tx store.Tx) error {
+		if tx.Get(bucketMeta, metaGrantIndex) != nil {
+			return nil
+		}
+		now := s.now()
+		exp := map[string]time.Time{}
+		var puts [][3]string
+		err := tx.ForEach(bucketFamily, func(id string, v []byte) error {
+			var f family
+			due := now
+			if json.Unmarshal(v, &f) == nil {
+				due = f.ExpiresAt.Add(grantRetention)
+			}
+			exp[id] = due
+			puts = append(puts, [3]string{bucketFamilyExpiry, indexKey(due, id), ""})
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+		err = tx.ForEach(bucketRefresh, func(h string, v []byte) error {
+			var r refreshToken
+			due := now
+			if json.Unmarshal(v, &r) == nil {
+				if d, ok := exp[r.FamilyID]; ok {
+					due = d
+				}
+			}
+			puts = append(puts, [3]string{bucketRefreshExpiry, indexKey(due, h), r.FamilyID})
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+		for _, p := range puts {
+			if err := tx.Put(p[0], p[1], []byte(p[2])); err != nil {
+				return err
+			}
+		}
+		return tx.Put(bucketMeta, metaGrantIndex, []byte("1"))
+	})
+}
+
 // RunSweeps calls [Server.Sweep] every interval (zero means one minute)
 // until ctx ends; failures are logged and retried at the next tick. `keyless
 // dev` and `keyless serve` run it beside the server.
@@ -252,8 +391,9 @@ func (s *Server) sweepLoop(ctx context.Context, tick <-chan time.Time) {
 		case <-tick:
 			if st, err := s.Sweep(ctx); err != nil && ctx.Err() == nil {
 				s.log.ErrorContext(ctx, "sweep failed", "err", err)
-			} else if st.DeviceCodes > 0 {
-				s.log.DebugContext(ctx, "sweep", "device_codes", st.DeviceCodes)
+			} else if st != (SweepStats{}) {
+				s.log.DebugContext(ctx, "sweep", "device_codes", st.DeviceCodes, "families", st.Families,
+					"refresh_tokens", st.RefreshTokens, "other", st.Other)
 			}
 		}
 	}

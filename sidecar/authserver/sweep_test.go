@@ -190,3 +190,118 @@ func TestSweepLoop(t *testing.T) {
 	cancel()
 	<-done
 }
+
+// dbRecords counts every record of the server's database.
+func (h *harness) dbRecords() int {
+	n := 0
+	for _, b := range []string{bucketDevice, bucketUserCode, bucketRefresh, bucketFamily, bucketKeys,
+		bucketDeviceLive, bucketDevicePurge, bucketFamilyExpiry, bucketRefreshExpiry, bucketMeta} {
+		n += h.bucketLen(b)
+	}
+	return n
+}
+
+// Under churn (a sign-in and two refreshes every two hours, for 80 hours
+// of the injected clock, sweeping as the background loop does) the
+// database stops growing once the first grants have expired: device
+// codes, families and refresh tokens are all deleted in time.
+func TestDatabaseStopsGrowingUnderChurn(t *testing.T) {
+	h := newHarness(t, nil)
+	ctx := context.Background()
+	var sizes []int
+	for range 40 {
+		k := newKey(t)
+		rt := h.tokens(k).Str("refresh_token")
+		for range 2 {
+			h.clk.Add(time.Minute)
+			r := h.refresh("demo-app", rt, k)
+			if r.Status != 200 {
+				t.Fatalf("refresh: %d %s", r.Status, r.Raw)
+			}
+			rt = r.Str("refresh_token")
+		}
+		h.clk.Add(2 * time.Hour)
+		if _, err := h.s.Sweep(ctx); err != nil {
+			t.Fatal(err)
+		}
+		sizes = append(sizes, h.dbRecords())
+	}
+	// A grant lives 24 h plus an hour of retention: after ~13 rounds
+	// what is added is what is deleted.
+	mid, last := sizes[19], sizes[len(sizes)-1]
+	if last > mid {
+		t.Errorf("records after 40 rounds = %d, after 20 = %d: still growing (%v)", last, mid, sizes)
+	}
+	if perRound := sizes[0]; last > 15*perRound {
+		t.Errorf("records = %d, want about 13 rounds' worth (%d each)", last, perRound)
+	}
+}
+
+// A database written before the expiry indexes existed is indexed once at
+// start, so its old records are swept too.
+func TestOldDatabaseIndexedAtStart(t *testing.T) {
+	h := newHarness(t, nil)
+	ctx := context.Background()
+	now := h.clk.Now()
+	err := h.db.Update(ctx, func(tx store.Tx) error {
+		old := deviceGrant{ClientID: "demo-app", UserCode: "BBBBBBBB", Status: statusPending, CreatedAt: now.Add(-48 * time.Hour), ExpiresAt: now.Add(-47 * time.Hour)}
+		live := deviceGrant{ClientID: "demo-app", UserCode: "CCCCCCCC", Status: statusPending, CreatedAt: now, ExpiresAt: now.Add(5 * time.Minute)}
+		fam := family{ClientID: "demo-app", Subject: "alice", CreatedAt: now.Add(-72 * time.Hour), ExpiresAt: now.Add(-48 * time.Hour)}
+		for _, p := range []struct {
+			b, k string
+			v    any
+		}{
+			{bucketDevice, "old", &old}, {bucketDevice, "live", &live}, {bucketFamily, "fam", &fam},
+			{bucketRefresh, "rt1", &refreshToken{FamilyID: "fam"}}, {bucketRefresh, "rt2", &refreshToken{FamilyID: "gone"}},
+		} {
+			if err := putJSON(tx, p.b, p.k, p.v); err != nil {
+				return err
+			}
+		}
+		if err := tx.Put(bucketUserCode, "BBBBBBBB", []byte("old")); err != nil {
+			return err
+		}
+		for _, k := range []string{metaIndexVersion, metaGrantIndex, metaLiveCodes} {
+			if err := tx.Delete(bucketMeta, k); err != nil {
+				return err
+			}
+		}
+		for _, b := range []string{bucketDeviceLive, bucketDevicePurge, bucketFamilyExpiry, bucketRefreshExpiry} {
+			var keys []string
+			_ = tx.ForEach(b, func(k string, _ []byte) error { keys = append(keys, k); return nil })
+			for _, k := range keys {
+				if err := tx.Delete(b, k); err != nil {
+					return err
+				}
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.restart()
+	st, err := h.s.Sweep(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.DeviceCodes != 1 || st.Families != 1 || st.RefreshTokens != 2 {
+		t.Errorf("swept %+v, want the old device code, the family and both refresh tokens", st)
+	}
+	if n := h.bucketLen(bucketDevice); n != 1 {
+		t.Errorf("device records = %d, want the live one", n)
+	}
+	if n := h.bucketLen(bucketUserCode); n != 0 {
+		t.Errorf("user codes = %d, want 0", n)
+	}
+	// The live code counts against the cap.
+	err = h.db.View(ctx, func(tx store.Tx) error {
+		if n := liveCount(tx); n != 1 {
+			t.Errorf("live count = %d, want 1", n)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}

@@ -11,6 +11,7 @@ import (
 
 	"github.com/keyless-dev/keyless/sidecar/config"
 	"github.com/keyless-dev/keyless/sidecar/dpop"
+	"github.com/keyless-dev/keyless/sidecar/store/keyquota"
 )
 
 // serveToken is the token endpoint: it reads the form, identifies the
@@ -77,6 +78,10 @@ func (s *Server) verifyProof(ctx context.Context, r *http.Request, path string) 
 			return p, nil
 		}
 	}
+	if errors.Is(err, keyquota.ErrQuota) {
+		return nil, &Error{Status: http.StatusTooManyRequests, Code: CodeInvalidRequest, Msg: "too many proofs from this key; retry later",
+			Header: http.Header{"Retry-After": {"5"}}}
+	}
 	var ce *dpop.CheckError
 	if !errors.As(err, &ce) {
 		// The replay cache could not answer: never accept, never blame the
@@ -132,7 +137,14 @@ func (s *Server) identifyClient(r *http.Request, form url.Values) (*config.Clien
 	}
 	c := s.cfg.Client(id)
 	if c == nil {
-		return nil, false, invalidClient("unknown client")
+		// The operator's view: which client_id, and where to register it.
+		// The caller gets fixed text.
+		if len(id) > 64 {
+			id = id[:64] + "..."
+		}
+		s.log.WarnContext(r.Context(), "client.unknown", "client_id", id,
+			"fix", "register it under clients: in the issuer's keyless.yaml, or fix the page's client-id")
+		return nil, false, invalidClient("unknown client: this client_id is not registered with the issuer")
 	}
 	if c.SecretHash != "" {
 		return nil, false, invalidClient("client authentication required")

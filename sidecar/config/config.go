@@ -8,7 +8,6 @@
 package config
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
 	"io"
@@ -19,6 +18,8 @@ import (
 	"time"
 
 	"go.yaml.in/yaml/v3"
+
+	"github.com/keyless-dev/keyless/sidecar/internal/strictyaml"
 )
 
 // Defaults and caps for [Issuer] (docs/security.md#windows): access tokens
@@ -148,19 +149,23 @@ func Load(path string) (*Config, error) {
 	if len(b) > maxFileSize {
 		return nil, fmt.Errorf("config: %s is larger than %d bytes", path, maxFileSize)
 	}
-	c, err := Parse(b)
-	if err != nil {
+	var c Config
+	// Errors in the file's words, with its name and line:
+	// `keyless.yaml:3: clients[0]: unknown field "scope" (did you mean "scopes"?)`.
+	if err := strictyaml.Decode(path, b, &c); err != nil {
+		return nil, err
+	}
+	if err := c.Validate(); err != nil {
 		return nil, fmt.Errorf("config: %s: %w", path, err)
 	}
-	return c, nil
+	return &c, nil
 }
 
-// Parse decodes YAML strictly (unknown fields are errors) and validates it.
+// Parse decodes YAML strictly (unknown fields and values of the wrong
+// kind are errors, with their lines) and validates it.
 func Parse(b []byte) (*Config, error) {
 	var c Config
-	d := yaml.NewDecoder(bytes.NewReader(b))
-	d.KnownFields(true)
-	if err := d.Decode(&c); err != nil && !errors.Is(err, io.EOF) {
+	if err := strictyaml.Decode("", b, &c); err != nil {
 		return nil, err
 	}
 	if err := c.Validate(); err != nil {

@@ -51,8 +51,11 @@ type Request struct {
 	// ClientIP is the caller's address as the platform reports it
 	// (CF-Connecting-IP), forwarded as X-Forwarded-For.
 	ClientIP string
-	// Body is read only for the revocation push endpoint.
-	Body []byte
+	// ReadBody reads at most limit bytes of the body and stops reading
+	// there; nil means the runtime offers no body. The Handler calls it
+	// only for the revocation push endpoint, after the push token was
+	// checked, so no other request's body is buffered here.
+	ReadBody func(limit int64) ([]byte, error)
 }
 
 func (r *Request) get(name string) string {
@@ -530,15 +533,49 @@ type revocationPush struct {
 	Until int64      `json:"until"` // Unix seconds
 }
 
+// RevocationPush reports whether a request is for the revocation push
+// endpoint (POST to exactly RevocationPath, pushes enabled). Its body is
+// read by the Handler itself, after the push token matched, so the runtime
+// must not read it ahead.
+func (h *Handler) RevocationPush(method, rawURL string) bool {
+	if method != "POST" || h.cfg.RevokeToken == "" {
+		return false
+	}
+	_, c, err := check.Path(rawURL)
+	return err == nil && c == RevocationPath
+}
+
+// MaxRevocationPush is the largest revocation push body: one {kind, value,
+// until} object is well under it.
+const MaxRevocationPush = 4 << 10
+
 // pushRevocation stores a revocation pushed by the issuer, authorized by
-// the KEYLESS_REVOKE_TOKEN secret (compared in constant time).
+// the KEYLESS_REVOKE_TOKEN secret (compared in constant time). The token
+// is checked before the body is touched, and the body is read only up to
+// MaxRevocationPush (+1 byte, to tell "too large"): anyone can reach this
+// path, so nothing is buffered for them.
 func (h *Handler) pushRevocation(ctx context.Context, x *exchange) (*Response, *check.Error) {
 	want := "Bearer " + h.cfg.RevokeToken
 	if got := x.r.get("Authorization"); subtle.ConstantTimeCompare([]byte(got), []byte(want)) != 1 {
 		return nil, &check.Error{Code: check.CodeNoCredentials, Msg: "revocation push needs the issuer's token", Rule: "revocations.auth"}
 	}
+	tooLarge := &check.Error{Code: check.CodeBodyTooLarge, Msg: "revocation push body too large", Rule: "revocations.body"}
+	if x.r.ContentLength > MaxRevocationPush {
+		return nil, tooLarge
+	}
+	var body []byte
+	if x.r.ReadBody != nil {
+		b, err := x.r.ReadBody(MaxRevocationPush + 1)
+		if err != nil {
+			return nil, &check.Error{Code: check.CodeInvalidRequest, Msg: "could not read the body", Err: err, Rule: "revocations.body"}
+		}
+		if len(b) > MaxRevocationPush {
+			return nil, tooLarge
+		}
+		body = b
+	}
 	var p revocationPush
-	if err := json.Unmarshal(x.r.Body, &p); err != nil || p.Value == "" || p.Until <= 0 {
+	if err := json.Unmarshal(body, &p); err != nil || p.Value == "" || p.Until <= 0 {
 		return nil, &check.Error{Code: check.CodeInvalidRequest, Msg: "body must be {kind, value, until}", Rule: "revocations.body"}
 	}
 	switch p.Kind {

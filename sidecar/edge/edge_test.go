@@ -175,8 +175,8 @@ func TestServeRefusesAndRevokes(t *testing.T) {
 	}
 	// A revocation pushed by the issuer, then the lease is refused.
 	push := &Request{Method: "POST", URL: "https://api.example.test" + RevocationPath,
-		Header: map[string][]string{"authorization": {"Bearer push-token"}},
-		Body:   []byte(`{"kind":"lease","value":"lease-1","until":` + itoa(time.Now().Add(time.Hour).Unix()) + `}`)}
+		Header:   map[string][]string{"authorization": {"Bearer push-token"}},
+		ReadBody: bodyOf(`{"kind":"lease","value":"lease-1","until":` + itoa(time.Now().Add(time.Hour).Unix()) + `}`)}
 	if _, res := w.h.Serve(ctx, push); res == nil || res.Status != 204 {
 		t.Fatalf("push = %+v", res)
 	}

@@ -158,6 +158,9 @@ func TestFullDiskOneAnswer(t *testing.T) {
 			"subject_token": {h.login("alice", "demo-app", readWrite, k)}, "subject_token_type": {TokenTypeAccessToken},
 		}, k))
 	})
+	t.Run("revoke", func(t *testing.T) {
+		check(t, h.postForm(PathRevoke, url.Values{"token": {r0.Str("access_token")}, "client_id": {"demo-app"}}, k))
+	})
 	t.Run("token refresh_token (renewal)", func(t *testing.T) {
 		check(t, h.postForm("/token", url.Values{"grant_type": {"refresh_token"}, "client_id": {"demo-app"}, "refresh_token": {r0.Str("renewal_token")}}, k))
 	})

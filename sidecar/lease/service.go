@@ -111,12 +111,22 @@ type Options struct {
 	// endpoints; required. (The token exchange grant's proof is checked
 	// by the authorization server.)
 	Replay store.Replay
+	// ListRevocations lists the live revocations for operators (keyless
+	// revoke --list); nil answers that the store cannot list.
+	ListRevocations func(context.Context) ([]store.RevocationEntry, error)
 	// Renewals keeps renewal tokens; nil means in memory (lost on
 	// restart: clients then log in again).
 	Renewals RenewalStore
 	// Leases records issued leases for [Service.ListActive] (keyless
 	// leases); nil means in memory.
 	Leases LeaseIndex
+	// Logins is the local authorization server's lineage (login family of
+	// an access token, and whether a login was revoked): a lease family
+	// records the login it came from, and renewal stops once that login
+	// is revoked (docs/revocation.md). Nil when subject tokens come only
+	// from other issuers; their families are then tied to the subject
+	// token's jti alone.
+	Logins Logins
 	// Nonce, when set, makes the endpoints require DPoP nonces.
 	Nonce NonceSource
 	// DPoPAlgs allowed in proofs; nil means dpop.DefaultAlgs.
@@ -130,6 +140,17 @@ type Options struct {
 	Log *slog.Logger
 	// Now is the clock; nil means time.Now. Set Minter.Now to the same.
 	Now func() time.Time
+}
+
+// Logins is what the vending service asks the authorization server about
+// logins; the embedded authorization server implements it.
+type Logins interface {
+	// LoginOf returns the login family of one of the server's access
+	// tokens, "" when the jti is unknown.
+	LoginOf(ctx context.Context, jti string) (string, error)
+	// LoginRevoked reports whether a login family was revoked (an
+	// unknown family counts as revoked).
+	LoginRevoked(ctx context.Context, family string) (bool, error)
 }
 
 // Issuer is a trusted subject-token issuer: keyless's own (Verifier) or

@@ -43,6 +43,26 @@ type AuthServer interface {
 	// Minter signs tokens with its active key: leases are signed by the
 	// issuer.
 	Minter() *token.Minter
+	// AddSweep adds a clean-up to its periodic sweeps: fn deletes what
+	// has lapsed and says how many records it deleted.
+	AddSweep(fn func(context.Context) (int, error))
+	// RegisterRevoker adds the vending service's tokens to its RFC 7009
+	// revocation endpoint.
+	RegisterRevoker(r oauth.Revoker)
+	// OnLoginRevoked calls fn with the login family whenever a login is
+	// revoked, so the lease families minted from it end too.
+	OnLoginRevoked(fn func(ctx context.Context, family string) error)
+	Logins
+}
+
+// listRevocations is db's ListRevocations (boltstore has it), or nil.
+func listRevocations(db DB) func(context.Context) ([]store.RevocationEntry, error) {
+	if l, ok := db.(interface {
+		ListRevocations(context.Context) ([]store.RevocationEntry, error)
+	}); ok {
+		return l.ListRevocations
+	}
+	return nil
 }
 
 // Setup is what a keyless process (`keyless dev`, `keyless serve`) gives
@@ -159,31 +179,31 @@ func FromConfig(st Setup) (*Service, error) {
 	if get == nil {
 		get = func() *policy.Policy { return pol }
 	}
+	renewals := &KVRenewals{KV: st.DB, Now: now}
 	svc, err := New(Options{
-		Policy:      get,
-		Minter:      st.Server.Minter(),
-		Audience:    aud,
-		BaseURL:     st.Server.Issuer(),
-		Issuers:     issuers,
-		Revocations: st.DB,
-		Replay:      replay,
-		Nonce:       st.Nonce,
-		Renewals:    &KVRenewals{KV: st.DB, Now: now},
-		Leases:      &KVLeases{KV: st.DB},
-		SharedQuotas: func() store.KV {
-			if st.SharedQuotas {
-				return st.DB
-			}
-			return nil
-		}(),
-		AdminToken: st.AdminToken,
-		Audit:      st.Audit,
-		Now:        now,
+		Policy:          get,
+		Minter:          st.Server.Minter(),
+		Audience:        aud,
+		BaseURL:         st.Server.Issuer(),
+		Issuers:         issuers,
+		Revocations:     st.DB,
+		ListRevocations: listRevocations(st.DB),
+		Replay:          replay,
+		Nonce:           st.Nonce,
+		Renewals:        renewals,
+		Leases:          &KVLeases{KV: st.DB},
+		SharedQuotas:    sharedQuotas(st),
+		AdminToken:      st.AdminToken,
+		Audit:           st.Audit,
+		Now:             now,
 	})
 	if err != nil {
 		return nil, err
 	}
 	svc.RegisterGrants(st.Server)
+	// Renewal tokens of families past their renew limit are deleted by the
+	// server's periodic sweep (Server.RunSweeps), with its own records.
+	st.Server.AddSweep(func(ctx context.Context) (int, error) { return 0, renewals.Sweep(ctx) })
 	return svc, nil
 }
 
@@ -227,8 +247,16 @@ func SandboxPolicy(cfg *config.Config) (*policy.Policy, error) {
 // grant_type=refresh_token. Renewal tokens are refresh tokens to a standard
 // client; their prefix ([RenewalPrefix]) says this service owns them, and
 // every other refresh token still goes to the server's own handler.
-func (s *Service) RegisterGrants(as oauth.GrantRegistry) {
+// The revocation endpoint hands it leases and renewal tokens the same way
+// ([Service.RevokeToken]).
+func (s *Service) RegisterGrants(as AuthServer) {
 	as.RegisterGrant(oauth.GrantTokenExchange, oauth.GrantFunc(s.ExchangeGrant))
+	as.RegisterRevoker(s)
+	// Lineage: families record the login they came from and end with it.
+	if s.o.Logins == nil {
+		s.o.Logins = as
+	}
+	as.OnLoginRevoked(s.endLogin)
 	prev := as.Grant(oauth.GrantRefreshToken)
 	as.RegisterGrant(oauth.GrantRefreshToken, oauth.GrantFunc(
 		func(ctx context.Context, tr *oauth.TokenRequest) (*oauth.TokenResponse, error) {
@@ -237,4 +265,13 @@ func (s *Service) RegisterGrants(as oauth.GrantRegistry) {
 			}
 			return prev.ServeGrant(ctx, tr)
 		}))
+}
+
+// sharedQuotas is the database the quotas are counted in: st.DB when the
+// replicas share it (Setup.SharedQuotas), else nil (memory).
+func sharedQuotas(st Setup) store.KV {
+	if st.SharedQuotas {
+		return st.DB
+	}
+	return nil
 }

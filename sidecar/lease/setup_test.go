@@ -106,7 +106,7 @@ policy:
 	if err := yaml.Unmarshal([]byte(bad), &cfg2); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := FromConfig(Setup{File: "keyless.yaml", Config: &cfg2, Server: as, DB: db}); err == nil || !strings.Contains(err.Error(), "keyless.yaml:13: unknown field \"nmae\"") {
+	if _, err := FromConfig(Setup{File: "keyless.yaml", Config: &cfg2, Server: as, DB: db}); err == nil || !strings.Contains(err.Error(), "keyless.yaml:13: policy.apps.demo-app.rules[0]: unknown field \"nmae\" (did you mean \"name\"?)") {
 		t.Fatalf("broken policy: %v", err)
 	}
 	cfg2.Policy = yaml.Node{}

@@ -15,6 +15,8 @@ import (
 	"time"
 
 	"go.yaml.in/yaml/v3"
+
+	"github.com/keyless-dev/keyless/sidecar/internal/strictyaml"
 )
 
 // maxFileSize bounds a policy file; a real one is a few kilobytes.
@@ -55,16 +57,22 @@ func Parse(name string, b []byte) (*Policy, error) {
 	if root.Kind == yaml.DocumentNode && len(root.Content) == 1 {
 		root = root.Content[0]
 	}
+	path := ""
 	if n := mapValue(root, "policy"); n != nil {
-		root = n // a whole keyless config: the policy is its section
+		root, path = n, "policy" // a whole keyless config: the policy is its section
 	}
-	return FromNode(name, root)
+	return fromNode(name, root, path)
 }
 
 // FromNode decodes and validates a policy from a YAML node: the
 // config.Config.Policy section, whose line numbers are those of the config
 // file named name.
 func FromNode(name string, n *yaml.Node) (*Policy, error) {
+	return fromNode(name, n, "policy")
+}
+
+// fromNode is FromNode for the node at key path path of the file.
+func fromNode(name string, n *yaml.Node, path string) (*Policy, error) {
 	if n == nil || n.Kind == 0 {
 		return nil, fmt.Errorf("%s: empty policy", name)
 	}
@@ -76,11 +84,10 @@ func FromNode(name string, n *yaml.Node) (*Policy, error) {
 	}
 	p := &Policy{File: name}
 	var errs []error
-	for _, e := range knownFields(n, Policy{}) {
-		errs = append(errs, positioned(name, errors.New(e)))
-	}
-	if err := n.Decode(p); err != nil {
-		errs = append(errs, positioned(name, err))
+	// Unknown keys and values of the wrong kind, in the file's words, with
+	// "did you mean"; the same helper as keyless.yaml's and proxy.yaml's.
+	if err := strictyaml.DecodeNode(name, n, path, p); err != nil {
+		errs = append(errs, err)
 	}
 	p.File = name
 	// Validate even after schema errors, so one run reports every problem.
@@ -133,86 +140,14 @@ func dedupe(errs []error) []error {
 	return out
 }
 
-// decodeStrict decodes n into out, reporting unknown fields and type errors
-// together as one *yaml.TypeError so that yaml.v3 keeps collecting the
-// problems of sibling nodes.
+// decodeStrict decodes n into out for the UnmarshalYAML methods that
+// record lines; unknown keys are refused here too, for nodes decoded on
+// their own (a whole file is checked by strictyaml first).
 func decodeStrict[T any](n *yaml.Node, out *T) error {
-	var zero T
-	errs := knownFields(n, zero)
-	if err := n.Decode(out); err != nil {
-		var te *yaml.TypeError
-		if !errors.As(err, &te) {
-			return err
-		}
-		errs = append(errs, te.Errors...)
+	if errs := strictyaml.Check("", n, "", reflect.TypeFor[T]()); len(errs) > 0 {
+		return errors.Join(errs...)
 	}
-	if len(errs) > 0 {
-		return &yaml.TypeError{Errors: errs}
-	}
-	return nil
-}
-
-var unmarshalerType = reflect.TypeFor[yaml.Unmarshaler]()
-
-// knownFields reports, as "line N: ..." strings, every mapping key in n
-// that the yaml tags of v's type do not name. yaml.v3's KnownFields works
-// only on a Decoder, not on Node.Decode, which we need for line numbers.
-// Types with their own UnmarshalYAML check themselves.
-func knownFields(n *yaml.Node, v any) []string {
-	var errs []string
-	walkKnown(n, reflect.TypeOf(v), true, &errs)
-	return errs
-}
-
-func walkKnown(n *yaml.Node, t reflect.Type, root bool, errs *[]string) {
-	if n == nil || n.Kind == yaml.AliasNode {
-		return
-	}
-	for t.Kind() == reflect.Pointer {
-		t = t.Elem()
-	}
-	if !root && reflect.PointerTo(t).Implements(unmarshalerType) {
-		return
-	}
-	switch t.Kind() {
-	case reflect.Struct:
-		if n.Kind != yaml.MappingNode || t == reflect.TypeFor[time.Time]() {
-			return
-		}
-		fields := map[string]reflect.Type{}
-		for i := 0; i < t.NumField(); i++ {
-			f := t.Field(i)
-			tag, _, _ := strings.Cut(f.Tag.Get("yaml"), ",")
-			if !f.IsExported() || tag == "-" {
-				continue
-			}
-			if tag == "" {
-				tag = strings.ToLower(f.Name)
-			}
-			fields[tag] = f.Type
-		}
-		for i := 0; i+1 < len(n.Content); i += 2 {
-			k := n.Content[i]
-			ft, ok := fields[k.Value]
-			if !ok {
-				*errs = append(*errs, fmt.Sprintf("line %d: unknown field %s", k.Line, strconv.Quote(k.Value)))
-				continue
-			}
-			walkKnown(n.Content[i+1], ft, false, errs)
-		}
-	case reflect.Map:
-		if n.Kind == yaml.MappingNode {
-			for i := 1; i < len(n.Content); i += 2 {
-				walkKnown(n.Content[i], t.Elem(), false, errs)
-			}
-		}
-	case reflect.Slice:
-		if n.Kind == yaml.SequenceNode {
-			for _, c := range n.Content {
-				walkKnown(c, t.Elem(), false, errs)
-			}
-		}
-	}
+	return n.Decode(out)
 }
 
 // mapValue returns the value node of key in mapping n, or nil.

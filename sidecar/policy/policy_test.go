@@ -146,9 +146,9 @@ func TestParseErrors(t *testing.T) {
 		want []string // substrings, each must appear
 	}{
 		{"unknown top-level field", "apps: {}\nbogus: 1\n", []string{"test.yaml:2: unknown field \"bogus\""}},
-		{"unknown app field", "apps:\n  a:\n    scopes: {r: read}\n    scope: x\n", []string{"test.yaml:4: unknown field \"scope\""}},
+		{"unknown app field", "apps:\n  a:\n    scopes: {r: read}\n    scope: x\n", []string{"test.yaml:4: apps.a: unknown field \"scope\" (did you mean \"scopes\"?)"}},
 		{"unknown rule field, two errors", "apps:\n  a:\n    scopes: {r: read}\n    rules:\n      - subjects: [x]\n        scopes: [r]\n        tll: 5m\n  b:\n    scopes: {r: read}\n    rules:\n      - {subjects: [x], scopes: [r], whenn: x}\n",
-			[]string{"test.yaml:7: unknown field \"tll\"", "test.yaml:11: unknown field \"whenn\""}},
+			[]string{"test.yaml:7: apps.a.rules[0]: unknown field \"tll\"", "test.yaml:11: apps.b.rules[0]: unknown field \"whenn\" (did you mean \"when\"?)"}},
 		{"ttl over cap", "defaults: {max_ttl: 2h}\napps: {}\n", []string{"test.yaml:1: defaults.max_ttl: 2h0m0s is over the cap of 1h0m0s"}},
 		{"rule ttl over cap", "apps:\n  a:\n    scopes: {r: read}\n    rules:\n      - {subjects: [x], scopes: [r], max_ttl: 61m}\n", []string{"test.yaml:5:", "over the cap"}},
 		{"cel syntax", "apps:\n  a:\n    scopes: {r: read}\n    rules:\n      - {subjects: [x], scopes: [r], when: 'subject =='}\n", []string{"test.yaml:5:", "when:"}},
@@ -158,7 +158,7 @@ func TestParseErrors(t *testing.T) {
 		{"scope not declared", "apps:\n  a:\n    scopes: {r: read}\n    rules:\n      - {subjects: [x], scopes: [q]}\n", []string{"scope \"q\" is not in apps.a.scopes"}},
 		{"bad kind", "apps:\n  a:\n    scopes: {r: reed}\n", []string{"kind must be read or write"}},
 		{"no subjects", "apps:\n  a:\n    scopes: {r: read}\n    rules:\n      - {scopes: [r]}\n", []string{"name subjects or groups"}},
-		{"bad duration", "defaults: {max_ttl: soon}\n", []string{"test.yaml:1: invalid duration"}},
+		{"bad duration", "defaults: {max_ttl: soon}\n", []string{"test.yaml:1: defaults.max_ttl: \"soon\" is not a duration"}},
 		{"type error", "apps:\n  a:\n    scopes: {r: read}\n    preview: maybe\n", []string{"test.yaml:4:"}},
 		{"syntax error", "apps: [\n", []string{"test.yaml:"}},
 		{"bad test", "apps: {}\ntests:\n  - name: t\n    given: {app: a}\n    expect: {decision: perhaps}\n", []string{"test.yaml:3:", "expect.decision"}},
@@ -183,7 +183,7 @@ func TestParseErrors(t *testing.T) {
 func TestParseConfigSection(t *testing.T) {
 	src := "issuer:\n  url: https://auth.example.test\npolicy:\n  apps:\n    a:\n      scopes: {r: read}\n      rules:\n        - {subjects: [x], scopes: [r], bad: 1}\n"
 	_, err := Parse("keyless.yaml", []byte(src))
-	if err == nil || !strings.Contains(err.Error(), "keyless.yaml:8: unknown field \"bad\"") {
+	if err == nil || !strings.Contains(err.Error(), "keyless.yaml:8: policy.apps.a.rules[0]: unknown field \"bad\"") {
 		t.Fatalf("err = %v", err)
 	}
 }

@@ -1,6 +1,10 @@
 package proxy
 
-import "github.com/keyless-dev/keyless/sidecar/proxy/check"
+import (
+	"go.yaml.in/yaml/v3"
+
+	"github.com/keyless-dev/keyless/sidecar/proxy/check"
+)
 
 // The configuration types live in [check], which the edge Worker shares;
 // these aliases keep the proxy's API.
@@ -40,3 +44,7 @@ func LoadConfig(path string) (Config, error) { return check.LoadConfig(path) }
 // ParseConfig decodes YAML into a Config, refusing unknown fields. It does
 // not validate; call WithDefaults and Validate.
 func ParseConfig(b []byte) (Config, error) { return check.ParseConfig(b) }
+
+// DecodeNode decodes the proxy: section of the keyless.yaml named file,
+// with the file's lines in errors.
+func DecodeNode(file string, n *yaml.Node) (Config, error) { return check.DecodeNode(file, n) }

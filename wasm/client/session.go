@@ -32,6 +32,18 @@ func (s *Session) Set(lease *TokenResponse, now time.Time) {
 	s.expires = now.Add(time.Duration(lease.ExpiresIn) * time.Second)
 }
 
+// RenewalToken is the current lease's renewal token; empty without one.
+// It is bound to the session's DPoP key (the server refuses it with any
+// other proof), so the page may keep it beside that non-extractable key.
+func (s *Session) RenewalToken() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.lease == nil {
+		return ""
+	}
+	return s.lease.RefreshToken
+}
+
 // Expires is when the current lease expires; zero without one.
 func (s *Session) Expires() time.Time {
 	s.mu.Lock()

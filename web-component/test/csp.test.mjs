@@ -41,6 +41,8 @@ before(async () => {
     '/issuer-hosted.html': () => page(snippet(), policies()[0]),
     // Self-hosted: the snippet with src pointing at the copied assets.
     '/self-hosted.html': () => page(snippet().replace(/src="[^"]*keyless\.js"/, 'src="/web-component/keyless.js"'), policies()[1]),
+    '/no-preload.html': () => page(snippet().replace('<keyless-login ', '<keyless-login preload="none" ')),
+    '/unknown-client.html': () => page(snippet().replace('client-id="demo-app"', 'client-id="not-registered"')),
     '/sandboxed.html': { body: '<!doctype html><title>canvas</title><iframe sandbox="allow-scripts" src="/issuer-hosted.html" width="420" height="520"></iframe>' },
   })
   stack = await startKeyless({ upstream: echo.url, extraArgs: ['--allow-origin', site.url] })
@@ -122,5 +124,45 @@ test('sandboxed iframe without allow-same-origin: storage_unavailable, in-memory
   const text = await frame.evaluate(() => document.querySelector('keyless-login').shadowRoot.textContent)
   assert.doesNotMatch(text, /panic|JavaScript error|IDBFactory|goroutine/)
   assert.match(text, /reload/i, 'the page says a reload needs a new sign-in')
+  await ctx.close()
+})
+
+test('an app the issuer does not know: invalid_client, and the element names the client-id to register', async () => {
+  const ctx = await browser.newContext()
+  const p = await ctx.newPage()
+  await p.goto(`${site.url}/unknown-client.html`)
+  await watch(p)
+  await p.locator('keyless-login button[part~="sign-in"]').click({ timeout: 20000 })
+  await p.locator('keyless-login[status="error"]').waitFor({ timeout: 20000 })
+  const seen = await p.evaluate(() => window.__seen)
+  assert.equal(seen.events.find((e) => e.type === 'keyless-error')?.detail.code, 'invalid_client')
+  const text = await p.evaluate(() => document.querySelector('keyless-login').shadowRoot.textContent)
+  assert.match(text, /client-id "not-registered"\) is not registered with the issuer/)
+  assert.match(stack.output(), /"msg":"client.unknown".*"client_id":"not-registered"/)
+  await ctx.close()
+})
+
+test('keyless.wasm: fetched compressed from the issuer as soon as the element connects; preload="none" waits for the click', async () => {
+  const ctx = await browser.newContext()
+  const p = await ctx.newPage()
+  const wasm = p.waitForResponse((r) => r.url() === `${stack.issuer}/keyless/keyless.wasm`, { timeout: 20000 })
+  await p.goto(`${site.url}/issuer-hosted.html`)
+  const res = await wasm // no click: the element started it
+  const h = await res.allHeaders()
+  assert.equal(h['content-encoding'], 'br')
+  assert.match(h.vary || '', /Accept-Encoding/i)
+  const { responseBodySize } = await res.request().sizes()
+  assert.ok(responseBodySize > 0 && responseBodySize < 2_000_000, `keyless.wasm is ${responseBodySize} bytes on the wire`)
+
+  const p2 = await ctx.newPage()
+  const seen = []
+  p2.on('request', (r) => { if (r.url().endsWith('/keyless.wasm')) seen.push(r.url()) })
+  await p2.goto(`${site.url}/no-preload.html`)
+  await p2.locator('keyless-login button[part~="sign-in"]').waitFor()
+  await p2.waitForTimeout(300) // bounded: a preload would have started at connect
+  assert.deepEqual(seen, [], 'preload="none" fetched keyless.wasm before the click')
+  const onClick = p2.waitForResponse((r) => r.url().endsWith('/keyless.wasm'), { timeout: 20000 })
+  await p2.locator('keyless-login button[part~="sign-in"]').click()
+  await onClick
   await ctx.close()
 })

@@ -101,6 +101,8 @@ test('Where2Eat: sign in on a phone, recommendations, refused vote, redaction, r
   const page = await desk.newPage()
   const cspErrors = []
   page.on('console', (m) => { if (/Content Security Policy|Refused to/i.test(m.text())) cspErrors.push(m.text()) })
+  const missing = [] // e.g. the favicon every browser asks for
+  page.on('response', (r) => { if (r.status() === 404) missing.push(r.url()) })
   await page.goto(app + '/')
   await page.locator('#signed-out').waitFor()
   await page.screenshot({ path: join(shots, 'demo-1-signed-out.png') })
@@ -182,11 +184,15 @@ test('Where2Eat: sign in on a phone, recommendations, refused vote, redaction, r
   await waitStatus(page, 'expired')
   await page.locator('#signed-out').waitFor()
   assert.match(await page.locator('#signed-out-reason').textContent(), /revoked/)
+  // Said once: the app explains it, the element does not repeat it.
+  const said = await page.evaluate(() => document.body.innerText + ' ' + document.querySelector('keyless-login').shadowRoot.textContent)
+  assert.equal(said.match(/session ended/gi)?.length, 1, said)
   assert.equal(await page.locator('#planner').isHidden(), true)
   assert.equal(await page.locator('#results li').count(), 0)
   assert.equal(await page.locator('keyless-login button[part~="sign-in"]').isVisible(), true)
   await page.screenshot({ path: join(shots, 'demo-6-revoked.png') })
   assert.deepEqual(cspErrors, [], 'CSP violations')
+  assert.deepEqual(missing, [], '404s')
   await desk.close()
 })
 

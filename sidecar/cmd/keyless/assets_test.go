@@ -5,6 +5,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 )
 
@@ -52,6 +53,32 @@ func TestAssetsHandler(t *testing.T) {
 			if resp.Header.Get("Cache-Control") != "no-cache" || resp.Header.Get("X-Content-Type-Options") != "nosniff" {
 				t.Errorf("%s: headers %v", tt.path, resp.Header)
 			}
+		}
+	}
+}
+
+// keyless.wasm goes out compressed as the browser accepts (brotli first),
+// with Vary: Accept-Encoding; a client that accepts neither gets it raw.
+func TestAssetsCompressed(t *testing.T) {
+	dir := t.TempDir()
+	raw := strings.Repeat("\x00asm keyless component ", 4096)
+	for _, name := range []string{"keyless.js", "keyless.wasm", "wasm_exec.js"} {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(raw), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	h := assetsHandler(dir)
+	for accept, enc := range map[string]string{"gzip, deflate, br, zstd": "br", "gzip": "gzip", "identity": ""} {
+		r := httptest.NewRequest("GET", "/keyless/keyless.wasm", nil)
+		r.Header.Set("Accept-Encoding", accept)
+		w := httptest.NewRecorder()
+		h.ServeHTTP(w, r)
+		if w.Code != 200 || w.Header().Get("Content-Encoding") != enc || w.Header().Get("Vary") != "Accept-Encoding" ||
+			w.Header().Get("Content-Type") != "application/wasm" || w.Header().Get("Access-Control-Allow-Origin") != "*" {
+			t.Errorf("Accept-Encoding %q: %d %v", accept, w.Code, w.Header())
+		}
+		if enc != "" && w.Body.Len() > len(raw)/4 {
+			t.Errorf("%s: %d bytes for %d", enc, w.Body.Len(), len(raw))
 		}
 	}
 }

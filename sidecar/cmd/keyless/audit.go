@@ -80,6 +80,13 @@ func (f *auditFlags) filter(now time.Time) (audit.Filter, error) {
 	if f.format != "text" && f.format != "json" {
 		return af, fmt.Errorf("--format must be text or json, not %q", f.format)
 	}
+	// A decision no line can have would print nothing and look like "no
+	// matches": refuse it instead.
+	switch f.decision {
+	case "", "allow", "deny", "error":
+	default:
+		return af, fmt.Errorf("--decision must be allow, deny or error, not %q", f.decision)
+	}
 	return af, nil
 }
 

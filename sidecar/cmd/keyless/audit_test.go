@@ -103,6 +103,8 @@ func TestAuditUsage(t *testing.T) {
 		{"query", "--file", file, "--follow"},
 		{"tail", "--file", file, "--limit", "3"},
 		{"query", "--file", file, "extra"},
+		{"query", "--file", file, "--decision", "maybe"},
+		{"tail", "--file", file, "--decision", "Deny"},
 	} {
 		if _, _, err := runAuditCLI(args...); exitCode(err) != 2 {
 			t.Errorf("%v: exit %d (%v), want 2", args, exitCode(err), err)

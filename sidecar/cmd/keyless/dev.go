@@ -23,7 +23,6 @@ import (
 	"github.com/keyless-dev/keyless/sidecar/config"
 	"github.com/keyless-dev/keyless/sidecar/proxy"
 	"github.com/keyless-dev/keyless/sidecar/token"
-	"go.yaml.in/yaml/v3"
 )
 
 func init() {
@@ -96,6 +95,9 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer, ready 
 			return &exitError{code: 2, err: fmt.Errorf("dev: --allow-origin %q is not an origin like http://127.0.0.1:5173", o)}
 		}
 	}
+	if *assets != "" && !built(*assets) {
+		return &exitError{code: 2, err: fmt.Errorf("dev: --assets %s holds no built web component (keyless.js, keyless.wasm, wasm_exec.js): run make wasm in a keyless checkout, or pass the directory that has them", *assets)}
+	}
 	if *publicURL != "" {
 		if err := checkPublicURL(*publicURL); err != nil {
 			return &exitError{code: 2, err: fmt.Errorf("dev: --public-url %q: %v", *publicURL, err)}
@@ -160,7 +162,7 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer, ready 
 		up = echo.URL
 	}
 	upstreams, stopProxy, err := startDevProxy(devProxySetup{issuer: iss, ln: proxyLn, url: proxyURL, upstream: up,
-		origins: *origins, nonces: *nonces, cfg: cfg, audit: audit})
+		origins: *origins, nonces: *nonces, cfg: cfg, cfgPath: *cfgPath, audit: audit})
 	if err != nil {
 		return err
 	}
@@ -198,6 +200,7 @@ type devProxySetup struct {
 	origins  []string // CORS origins for the sandbox app
 	nonces   bool     // sandbox: require server nonces
 	cfg      *config.Config
+	cfgPath  string // the keyless.yaml it came from, for errors
 	audit    *slog.Logger
 }
 
@@ -211,11 +214,8 @@ type devProxySetup struct {
 func startDevProxy(s devProxySetup) (upstreams map[string]string, stop func(), err error) {
 	var cfg proxy.Config
 	if s.cfg.Proxy.Kind != 0 {
-		b, err := yaml.Marshal(&s.cfg.Proxy)
-		if err != nil {
-			return nil, nil, err
-		}
-		if cfg, err = proxy.ParseConfig(b); err != nil {
+		// Decoded from the file's own nodes, so errors name its lines.
+		if cfg, err = proxy.DecodeNode(s.cfgPath, &s.cfg.Proxy); err != nil {
 			return nil, nil, err
 		}
 		if cfg.PublicURL == "" {

@@ -94,9 +94,9 @@ func deviceAuthorize(t *testing.T, issuer string) map[string]any {
 
 func TestHelp(t *testing.T) {
 	for _, c := range []string{"dev", "serve", "approve", "deny", "keys"} {
-		_, stderr, err := run(c, "--help")
-		if !errors.Is(err, flag.ErrHelp) || exitCode(err) != 0 || !strings.Contains(stderr, "Usage: keyless "+c) {
-			t.Errorf("%s --help: err=%v stderr=%q", c, err, stderr)
+		stdout, stderr, err := run(c, "--help")
+		if !errors.Is(err, flag.ErrHelp) || exitCode(err) != 0 || !strings.Contains(stdout, "Usage: keyless "+c) || stderr != "" {
+			t.Errorf("%s --help: err=%v stdout=%q stderr=%q", c, err, stdout, stderr)
 		}
 	}
 	if _, _, err := run("approve", "X", "--nope"); exitCode(err) != 2 {
@@ -288,6 +288,9 @@ func TestDevPublicURL(t *testing.T) {
 		t.Errorf("banner does not name the phone's URL:\n%s", info.banner)
 	}
 
+	if _, _, err := run("dev", "--data", t.TempDir(), "--assets", t.TempDir()); exitCode(err) != 2 || !strings.Contains(err.Error(), "make wasm") {
+		t.Errorf("--assets with no component: %v", err)
+	}
 	for _, bad := range []string{"ftp://x.example.test", "/device", "http://192.0.2.10:8787/x?y", "http://u@192.0.2.10"} {
 		_, _, err := run("dev", "--data", t.TempDir(), "--public-url", bad)
 		if exitCode(err) != 2 || !strings.Contains(err.Error(), "--public-url") {
@@ -387,5 +390,25 @@ func TestDevSandboxBanner(t *testing.T) {
 	}
 	if got := deviceAuthorize(t, info.IssuerURL)["interval"]; got != float64(1) {
 		t.Errorf("sandbox interval = %v, want 1", got)
+	}
+}
+
+// An unknown client is explained in the issuer's log (which client_id,
+// where to register it); the caller gets invalid_client with fixed text.
+func TestDevUnknownClientLogged(t *testing.T) {
+	info, logs, _ := startDev(t, filepath.Join(t.TempDir(), "data"))
+	resp, err := http.PostForm(info.IssuerURL+"/device_authorization", url.Values{"client_id": {"my-typo-app"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusUnauthorized || !strings.Contains(string(body), `"invalid_client"`) || strings.Contains(string(body), "my-typo-app") {
+		t.Errorf("unknown client: %d %s", resp.StatusCode, body)
+	}
+	for _, want := range []string{`"msg":"client.unknown"`, `"client_id":"my-typo-app"`, "clients:"} {
+		if !strings.Contains(logs.String(), want) {
+			t.Errorf("log lacks %s:\n%s", want, logs.String())
+		}
 	}
 }

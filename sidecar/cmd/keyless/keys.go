@@ -14,6 +14,7 @@ import (
 	"github.com/keyless-dev/keyless/sidecar/store"
 	"github.com/keyless-dev/keyless/sidecar/store/boltstore"
 	"github.com/keyless-dev/keyless/sidecar/store/pgstore"
+	"github.com/keyless-dev/keyless/sidecar/token"
 )
 
 func init() {
@@ -49,12 +50,12 @@ func runKeys(args []string, stdout, stderr io.Writer) error {
 		out, err := c.call(ctx, method, path, "")
 		if err == nil {
 			if rotate {
-				fmt.Fprintf(stdout, "rotated: new signing key %v; the old one stays published until its tokens expire\n", out["kid"])
+				fmt.Fprintf(stdout, "rotated: new signing key %v, published now, signs from %s on (after every proxy could fetch it); the old one signs until then and stays published until its tokens expire\n", out["kid"], token.PrePublish)
 			} else {
 				keys, _ := out["keys"].([]any)
 				for _, k := range keys {
 					m, _ := k.(map[string]any)
-					fmt.Fprintf(stdout, "%v active=%v created=%v retire_at=%v\n", m["KID"], m["Active"], m["Created"], m["RetireAt"])
+					fmt.Fprintf(stdout, "%v active=%v created=%v retire_at=%v active_from=%v\n", m["KID"], m["Active"], m["Created"], m["RetireAt"], m["ActiveFrom"])
 				}
 			}
 			return nil
@@ -82,7 +83,7 @@ func runKeys(args []string, stdout, stderr io.Writer) error {
 		if err != nil {
 			return fmt.Errorf("keys: %w", err)
 		}
-		fmt.Fprintf(stdout, "rotated: new signing key %s; the old one stays published until its tokens expire\n", kid)
+		fmt.Fprintf(stdout, "rotated: new signing key %s, published now, signs from %s on (after every proxy could fetch it); the old one signs until then and stays published until its tokens expire\n", kid, token.PrePublish)
 		return nil
 	}
 	keys, err := authserver.ListKeys(ctx, db)
@@ -90,7 +91,7 @@ func runKeys(args []string, stdout, stderr io.Writer) error {
 		return fmt.Errorf("keys: %w", err)
 	}
 	for _, k := range keys {
-		fmt.Fprintf(stdout, "%s active=%v created=%s retire_at=%s\n", k.KID, k.Active, k.Created.Format(time.RFC3339), k.RetireAt.Format(time.RFC3339))
+		fmt.Fprintf(stdout, "%s active=%v created=%s retire_at=%s active_from=%s\n", k.KID, k.Active, k.Created.Format(time.RFC3339), k.RetireAt.Format(time.RFC3339), k.ActiveFrom.Format(time.RFC3339))
 	}
 	return nil
 }

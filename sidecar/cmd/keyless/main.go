@@ -11,6 +11,8 @@ import (
 	"io"
 	"os"
 	"sort"
+
+	"github.com/keyless-dev/keyless/sidecar/internal/suggest"
 )
 
 func main() {
@@ -57,33 +59,72 @@ func exitCode(err error) int {
 	return 1
 }
 
-// Run runs the keyless command line.
+// Run runs the keyless command line. Help asked for (--help, -h, keyless
+// help [COMMAND]) goes to stdout, so it can be paged and grepped; usage
+// after a mistake goes to stderr.
 func Run(args []string, stdout, stderr io.Writer) error {
-	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
+	if len(args) == 0 {
+		usage(stderr)
+		return &exitError{code: 2, err: errors.New("no command given")}
+	}
+	switch args[0] {
+	case "-h", "--help":
 		usage(stdout)
-		if len(args) == 0 {
-			return &exitError{code: 2, err: errors.New("no command given")}
-		}
 		return nil
+	case "help":
+		if len(args) == 1 {
+			usage(stdout)
+			return nil
+		}
+		args = []string{args[1], "--help"}
+	case "--version", "-v":
+		args[0] = "version"
 	}
 	c, ok := commands[args[0]]
 	if !ok {
 		usage(stderr)
-		return &exitError{code: 2, err: fmt.Errorf("unknown command %q", args[0])}
+		msg := fmt.Sprintf("unknown command %q", args[0])
+		if k, ok := suggest.Closest(args[0], commandNames()); ok {
+			msg += fmt.Sprintf(" (did you mean %q?)", k)
+		}
+		return &exitError{code: 2, err: errors.New(msg)}
+	}
+	if wantsHelp(args[1:]) {
+		// The command prints its usage where it prints errors: here, stdout.
+		return c.run(args[1:], stdout, stdout)
 	}
 	return c.run(args[1:], stdout, stderr)
 }
 
-func usage(w io.Writer) {
-	fmt.Fprintln(w, "keyless: no long-lived secrets in micro apps.")
-	fmt.Fprintln(w, "\nUsage: keyless COMMAND [flags] [args]\n\nCommands:")
+// wantsHelp reports whether args ask for help (-h or --help before any
+// "--").
+func wantsHelp(args []string) bool {
+	for _, a := range args {
+		switch a {
+		case "--":
+			return false
+		case "-h", "--help", "-help":
+			return true
+		}
+	}
+	return false
+}
+
+func commandNames() []string {
 	names := make([]string, 0, len(commands))
 	for n := range commands {
 		names = append(names, n)
 	}
 	sort.Strings(names)
-	for _, n := range names {
+	return names
+}
+
+func usage(w io.Writer) {
+	fmt.Fprintln(w, "keyless: no long-lived secrets in micro apps.")
+	fmt.Fprintln(w, "\nUsage: keyless COMMAND [flags] [args]\n\nCommands:")
+	for _, n := range commandNames() {
 		fmt.Fprintf(w, "  %-10s %s\n", n, commands[n].summary)
 	}
-	fmt.Fprintln(w, "\nRun 'keyless COMMAND --help' for a command's flags.")
+	fmt.Fprintln(w, "\nRun 'keyless COMMAND --help' (or keyless help COMMAND) for a command's flags;")
+	fmt.Fprintln(w, "keyless --version for the version. docs/configuration.md describes the config files.")
 }

@@ -297,7 +297,10 @@ login.addEventListener('keyless-authenticated', (e) => {
   signedIn(true, e.detail.preview ? 'Preview mode: answers are examples.' : '')
 })
 // A revoked or expired lease (401 invalid_token): back to sign-in.
-login.addEventListener('keyless-expired', () => signedIn(false, 'Your session ended. Sign in again.'))
+login.addEventListener('keyless-expired', (e) => {
+  e.preventDefault() // said here once; the element need not repeat it
+  signedIn(false, 'Your session ended. Sign in again.')
+})
 login.addEventListener('keyless-state', (e) => { if (e.detail.status === 'signed_out') signedIn(false) })
 `
 

@@ -167,7 +167,7 @@ func TestNewAppUsage(t *testing.T) {
 			}
 		})
 	}
-	_, errOut, err := runNewCLI("--help")
+	errOut, _, err := runNewCLI("--help")
 	if !errors.Is(err, flag.ErrHelp) || !strings.Contains(errOut, "new app NAME") {
 		t.Errorf("--help: %v %q", err, errOut)
 	}

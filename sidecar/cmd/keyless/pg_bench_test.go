@@ -35,7 +35,7 @@ func BenchmarkIssuerStore(b *testing.B) {
 			if backend == "postgres" {
 				dbURL = pgtest.NewDB(b)
 			}
-			iss, dir := benchIssuer(b, dbURL)
+			iss, dir := benchStoreIssuer(b, dbURL)
 			key := newKey(b)
 			b.Run("token", func(b *testing.B) { benchRefresh(b, iss, dir, key) })
 			b.Run("lease", func(b *testing.B) { benchLease(b, iss, key) })
@@ -43,9 +43,9 @@ func BenchmarkIssuerStore(b *testing.B) {
 	}
 }
 
-// benchIssuer starts the issuer as `keyless dev` does (sandbox policy:
+// benchStoreIssuer starts the issuer as `keyless dev` does (sandbox policy:
 // the vending service runs), on bbolt or, with dbURL, on PostgreSQL.
-func benchIssuer(b *testing.B, dbURL string) (*runningIssuer, string) {
+func benchStoreIssuer(b *testing.B, dbURL string) (*runningIssuer, string) {
 	b.Helper()
 	dir := b.TempDir()
 	cfg, err := config.Sandbox("bench-password")

@@ -80,7 +80,7 @@ apps:
 		if exitCode(err) != 1 {
 			t.Errorf("%s: exit %d, want 1", sub, exitCode(err))
 		}
-		for _, w := range []string{file + ":2: defaults.max_ttl", file + ":7: unknown field \"colour\""} {
+		for _, w := range []string{file + ":2: defaults.max_ttl", file + ":7: apps.a.rules[0]: unknown field \"colour\""} {
 			if !strings.Contains(errOut, w) {
 				t.Errorf("%s: stderr lacks %q:\n%s", sub, w, errOut)
 			}
@@ -109,7 +109,7 @@ func TestPolicyUsage(t *testing.T) {
 		}
 	}
 	for _, args := range [][]string{{"policy", "--help"}, {"policy", "check", "--help"}, {"policy", "test", "--help"}} {
-		_, errOut, err := runPolicyCLI(args...)
+		errOut, _, err := runPolicyCLI(args...)
 		if !errors.Is(err, flag.ErrHelp) || exitCode(err) != 0 || !strings.Contains(errOut, "Usage: keyless policy") {
 			t.Errorf("%v: err=%v stderr=%q", args, err, errOut)
 		}

@@ -83,8 +83,8 @@ func TestScanExitCodes(t *testing.T) {
 	if err := Run([]string{"scan", "--help"}, &stdout, &stderr); !errors.Is(err, flag.ErrHelp) || exitCode(err) != 0 {
 		t.Errorf("--help: %v", err)
 	}
-	if !strings.Contains(stderr.String(), "--fail-on") {
-		t.Errorf("--help output: %s", stderr.String())
+	if !strings.Contains(stdout.String(), "--fail-on") || stderr.Len() != 0 {
+		t.Errorf("--help output: stdout %q, stderr %q", stdout.String(), stderr.String())
 	}
 }
 

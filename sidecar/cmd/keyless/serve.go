@@ -31,6 +31,7 @@ import (
 	"github.com/keyless-dev/keyless/sidecar/internal/opsmetrics"
 	"github.com/keyless-dev/keyless/sidecar/lease"
 	"github.com/keyless-dev/keyless/sidecar/ratelimit"
+	"github.com/keyless-dev/keyless/sidecar/revfeed"
 	"github.com/keyless-dev/keyless/sidecar/store"
 	"github.com/keyless-dev/keyless/sidecar/store/boltstore"
 	"github.com/keyless-dev/keyless/sidecar/store/pgstore"
@@ -43,6 +44,10 @@ const (
 	adminTokenFile  = "admin.token"      // 0600: the admin API bearer token
 	adminAddrFile   = "admin.url"        // the running server's admin API URL
 	sandboxPassFile = "sandbox-password" // 0600: alice's password in the dev sandbox
+	// feedSecretFile (0600) authenticates proxies following the
+	// revocation feed without a shared store (keyless proxy
+	// --feed-secret-file); see docs/revocation.md.
+	feedSecretFile = "revocation-feed.secret"
 )
 
 // newFlags makes a pflag set that lets flags come before or after
@@ -52,21 +57,24 @@ func newFlags(name, usage string, stderr io.Writer) *pflag.FlagSet {
 	fs.SetOutput(stderr)
 	fs.SortFlags = false
 	fs.Usage = func() {
-		fmt.Fprintf(stderr, "Usage: keyless %s\n\nFlags:\n", usage)
-		fs.PrintDefaults()
+		fmt.Fprintf(stderr, "Usage: keyless %s\n", usage)
+		if u := fs.FlagUsages(); u != "" {
+			fmt.Fprintf(stderr, "\nFlags:\n%s", u)
+		}
 	}
 	return fs
 }
 
 // parseFlags parses args, mapping pflag's help error to flag.ErrHelp (exit
-// 0 in main) and other errors to exit status 2.
+// 0 in main) and other errors to exit status 2, naming the closest flag
+// when one is unknown.
 func parseFlags(fs *pflag.FlagSet, args []string) error {
 	err := fs.Parse(args)
 	if errors.Is(err, pflag.ErrHelp) {
 		return flag.ErrHelp
 	}
 	if err != nil {
-		return &exitError{code: 2, err: err}
+		return &exitError{code: 2, err: withFlagSuggestion(fs, err)}
 	}
 	return nil
 }
@@ -147,8 +155,11 @@ type issuerSetup struct {
 // PostgreSQL database replicas share.
 type durableDB interface {
 	store.KV
-	store.Revocations
+	store.Log
 	ListRevocations(ctx context.Context) ([]store.RevocationEntry, error)
+	// OnRevocation sets what runs after each committed change of the log
+	// (the revocation feed's wake-up).
+	OnRevocation(fn func())
 	Close() error
 }
 
@@ -248,6 +259,16 @@ func startIssuer(ctx context.Context, st issuerSetup) (*runningIssuer, error) {
 		adminLn.Close()
 		return fail(err)
 	}
+	// Proxies without a shared store follow the durable log directly.
+	feedSecret, err := secretFile(st.dataDir, feedSecretFile, 32)
+	if err != nil {
+		ln.Close()
+		adminLn.Close()
+		return fail(err)
+	}
+	feed := &revfeed.Handler{Log: db, Secret: feedSecret}
+	db.OnRevocation(feed.Notify)
+	s.SetRevocationFeed(feed)
 	pubMux := http.NewServeMux()
 	pubMux.Handle("/", s.Handler())
 	if st.assets != "" {
@@ -426,13 +447,13 @@ func runServe(args []string, stdout, stderr io.Writer) error {
 // started issuer (tests).
 func serveMain(ctx context.Context, args []string, stdout, stderr io.Writer, ready func(*runningIssuer)) error {
 	fs := newFlags("serve", "serve --config FILE [--data DIR] [--issuer-addr ADDR] [--admin-addr ADDR] [--tls-cert FILE --tls-key FILE] [--store redis://HOST:PORT] [--db postgres://...]", stderr)
-	cfgPath := fs.String("config", "", "keyless.yaml to load (required)")
+	cfgPath := fs.StringP("config", "c", "", "keyless.yaml to load (required)")
 	dataDir := fs.String("data", defaultDataDir, "data directory (database, admin token)")
 	addr := fs.String("issuer-addr", "127.0.0.1:8787", "listen address of the authorization server")
 	adminAddr := fs.String("admin-addr", "127.0.0.1:0", "listen address of the admin API and of /healthz, /readyz, /metrics (the admin API always needs the token in DATA/admin.token)")
 	tlsCert := fs.String("tls-cert", "", "PEM certificate chain: serve HTTPS (and HTTP/2); reloaded when the file changes or on SIGHUP")
 	tlsKey := fs.String("tls-key", "", "PEM private key of --tls-cert")
-	roles := fs.StringSlice("roles", []string{"authserver"}, "roles to run: authserver (with the vending service when the config has a policy); run proxies with `keyless proxy`")
+	roles := fs.StringSlice("roles", []string{"authserver"}, "roles to run: authserver (with the vending service when the config has a policy); proxies run with keyless proxy")
 	assets := fs.String("assets", defaultAssetsDir(), "directory of the built web component to serve under /keyless/ (empty: none)")
 	storeFlag := fs.String("store", "", "shared store of the proxy replicas, e.g. redis://127.0.0.1:6379/0 (default $"+storeEnv+"): revocations are mirrored to it")
 	dbFlag := fs.String("db", "", "PostgreSQL database shared by serve replicas, postgres://USER@HOST:PORT/DB (default $"+dbEnv+", then db: in the config; empty: the bbolt file in --data)")

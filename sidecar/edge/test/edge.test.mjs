@@ -166,3 +166,58 @@ test('a proof accepted before a Worker restart is refused as a replay after it (
   const ok = await send(worker.url, { method: 'GET', path: '/v1/orders', headers: [['Authorization', 'DPoP ' + tok], ['DPoP', fresh]] })
   assert.equal(ok.status, 200, ok.body)
 })
+
+test('the revocation push checks its token first and reads a bounded body: an oversized body is refused, not buffered', async () => {
+  // Chunked bodies (no Content-Length). The Worker used to buffer the whole body of any POST
+  // whose URL ended in /.keyless/revocations, before any check (a 64 MiB body: 500). Local
+  // workerd answers only once the request body is consumed, so how much the Worker read is not
+  // visible from here, and a body the Worker stopped reading part-way must stay small enough to
+  // sit in socket buffers; the bound itself (the body is asked for MaxRevocationPush+1 bytes,
+  // after the token) is asserted in push_test.go.
+  const push = (path, auth, head, total) => new Promise((resolve, reject) => {
+    const u = new URL(worker.url)
+    const headers = { 'Content-Type': 'application/json', 'Transfer-Encoding': 'chunked' }
+    if (auth) headers.Authorization = auth
+    const req = request({ host: u.hostname, port: u.port, method: 'POST', path, agent: false, headers }, (res) => {
+      let b = ''
+      res.on('data', (c) => { b += c })
+      res.on('end', () => resolve({ status: res.statusCode, body: b }))
+    })
+    req.on('error', reject)
+    req.setTimeout(20000, () => req.destroy(new Error('no answer in 20 s')))
+    const chunk = Buffer.alloc(Math.min(total, 1 << 20), ' ')
+    let sent = 0
+    const pump = () => {
+      if (sent === 0) { req.write(head); sent += head.length }
+      while (sent < total) {
+        sent += chunk.length
+        if (!req.write(chunk)) return req.once('drain', pump)
+      }
+      req.end()
+    }
+    pump()
+  })
+  const valid = JSON.stringify({ kind: 'lease', value: 'lease-push-test', until: Math.floor(Date.now() / 1000) + 3600 })
+  // Spaces after the object keep it valid JSON: only the size is wrong.
+  const rows = [
+    ['wrong token, 64 MiB', '/.keyless/revocations', 'Bearer wrong-' + revokeToken, 64 << 20, 401, 'unauthorized'],
+    ['no token, 64 MiB', '/.keyless/revocations', '', 64 << 20, 401, 'unauthorized'],
+    ['a path that only ends like the push path', '/v1/.keyless/revocations', 'Bearer ' + revokeToken, 64 << 10, null, ''],
+  ]
+  for (const [name, path, auth, total, status, code] of rows) {
+    const r = await push(path, auth, valid, total)
+    if (status !== null) assert.equal(r.status, status, `${name}: ${r.body}`)
+    else assert.ok(r.status !== 204 && r.status < 500, `${name}: ${r.status} ${r.body}`)
+    if (code) assert.match(r.body, new RegExp(code), name)
+  }
+  // A well-formed push still works, with Content-Length and chunked.
+  const ok = await fetch(worker.url + '/.keyless/revocations', { method: 'POST', headers: { Authorization: 'Bearer ' + revokeToken }, body: valid })
+  assert.equal(ok.status, 204, await ok.text())
+  const chunked = await push('/.keyless/revocations', 'Bearer ' + revokeToken, valid, valid.length)
+  assert.equal(chunked.status, 204, chunked.body)
+  // Last: after a request whose body the Worker stopped reading part-way, local workerd
+  // restarts the Worker (the next request gets "Your worker restarted mid-request").
+  const big = await push('/.keyless/revocations', 'Bearer ' + revokeToken, valid, 64 << 10)
+  assert.equal(big.status, 413, big.body)
+  assert.match(big.body, /request_too_large/)
+})

@@ -78,7 +78,7 @@ func handle(h *edge.Handler, host *host, req js.Value) (js.Value, error) {
 	if ip := hs.Call("get", "cf-connecting-ip"); !ip.IsNull() {
 		r.ClientIP = ip.String()
 	}
-	if r.HasBody && r.ContentLength < 0 {
+	if r.HasBody && r.ContentLength < 0 && !h.RevocationPush(r.Method, r.URL) {
 		// A body of unknown length is read here, at most one byte past the
 		// largest route cap, so its size is checked before anything
 		// reaches the origin (the proxy does the same).
@@ -89,12 +89,23 @@ func handle(h *edge.Handler, host *host, req js.Value) (js.Value, error) {
 		r.ContentLength = int64(buf.Get("byteLength").Int())
 		body = buf
 	}
-	if r.Method == "POST" && strings.HasSuffix(r.URL, edge.RevocationPath) {
-		t, err := await(req.Call("text"))
-		if err != nil {
-			return js.Value{}, err
+	// The handler asks for the body only where it needs it (the revocation
+	// push, after its token matched), never more than limit bytes.
+	r.ReadBody = func(limit int64) ([]byte, error) {
+		if !r.HasBody {
+			return nil, nil
 		}
-		r.Body = []byte(t.String())
+		buf := body
+		if buf.InstanceOf(js.Global().Get("ReadableStream")) {
+			var err error
+			if buf, err = await(host.lib.Call("readBody", body, limit)); err != nil {
+				return nil, err
+			}
+			body = buf
+		}
+		b := make([]byte, min(int64(buf.Get("byteLength").Int()), limit))
+		js.CopyBytesToGo(b, js.Global().Get("Uint8Array").New(buf.Get("buffer"), buf.Get("byteOffset"), len(b)))
+		return b, nil
 	}
 	fwd, res := h.Serve(ctx, r)
 	if res != nil {

@@ -1,6 +1,7 @@
 package check
 
 import (
+	"fmt"
 	"mime"
 	"strings"
 
@@ -107,7 +108,10 @@ func (o *Origins) App(app, origin string) bool { return o.apps[app][origin] }
 // Preflight refuses a CORS preflight from an origin of no app (403).
 func (o *Origins) Preflight(origin string) *Error {
 	if !o.Any(origin) {
-		return &Error{Code: CodeOriginNotAllowed, Msg: "origin not allowed", Rule: "cors.preflight"}
+		// The log says which origin and where to allow it; the client
+		// sees fixed text only.
+		return &Error{Code: CodeOriginNotAllowed, Msg: "origin not allowed", Rule: "cors.preflight",
+			Err: fmt.Errorf("origin %q is in no app's cors.apps list of the proxy config (keyless dev: --allow-origin %s)", origin, origin)}
 	}
 	return nil
 }
@@ -120,7 +124,8 @@ func (o *Origins) Check(app, origin string) *Error {
 	if origin == "" || o.App(app, origin) {
 		return nil
 	}
-	return &Error{Code: CodeOriginNotAllowed, Msg: "origin not allowed for this app", Rule: "cors.origin"}
+	return &Error{Code: CodeOriginNotAllowed, Msg: "origin not allowed for this app", Rule: "cors.origin",
+		Err: fmt.Errorf("origin %q is not in cors.apps.%s of the proxy config (keyless dev: --allow-origin %s)", origin, app, origin)}
 }
 
 // Allow reports whether the response may carry CORS headers for origin:
