@@ -15,15 +15,15 @@ func TestProofQuotaPerKey(t *testing.T) {
 	form := url.Values{"grant_type": {GrantRefreshToken}, "client_id": {"demo-app"}, "refresh_token": {"nope"}}
 	k := newKey(t)
 	for i := 0; i < 3; i++ {
-		if r := h.post("/token", form, k); r.status == http.StatusTooManyRequests {
+		if r := h.post("/token", form, k); r.Status == http.StatusTooManyRequests {
 			t.Fatalf("proof %d: 429 within the quota", i)
 		}
 	}
 	r := h.post("/token", form, k)
-	if r.status != http.StatusTooManyRequests || r.header.Get("Retry-After") == "" {
-		t.Errorf("past the quota: %d %s, Retry-After %q", r.status, r.raw, r.header.Get("Retry-After"))
+	if r.Status != http.StatusTooManyRequests || r.Header.Get("Retry-After") == "" {
+		t.Errorf("past the quota: %d %s, Retry-After %q", r.Status, r.Raw, r.Header.Get("Retry-After"))
 	}
-	if r := h.post("/token", form, newKey(t)); r.status == http.StatusTooManyRequests {
-		t.Errorf("another key: %d", r.status)
+	if r := h.post("/token", form, newKey(t)); r.Status == http.StatusTooManyRequests {
+		t.Errorf("another key: %d", r.Status)
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
@@ -72,11 +73,22 @@ func TestOAuth4WebAPIRevocation(t *testing.T) {
 			t.Fatal(err)
 		}
 		t.Cleanup(func() { st.Close() })
-		p, err := proxy.New(pcfg, sharedProxyOptions(proxy.Options{Logger: log}, st))
+		// The replica is reached at its loopback address, an alias of
+		// the public host (hosts).
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
 		if err != nil {
 			t.Fatal(err)
 		}
-		srv := httptest.NewServer(p)
+		c := pcfg
+		c.Hosts = []string{ln.Addr().String()}
+		p, err := proxy.New(c, sharedProxyOptions(proxy.Options{Logger: log}, st))
+		if err != nil {
+			t.Fatal(err)
+		}
+		srv := httptest.NewUnstartedServer(p)
+		srv.Listener.Close()
+		srv.Listener = ln
+		srv.Start()
 		t.Cleanup(srv.Close)
 		replicas = append(replicas, srv.URL)
 	}
