@@ -30,7 +30,7 @@ func init() {
 func runKeys(args []string, stdout, stderr io.Writer) error {
 	fs := newFlags("keys", "keys list|rotate [--data DIR] [--db postgres://...]", stderr)
 	dataDir := fs.String("data", defaultDataDir, "data directory")
-	dbFlag := fs.String("db", "", "the PostgreSQL database of `keyless serve --db` (default $"+dbEnv+"); empty: the bbolt file in --data")
+	dbFlag := fs.String("db", "", "the PostgreSQL database of keyless serve --db (default $"+dbEnv+"); empty: the bbolt file in --data")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
