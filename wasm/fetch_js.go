@@ -2,7 +2,7 @@ package main
 
 import (
 	"context"
-	"errors"
+	"fmt"
 	"strings"
 	"syscall/js"
 
@@ -44,7 +44,7 @@ func (fetchTransport) Do(ctx context.Context, r *client.Request) (*client.Respon
 		if ctx.Err() != nil {
 			return nil, ctx.Err()
 		}
-		return nil, errors.New("keyless: network error: " + err.Error())
+		return nil, fmt.Errorf("%w: %s", client.ErrNetwork, err.Error())
 	}
 	buf, err := await(resp.Call("arrayBuffer"))
 	if err != nil {

@@ -100,7 +100,7 @@ func (s *Server) deviceCodeGrant(ctx context.Context, req *TokenRequest) (*Token
 			}
 			g.Status = statusRedeemed
 			g.FamilyID = famID
-			fam = family{ClientID: g.ClientID, Subject: g.Subject, Scope: g.Scope, JKT: g.JKT,
+			fam = family{ClientID: g.ClientID, Subject: g.Subject, Groups: g.Groups, Scope: g.Scope, JKT: g.JKT,
 				CreatedAt: req.Now, ExpiresAt: req.Now.Add(s.refreshTTL)}
 			// The family exists from the moment the code is redeemed, so
 			// a revocation can never miss it.
@@ -149,7 +149,7 @@ func (s *Server) issue(ctx context.Context, famID string, fam *family, old, gran
 	}
 	raw, claims, err := s.minter.Issue(ctx, token.Spec{
 		Subject: fam.Subject, Audience: []string{s.audience}, ClientID: fam.ClientID,
-		Scope: fam.Scope, JKT: fam.JKT, TTL: ttl,
+		Scope: fam.Scope, JKT: fam.JKT, TTL: ttl, Groups: fam.Groups,
 	})
 	if err != nil {
 		return nil, err
@@ -187,11 +187,11 @@ func (s *Server) issue(ctx context.Context, famID string, fam *family, old, gran
 		// record which login a lease family came from; it holds the
 		// family's live access tokens only.
 		for _, jti := range cur.addAccess(claims.JTI, claims.Expiry, now) {
-			if err := tx.Delete(bucketLogin, jti); err != nil {
+			if err := tx.Delete(bucketLineage, jti); err != nil {
 				return err
 			}
 		}
-		if err := tx.Put(bucketLogin, claims.JTI, []byte(famID)); err != nil {
+		if err := tx.Put(bucketLineage, claims.JTI, []byte(famID)); err != nil {
 			return err
 		}
 		if err := putJSON(tx, bucketFamily, famID, &cur); err != nil {

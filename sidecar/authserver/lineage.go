@@ -22,7 +22,7 @@ import (
 func (s *Server) LoginOf(ctx context.Context, jti string) (string, error) {
 	var fam string
 	err := s.db.View(ctx, func(tx store.Tx) error {
-		fam = string(tx.Get(bucketLogin, jti))
+		fam = string(tx.Get(bucketLineage, jti))
 		return nil
 	})
 	return fam, err

@@ -47,6 +47,8 @@ type Config struct {
 	// (docs/deployment-ha.md); empty keeps the embedded bbolt file in the
 	// data directory. --db and $KEYLESS_DB take precedence.
 	DB string `yaml:"db,omitempty"`
+	// Login adds upstream identity providers to the /device page.
+	Login Login `yaml:"login"`
 
 	// Proxy, Policy and Vending are owned by the proxy, policy and token
 	// vending components. They are kept as raw YAML here so this package
@@ -273,6 +275,9 @@ func (c *Config) Validate() error {
 		if !isBcrypt(u.PasswordHash) {
 			add("%s: password_hash must be a bcrypt hash (plain-text passwords are not accepted)", where)
 		}
+	}
+	if err := c.Login.validate(); err != nil {
+		errs = append(errs, err)
 	}
 	return errors.Join(errs...)
 }

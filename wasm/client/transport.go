@@ -11,14 +11,22 @@ package client
 
 import (
 	"context"
+	"errors"
 	"strings"
 )
 
 // Transport sends one HTTP request. The browser implementation is backed by
 // fetch; tests use net/http.
 type Transport interface {
+	// Do returns an error only when no HTTP response arrived; such an
+	// error wraps [ErrNetwork] (or is the context's error).
 	Do(ctx context.Context, req *Request) (*Response, error)
 }
+
+// ErrNetwork: no HTTP response arrived (connection refused, DNS, TLS, or,
+// in a browser, a cross-origin request the server's CORS headers do not
+// allow: fetch cannot tell these apart).
+var ErrNetwork = errors.New("keyless: network error")
 
 // Request is one HTTP request. Header names are case-insensitive.
 type Request struct {
