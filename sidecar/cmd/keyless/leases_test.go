@@ -102,6 +102,14 @@ func TestLeasesCommand(t *testing.T) {
 	if out, _, _ := run("leases", "--data", dir); strings.Contains(out, la) || !strings.Contains(out, lb) {
 		t.Errorf("after revoking %s:\n%s", la, out)
 	}
+	// keyless revoke --list shows it, and a block, first.
+	if out, _, err := run("revoke", "--sub", "mallory", "--block", "1h", "--data", dir); err != nil || !strings.Contains(out, "blocked sub mallory") {
+		t.Fatalf("--block: %v %q", err, out)
+	}
+	out, _, err = run("revoke", "--list", "--data", dir)
+	if err != nil || !strings.Contains(out, "lease  "+la) || !strings.HasPrefix(out, "BLOCKED  sub    mallory until ") {
+		t.Errorf("revoke --list: %v\n%s", err, out)
+	}
 	// The admin API refuses a wrong token, and the command says so.
 	tok := filepath.Join(dir, adminTokenFile)
 	good, _ := os.ReadFile(tok)
