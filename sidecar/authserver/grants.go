@@ -46,11 +46,13 @@ func (s *Server) deviceCodeGrant(ctx context.Context, req *TokenRequest) (*Token
 		case !found:
 			// Only unknown codes count, against their source: a poll of a
 			// known code is never limited here (its interval is).
-			if ok, wait := s.pollLimiter.allow(src, req.Now); !ok {
+			if ok, wait := s.pollLimiter.allowIn(tx, src, req.Now); !ok {
 				outcome = tooMany(wait)
 				return nil
 			}
-			s.pollLimiter.fail(src, req.Now)
+			if err := s.pollLimiter.failIn(tx, src, req.Now); err != nil {
+				return err
+			}
 			outcome = oauthErr(CodeInvalidGrant, "unknown device_code")
 			return nil
 		case g.ClientID != req.Client.ID:

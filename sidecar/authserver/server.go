@@ -113,6 +113,16 @@ type Options struct {
 	// always works for its owner.
 	UserCodeFailures int
 	UserCodeWindow   time.Duration
+	// SharedBudgets counts the per-source failure budgets (wrong user
+	// codes and passwords, unknown device codes) in DB instead of in
+	// memory: replicas on one shared database (keyless serve --db,
+	// docs/deployment-ha.md) then give a source one budget, not one per
+	// replica.
+	SharedBudgets bool
+	// DeviceAuthorizationLimiter holds the buckets of the
+	// DeviceAuthorization limits; nil means this process's memory. Replicas
+	// share one (keyless serve --db) so a source gets one allowance.
+	DeviceAuthorizationLimiter ratelimit.Limiter
 	// DeviceAuthorizationPerSource limits device authorization requests
 	// per source (an IPv4 address or an IPv6 /64); zero means a burst of
 	// 30, then one every 2 seconds. DeviceAuthorizationPerClient limits
@@ -271,7 +281,14 @@ func New(ctx context.Context, o Options) (*Server, error) {
 	}
 	s.codeLimiter = newFailureLimiter(perSource, window, defaultMaxSources)
 	s.pollLimiter = newFailureLimiter(pollFailures, time.Minute, defaultMaxSources)
-	s.authzLimiter = &ratelimit.Memory{MaxKeys: defaultMaxSources}
+	if o.SharedBudgets {
+		s.codeLimiter.kv, s.codeLimiter.name = s.db, "code"
+		s.pollLimiter.kv, s.pollLimiter.name = s.db, "poll"
+	}
+	s.authzLimiter = o.DeviceAuthorizationLimiter
+	if s.authzLimiter == nil {
+		s.authzLimiter = &ratelimit.Memory{MaxKeys: defaultMaxSources}
+	}
 	s.authzPerSource, s.authzPerClient = o.DeviceAuthorizationPerSource, o.DeviceAuthorizationPerClient
 	if s.authzPerSource.IsZero() {
 		s.authzPerSource = ratelimit.Limit{Rate: 0.5, Burst: 30}
@@ -417,64 +434,84 @@ func recoverer(log *slog.Logger, h http.Handler) http.Handler {
 	})
 }
 
-// loadKeys reads the key set, or creates and persists the first one.
+// loadKeys reads the key set, or creates and persists the first one. The
+// read and the write are one transaction, so replicas starting together on
+// one shared database agree on one set (the second finds the first's).
 func (s *Server) loadKeys(ctx context.Context) error {
+	var ks *token.KeySet
+	created, pruned := false, false
+	err := s.db.Update(ctx, func(tx store.Tx) error {
+		created, pruned = false, false
+		raw := tx.Get(bucketKeys, "set")
+		var err error
+		if raw != nil {
+			if ks, err = token.ParseKeySet(raw); err != nil {
+				return err
+			}
+			if pruned = ks.Prune(s.now()) > 0; !pruned {
+				return nil
+			}
+		} else {
+			if ks, err = token.NewKeySet(s.now()); err != nil {
+				return err
+			}
+			created = true
+		}
+		b, err := ks.MarshalJSON()
+		if err != nil {
+			return err
+		}
+		return tx.Put(bucketKeys, "set", b)
+	})
+	if err != nil {
+		return fmt.Errorf("authserver: load keys: %w", err)
+	}
+	s.keys = ks
+	if created {
+		s.audit.InfoContext(ctx, "keys.create", "event", "keys.create", "kid", ks.Keys()[0].KID)
+	}
+	return nil
+}
+
+// ReloadKeys adopts the key set stored in the database: replicas sharing
+// one database (docs/deployment-ha.md) call it when another one rotated,
+// so that all publish and accept the same keys.
+func (s *Server) ReloadKeys(ctx context.Context) error {
+	s.keysMu.Lock()
+	defer s.keysMu.Unlock()
+	return s.reloadKeysLocked(ctx)
+}
+
+func (s *Server) reloadKeysLocked(ctx context.Context) error {
 	var raw []byte
 	if err := s.db.View(ctx, func(tx store.Tx) error { raw = tx.Get(bucketKeys, "set"); return nil }); err != nil {
 		return fmt.Errorf("authserver: load keys: %w", err)
 	}
-	if raw != nil {
-		ks, err := token.ParseKeySet(raw)
-		if err != nil {
-			return fmt.Errorf("authserver: %w", err)
-		}
-		if ks.Prune(s.now()) > 0 {
-			if err := s.saveKeys(ctx, ks); err != nil {
-				return err
-			}
-		}
-		s.keys = ks
-		return nil
+	if raw == nil {
+		return errors.New("authserver: load keys: the stored key set is gone")
 	}
-	ks, err := token.NewKeySet(s.now())
+	ks, err := token.ParseKeySet(raw)
 	if err != nil {
-		return err
+		return fmt.Errorf("authserver: %w", err)
 	}
-	if err := s.saveKeys(ctx, ks); err != nil {
-		return err
-	}
-	s.keys = ks
-	s.audit.InfoContext(ctx, "keys.create", "event", "keys.create", "kid", ks.Keys()[0].KID)
+	s.keys.Replace(ks)
 	return nil
 }
 
-func (s *Server) saveKeys(ctx context.Context, ks *token.KeySet) error {
-	b, err := ks.MarshalJSON()
-	if err != nil {
-		return err
-	}
-	if err := s.db.Update(ctx, func(tx store.Tx) error { return tx.Put(bucketKeys, "set", b) }); err != nil {
-		return fmt.Errorf("authserver: save keys: %w", err)
-	}
-	return nil
-}
-
-// RotateKeys adds a new signing key and persists the set. The new key is
-// published at once and signs after token.PrePublish, so verifiers that
-// cache the JWKS learn it before any token needs it; the old key signs
-// until then and stays published until every token it signed has expired.
+// RotateKeys makes a new signing key active and persists the set; the old
+// key stays published until every token it signed has expired. The stored
+// set is read, rotated and written in one transaction, so a rotation by
+// another replica sharing the database is kept, never overwritten.
 func (s *Server) RotateKeys(ctx context.Context) (string, error) {
 	s.keysMu.Lock()
 	defer s.keysMu.Unlock()
-	now := s.now()
-	s.keys.Prune(now)
-	if err := s.keys.Prepublish(now, now.Add(token.PrePublish), 0); err != nil {
+	kid, err := RotateKeysIn(ctx, s.db, s.now())
+	if err != nil {
+		return "", fmt.Errorf("authserver: save keys: %w", err)
+	}
+	if err := s.reloadKeysLocked(ctx); err != nil {
 		return "", err
 	}
-	if err := s.saveKeys(ctx, s.keys); err != nil {
-		return "", err
-	}
-	kid := s.keys.Keys()[0].KID
 	s.audit.InfoContext(ctx, "keys.rotate", "event", "keys.rotate", "kid", kid)
 	return kid, nil
 }

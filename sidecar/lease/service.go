@@ -90,6 +90,10 @@ type Options struct {
 	// Policy returns the policy in force; required. A function, so a
 	// reload can swap the policy without restarting the service.
 	Policy func() *policy.Policy
+	// SharedQuotas, when set, counts the policy's lease quotas in this
+	// database instead of in memory: replicas sharing it (keyless serve
+	// --db, docs/deployment-ha.md) enforce one quota together.
+	SharedQuotas store.KV
 	// Minter signs leases; required. Its Issuer is the leases' iss.
 	Minter *token.Minter
 	// Audience is the aud of a lease that names no resource: the proxy's
@@ -240,6 +244,7 @@ func New(o Options) (*Service, error) {
 		s.leases = NewMemLeases()
 	}
 	s.quota = newQuotaCounter()
+	s.quota.kv = o.SharedQuotas
 	return s, nil
 }
 

@@ -90,6 +90,9 @@ type Setup struct {
 	// configured client's scopes to every user (keyless dev only; scopes
 	// ending ":read" are read scopes, the others write scopes).
 	SandboxPolicy bool
+	// SharedQuotas counts lease quotas in DB (replicas on one shared
+	// database); false keeps them in memory.
+	SharedQuotas bool
 	// Replay is the DPoP jti cache for the vending endpoints; nil means
 	// in memory (one replica; share a store across replicas).
 	Replay store.Replay
@@ -189,6 +192,7 @@ func FromConfig(st Setup) (*Service, error) {
 		Nonce:           st.Nonce,
 		Renewals:        renewals,
 		Leases:          &KVLeases{KV: st.DB},
+		SharedQuotas:    sharedQuotas(st),
 		AdminToken:      st.AdminToken,
 		Audit:           st.Audit,
 		Now:             now,
@@ -261,4 +265,13 @@ func (s *Service) RegisterGrants(as AuthServer) {
 			}
 			return prev.ServeGrant(ctx, tr)
 		}))
+}
+
+// sharedQuotas is the database the quotas are counted in: st.DB when the
+// replicas share it (Setup.SharedQuotas), else nil (memory).
+func sharedQuotas(st Setup) store.KV {
+	if st.SharedQuotas {
+		return st.DB
+	}
+	return nil
 }

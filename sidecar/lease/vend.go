@@ -179,7 +179,9 @@ func (s *Service) vend(ctx context.Context, req *vendRequest, proof *dpop.Proof)
 			}
 		}
 	}
-	if wait, ok := s.quota.take(req.ClientID, store.SubjectValue(st.IdP, st.Subject), d.Quota, now); !ok {
+	if wait, ok, err := s.quota.takeCtx(ctx, req.ClientID, store.SubjectValue(st.IdP, st.Subject), d.Quota, now); err != nil {
+		return fail(unavailable(err), st, &d)
+	} else if !ok {
 		e := &Error{Status: http.StatusTooManyRequests, Code: CodeUnavailable, Msg: "lease quota exceeded",
 			Header: http.Header{"Retry-After": {itoa(int64(wait / time.Second))}}}
 		return fail(e, st, &d)

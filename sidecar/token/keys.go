@@ -177,6 +177,18 @@ func (ks *KeySet) Prune(now time.Time) int {
 	return n - len(ks.keys)
 }
 
+// Replace makes ks hold the keys of o (o is left as is): an issuer
+// replica adopts the set another replica stored after rotating, without
+// swapping the *KeySet its minter and verifier hold.
+func (ks *KeySet) Replace(o *KeySet) {
+	o.mu.RLock()
+	keys := slices.Clone(o.keys)
+	o.mu.RUnlock()
+	ks.mu.Lock()
+	defer ks.mu.Unlock()
+	ks.keys = keys
+}
+
 // Keys lists the set's keys, active first.
 func (ks *KeySet) Keys() []KeyInfo {
 	ks.mu.RLock()

@@ -10,7 +10,10 @@ import (
 	"time"
 
 	"github.com/keyless-dev/keyless/sidecar/authserver"
+	"github.com/keyless-dev/keyless/sidecar/config"
+	"github.com/keyless-dev/keyless/sidecar/store"
 	"github.com/keyless-dev/keyless/sidecar/store/boltstore"
+	"github.com/keyless-dev/keyless/sidecar/store/pgstore"
 	"github.com/keyless-dev/keyless/sidecar/token"
 )
 
@@ -20,10 +23,14 @@ func init() {
 
 // runKeys is `keyless keys list|rotate --data DIR`. With a keyless process
 // running on the data dir it goes through its admin API (the running
-// server must switch keys itself); otherwise it opens the database.
+// server must switch keys itself); otherwise it opens the database: the
+// PostgreSQL one of --db or $KEYLESS_DB when set (replicas running on it
+// adopt the rotation by notification, docs/deployment-ha.md), else the
+// bbolt file in the data dir.
 func runKeys(args []string, stdout, stderr io.Writer) error {
-	fs := newFlags("keys", "keys list|rotate [--data DIR]", stderr)
+	fs := newFlags("keys", "keys list|rotate [--data DIR] [--db postgres://...]", stderr)
 	dataDir := fs.String("data", defaultDataDir, "data directory")
+	dbFlag := fs.String("db", "", "the PostgreSQL database of keyless serve --db (default $"+dbEnv+"); empty: the bbolt file in --data")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -57,7 +64,16 @@ func runKeys(args []string, stdout, stderr io.Writer) error {
 			return fmt.Errorf("keys: %w", err)
 		}
 	}
-	db, err := boltstore.Open(filepath.Join(*dataDir, boltstore.FileName), boltstore.Options{LockTimeout: 2 * time.Second})
+	var db interface {
+		store.KV
+		Close() error
+	}
+	var err error
+	if u := dbURL(*dbFlag, &config.Config{}); u != "" {
+		db, err = pgstore.Open(ctx, u, pgstore.Options{})
+	} else {
+		db, err = boltstore.Open(filepath.Join(*dataDir, boltstore.FileName), boltstore.Options{LockTimeout: 2 * time.Second})
+	}
 	if err != nil {
 		return fmt.Errorf("keys: %w", err)
 	}

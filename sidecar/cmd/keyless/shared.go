@@ -11,7 +11,6 @@ import (
 
 	"github.com/keyless-dev/keyless/sidecar/proxy"
 	"github.com/keyless-dev/keyless/sidecar/store"
-	"github.com/keyless-dev/keyless/sidecar/store/boltstore"
 	"github.com/keyless-dev/keyless/sidecar/store/redisstore"
 )
 
@@ -89,7 +88,7 @@ func (s sharedTickets) Take(ctx context.Context, id string) (proxy.Ticket, bool,
 type issuerDB struct {
 	store.KV
 	store.Revocations
-	db *boltstore.DB
+	db durableDB
 }
 
 // ListRevocations lists the durable log's live revocations.
@@ -110,7 +109,7 @@ func (d issuerDB) Reset(ctx context.Context, r store.Revocation, until time.Time
 // converger that keeps st equal to db's durable log: it re-seeds st when
 // it lost its data and applies, by sequence number, what st missed while
 // stalled or unreachable (docs/revocation.md).
-func mirrored(ctx context.Context, db *boltstore.DB, st *redisstore.Store, log *slog.Logger) issuerDB {
+func mirrored(ctx context.Context, db durableDB, st *redisstore.Store, log *slog.Logger) issuerDB {
 	conv := &redisstore.Converger{Log: db, Shared: st, OnErr: func(err error) { log.Warn("store.converge", "err", err.Error()) }}
 	go conv.Run(ctx)
 	return issuerDB{KV: db, Revocations: redisstore.Mirror{Durable: db, Shared: st, Converger: conv}, db: db}
