@@ -473,6 +473,9 @@ func serveMain(ctx context.Context, args []string, stdout, stderr io.Writer, rea
 	if (*tlsCert == "") != (*tlsKey == "") {
 		return &exitError{code: 2, err: errors.New("serve: --tls-cert and --tls-key go together")}
 	}
+	if *assets != "" && !built(*assets) {
+		return &exitError{code: 2, err: fmt.Errorf("serve: --assets %s holds no built web component (keyless.js, keyless.wasm, wasm_exec.js): run make wasm in a keyless checkout, or pass the directory that has them", *assets)}
+	}
 	for _, r := range *roles {
 		if r != "authserver" {
 			return &exitError{code: 2, err: fmt.Errorf("serve: role %q is not available in this build", r)}

@@ -302,3 +302,22 @@ func TestServeReadyzFollowsSharedStore(t *testing.T) {
 	rd.Restart()
 	waitReady(200)
 }
+
+// serve --assets naming a directory without a built component is refused
+// at start, saying what is missing, as keyless dev does: otherwise the
+// page's <script src=".../keyless/keyless.js"> would 404 in the browser.
+func TestServeAssetsDirChecked(t *testing.T) {
+	dir := t.TempDir()
+	cfg := filepath.Join(dir, "keyless.yaml")
+	if err := os.WriteFile(cfg, []byte(strings.Replace(serveConfig, "%s", "http://127.0.0.1:1", 1)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	empty := filepath.Join(dir, "empty")
+	if err := os.Mkdir(empty, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	_, _, err := run("serve", "--config", cfg, "--data", filepath.Join(dir, "d"), "--issuer-addr", "127.0.0.1:0", "--assets", empty)
+	if exitCode(err) != 2 || !strings.Contains(err.Error(), "holds no built web component") {
+		t.Fatalf("serve --assets %s: %v (exit %d), want exit 2 naming the missing component", empty, err, exitCode(err))
+	}
+}
