@@ -63,7 +63,7 @@ func (f *Fetcher) Do(ctx context.Context, req *Request, token string) (*Response
 }
 
 func (f *Fetcher) send(ctx context.Context, req *Request, token string) (*Response, error) {
-	p, err := proof.New(f.Signer, req.Method, req.URL, proof.Options{AccessToken: token, Nonce: f.Nonce(req.URL)})
+	input, err := proof.SigningInput(f.Signer, req.Method, req.URL, proof.Options{AccessToken: token, Nonce: f.Nonce(req.URL)})
 	if err != nil {
 		return nil, err
 	}
@@ -75,11 +75,21 @@ func (f *Fetcher) send(ctx context.Context, req *Request, token string) (*Respon
 		}
 		h[k] = v
 	}
-	h["DPoP"] = p
 	if token != "" {
 		h["Authorization"] = "DPoP " + token
 	}
-	resp, err := f.Transport.Do(ctx, &Request{Method: req.Method, URL: req.URL, Header: h, Body: req.Body})
+	out := &Request{Method: req.Method, URL: req.URL, Header: h, Body: req.Body}
+	var resp *Response
+	if pt, ok := f.Transport.(ProofTransport); ok {
+		resp, err = pt.DoProof(ctx, out, f.Signer, input)
+	} else {
+		var sig []byte
+		if sig, err = f.Signer.Sign(input); err != nil {
+			return nil, err
+		}
+		h["DPoP"] = proof.Finish(input, sig)
+		resp, err = f.Transport.Do(ctx, out)
+	}
 	if err != nil {
 		return nil, err
 	}

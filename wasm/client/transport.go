@@ -12,12 +12,32 @@ package client
 import (
 	"context"
 	"strings"
+
+	"github.com/keyless-dev/keyless/sidecar/dpop/proof"
 )
 
 // Transport sends one HTTP request. The browser implementation is backed by
 // fetch; tests use net/http.
 type Transport interface {
 	Do(ctx context.Context, req *Request) (*Response, error)
+}
+
+// ProofTransport is a Transport that signs the request's DPoP proof in the
+// same step as it sends the request. The browser's is one: WebCrypto's sign
+// returns a Promise, and waiting for it in Go (a JS callback, then waking
+// the waiting goroutine) cost milliseconds per proof, more than building
+// and signing the proof together. Its JavaScript side signs and sends in
+// one chain, so a request crosses back into Go once, for the response.
+//
+// The proof is still made one way: the [Fetcher] builds its signing input
+// with [proof.SigningInput], the transport signs those bytes with the
+// Fetcher's signer's key and sets the header DPoP to [proof.Finish] of
+// them.
+type ProofTransport interface {
+	Transport
+	// DoProof sends req with the header DPoP set to the proof whose
+	// signing input is input, signed with s.
+	DoProof(ctx context.Context, req *Request, s proof.Signer, input []byte) (*Response, error)
 }
 
 // Request is one HTTP request. Header names are case-insensitive.

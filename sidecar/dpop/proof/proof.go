@@ -64,15 +64,35 @@ type proofClaims struct {
 // New creates a DPoP proof JWT for one request (RFC 9449 section 4.2).
 // htu is the request URL; its query and fragment are removed. Each call makes
 // a fresh jti, so a retried request gets a new proof (RFC 9449 section 11.1).
+//
+// It is [SigningInput], s.Sign and [Finish]: the one way a proof is made.
+// A caller that must sign asynchronously (the browser, whose WebCrypto
+// sign returns a Promise) calls the two halves itself around its own sign.
 func New(s Signer, method, htu string, opts Options) (string, error) {
+	input, err := SigningInput(s, method, htu, opts)
+	if err != nil {
+		return "", err
+	}
+	sig, err := s.Sign(input)
+	if err != nil {
+		return "", err
+	}
+	return Finish(input, sig), nil
+}
+
+// SigningInput returns the JWS signing input of a new proof,
+// BASE64URL(header) "." BASE64URL(claims) (RFC 7515 section 5.1), with s's
+// alg and public key in the header: the bytes s must sign. The claims are
+// as [New] describes; nothing is signed yet.
+func SigningInput(s Signer, method, htu string, opts Options) ([]byte, error) {
 	if method == "" {
-		return "", errors.New("proof: empty method")
+		return nil, errors.New("proof: empty method")
 	}
 	if i := strings.IndexAny(htu, "?#"); i >= 0 {
 		htu = htu[:i]
 	}
 	if _, err := NormalizeHTU(htu); err != nil {
-		return "", errors.New("proof: htu is not an absolute http(s) URL")
+		return nil, errors.New("proof: htu is not an absolute http(s) URL")
 	}
 	r := opts.Rand
 	if r == nil {
@@ -80,7 +100,7 @@ func New(s Signer, method, htu string, opts Options) (string, error) {
 	}
 	var id [16]byte
 	if _, err := io.ReadFull(r, id[:]); err != nil {
-		return "", err
+		return nil, err
 	}
 	now := opts.Now
 	if now.IsZero() {
@@ -98,24 +118,28 @@ func New(s Signer, method, htu string, opts Options) (string, error) {
 	}
 	h, err := json.Marshal(proofHeader{Typ: "dpop+jwt", Alg: s.Alg(), JWK: s.PublicJWK()})
 	if err != nil {
-		return "", err
+		return nil, err
 	}
 	p, err := json.Marshal(c)
 	if err != nil {
-		return "", err
+		return nil, err
 	}
 	enc := base64.RawURLEncoding
 	input := make([]byte, 0, enc.EncodedLen(len(h))+1+enc.EncodedLen(len(p))+1+enc.EncodedLen(132))
 	input = enc.AppendEncode(input, h)
 	input = append(input, '.')
 	input = enc.AppendEncode(input, p)
-	sig, err := s.Sign(input)
-	if err != nil {
-		return "", err
-	}
-	input = append(input, '.')
-	input = enc.AppendEncode(input, sig)
-	return string(input), nil
+	return input, nil
+}
+
+// Finish appends the signature to a signing input from [SigningInput]:
+// the compact JWS (RFC 7515 section 7.1) that is the proof.
+func Finish(input, sig []byte) string {
+	enc := base64.RawURLEncoding
+	out := make([]byte, 0, len(input)+1+enc.EncodedLen(len(sig)))
+	out = append(out, input...)
+	out = append(out, '.')
+	return string(enc.AppendEncode(out, sig))
 }
 
 // AccessTokenHash is the ath value for a token: base64url(SHA-256(token)),
