@@ -10,7 +10,7 @@ LDFLAGS  := -X main.version=$(VERSION) -X main.revision=$(REVISION)
 RELEASE_PLATFORMS ?= linux/amd64 linux/arm64 darwin/amd64 darwin/arm64 windows/amd64 windows/arm64
 FUZZTIME ?= 30s
 # Fuzz targets, as package:Name, found in the test files.
-FUZZ_TARGETS = $(shell grep -rl --include='*_test.go' '^func Fuzz' sidecar wasm 2>/dev/null | \
+FUZZ_TARGETS = $(shell grep -rl --include='*_test.go' '^func Fuzz' sidecar wasm internal 2>/dev/null | \
 	xargs -r grep -H -o '^func Fuzz[A-Za-z0-9_]*' | sed -E 's|/[^/]*_test.go:func |:|')
 
 .PHONY: help
