@@ -13,11 +13,13 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/base64"
-	"encoding/json"
 	"errors"
 	"io"
+	"strconv"
 	"strings"
 	"time"
+
+	"github.com/keyless-dev/keyless/internal/flatjson"
 )
 
 // Signer produces JWS signatures for proofs. It is the one seam between the
@@ -44,21 +46,6 @@ type Options struct {
 	Now time.Time
 	// Rand supplies the jti's 128 random bits; nil means crypto/rand.
 	Rand io.Reader
-}
-
-type proofHeader struct {
-	Typ string `json:"typ"`
-	Alg string `json:"alg"`
-	JWK *JWK   `json:"jwk"`
-}
-
-type proofClaims struct {
-	JTI   string `json:"jti"`
-	HTM   string `json:"htm"`
-	HTU   string `json:"htu"`
-	IAT   int64  `json:"iat"`
-	ATH   string `json:"ath,omitempty"`
-	Nonce string `json:"nonce,omitempty"`
 }
 
 // New creates a DPoP proof JWT for one request (RFC 9449 section 4.2).
@@ -106,24 +93,26 @@ func SigningInput(s Signer, method, htu string, opts Options) ([]byte, error) {
 	if now.IsZero() {
 		now = time.Now()
 	}
-	c := proofClaims{
-		JTI:   base64.RawURLEncoding.EncodeToString(id[:]),
-		HTM:   method,
-		HTU:   htu,
-		IAT:   now.Unix(),
-		Nonce: opts.Nonce,
+	// The header and claims, written directly rather than with
+	// encoding/json, whose reflection would cost the browser build about
+	// 0.2 MB gzip: member order and values as encoding/json wrote them.
+	h := append([]byte(`{"typ":"dpop+jwt","alg":`), flatjson.AppendString(nil, s.Alg())...)
+	jwk, err := s.PublicJWK().MarshalJSON()
+	if err != nil {
+		return nil, err
 	}
+	h = append(append(append(h, `,"jwk":`...), jwk...), '}')
+	p := append([]byte(`{"jti":`), flatjson.AppendString(nil, base64.RawURLEncoding.EncodeToString(id[:]))...)
+	p = flatjson.AppendString(append(p, `,"htm":`...), method)
+	p = flatjson.AppendString(append(p, `,"htu":`...), htu)
+	p = strconv.AppendInt(append(p, `,"iat":`...), now.Unix(), 10)
 	if opts.AccessToken != "" {
-		c.ATH = AccessTokenHash(opts.AccessToken)
+		p = flatjson.AppendString(append(p, `,"ath":`...), AccessTokenHash(opts.AccessToken))
 	}
-	h, err := json.Marshal(proofHeader{Typ: "dpop+jwt", Alg: s.Alg(), JWK: s.PublicJWK()})
-	if err != nil {
-		return nil, err
+	if opts.Nonce != "" {
+		p = flatjson.AppendString(append(p, `,"nonce":`...), opts.Nonce)
 	}
-	p, err := json.Marshal(c)
-	if err != nil {
-		return nil, err
-	}
+	p = append(p, '}')
 	enc := base64.RawURLEncoding
 	input := make([]byte, 0, enc.EncodedLen(len(h))+1+enc.EncodedLen(len(p))+1+enc.EncodedLen(132))
 	input = enc.AppendEncode(input, h)
