@@ -37,6 +37,17 @@ release: ## cross-compile dist/keyless-VERSION-OS-ARCH[.exe] for RELEASE_PLATFOR
 helm: ## build bin/helm from the separate tools/helm module (the chart tests run it)
 	@[ -x $(BIN)/helm ] && [ $(BIN)/helm -nt tools/helm/go.mod ] || $(GO) build -C tools/helm -o $(CURDIR)/$(BIN)/helm helm.sh/helm/v4/cmd/helm
 
+# Ory Hydra v2.3.0 for the /device sign-in test (login.oidc), built from
+# its own module so its dependency graph never touches keyless's go.mod;
+# with SQLite, for its in-memory database (DSN=memory).
+HYDRA := .cache/bin/hydra
+
+.PHONY: hydra
+hydra: $(HYDRA) ## build Ory Hydra (tools/hydra) into .cache/bin for the login.oidc test
+$(HYDRA): tools/hydra/go.mod tools/hydra/go.sum
+	@mkdir -p $(dir $(HYDRA))
+	$(GO) build -C tools/hydra -tags sqlite,sqlite_omit_load_extension -o $(CURDIR)/$(HYDRA) github.com/ory/hydra/v2
+
 .PHONY: wasm
 wasm: ## build the browser client (GOOS=js GOARCH=wasm) into web-component/
 	@if [ -d wasm ] && ls wasm/*.go >/dev/null 2>&1; then \

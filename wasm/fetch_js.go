@@ -80,6 +80,9 @@ func (fetchTransport) send(ctx context.Context, r *client.Request, key js.Value,
 		if ctx.Err() != nil {
 			return nil, ctx.Err()
 		}
+		if msg, ok := strings.CutPrefix(err.Error(), networkPrefix); ok {
+			return nil, networkError(msg)
+		}
 		return nil, err
 	}
 	body := make([]byte, res.Get("body").Get("length").Int())
@@ -100,7 +103,7 @@ func fetchSteps(url string, init map[string]any) js.Value {
 	return newPromise(func() (any, error) {
 		resp, err := await(js.Global().Call("fetch", url, init))
 		if err != nil {
-			return nil, errors.New("keyless: network error: " + err.Error())
+			return nil, errors.New(networkPrefix + err.Error())
 		}
 		buf, err := await(resp.Call("arrayBuffer"))
 		if err != nil {
@@ -116,6 +119,16 @@ func fetchSteps(url string, init map[string]any) js.Value {
 		return js.ValueOf(map[string]any{"status": resp.Get("status"), "headers": headers, "body": js.Global().Get("Uint8Array").New(buf)}), nil
 	})
 }
+
+// networkPrefix starts the message of a fetch that got no response, in
+// jsHelpers.fetch and fetchSteps alike.
+const networkPrefix = "keyless: network error: "
+
+// networkError is client.ErrNetwork with fetch's reason.
+type networkError string
+
+func (e networkError) Error() string { return networkPrefix + string(e) }
+func (e networkError) Unwrap() error { return client.ErrNetwork }
 
 // jsHelpers is the JavaScript half of the client, which keyless.js hands
 // over when the module starts (see main); undefined if the module was

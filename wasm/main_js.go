@@ -59,8 +59,14 @@ type loginOptions struct {
 	// key, so a reload signs in again without a new approval; false
 	// (session="memory" on the element) keeps it in memory only.
 	Persist bool
-	OnState js.Value
-	OnEvent js.Value
+	// Vending, when set, is keyless (the vending service): Issuer is then
+	// an external IdP whose device flow signs the user in, and its token
+	// is exchanged at Vending for the lease. IdPScope is what is asked
+	// of the IdP (default "openid").
+	Vending  string
+	IdPScope []string
+	OnState  js.Value
+	OnEvent  js.Value
 }
 
 func parseLoginOptions(v js.Value) (*loginOptions, error) {
@@ -84,6 +90,17 @@ func parseLoginOptions(v js.Value) (*loginOptions, error) {
 	}
 	if s := v.Get("scope"); s.Type() == js.TypeString {
 		o.Scope = strings.Fields(s.String())
+	}
+	switch vv := v.Get("vending"); vv.Type() {
+	case js.TypeString:
+		o.Vending = vv.String()
+	case js.TypeUndefined, js.TypeNull:
+	default:
+		return nil, typeError(`"vending" must be a string`)
+	}
+	o.IdPScope = []string{"openid"}
+	if s := v.Get("idpScope"); s.Type() == js.TypeString && strings.TrimSpace(s.String()) != "" {
+		o.IdPScope = strings.Fields(s.String())
 	}
 	api := v.Get("api")
 	switch api.Type() {
@@ -132,12 +149,39 @@ func (a *app) runLogin(o *loginOptions) (any, error) {
 		return nil, err
 	}
 	tr := fetchTransport{}
-	meta, err := client.Discover(ctx, tr, o.Issuer)
-	if err != nil {
-		return nil, err
+	// signIn runs the device flow and returns the lease and the flow that
+	// renews it: at keyless itself, or (with vending) at the external IdP
+	// and then the exchange at keyless.
+	var (
+		start    func(context.Context) (*client.DeviceAuthorization, error)
+		poll     func(context.Context, *client.DeviceAuthorization, func(client.State)) (*client.TokenResponse, error)
+		exchange func(context.Context, *client.TokenResponse) (*client.TokenResponse, error)
+		flow     *client.Flow
+	)
+	if o.Vending == "" {
+		meta, err := client.Discover(ctx, tr, o.Issuer)
+		if err != nil {
+			return nil, err
+		}
+		flow = &client.Flow{Fetcher: &client.Fetcher{Signer: signer, Transport: tr}, Meta: meta, ClientID: o.ClientID}
+		start = func(ctx context.Context) (*client.DeviceAuthorization, error) { return flow.Start(ctx, o.Scope) }
+		poll = flow.Poll
+		exchange = func(ctx context.Context, tok *client.TokenResponse) (*client.TokenResponse, error) {
+			return flow.Exchange(ctx, tok.AccessToken, o.Scope)
+		}
+	} else {
+		fed, err := client.NewFederated(ctx, tr, signer, o.Issuer, o.Vending, o.ClientID)
+		if err != nil {
+			return nil, err
+		}
+		flow = fed.Vending
+		start = func(ctx context.Context) (*client.DeviceAuthorization, error) { return fed.Start(ctx, o.IdPScope) }
+		poll = fed.Poll
+		exchange = func(ctx context.Context, tok *client.TokenResponse) (*client.TokenResponse, error) {
+			return fed.Lease(ctx, tok, o.Scope)
+		}
 	}
-	flow := &client.Flow{Fetcher: &client.Fetcher{Signer: signer, Transport: tr}, Meta: meta, ClientID: o.ClientID}
-	da, err := flow.Start(ctx, o.Scope)
+	da, err := start(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -157,14 +201,17 @@ func (a *app) runLogin(o *loginOptions) (any, error) {
 		"qr":                      "data:image/svg+xml;base64," + base64.StdEncoding.EncodeToString([]byte(qr)),
 		"expiresIn":               da.ExpiresIn,
 	})
-	tok, err := flow.Poll(ctx, da, func(s client.State) {
+	tok, err := poll(ctx, da, func(s client.State) {
 		state(map[string]any{"status": s.Status, "secondsLeft": s.SecondsLeft, "userCode": da.UserCode})
 	})
 	if err != nil {
 		return nil, err
 	}
 	state(map[string]any{"status": "approved"})
-	lease, err := flow.Exchange(ctx, tok.AccessToken, o.Scope)
+	lease, err := exchange(ctx, tok)
+	// The login token (an external IdP's included) is needed only for
+	// the exchange: drop it now, keep only the lease.
+	tok = nil
 	if err != nil {
 		return nil, err
 	}
@@ -432,6 +479,10 @@ func errorCode(err error) string {
 		return "expired_token"
 	case errors.Is(err, client.ErrNotDPoP):
 		return "not_dpop_bound"
+	case errors.Is(err, client.ErrNotBearer):
+		return "not_bearer"
+	case errors.Is(err, client.ErrIdPCORS):
+		return "idp_cors"
 	case errors.Is(err, client.ErrOriginNotAllowed):
 		return "origin_not_allowed"
 	case errors.Is(err, client.ErrNoLease):

@@ -44,6 +44,10 @@ export interface KeylessAPI {
     api: string
     /** keep the renewal token in IndexedDB beside the key (default true) */
     persist?: boolean
+    /** keyless's URL: issuer is then an external OpenID Provider whose token is exchanged here */
+    vending?: string
+    /** space-separated scopes asked of the external IdP (default "openid") */
+    idpScope?: string
     onState?: (s: LoginState) => void
     onEvent?: (e: LoginEvent) => void
   }): Promise<Session>
@@ -58,6 +62,6 @@ export interface KeylessAPI {
 
 /** Errors rejected by the API carry a stable code. */
 export interface KeylessError extends Error {
-  code: 'invalid_argument' | 'access_denied' | 'expired_token' | 'not_dpop_bound' | 'origin_not_allowed' |
+  code: 'invalid_argument' | 'access_denied' | 'expired_token' | 'not_dpop_bound' | 'not_bearer' | 'idp_cors' | 'origin_not_allowed' |
     'not_signed_in' | 'cancelled' | 'internal' | 'storage_unavailable' | 'error' | string
 }

@@ -323,11 +323,14 @@ const messages = {
  *
  * Attributes: issuer, client-id, scope, api (the origin(s) the lease may be
  * sent to, space-separated), wasm (URL of keyless.wasm), theme (light|dark).
+ * With vending (keyless's URL), issuer is an external OpenID Provider: the
+ * user signs in with its device flow (asking idp-scope, default "openid")
+ * and its token is exchanged at vending for the lease.
  * Events (bubbling, composed): keyless-state, keyless-authenticated,
  * keyless-error, keyless-expired.
  */
 export class KeylessLoginElement extends HTMLElement {
-  static observedAttributes = ['issuer', 'client-id', 'scope', 'api']
+  static observedAttributes = ['issuer', 'client-id', 'scope', 'api', 'vending', 'idp-scope']
 
   /** Registers the element; a second registration is ignored. */
   static define(tag = 'keyless-login', registry = customElements) {
@@ -383,7 +386,7 @@ export class KeylessLoginElement extends HTMLElement {
   /** @param {string} name @param {string|null} oldValue @param {string|null} newValue */
   attributeChangedCallback(name, oldValue, newValue) {
     if (oldValue === newValue) return
-    if (this.#session && (name === 'issuer' || name === 'client-id')) {
+    if (this.#session && (name === 'issuer' || name === 'client-id' || name === 'vending')) {
       // A lease is for one issuer and app: changing either signs out.
       this.signOut().catch(() => {})
     }
@@ -416,7 +419,13 @@ export class KeylessLoginElement extends HTMLElement {
     const api = this.getAttribute('api') || location.origin
     if (!issuer) throw new TypeError('<keyless-login>: the "issuer" attribute is required')
     if (!clientId) throw new TypeError('<keyless-login>: the "client-id" attribute is required')
-    return { issuer, clientId, scope: this.getAttribute('scope') || '', api, persist: this.getAttribute('session') !== 'memory' }
+    const opts = { issuer, clientId, scope: this.getAttribute('scope') || '', api, persist: this.getAttribute('session') !== 'memory' }
+    const vending = this.getAttribute('vending')
+    if (vending) {
+      opts.vending = vending
+      opts.idpScope = this.getAttribute('idp-scope') || 'openid'
+    }
+    return opts
   }
 
   /** Starts the device flow. Resolves with the session once signed in. */

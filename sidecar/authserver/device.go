@@ -257,6 +257,23 @@ func (s *Server) Approve(ctx context.Context, userCode, subject, via string) err
 	return nil
 }
 
+// ApproveIdentity grants the pending request with this user code to a
+// subject an upstream identity provider signed in (login.oidc), with the
+// policy groups it mapped. subject must be namespaced ("provider:sub") so
+// it can never name a sandbox user.
+func (s *Server) ApproveIdentity(ctx context.Context, userCode, subject string, groups []string, via string) error {
+	if name, _, ok := strings.Cut(subject, ":"); !ok || s.provider(name) == nil {
+		return ErrUnknownUser
+	}
+	g, err := s.decideAs(ctx, userCode, statusApproved, subject, groups)
+	if err != nil {
+		return err
+	}
+	s.audit.InfoContext(ctx, "device.approve", "event", "device.approve", "client_id", g.ClientID, "sub", subject,
+		"groups", strings.Join(groups, " "), "scope", strings.Join(g.Scope, " "), "via", via)
+	return nil
+}
+
 // Deny refuses the pending request with this user code.
 func (s *Server) Deny(ctx context.Context, userCode, subject, via string) error {
 	g, err := s.decide(ctx, userCode, statusDenied, subject)
@@ -269,6 +286,10 @@ func (s *Server) Deny(ctx context.Context, userCode, subject, via string) error 
 }
 
 func (s *Server) decide(ctx context.Context, userCode, status, subject string) (*deviceGrant, error) {
+	return s.decideAs(ctx, userCode, status, subject, nil)
+}
+
+func (s *Server) decideAs(ctx context.Context, userCode, status, subject string, groups []string) (*deviceGrant, error) {
 	uc, ok := normalizeUserCode(userCode)
 	if !ok {
 		return nil, ErrUnknownUserCode
@@ -296,6 +317,7 @@ func (s *Server) decide(ctx context.Context, userCode, status, subject string) (
 		}
 		g.Status = status
 		g.Subject = subject
+		g.Groups = groups
 		return putJSON(tx, bucketDevice, string(h), &g)
 	})
 	if err != nil {

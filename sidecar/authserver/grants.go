@@ -98,7 +98,7 @@ func (s *Server) deviceCodeGrant(ctx context.Context, req *TokenRequest) (*Token
 			}
 			g.Status = statusRedeemed
 			g.FamilyID = famID
-			fam = family{ClientID: g.ClientID, Subject: g.Subject, Scope: g.Scope, JKT: g.JKT,
+			fam = family{ClientID: g.ClientID, Subject: g.Subject, Groups: g.Groups, Scope: g.Scope, JKT: g.JKT,
 				CreatedAt: req.Now, ExpiresAt: req.Now.Add(s.refreshTTL)}
 			// The family exists from the moment the code is redeemed, so
 			// a revocation can never miss it.
@@ -134,7 +134,7 @@ func (s *Server) issue(ctx context.Context, famID string, fam *family, old, gran
 	ttl := s.accessTTL
 	raw, claims, err := s.minter.Issue(ctx, token.Spec{
 		Subject: fam.Subject, Audience: []string{s.audience}, ClientID: fam.ClientID,
-		Scope: fam.Scope, JKT: fam.JKT, TTL: ttl,
+		Scope: fam.Scope, JKT: fam.JKT, TTL: ttl, Groups: fam.Groups,
 	})
 	if err != nil {
 		return nil, err

@@ -32,6 +32,9 @@ const csrfCookie = "keyless_csrf"
 // pageHeaders sets the headers every /device response carries: no framing
 // (RFC 9700 section 4.16, clickjacking), no caching, no referrer (the user
 // code can be in the URL), and a CSP that allows only the inline style.
+// (form-action 'self' is why signing in at an upstream provider is a link,
+// not a form: browsers apply form-action to every redirect a submission
+// leads through, and the provider's login pages can be anywhere.)
 func pageHeaders(h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		hd := w.Header()
@@ -54,8 +57,17 @@ type pageData struct {
 	ClientID string
 	Scopes   []string
 	CSRF     string
-	Action   string
-	User     string
+	// Action is where the consent form posts; empty: the page's own URL
+	// (/device). The page rendered at the sign-in callback sets it.
+	Action string
+	User   string
+	// Logins are the upstream providers (a sign-in link each); Passwords
+	// shows the sandbox users' password form.
+	Logins    []loginLink
+	Passwords bool
+	// SignedIn is the subject an upstream provider signed in: the page
+	// then asks only to approve or deny as that subject.
+	SignedIn string
 }
 
 var pageTmpl = template.Must(template.New("device").Parse(`<!doctype html>
@@ -72,8 +84,9 @@ input{font:inherit;padding:.5rem;width:100%;box-sizing:border-box;border:1px sol
 input.code{font-family:ui-monospace,monospace;letter-spacing:.15em;text-transform:uppercase}
 .buttons{display:flex;gap:1rem;margin-top:1.5rem}
 button{font:inherit;padding:.6rem 1.2rem;border-radius:4px;border:1px solid #1a1a1a;cursor:pointer}
-button.primary{background:#0b57d0;color:#fff;border-color:#0b57d0}
-button:focus,input:focus{outline:3px solid #f9a825;outline-offset:2px}
+button.primary,a.button{background:#0b57d0;color:#fff;border-color:#0b57d0}
+a.button{font:inherit;padding:.6rem 1.2rem;border-radius:4px;border:1px solid #0b57d0;text-decoration:none}
+button:focus,input:focus,a:focus{outline:3px solid #f9a825;outline-offset:2px}
 .error{color:#a50e0e;border-left:4px solid #a50e0e;padding-left:.75rem}
 .note{background:#fff8e1;border-left:4px solid #f9a825;padding:.5rem .75rem}
 code{font-size:1.1rem;font-weight:700}
@@ -98,17 +111,30 @@ code{font-size:1.1rem;font-weight:700}
 <p><strong>{{.Client}}</strong> (client <code>{{.ClientID}}</code>) asks for:</p>
 <ul>{{range .Scopes}}<li><code>{{.}}</code></li>{{end}}</ul>
 {{if .Error}}<p class="error" role="alert">{{.Error}}</p>{{end}}
-<form method="post" action="">
+<form method="post" action="{{.Action}}">
 <input type="hidden" name="csrf" value="{{.CSRF}}">
 <input type="hidden" name="user_code" value="{{.UserCode}}">
+{{if .SignedIn}}
+<p>Signed in as <strong>{{.SignedIn}}</strong>.</p>
+<div class="buttons">
+<button class="primary" type="submit" name="action" value="approve_login">Approve</button>
+<button type="submit" name="action" value="deny">Deny</button>
+</div>
+{{else}}
+{{if .Logins}}<div class="buttons">{{range .Logins}}
+<a class="button primary" href="{{.URL}}">Sign in with {{.Name}}</a>{{end}}
+</div>{{end}}
+{{if .Passwords}}
 <label for="username">User name</label>
 <input id="username" name="username" value="{{.User}}" autocomplete="username">
 <label for="password">Password</label>
 <input id="password" name="password" type="password" autocomplete="current-password">
+{{end}}
 <div class="buttons">
-<button class="primary" type="submit" name="action" value="approve">Sign in and approve</button>
+{{if .Passwords}}<button class="primary" type="submit" name="action" value="approve">Sign in and approve</button>{{end}}
 <button type="submit" name="action" value="deny">Deny</button>
 </div>
+{{end}}
 </form>
 {{else if eq .Step "done"}}
 <h1>{{.Message}}</h1>
@@ -160,8 +186,10 @@ func (s *Server) devicePageGet(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) consentData(w http.ResponseWriter, r *http.Request, p *PendingRequest, user, errMsg string) pageData {
+	tok := s.csrfToken(w, r) // once: a second call could set a second cookie
 	return pageData{Step: "consent", UserCode: p.UserCode, Client: p.ClientName, ClientID: p.ClientID,
-		Scopes: p.Scope, CSRF: s.csrfToken(w, r), User: user, Error: errMsg}
+		Scopes: p.Scope, CSRF: tok, User: user, Error: errMsg,
+		Logins: s.loginLinks(p.UserCode, tok), Passwords: len(s.cfg.Users) > 0 || len(s.logins) == 0}
 }
 
 // lookupForPage resolves a typed user code under the guessing limit of
@@ -247,6 +275,8 @@ func (s *Server) devicePagePost(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		s.renderPage(w, http.StatusOK, pageData{Step: "done", Message: p.ClientName + " is now connected"})
+	case "approve_login":
+		s.approveLogin(w, r, p)
 	default:
 		s.renderPage(w, http.StatusBadRequest, s.consentData(w, r, p, "", "Choose Approve or Deny."))
 	}

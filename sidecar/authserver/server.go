@@ -43,6 +43,7 @@ import (
 	"github.com/keyless-dev/keyless/sidecar/config"
 	"github.com/keyless-dev/keyless/sidecar/dpop"
 	"github.com/keyless-dev/keyless/sidecar/oauth"
+	"github.com/keyless-dev/keyless/sidecar/oidclogin"
 	"github.com/keyless-dev/keyless/sidecar/ratelimit"
 	"github.com/keyless-dev/keyless/sidecar/store"
 	"github.com/keyless-dev/keyless/sidecar/store/memstore"
@@ -111,6 +112,10 @@ type Options struct {
 	// device authorization answers 503 temporarily_unavailable with
 	// Retry-After. Zero means 10,000.
 	MaxPendingDeviceCodes int
+	// Logins are the upstream OpenID Providers offered on the /device page
+	// (login.oidc); each must be built with Issuer URL + [CallbackPath] as
+	// its redirect URI. Empty: sandbox users only.
+	Logins []*oidclogin.Provider
 }
 
 // The token endpoint's grant seam, shared with the services that plug
@@ -152,6 +157,7 @@ type Server struct {
 	log         *slog.Logger
 	adminToken  string
 	verifyURI   string // verification_uri: the /device page as phones reach it
+	logins      []*oidclogin.Provider
 
 	keysMu   sync.Mutex // serializes rotation
 	keys     *token.KeySet
@@ -209,6 +215,7 @@ func New(ctx context.Context, o Options) (*Server, error) {
 		log:         o.Log,
 		adminToken:  o.AdminToken,
 		verifyURI:   o.VerificationURI,
+		logins:      o.Logins,
 		grants:      map[string]GrantHandler{},
 		crossOrigin: http.NewCrossOriginProtection(),
 	}
@@ -343,6 +350,8 @@ func (s *Server) Handler() http.Handler {
 	mux.Handle("/.well-known/oauth-authorization-server"+b, api(s.serveMetadata))
 	mux.Handle(b+"/.well-known/openid-configuration", api(s.serveMetadata))
 	mux.Handle(b+"/device", pageHeaders(http.HandlerFunc(s.serveDevicePage)))
+	mux.Handle(b+LoginPath, pageHeaders(http.HandlerFunc(s.serveLogin)))
+	mux.Handle(b+CallbackPath, pageHeaders(http.HandlerFunc(s.serveCallback)))
 	mux.Handle("/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path == "/" || r.URL.Path == b || r.URL.Path == b+"/" {
 			http.Redirect(w, r, b+"/device", http.StatusFound)

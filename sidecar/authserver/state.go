@@ -31,12 +31,16 @@ const (
 
 // deviceGrant is one device authorization request.
 type deviceGrant struct {
-	ClientID  string    `json:"client_id"`
-	Scope     []string  `json:"scope"`
-	UserCode  string    `json:"user_code"` // normalized
-	JKT       string    `json:"jkt,omitempty"`
-	Status    string    `json:"status"`
-	Subject   string    `json:"sub,omitempty"`
+	ClientID string   `json:"client_id"`
+	Scope    []string `json:"scope"`
+	UserCode string   `json:"user_code"` // normalized
+	JKT      string   `json:"jkt,omitempty"`
+	Status   string   `json:"status"`
+	Subject  string   `json:"sub,omitempty"`
+	// Groups are the subject's groups when an upstream identity provider
+	// signed the user in (login.oidc, mapped through its group_map);
+	// empty for sandbox users, whose groups come from the policy alone.
+	Groups    []string  `json:"groups,omitempty"`
 	CreatedAt time.Time `json:"created_at"`
 	ExpiresAt time.Time `json:"expires_at"`
 	// Interval is the current polling interval in seconds; slow_down adds 5.
@@ -58,6 +62,7 @@ type refreshToken struct {
 type family struct {
 	ClientID  string    `json:"client_id"`
 	Subject   string    `json:"sub"`
+	Groups    []string  `json:"groups,omitempty"`
 	Scope     []string  `json:"scope"`
 	JKT       string    `json:"jkt"`
 	CreatedAt time.Time `json:"created_at"`

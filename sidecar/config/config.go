@@ -42,6 +42,8 @@ type Config struct {
 	Clients []Client `yaml:"clients"`
 	// Users are the sandbox users who can sign in on the /device page.
 	Users []User `yaml:"users"`
+	// Login adds upstream identity providers to the /device page.
+	Login Login `yaml:"login"`
 
 	// Proxy, Policy and Vending are owned by the proxy, policy and token
 	// vending components. They are kept as raw YAML here so this package
@@ -268,6 +270,9 @@ func (c *Config) Validate() error {
 		if !isBcrypt(u.PasswordHash) {
 			add("%s: password_hash must be a bcrypt hash (plain-text passwords are not accepted)", where)
 		}
+	}
+	if err := c.Login.validate(); err != nil {
+		errs = append(errs, err)
 	}
 	return errors.Join(errs...)
 }

@@ -26,10 +26,16 @@ func attrBool(k string, v bool) slog.Attr { return slog.Bool(k, v) }
 func itoa(v int64) string                 { return strconv.FormatInt(max(v, 1), 10) }
 func joinScope(s []string) string         { return strings.Join(s, " ") }
 func (g *Family) attrs() []slog.Attr {
-	return []slog.Attr{
+	a := []slog.Attr{
 		attr("lease_id", g.LeaseID), attr("sub", g.Subject), attr("issuer", g.IdP), attr("client_id", g.ClientID),
 		attr("scope", joinScope(g.Scopes)), attr("jkt", g.JKT), attrBool("preview", g.Preview),
 	}
+	if len(g.Groups) > 0 {
+		// The groups the subject token carried: the policy's decision
+		// depends on them, so the audit trail shows them.
+		a = append(a, attr("groups", joinScope(g.Groups)))
+	}
+	return a
 }
 
 // denyInfo is what is known about a refused request when it is refused.

@@ -317,8 +317,11 @@ func (s *Service) subject(ctx context.Context, req *vendRequest, proof *dpop.Pro
 		}
 		return nil, unavailable(err)
 	}
+	// Groups: a user an upstream IdP signed in on /device (login.oidc)
+	// carries the groups it asserted, mapped at sign-in and signed by
+	// keyless itself (docs/identity-providers.md).
 	st := &subjectToken{is: is, Issuer: c.Issuer, Subject: c.Subject, ClientID: c.ClientID, JTI: c.JTI,
-		JKT: c.JKT, Scope: c.Scope, Expiry: c.Expiry, claims: c}
+		JKT: c.JKT, Scope: c.Scope, Groups: c.Groups, Expiry: c.Expiry, claims: c}
 	if c.Issuer != is.Issuer {
 		return st, oauthErr(CodeInvalidGrant, "the subject token's issuer is not trusted")
 	}

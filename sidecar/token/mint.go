@@ -43,6 +43,11 @@ type Spec struct {
 	LeaseID string
 	// Preview, when true, writes "preview": true.
 	Preview bool
+	// Groups, when set, writes the groups claim: the subject's groups as
+	// an upstream identity provider asserted them at sign-in (mapped
+	// through the login provider's group_map, docs/identity-providers.md).
+	// The vending service reads them from the embedded issuer's tokens.
+	Groups []string
 	// IdP, when set, writes the idp claim: the name of the external
 	// issuer the lease's subject comes from.
 	IdP string
@@ -63,18 +68,19 @@ type Minter struct {
 
 // payload is the claim set in the order it is written.
 type payload struct {
-	Iss      string `json:"iss"`
-	Sub      string `json:"sub"`
-	Aud      any    `json:"aud"`
-	Exp      int64  `json:"exp"`
-	Iat      int64  `json:"iat"`
-	Jti      string `json:"jti"`
-	ClientID string `json:"client_id"`
-	Scope    string `json:"scope,omitempty"`
-	Cnf      cnf    `json:"cnf"`
-	LeaseID  string `json:"lease_id,omitempty"`
-	IdP      string `json:"idp,omitempty"`
-	Preview  bool   `json:"preview,omitempty"`
+	Iss      string   `json:"iss"`
+	Sub      string   `json:"sub"`
+	Aud      any      `json:"aud"`
+	Exp      int64    `json:"exp"`
+	Iat      int64    `json:"iat"`
+	Jti      string   `json:"jti"`
+	ClientID string   `json:"client_id"`
+	Scope    string   `json:"scope,omitempty"`
+	Cnf      cnf      `json:"cnf"`
+	LeaseID  string   `json:"lease_id,omitempty"`
+	Preview  bool     `json:"preview,omitempty"`
+	Groups   []string `json:"groups,omitempty"`
+	IdP      string   `json:"idp,omitempty"`
 }
 
 type cnf struct {
@@ -124,7 +130,8 @@ func (m *Minter) Issue(_ context.Context, s Spec) (string, *Claims, error) {
 	exp := now.Add(ttl).Unix()
 	p := payload{
 		Iss: m.Issuer, Sub: s.Subject, Exp: exp, Iat: iat, Jti: jti, ClientID: s.ClientID,
-		Scope: strings.Join(s.Scope, " "), Cnf: cnf{JKT: s.JKT}, LeaseID: s.LeaseID, Preview: s.Preview, IdP: s.IdP,
+		Scope: strings.Join(s.Scope, " "), Cnf: cnf{JKT: s.JKT}, LeaseID: s.LeaseID, Preview: s.Preview,
+		Groups: s.Groups, IdP: s.IdP,
 	}
 	if len(s.Audience) == 1 {
 		p.Aud = s.Audience[0]
@@ -152,7 +159,7 @@ func (m *Minter) Issue(_ context.Context, s Spec) (string, *Claims, error) {
 	c := &Claims{
 		Issuer: m.Issuer, Subject: s.Subject, Audience: append([]string(nil), s.Audience...),
 		ClientID: s.ClientID, JTI: jti, LeaseID: s.LeaseID, Scope: append([]string(nil), s.Scope...),
-		JKT: s.JKT, Preview: s.Preview, IdP: s.IdP, IssuedAt: time.Unix(iat, 0), Expiry: time.Unix(exp, 0),
+		JKT: s.JKT, Preview: s.Preview, IdP: s.IdP, Groups: append([]string(nil), s.Groups...), IssuedAt: time.Unix(iat, 0), Expiry: time.Unix(exp, 0),
 	}
 	return string(raw), c, nil
 }

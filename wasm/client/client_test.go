@@ -35,7 +35,10 @@ func (h httpTransport) Do(ctx context.Context, r *Request) (*Response, error) {
 	}
 	resp, err := h.c.Do(req)
 	if err != nil {
-		return nil, err
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		return nil, fmt.Errorf("%w: %v", ErrNetwork, err)
 	}
 	defer resp.Body.Close()
 	body, _ := io.ReadAll(resp.Body)

@@ -15,6 +15,7 @@ const (
 	grantDeviceCode    = "urn:ietf:params:oauth:grant-type:device_code"
 	grantTokenExchange = "urn:ietf:params:oauth:grant-type:token-exchange"
 	tokenTypeAccess    = "urn:ietf:params:oauth:token-type:access_token"
+	tokenTypeID        = "urn:ietf:params:oauth:token-type:id_token"
 )
 
 // Terminal outcomes of a device flow.
@@ -24,40 +25,79 @@ var (
 	// ErrNotDPoP: the server issued a token that is not DPoP-bound; RFC 9449
 	// section 5 says the client MUST discard it.
 	ErrNotDPoP = errors.New("keyless: token response is not DPoP-bound")
+	// ErrNotBearer: a server that does not do DPoP answered with a token
+	// type other than Bearer.
+	ErrNotBearer = errors.New("keyless: token response is not a Bearer token")
 )
 
-// Metadata is the part of RFC 8414 authorization server metadata we use.
+// Metadata is the part of RFC 8414 authorization server metadata (or an
+// OpenID Provider's discovery document) we use.
 type Metadata struct {
 	Issuer                      string `json:"issuer"`
 	DeviceAuthorizationEndpoint string `json:"device_authorization_endpoint"`
 	TokenEndpoint               string `json:"token_endpoint"`
 	RevocationEndpoint          string `json:"revocation_endpoint"`
+	// DPoPSigningAlgs is dpop_signing_alg_values_supported (RFC 9449
+	// section 5.1): empty means the server does not do DPoP.
+	DPoPSigningAlgs []string `json:"dpop_signing_alg_values_supported"`
 }
 
-// Discover fetches RFC 8414 metadata and checks that it names the issuer
-// it was fetched for (RFC 8414 section 3.3).
+// MetadataURLs are where an issuer's metadata is looked for, in order:
+// OpenID Connect Discovery (the issuer + /.well-known/openid-configuration),
+// then RFC 8414 with its path insertion (the well-known path between the
+// host and the issuer's path).
 //
-// https://www.rfc-editor.org/rfc/rfc8414#section-3
+// https://openid.net/specs/openid-connect-discovery-1_0.html#ProviderConfigurationRequest
+// https://www.rfc-editor.org/rfc/rfc8414#section-3.1
+func MetadataURLs(issuer string) ([]string, error) {
+	u, err := url.Parse(issuer)
+	if err != nil || origin(issuer) == "" || u.RawQuery != "" || u.Fragment != "" {
+		return nil, errors.New("keyless: issuer is not an absolute http(s) URL")
+	}
+	path := strings.TrimSuffix(u.EscapedPath(), "/")
+	return []string{
+		strings.TrimSuffix(issuer, "/") + "/.well-known/openid-configuration",
+		u.Scheme + "://" + u.Host + "/.well-known/oauth-authorization-server" + path,
+	}, nil
+}
+
+// Discover fetches the issuer's metadata from the first of [MetadataURLs]
+// that answers 200, and checks that it names the issuer it was fetched for
+// (RFC 8414 section 3.3, OpenID Connect Discovery section 4.3). When no
+// URL could be reached at all the error wraps [ErrNetwork].
 func Discover(ctx context.Context, t Transport, issuer string) (*Metadata, error) {
-	issuer = strings.TrimSuffix(issuer, "/")
-	resp, err := t.Do(ctx, &Request{Method: "GET", URL: issuer + "/.well-known/oauth-authorization-server", Header: map[string]string{"Accept": "application/json"}})
+	urls, err := MetadataURLs(issuer)
 	if err != nil {
 		return nil, err
 	}
-	if resp.Status != 200 {
-		return nil, fmt.Errorf("keyless: discovery: HTTP %d", resp.Status)
+	issuer = strings.TrimSuffix(issuer, "/")
+	var errs []error
+	for _, u := range urls {
+		resp, err := t.Do(ctx, &Request{Method: "GET", URL: u, Header: map[string]string{"Accept": "application/json"}})
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil, ctx.Err()
+			}
+			errs = append(errs, err)
+			continue
+		}
+		if resp.Status != 200 {
+			errs = append(errs, fmt.Errorf("keyless: discovery: %s: HTTP %d", u, resp.Status))
+			continue
+		}
+		var m Metadata
+		if err := json.Unmarshal(resp.Body, &m); err != nil {
+			return nil, fmt.Errorf("keyless: discovery: %w", err)
+		}
+		if strings.TrimSuffix(m.Issuer, "/") != issuer {
+			return nil, errors.New("keyless: discovery: issuer mismatch")
+		}
+		if origin(m.DeviceAuthorizationEndpoint) == "" || origin(m.TokenEndpoint) == "" {
+			return nil, errors.New("keyless: discovery: missing endpoints")
+		}
+		return &m, nil
 	}
-	var m Metadata
-	if err := json.Unmarshal(resp.Body, &m); err != nil {
-		return nil, fmt.Errorf("keyless: discovery: %w", err)
-	}
-	if strings.TrimSuffix(m.Issuer, "/") != issuer {
-		return nil, errors.New("keyless: discovery: issuer mismatch")
-	}
-	if origin(m.DeviceAuthorizationEndpoint) == "" || origin(m.TokenEndpoint) == "" {
-		return nil, errors.New("keyless: discovery: missing endpoints")
-	}
-	return &m, nil
+	return nil, errors.Join(errs...)
 }
 
 // DeviceAuthorization is the device authorization response (RFC 8628
@@ -78,6 +118,8 @@ type TokenResponse struct {
 	ExpiresIn    int    `json:"expires_in"`
 	RefreshToken string `json:"refresh_token"`
 	Scope        string `json:"scope"`
+	// IDToken is an OpenID Provider's ID token, when it sent one.
+	IDToken string `json:"id_token"`
 	// IssuedTokenType is set by token exchange (RFC 8693 section 2.2.1).
 	IssuedTokenType string `json:"issued_token_type"`
 }
@@ -102,6 +144,11 @@ type Flow struct {
 	Fetcher  *Fetcher
 	Meta     *Metadata
 	ClientID string
+	// Bearer: the server does not do DPoP (an external IdP whose metadata
+	// lists no dpop_signing_alg_values_supported). Requests then carry no
+	// proof, and only a Bearer token is accepted. False: every request
+	// carries a proof and only a DPoP-bound token is accepted.
+	Bearer bool
 	// Sleep waits d or until ctx ends; nil means a timer. Tests inject it.
 	Sleep func(ctx context.Context, d time.Duration) error
 	// Now is the clock; nil means time.Now.
@@ -178,7 +225,10 @@ func (f *Flow) Poll(ctx context.Context, da *DeviceAuthorization, onState func(S
 }
 
 // Token makes a token request with DPoP (device code, token exchange or
-// refresh) and insists on a DPoP-bound answer.
+// refresh) and insists on a DPoP-bound answer; with Bearer, without a
+// proof, insisting on a Bearer answer.
+//
+// https://www.rfc-editor.org/rfc/rfc9449#section-5
 func (f *Flow) Token(ctx context.Context, form url.Values) (*TokenResponse, error) {
 	resp, err := f.post(ctx, f.Meta.TokenEndpoint, form)
 	if err != nil {
@@ -188,7 +238,10 @@ func (f *Flow) Token(ctx context.Context, form url.Values) (*TokenResponse, erro
 	if err := json.Unmarshal(resp.Body, &tr); err != nil || tr.AccessToken == "" {
 		return nil, errors.New("keyless: malformed token response")
 	}
-	if !strings.EqualFold(tr.TokenType, "DPoP") {
+	switch {
+	case f.Bearer && !strings.EqualFold(tr.TokenType, "Bearer"):
+		return nil, ErrNotBearer
+	case !f.Bearer && !strings.EqualFold(tr.TokenType, "DPoP"):
 		return nil, ErrNotDPoP
 	}
 	return &tr, nil
@@ -196,10 +249,18 @@ func (f *Flow) Token(ctx context.Context, form url.Values) (*TokenResponse, erro
 
 // Exchange trades a device-flow access token for a lease (RFC 8693).
 func (f *Flow) Exchange(ctx context.Context, subjectToken string, scope []string) (*TokenResponse, error) {
+	return f.ExchangeAs(ctx, subjectToken, tokenTypeAccess, scope)
+}
+
+// ExchangeAs trades a subject token of the given RFC 8693 token type URI
+// for a lease.
+//
+// https://www.rfc-editor.org/rfc/rfc8693#section-2.1
+func (f *Flow) ExchangeAs(ctx context.Context, subjectToken, subjectTokenType string, scope []string) (*TokenResponse, error) {
 	form := url.Values{
 		"grant_type":         {grantTokenExchange},
 		"subject_token":      {subjectToken},
-		"subject_token_type": {tokenTypeAccess},
+		"subject_token_type": {subjectTokenType},
 	}
 	if len(scope) > 0 {
 		form.Set("scope", strings.Join(scope, " "))
@@ -220,7 +281,13 @@ func (f *Flow) post(ctx context.Context, endpoint string, form url.Values) (*Res
 		Header: map[string]string{"Content-Type": "application/x-www-form-urlencoded", "Accept": "application/json"},
 		Body:   []byte(form.Encode()),
 	}
-	resp, err := f.Fetcher.Do(ctx, req, "")
+	var resp *Response
+	var err error
+	if f.Bearer {
+		resp, err = f.Fetcher.Transport.Do(ctx, req)
+	} else {
+		resp, err = f.Fetcher.Do(ctx, req, "")
+	}
 	if err != nil {
 		return nil, err
 	}

@@ -11,6 +11,7 @@ package client
 
 import (
 	"context"
+	"errors"
 	"strings"
 
 	"github.com/keyless-dev/keyless/sidecar/dpop/proof"
@@ -19,6 +20,8 @@ import (
 // Transport sends one HTTP request. The browser implementation is backed by
 // fetch; tests use net/http.
 type Transport interface {
+	// Do returns an error only when no HTTP response arrived; such an
+	// error wraps [ErrNetwork] (or is the context's error).
 	Do(ctx context.Context, req *Request) (*Response, error)
 }
 
@@ -39,6 +42,11 @@ type ProofTransport interface {
 	// signing input is input, signed with s.
 	DoProof(ctx context.Context, req *Request, s proof.Signer, input []byte) (*Response, error)
 }
+
+// ErrNetwork: no HTTP response arrived (connection refused, DNS, TLS, or,
+// in a browser, a cross-origin request the server's CORS headers do not
+// allow: fetch cannot tell these apart).
+var ErrNetwork = errors.New("keyless: network error")
 
 // Request is one HTTP request. Header names are case-insensitive.
 type Request struct {

@@ -43,6 +43,7 @@ func (d *doctor) run(ctx context.Context) {
 	d.checkJWKS(ctx, meta, pcfg)
 	d.checkClock(date, pcfg)
 	d.checkExternalIssuers(ctx, cfg)
+	d.checkLogins(ctx, cfg)
 	d.checkUpstreams(ctx, pcfg)
 	d.checkStore(ctx)
 	d.checkData(ctx)

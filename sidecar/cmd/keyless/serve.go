@@ -209,8 +209,14 @@ func startIssuer(ctx context.Context, st issuerSetup) (*runningIssuer, error) {
 		u, _ := url.Parse(st.cfg.Issuer.URL)
 		verify = st.publicURL + strings.TrimSuffix(u.Path, "/") + "/device"
 	}
+	logins, err := loginProviders(st.cfg, st.cfg.Issuer.URL)
+	if err != nil {
+		ln.Close()
+		adminLn.Close()
+		return fail(err)
+	}
 	s, err := authserver.New(ctx, authserver.Options{Config: st.cfg, DB: db, Revocations: revs, Audit: st.audit,
-		AdminToken: adminToken, VerificationURI: verify})
+		AdminToken: adminToken, VerificationURI: verify, Logins: logins})
 	if err != nil {
 		ln.Close()
 		adminLn.Close()

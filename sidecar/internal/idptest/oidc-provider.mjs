@@ -17,7 +17,9 @@
 // whose access tokens are JWTs; IDPTEST_TTL access/ID token lifetime in
 // seconds (default 600); IDPTEST_CORS_ORIGINS, a comma-separated list of
 // page origins allowed to call it from a browser (default none: the
-// client has no redirect URIs for oidc-provider to derive them from).
+// client has no redirect URIs for oidc-provider to derive them from);
+// IDPTEST_DPOP=off turns DPoP off (the metadata then lists no
+// dpop_signing_alg_values_supported and tokens are Bearer).
 import http from 'node:http';
 import { generateKeyPair, exportJWK } from 'jose';
 import Provider from 'oidc-provider';
@@ -25,6 +27,7 @@ import Provider from 'oidc-provider';
 const resource = process.env.IDPTEST_RESOURCE || 'urn:keyless';
 const ttl = Number(process.env.IDPTEST_TTL || 600);
 const corsOrigins = (process.env.IDPTEST_CORS_ORIGINS || '').split(',').filter(Boolean);
+const dpop = process.env.IDPTEST_DPOP !== 'off';
 
 // Accounts: sub -> claims. Two accounts share nothing with keyless's own
 // users except, on purpose, the name alice.
@@ -58,7 +61,7 @@ const provider = new Provider(issuer, {
   features: {
     devInteractions: { enabled: false },
     deviceFlow: { enabled: true },
-    dPoP: { enabled: true },
+    dPoP: { enabled: dpop },
     resourceIndicators: {
       enabled: true,
       defaultResource: () => resource,

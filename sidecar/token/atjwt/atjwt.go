@@ -48,6 +48,9 @@ func invalid(format string, a ...any) error {
 	return fmt.Errorf("%w: "+format, append([]any{ErrInvalid}, a...)...)
 }
 
+// maxGroups bounds the groups claim.
+const maxGroups = 64
+
 // maxNumericDate is 9999-12-31T23:59:59Z: a larger exp (1e300) is not a
 // date, and would overflow time arithmetic.
 const maxNumericDate = 253402300799
@@ -75,7 +78,12 @@ type Claims struct {
 	// keyless's own issuer. Subjects are namespaced by it.
 	IdP string
 	// Preview marks a preview-mode lease (claim "preview": true).
-	Preview   bool
+	Preview bool
+	// Groups is the groups claim keyless writes on the device flow's
+	// tokens of a user an upstream identity provider signed in
+	// (login.oidc, docs/identity-providers.md): policy groups, already
+	// mapped through the provider's group_map. Empty otherwise.
+	Groups    []string
 	IssuedAt  time.Time
 	NotBefore time.Time
 	Expiry    time.Time
@@ -294,6 +302,19 @@ func checkClaims(m map[string]any, o Options) (*Claims, error) {
 			return nil, invalid("cnf must hold exactly one jkt")
 		}
 		c.JKT = jkt
+	}
+	if x, ok := m["groups"]; ok {
+		gs, ok := x.([]any)
+		if !ok || len(gs) > maxGroups {
+			return nil, invalid("groups is not an array of at most %d strings", maxGroups)
+		}
+		for _, g := range gs {
+			s, ok := g.(string)
+			if !ok || s == "" {
+				return nil, invalid("groups holds a non-string or an empty string")
+			}
+			c.Groups = append(c.Groups, s)
+		}
 	}
 	if x, ok := m["preview"]; ok {
 		b, ok := x.(bool)
