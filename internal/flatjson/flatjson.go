@@ -40,18 +40,52 @@ func (o Object) String(name string) string {
 	return s
 }
 
-// Int returns the member's value if it is a number that is a whole int in
-// JSON's plain form (e.g. 300, not 3e2 or 300.0), else 0.
-func (o Object) Int(name string) int {
+// Int returns the member's value and true if it is a number that is a
+// whole int in JSON's plain form (e.g. 300, not 3e2 or 300.0), else 0 and
+// false.
+func (o Object) Int(name string) (int, bool) {
 	n, ok := o[name].(number)
 	if !ok {
-		return 0
+		return 0, false
 	}
 	v, err := strconv.Atoi(string(n))
 	if err != nil {
-		return 0
+		return 0, false
 	}
-	return v
+	return v, true
+}
+
+// Kind is the type of a member's value.
+type Kind int
+
+// The kinds of value an Object holds; Absent for a member it does not
+// (missing, or a skipped object or array).
+const (
+	Absent Kind = iota
+	Null
+	String
+	Number
+	Bool
+	Strings
+)
+
+// Kind returns the kind of the member's value.
+func (o Object) Kind(name string) Kind {
+	v, ok := o[name]
+	if !ok {
+		return Absent
+	}
+	switch v.(type) {
+	case string:
+		return String
+	case number:
+		return Number
+	case bool:
+		return Bool
+	case []string:
+		return Strings
+	}
+	return Null
 }
 
 // Bool returns the member's value if it is a boolean, else false.

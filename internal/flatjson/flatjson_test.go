@@ -59,9 +59,19 @@ func TestAccessors(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if o.String("s") != "x" || o.String("n") != "" || o.Int("n") != 300 || o.Int("f") != 0 || o.Int("d") != 0 ||
-		o.Int("s") != 0 || !o.Bool("b") || o.Bool("s") || !reflect.DeepEqual(o.Strings("l"), []string{"a"}) || o.Strings("s") != nil {
+	if o.String("s") != "x" || o.String("n") != "" || !o.Bool("b") || o.Bool("s") || !reflect.DeepEqual(o.Strings("l"), []string{"a"}) || o.Strings("s") != nil {
 		t.Errorf("accessors on %#v", o)
+	}
+	for name, want := range map[string]bool{"n": true, "f": false, "d": false, "s": false, "missing": false} {
+		if v, ok := o.Int(name); ok != want || ok && v != 300 {
+			t.Errorf("Int(%q) = %d, %v", name, v, ok)
+		}
+	}
+	o["z"] = nil
+	for name, want := range map[string]Kind{"s": String, "n": Number, "b": Bool, "l": Strings, "z": Null, "missing": Absent} {
+		if k := o.Kind(name); k != want {
+			t.Errorf("Kind(%q) = %d, want %d", name, k, want)
+		}
 	}
 }
 
