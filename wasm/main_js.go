@@ -8,7 +8,6 @@ package main
 import (
 	"context"
 	"encoding/base64"
-	"encoding/json"
 	"errors"
 	"strings"
 	"sync"
@@ -339,7 +338,7 @@ func peekClaims(jwt string) (c struct {
 	parts := strings.Split(jwt, ".")
 	if len(parts) == 3 {
 		if b, err := base64.RawURLEncoding.DecodeString(parts[1]); err == nil {
-			_ = json.Unmarshal(b, &c)
+			c.Sub, c.Preview = client.JWTClaims(b)
 		}
 	}
 	return c

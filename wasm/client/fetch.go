@@ -2,7 +2,6 @@ package client
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"strings"
 	"sync"
@@ -110,10 +109,8 @@ func isNonceChallenge(r *Response) bool {
 			}
 		}
 	case 400:
-		var e struct {
-			Error string `json:"error"`
-		}
-		return json.Unmarshal(r.Body, &e) == nil && e.Error == "use_dpop_nonce"
+		var e OAuthError
+		return decodeError(r.Body, &e) == nil && e.Code == "use_dpop_nonce"
 	}
 	return false
 }
