@@ -17,6 +17,7 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/keyless-dev/keyless/sidecar/config"
+	"github.com/keyless-dev/keyless/sidecar/federation"
 	"github.com/keyless-dev/keyless/sidecar/policy"
 	"github.com/keyless-dev/keyless/sidecar/proxy"
 )
@@ -96,10 +97,17 @@ func TestExamplesValidate(t *testing.T) {
 		{"../demo/keyless.yaml", "keyless.schema.json"},
 		{"../sidecar/proxy/testdata/proxy.yaml", "proxy.schema.json"},
 		{"../sidecar/policy/testdata/example.yaml", "policy.schema.json"},
+		{"../deploy/compose/keyless.yaml", "keyless.schema.json"},
+		{"../deploy/compose/proxy-a.yaml", "proxy.schema.json"},
+		{"../deploy/compose/proxy-b.yaml", "proxy.schema.json"},
 		{scaffold, "keyless.schema.json"},
 	}
 	for _, ex := range examples {
-		t.Run(filepath.Base(ex.file), func(t *testing.T) {
+		name, ok := strings.CutPrefix(ex.file, "../")
+		if !ok {
+			name = "keyless new app's " + filepath.Base(ex.file)
+		}
+		t.Run(name, func(t *testing.T) {
 			if err := compile(t, ex.schema).Validate(yamlValue(t, ex.file)); err != nil {
 				t.Errorf("%s does not validate against %s: %v", ex.file, ex.schema, err)
 			}
@@ -220,11 +228,14 @@ type gen struct{ docs map[string]string }
 
 var (
 	durationRE = `^-?([0-9]+(\.[0-9]*)?(ns|us|µs|ms|s|m|h))+$`
-	durations  = []reflect.Type{reflect.TypeFor[time.Duration](), reflect.TypeFor[config.Duration](), reflect.TypeFor[policy.Duration]()}
+	durations  = []reflect.Type{reflect.TypeFor[time.Duration](), reflect.TypeFor[config.Duration](), reflect.TypeFor[policy.Duration](), reflect.TypeFor[federation.Duration]()}
 	enums      = map[reflect.Type][]string{
-		reflect.TypeFor[policy.ScopeKind](): {"read", "write"},
-		reflect.TypeFor[policy.Effect]():    {"allow", "deny"},
+		reflect.TypeFor[policy.ScopeKind]():     {"read", "write"},
+		reflect.TypeFor[policy.Effect]():        {"allow", "deny"},
+		reflect.TypeFor[federation.TokenType](): {string(federation.IDToken), string(federation.AccessToken), string(federation.JWT)},
 	}
+	// stringLists decode one string or a list of strings.
+	stringLists = []reflect.Type{reflect.TypeFor[federation.StringList]()}
 )
 
 // schema is the JSON Schema of t, the type decoding the key path p.
@@ -248,6 +259,12 @@ func (g gen) schema(t reflect.Type, p string) map[string]any {
 	case enums[t] != nil:
 		s["enum"] = enums[t]
 		return s
+	case slices.Contains(stringLists, t):
+		s["oneOf"] = []any{
+			map[string]any{"type": "string"},
+			map[string]any{"type": "array", "items": map[string]any{"type": "string"}},
+		}
+		return s
 	}
 	switch t.Kind() {
 	case reflect.String:
@@ -268,21 +285,32 @@ func (g gen) schema(t reflect.Type, p string) map[string]any {
 		s["type"] = "object"
 		s["additionalProperties"] = false
 		props := map[string]any{}
-		for i := 0; i < t.NumField(); i++ {
-			f := t.Field(i)
-			tag := strings.Split(f.Tag.Get("yaml"), ",")[0]
-			if !f.IsExported() || tag == "-" || tag == "" || f.Type == nodeType {
-				continue
-			}
-			key := tag
-			if p != "" {
-				key = p + "." + tag
-			}
-			props[tag] = g.schema(f.Type, key)
-		}
+		g.fields(t, p, props)
 		s["properties"] = props
 	}
 	return s
+}
+
+// fields adds the schemas of struct t's keys to props; the fields of an
+// embedded struct tagged `yaml:",inline"` are keys of t itself, as
+// keyPaths (walk) lists them.
+func (g gen) fields(t reflect.Type, p string, props map[string]any) {
+	for i := 0; i < t.NumField(); i++ {
+		f := t.Field(i)
+		tag := strings.Split(f.Tag.Get("yaml"), ",")[0]
+		if tag == "" && f.Anonymous && f.Type.Kind() == reflect.Struct {
+			g.fields(f.Type, p, props)
+			continue
+		}
+		if !f.IsExported() || tag == "-" || tag == "" || f.Type == nodeType {
+			continue
+		}
+		key := tag
+		if p != "" {
+			key = p + "." + tag
+		}
+		props[tag] = g.schema(f.Type, key)
+	}
 }
 
 // The examples' jwks_url is where keyless's issuer serves its key set
@@ -298,5 +326,55 @@ func TestExamplesJWKSURL(t *testing.T) {
 				t.Errorf("%s: JWKS URL %s: keyless's issuer serves ISSUER/jwks.json", f, m[0])
 			}
 		}
+	}
+}
+
+// The YAML examples of docs/identity-providers.md validate against
+// keyless.schema.json: whole sections as they are, and the per-provider
+// entries ("- name: ...") as items of vending.issuers. The schema must
+// also refuse what the code refuses in an issuer entry.
+func TestIdentityProviderExamplesValidate(t *testing.T) {
+	b, err := os.ReadFile("identity-providers.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	blocks := regexp.MustCompile("(?ms)^```yaml\n(.*?)^```").FindAllStringSubmatch(string(b), -1)
+	if len(blocks) < 3 {
+		t.Fatalf("identity-providers.md: found %d YAML blocks", len(blocks))
+	}
+	dir := t.TempDir()
+	s := compile(t, "keyless.schema.json")
+	check := func(t *testing.T, y string) error {
+		t.Helper()
+		f := filepath.Join(dir, "ex.yaml")
+		if err := os.WriteFile(f, []byte(y), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return s.Validate(yamlValue(t, f))
+	}
+	issuerEntry := func(y string) string {
+		return "vending:\n  issuers:\n" + regexp.MustCompile("(?m)^").ReplaceAllString(strings.TrimRight(y, "\n"), "    ") + "\n"
+	}
+	for i, m := range blocks {
+		y := m[1]
+		if strings.HasPrefix(y, "- name:") {
+			y = issuerEntry(y)
+		}
+		if err := check(t, y); err != nil {
+			t.Errorf("identity-providers.md YAML block %d does not validate against keyless.schema.json: %v\n%s", i+1, err, y)
+		}
+	}
+	for _, bad := range []struct{ name, yaml string }{
+		{"bare number renew_past_token", "- {name: a, issuer: https://a.example, audience: x, renew_past_token: 60}\n"},
+		{"bare number leeway", "- {name: a, issuer: https://a.example, audience: x, leeway: 30}\n"},
+		{"unknown token type", "- {name: a, issuer: https://a.example, audience: x, token_types: [saml]}\n"},
+		{"unknown field", "- {name: a, issuer: https://a.example, audience: x, group_claim: g}\n"},
+		{"number audience", "- {name: a, issuer: https://a.example, audience: 5}\n"},
+	} {
+		t.Run(bad.name, func(t *testing.T) {
+			if check(t, issuerEntry(bad.yaml)) == nil {
+				t.Errorf("keyless.schema.json accepted %q", bad.yaml)
+			}
+		})
 	}
 }

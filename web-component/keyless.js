@@ -519,6 +519,8 @@ export class KeylessLoginElement extends HTMLElement {
     } finally {
       this.#show('signed_out')
       this.#say(had ? messages.signed_out : '')
+      // Pages hide what they showed for the user on this event.
+      this.#emit('keyless-state', { status: 'signed_out' })
     }
   }
 

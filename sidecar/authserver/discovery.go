@@ -28,6 +28,10 @@ type Metadata struct {
 	// no ID tokens.
 	SubjectTypesSupported            []string `json:"subject_types_supported"`
 	IDTokenSigningAlgValuesSupported []string `json:"id_token_signing_alg_values_supported"`
+	// RevocationFeedEndpoint is where proxies without a shared store
+	// follow the revocation log (an extension parameter, RFC 8414 section
+	// 2; docs/revocation.md). Empty when no feed is served.
+	RevocationFeedEndpoint string `json:"keyless_revocation_feed_endpoint,omitempty"`
 }
 
 // Metadata returns the server's metadata document.
@@ -52,7 +56,12 @@ func (s *Server) Metadata() Metadata {
 	if len(algs) == 0 {
 		algs = dpop.DefaultAlgs
 	}
+	feed := ""
+	if s.revocationFeed() != nil {
+		feed = s.endpoint(PathRevocationFeed)
+	}
 	return Metadata{
+		RevocationFeedEndpoint:                    feed,
 		Issuer:                                    s.issuer,
 		TokenEndpoint:                             s.endpoint("/token"),
 		DeviceAuthorizationEndpoint:               s.endpoint("/device_authorization"),

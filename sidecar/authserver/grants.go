@@ -46,11 +46,13 @@ func (s *Server) deviceCodeGrant(ctx context.Context, req *TokenRequest) (*Token
 		case !found:
 			// Only unknown codes count, against their source: a poll of a
 			// known code is never limited here (its interval is).
-			if ok, wait := s.pollLimiter.allow(src, req.Now); !ok {
+			if ok, wait := s.pollLimiter.allowIn(tx, src, req.Now); !ok {
 				outcome = tooMany(wait)
 				return nil
 			}
-			s.pollLimiter.fail(src, req.Now)
+			if err := s.pollLimiter.failIn(tx, src, req.Now); err != nil {
+				return err
+			}
 			outcome = oauthErr(CodeInvalidGrant, "unknown device_code")
 			return nil
 		case g.ClientID != req.Client.ID:
@@ -132,6 +134,19 @@ func (s *Server) deviceCodeGrant(ctx context.Context, req *TokenRequest) (*Token
 func (s *Server) issue(ctx context.Context, famID string, fam *family, old, grant string) (*TokenResponse, error) {
 	now := s.now()
 	ttl := s.accessTTL
+	// An operator's revocation of the subject, app or key ends logins
+	// begun before it; a block (a cutoff in the future) refuses new ones
+	// too, and says so (docs/revocation.md).
+	revoked, err := s.revocations.AnyRevoked(ctx, store.Watermarks(fam.Subject, fam.ClientID, fam.JKT, fam.CreatedAt)...)
+	if err != nil {
+		return nil, &Error{Status: http.StatusServiceUnavailable, Code: CodeUnavailable, Msg: "try again later", Err: err}
+	}
+	if revoked && grant == "device_code" {
+		return nil, oauthErr(CodeAccessDenied, "sign-in is blocked by an operator for this user, app or key")
+	}
+	if revoked {
+		return nil, oauthErr(CodeInvalidGrant, "the login was revoked by an operator")
+	}
 	raw, claims, err := s.minter.Issue(ctx, token.Spec{
 		Subject: fam.Subject, Audience: []string{s.audience}, ClientID: fam.ClientID,
 		Scope: fam.Scope, JKT: fam.JKT, TTL: ttl, Groups: fam.Groups,
@@ -168,7 +183,17 @@ func (s *Server) issue(ctx context.Context, famID string, fam *family, old, gran
 				return err
 			}
 		}
-		cur.addAccess(claims.JTI, claims.Expiry, now)
+		// The lineage index (jti -> family) lets the vending service
+		// record which login a lease family came from; it holds the
+		// family's live access tokens only.
+		for _, jti := range cur.addAccess(claims.JTI, claims.Expiry, now) {
+			if err := tx.Delete(bucketLineage, jti); err != nil {
+				return err
+			}
+		}
+		if err := tx.Put(bucketLineage, claims.JTI, []byte(famID)); err != nil {
+			return err
+		}
 		if err := putJSON(tx, bucketFamily, famID, &cur); err != nil {
 			return err
 		}
@@ -316,7 +341,7 @@ func (s *Server) revokeFamily(ctx context.Context, famID, reason string) error {
 			}
 		}
 	}
-	if err := s.revocations.Revoke(ctx, store.Revocation{Kind: store.KindFamily, Value: famID}, fam.ExpiresAt.Add(token.MaxTTL)); err != nil {
+	if err := s.revocations.Revoke(ctx, store.Revocation{Kind: store.KindLogin, Value: famID}, fam.ExpiresAt.Add(token.MaxTTL)); err != nil {
 		return err
 	}
 	err = s.db.Update(ctx, func(tx store.Tx) error {
@@ -335,6 +360,14 @@ func (s *Server) revokeFamily(ctx context.Context, famID, reason string) error {
 	}
 	s.audit.InfoContext(ctx, "token.revoke", "event", "token.revoke", "kind", "family", "reason", reason,
 		"client_id", fam.ClientID, "sub", fam.Subject, "scope", strings.Join(fam.Scope, " "), "jkt", fam.JKT, "family", famID)
+	s.grantsMu.RLock()
+	hooks := s.loginHooks
+	s.grantsMu.RUnlock()
+	for _, h := range hooks {
+		if err := h(ctx, famID); err != nil {
+			return err
+		}
+	}
 	return nil
 }
 

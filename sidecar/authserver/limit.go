@@ -1,9 +1,13 @@
 package authserver
 
 import (
+	"context"
 	"net/netip"
+	"strconv"
 	"sync"
 	"time"
+
+	"github.com/keyless-dev/keyless/sidecar/store"
 )
 
 // failureLimiter counts failures (wrong user codes, wrong passwords,
@@ -28,6 +32,72 @@ type failureLimiter struct {
 	mu          sync.Mutex
 	windowStart time.Time
 	counts      map[string]int
+
+	// kv, when set, holds the counts instead of memory, so that replicas
+	// sharing one database (Options.SharedBudgets) share each source's
+	// budget; name keeps the limiters' counts apart. Windows are then
+	// aligned (now truncated to the window), and a count that cannot be
+	// read refuses (fails closed).
+	kv   store.KV
+	name string
+}
+
+// bucketBudgets holds the shared limiters' counts: key = [indexKey] of
+// the window's end and name, NUL, source (so the sweep finds ended
+// windows first); value = the count in decimal.
+const bucketBudgets = "budgets"
+
+func (l *failureLimiter) sharedKey(source string, now time.Time) (string, time.Time) {
+	end := now.Truncate(l.window).Add(l.window)
+	return indexKey(end, l.name+"\x00"+source), end
+}
+
+// allowIn is allow reading a shared count in tx (a memory limiter ignores
+// tx).
+func (l *failureLimiter) allowIn(tx store.Tx, source string, now time.Time) (bool, time.Duration) {
+	if l.kv == nil {
+		return l.allow(source, now)
+	}
+	k, end := l.sharedKey(source, now)
+	if n, _ := strconv.Atoi(string(tx.Get(bucketBudgets, k))); n >= l.perSource {
+		return false, end.Sub(now)
+	}
+	return true, 0
+}
+
+// failIn is fail counting in tx (a memory limiter ignores tx).
+func (l *failureLimiter) failIn(tx store.Tx, source string, now time.Time) error {
+	if l.kv == nil {
+		l.fail(source, now)
+		return nil
+	}
+	k, _ := l.sharedKey(source, now)
+	n, _ := strconv.Atoi(string(tx.Get(bucketBudgets, k)))
+	return tx.Put(bucketBudgets, k, []byte(strconv.Itoa(n+1)))
+}
+
+// allowCtx is allow outside a transaction: a shared count is read in its
+// own; when it cannot be read the source is refused for a window.
+func (l *failureLimiter) allowCtx(ctx context.Context, source string, now time.Time) (bool, time.Duration) {
+	if l.kv == nil {
+		return l.allow(source, now)
+	}
+	ok, wait := false, l.window
+	if err := l.kv.View(ctx, func(tx store.Tx) error { ok, wait = l.allowIn(tx, source, now); return nil }); err != nil {
+		return false, l.window
+	}
+	return ok, wait
+}
+
+// failCtx is fail outside a transaction. A failure that cannot be
+// recorded is lost, but then the next allowCtx cannot read either and
+// refuses.
+func (l *failureLimiter) failCtx(ctx context.Context, source string, now time.Time) {
+	if l.kv == nil {
+		l.fail(source, now)
+		return
+	}
+	_ = l.kv.Update(ctx, func(tx store.Tx) error { return l.failIn(tx, source, now) })
 }
 
 // defaultMaxSources bounds each failureLimiter's memory: 65,536 sources

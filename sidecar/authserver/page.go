@@ -199,14 +199,14 @@ func (s *Server) consentData(w http.ResponseWriter, r *http.Request, p *PendingR
 func (s *Server) lookupForPage(w http.ResponseWriter, r *http.Request, raw string) (*PendingRequest, int, string) {
 	src := sourceKey(remoteIP(r))
 	now := s.now()
-	if ok, wait := s.codeLimiter.allow(src, now); !ok {
+	if ok, wait := s.codeLimiter.allowCtx(r.Context(), src, now); !ok {
 		w.Header().Set("Retry-After", strconv.FormatInt(int64(wait/time.Second)+1, 10))
 		return nil, http.StatusTooManyRequests, "Too many wrong attempts. Try again in " + strconv.Itoa(int(wait.Minutes())+1) + " minutes."
 	}
 	p, err := s.Pending(r.Context(), raw)
 	switch {
 	case errors.Is(err, ErrUnknownUserCode):
-		s.codeLimiter.fail(src, now)
+		s.codeLimiter.failCtx(r.Context(), src, now)
 		return nil, http.StatusBadRequest, "That code is not valid or has expired. Check the code on your device."
 	case errors.Is(err, ErrAlreadyDecided):
 		return nil, http.StatusBadRequest, "That code was already used."
@@ -262,7 +262,7 @@ func (s *Server) devicePagePost(w http.ResponseWriter, r *http.Request) {
 	case "approve":
 		user := form.Get("username")
 		if !s.checkPassword(user, form.Get("password")) {
-			s.codeLimiter.fail(sourceKey(remoteIP(r)), s.now())
+			s.codeLimiter.failCtx(ctx, sourceKey(remoteIP(r)), s.now())
 			s.renderPage(w, http.StatusUnauthorized, s.consentData(w, r, p, user, "Wrong user name or password."))
 			return
 		}

@@ -46,6 +46,7 @@ import (
 	"github.com/keyless-dev/keyless/sidecar/oidclogin"
 	"github.com/keyless-dev/keyless/sidecar/ratelimit"
 	"github.com/keyless-dev/keyless/sidecar/store"
+	"github.com/keyless-dev/keyless/sidecar/store/keyquota"
 	"github.com/keyless-dev/keyless/sidecar/store/memstore"
 	"github.com/keyless-dev/keyless/sidecar/token"
 )
@@ -56,6 +57,11 @@ type NonceSource interface {
 	// Nonce returns the current nonce to send in DPoP-Nonce.
 	Nonce() (string, error)
 }
+
+// DefaultReplayPerKey is Options.ReplayPerKey's default: far above what a
+// client polling every 5 s and refreshing sends within a proof's lifetime
+// (RFC 9449 section 11.1).
+const DefaultReplayPerKey = 100
 
 // Options configure [New].
 type Options struct {
@@ -71,6 +77,12 @@ type Options struct {
 	// Replay is the DPoP jti cache for proofs sent to this server; nil
 	// means an in-memory one.
 	Replay store.Replay
+	// ReplayPerKey bounds the live replay entries of one proof key (per
+	// process): the token endpoints need no credentials, so without it one
+	// client could fill the replay cache for everyone. Past it that key
+	// gets 429 with Retry-After. Zero means DefaultReplayPerKey; negative
+	// means no bound.
+	ReplayPerKey int
 	// Nonce, when set, makes the token endpoints require DPoP nonces.
 	Nonce NonceSource
 	// DPoPAlgs allowed in proofs; nil means dpop.DefaultAlgs.
@@ -101,6 +113,16 @@ type Options struct {
 	// always works for its owner.
 	UserCodeFailures int
 	UserCodeWindow   time.Duration
+	// SharedBudgets counts the per-source failure budgets (wrong user
+	// codes and passwords, unknown device codes) in DB instead of in
+	// memory: replicas on one shared database (keyless serve --db,
+	// docs/deployment-ha.md) then give a source one budget, not one per
+	// replica.
+	SharedBudgets bool
+	// DeviceAuthorizationLimiter holds the buckets of the
+	// DeviceAuthorization limits; nil means this process's memory. Replicas
+	// share one (keyless serve --db) so a source gets one allowance.
+	DeviceAuthorizationLimiter ratelimit.Limiter
 	// DeviceAuthorizationPerSource limits device authorization requests
 	// per source (an IPv4 address or an IPv6 /64); zero means a burst of
 	// 30, then one every 2 seconds. DeviceAuthorizationPerClient limits
@@ -166,6 +188,10 @@ type Server struct {
 
 	grantsMu sync.RWMutex
 	grants   map[string]GrantHandler
+	revokers []Revoker    // guarded by grantsMu
+	feed     http.Handler // guarded by grantsMu
+	// loginHooks run after a login family is revoked; guarded by grantsMu.
+	loginHooks []func(ctx context.Context, family string) error
 
 	authzLimiter                   ratelimit.Limiter // /device_authorization, per source and per client
 	authzPerSource, authzPerClient ratelimit.Limit
@@ -240,6 +266,12 @@ func New(ctx context.Context, o Options) (*Server, error) {
 	if s.replay == nil {
 		s.replay = &memstore.Replay{Now: s.now}
 	}
+	if n := o.ReplayPerKey; n >= 0 {
+		if n == 0 {
+			n = DefaultReplayPerKey
+		}
+		s.replay = keyquota.Replay{Replay: s.replay, Quota: keyquota.New(n, dpop.DefaultMaxAge+dpop.DefaultFutureSkew, s.now)}
+	}
 	perSource, window := o.UserCodeFailures, o.UserCodeWindow
 	if perSource <= 0 {
 		perSource = 5
@@ -249,7 +281,14 @@ func New(ctx context.Context, o Options) (*Server, error) {
 	}
 	s.codeLimiter = newFailureLimiter(perSource, window, defaultMaxSources)
 	s.pollLimiter = newFailureLimiter(pollFailures, time.Minute, defaultMaxSources)
-	s.authzLimiter = &ratelimit.Memory{MaxKeys: defaultMaxSources}
+	if o.SharedBudgets {
+		s.codeLimiter.kv, s.codeLimiter.name = s.db, "code"
+		s.pollLimiter.kv, s.pollLimiter.name = s.db, "poll"
+	}
+	s.authzLimiter = o.DeviceAuthorizationLimiter
+	if s.authzLimiter == nil {
+		s.authzLimiter = &ratelimit.Memory{MaxKeys: defaultMaxSources}
+	}
 	s.authzPerSource, s.authzPerClient = o.DeviceAuthorizationPerSource, o.DeviceAuthorizationPerClient
 	if s.authzPerSource.IsZero() {
 		s.authzPerSource = ratelimit.Limit{Rate: 0.5, Burst: 30}
@@ -317,16 +356,10 @@ func (s *Server) Keys() *token.KeySet { return s.keys }
 func (s *Server) AccessTokenVerifier() token.Verifier { return s.verifier }
 
 // Revoked reports whether an access token was revoked: its jti, or its
-// subject, client or key.
+// subject, client or key before it was issued (watermarks).
 func (s *Server) Revoked(ctx context.Context, c *token.Claims) (bool, error) {
-	rs := []store.Revocation{
-		{Kind: store.KindJTI, Value: c.JTI},
-		{Kind: store.KindSub, Value: c.Subject},
-		{Kind: store.KindClient, Value: c.ClientID},
-	}
-	if c.JKT != "" {
-		rs = append(rs, store.Revocation{Kind: store.KindJKT, Value: c.JKT})
-	}
+	rs := append([]store.Revocation{{Kind: store.KindJTI, Value: c.JTI}},
+		store.Watermarks(c.Subject, c.ClientID, c.JKT, c.IssuedAt)...)
 	if c.LeaseID != "" {
 		rs = append(rs, store.Revocation{Kind: store.KindLease, Value: c.LeaseID})
 	}
@@ -345,6 +378,9 @@ func (s *Server) Handler() http.Handler {
 	mux.Handle(b+"/device_authorization", api(s.serveDeviceAuthorization))
 	mux.Handle(b+"/token", api(s.serveToken))
 	mux.Handle(b+"/revoke", api(s.serveRevoke))
+	if feed := s.revocationFeed(); feed != nil {
+		mux.Handle(b+PathRevocationFeed, feed)
+	}
 	mux.Handle(b+"/introspect", http.HandlerFunc(s.serveIntrospect))
 	mux.Handle(b+"/jwks.json", api(s.serveJWKS))
 	mux.Handle("/.well-known/oauth-authorization-server"+b, api(s.serveMetadata))
@@ -398,62 +434,84 @@ func recoverer(log *slog.Logger, h http.Handler) http.Handler {
 	})
 }
 
-// loadKeys reads the key set, or creates and persists the first one.
+// loadKeys reads the key set, or creates and persists the first one. The
+// read and the write are one transaction, so replicas starting together on
+// one shared database agree on one set (the second finds the first's).
 func (s *Server) loadKeys(ctx context.Context) error {
+	var ks *token.KeySet
+	created, pruned := false, false
+	err := s.db.Update(ctx, func(tx store.Tx) error {
+		created, pruned = false, false
+		raw := tx.Get(bucketKeys, "set")
+		var err error
+		if raw != nil {
+			if ks, err = token.ParseKeySet(raw); err != nil {
+				return err
+			}
+			if pruned = ks.Prune(s.now()) > 0; !pruned {
+				return nil
+			}
+		} else {
+			if ks, err = token.NewKeySet(s.now()); err != nil {
+				return err
+			}
+			created = true
+		}
+		b, err := ks.MarshalJSON()
+		if err != nil {
+			return err
+		}
+		return tx.Put(bucketKeys, "set", b)
+	})
+	if err != nil {
+		return fmt.Errorf("authserver: load keys: %w", err)
+	}
+	s.keys = ks
+	if created {
+		s.audit.InfoContext(ctx, "keys.create", "event", "keys.create", "kid", ks.Keys()[0].KID)
+	}
+	return nil
+}
+
+// ReloadKeys adopts the key set stored in the database: replicas sharing
+// one database (docs/deployment-ha.md) call it when another one rotated,
+// so that all publish and accept the same keys.
+func (s *Server) ReloadKeys(ctx context.Context) error {
+	s.keysMu.Lock()
+	defer s.keysMu.Unlock()
+	return s.reloadKeysLocked(ctx)
+}
+
+func (s *Server) reloadKeysLocked(ctx context.Context) error {
 	var raw []byte
 	if err := s.db.View(ctx, func(tx store.Tx) error { raw = tx.Get(bucketKeys, "set"); return nil }); err != nil {
 		return fmt.Errorf("authserver: load keys: %w", err)
 	}
-	if raw != nil {
-		ks, err := token.ParseKeySet(raw)
-		if err != nil {
-			return fmt.Errorf("authserver: %w", err)
-		}
-		if ks.Prune(s.now()) > 0 {
-			if err := s.saveKeys(ctx, ks); err != nil {
-				return err
-			}
-		}
-		s.keys = ks
-		return nil
+	if raw == nil {
+		return errors.New("authserver: load keys: the stored key set is gone")
 	}
-	ks, err := token.NewKeySet(s.now())
+	ks, err := token.ParseKeySet(raw)
 	if err != nil {
-		return err
+		return fmt.Errorf("authserver: %w", err)
 	}
-	if err := s.saveKeys(ctx, ks); err != nil {
-		return err
-	}
-	s.keys = ks
-	s.audit.InfoContext(ctx, "keys.create", "event", "keys.create", "kid", ks.Keys()[0].KID)
-	return nil
-}
-
-func (s *Server) saveKeys(ctx context.Context, ks *token.KeySet) error {
-	b, err := ks.MarshalJSON()
-	if err != nil {
-		return err
-	}
-	if err := s.db.Update(ctx, func(tx store.Tx) error { return tx.Put(bucketKeys, "set", b) }); err != nil {
-		return fmt.Errorf("authserver: save keys: %w", err)
-	}
+	s.keys.Replace(ks)
 	return nil
 }
 
 // RotateKeys makes a new signing key active and persists the set; the old
-// key stays published until every token it signed has expired.
+// key stays published until every token it signed has expired. The stored
+// set is read, rotated and written in one transaction, so a rotation by
+// another replica sharing the database is kept, never overwritten.
 func (s *Server) RotateKeys(ctx context.Context) (string, error) {
 	s.keysMu.Lock()
 	defer s.keysMu.Unlock()
-	now := s.now()
-	s.keys.Prune(now)
-	if err := s.keys.Rotate(now, 0); err != nil {
+	kid, err := RotateKeysIn(ctx, s.db, s.now())
+	if err != nil {
+		return "", fmt.Errorf("authserver: save keys: %w", err)
+	}
+	if err := s.reloadKeysLocked(ctx); err != nil {
 		return "", err
 	}
-	if err := s.saveKeys(ctx, s.keys); err != nil {
-		return "", err
-	}
-	kid := s.keys.Keys()[0].KID
 	s.audit.InfoContext(ctx, "keys.rotate", "event", "keys.rotate", "kid", kid)
 	return kid, nil
 }
@@ -470,7 +528,7 @@ func RotateKeysIn(ctx context.Context, db store.KV, now time.Time) (string, erro
 			ks, err = token.NewKeySet(now)
 		} else if ks, err = token.ParseKeySet(raw); err == nil {
 			ks.Prune(now)
-			err = ks.Rotate(now, 0)
+			err = ks.Prepublish(now, now.Add(token.PrePublish), 0)
 		}
 		if err != nil {
 			return err

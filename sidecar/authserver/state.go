@@ -19,6 +19,7 @@ const (
 	bucketRefresh  = "refresh"   // hash(refresh_token) -> refreshToken
 	bucketFamily   = "family"    // family id -> family
 	bucketKeys     = "keys"      // "set" -> token.KeySet JSON (private keys)
+	bucketLineage  = "lineage"   // access token jti -> family id (lineage)
 )
 
 // Device grant states (RFC 8628 section 3.5).
@@ -79,15 +80,19 @@ type issued struct {
 	Exp time.Time `json:"exp"`
 }
 
-// addAccess records an access token, dropping expired ones.
-func (f *family) addAccess(jti string, exp, now time.Time) {
+// addAccess records an access token, dropping expired ones, whose jtis it
+// returns.
+func (f *family) addAccess(jti string, exp, now time.Time) (expired []string) {
 	live := f.Access[:0]
 	for _, a := range f.Access {
 		if a.Exp.After(now) {
 			live = append(live, a)
+		} else {
+			expired = append(expired, a.JTI)
 		}
 	}
 	f.Access = append(live, issued{JTI: jti, Exp: exp})
+	return expired
 }
 
 // secretHash is the storage key of a device code or refresh token.

@@ -99,7 +99,7 @@ func TestFullDiskOneAnswer(t *testing.T) {
 		wantUnavailable(t, h.refresh("demo-app", rt, k))
 	})
 	t.Run("revoke", func(t *testing.T) {
-		wantUnavailable(t, h.post("/revoke", url.Values{"client_id": {"demo-app"}, "token": {at}}, nil))
+		wantUnavailable(t, h.revoke("demo-app", at, "", k))
 	})
 	t.Run("device page approve", func(t *testing.T) {
 		r := h.pagePost(url.Values{"csrf": {tok}, "user_code": {pending.UserCode}, "username": {"alice"}, "password": {testPassword}, "action": {"approve"}}, cookie)

@@ -173,6 +173,9 @@ func (s *Server) Sweep(ctx context.Context) (SweepStats, error) {
 			return st, err
 		}
 	}
+	if err := s.sweepBudgets(ctx, s.now()); err != nil {
+		return st, err
+	}
 	return st, nil
 }
 
@@ -207,6 +210,31 @@ func indexFamily(tx store.Tx, famID string, f *family) error {
 // indexRefresh files a new refresh token under its family's expiry.
 func indexRefresh(tx store.Tx, h, famID string, f *family) error {
 	return tx.Put(bucketRefreshExpiry, indexKey(f.ExpiresAt.Add(grantRetention), h), []byte(famID))
+}
+
+// sweepBudgets deletes the shared failure counts of ended windows
+// (bucketBudgets), in batches of sweepBatch.
+func (s *Server) sweepBudgets(ctx context.Context, now time.Time) error {
+	for ctx.Err() == nil {
+		n := 0
+		err := s.db.Update(ctx, func(tx store.Tx) error {
+			ended, err := due(tx, bucketBudgets, now, sweepBatch)
+			if err != nil {
+				return err
+			}
+			n = len(ended)
+			for _, e := range ended {
+				if err := tx.Delete(bucketBudgets, e[0]); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+		if err != nil || n < sweepBatch {
+			return err
+		}
+	}
+	return ctx.Err()
 }
 
 // sweepDeviceBatch moves expired codes from the live index to the purge

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/keyless-dev/keyless/sidecar/dpop"
 	"github.com/keyless-dev/keyless/sidecar/store"
 )
 
@@ -19,13 +20,14 @@ func (h *harness) introspect(tok string) result {
 	return h.do(req)
 }
 
-func (h *harness) revoke(client, tok, hint string) result {
+// revoke is an RFC 7009 request; k, when set, proves a key.
+func (h *harness) revoke(client, tok, hint string, k dpop.Signer) result {
 	h.t.Helper()
 	f := url.Values{"client_id": {client}, "token": {tok}}
 	if hint != "" {
 		f.Set("token_type_hint", hint)
 	}
-	return h.post("/revoke", f, nil)
+	return h.post("/revoke", f, k)
 }
 
 func active(t *testing.T, r result) bool {
@@ -105,15 +107,15 @@ func TestRevocation(t *testing.T) {
 	}{
 		{"unknown token -> 200", func(t *testing.T) {
 			for _, tok := range []string{"garbage", "a.b.c", strings.Repeat("x", 500)} {
-				if r := h.revoke("demo-app", tok, ""); r.Status != 200 || r.Raw != "" {
+				if r := h.revoke("demo-app", tok, "", nil); r.Status != 200 || r.Raw != "" {
 					t.Errorf("%q: %d %q", tok[:min(10, len(tok))], r.Status, r.Raw)
 				}
 			}
 		}},
 		{"other client's refresh token -> 400 unauthorized_client, stays valid", func(t *testing.T) {
 			r := h.tokens(k)
-			wantErr(t, h.revoke("other-app", r.Str("refresh_token"), ""), 400, CodeUnauthorizedClient)
-			wantErr(t, h.revoke("other-app", r.Str("access_token"), ""), 400, CodeUnauthorizedClient)
+			wantErr(t, h.revoke("other-app", r.Str("refresh_token"), "", k), 400, CodeUnauthorizedClient)
+			wantErr(t, h.revoke("other-app", r.Str("access_token"), "", k), 400, CodeUnauthorizedClient)
 			if !active(t, h.introspect(r.Str("access_token"))) {
 				t.Error("access token revoked by another client")
 			}
@@ -123,20 +125,20 @@ func TestRevocation(t *testing.T) {
 		}},
 		{"wrong hint still revokes; ATs of the grant too", func(t *testing.T) {
 			r := h.tokens(k)
-			if rr := h.revoke("demo-app", r.Str("refresh_token"), "access_token"); rr.Status != 200 {
+			if rr := h.revoke("demo-app", r.Str("refresh_token"), "access_token", k); rr.Status != 200 {
 				t.Fatalf("revoke: %d %s", rr.Status, rr.Raw)
 			}
 			wantErr(t, h.refresh("demo-app", r.Str("refresh_token"), k), 400, CodeInvalidGrant)
 			if active(t, h.introspect(r.Str("access_token"))) {
 				t.Error("access token of a revoked grant still active")
 			}
-			if rr := h.revoke("demo-app", r.Str("refresh_token"), ""); rr.Status != 200 {
+			if rr := h.revoke("demo-app", r.Str("refresh_token"), "", k); rr.Status != 200 {
 				t.Errorf("already revoked: %d", rr.Status)
 			}
 		}},
 		{"access token with refresh_token hint", func(t *testing.T) {
 			r := h.tokens(k)
-			if rr := h.revoke("demo-app", r.Str("access_token"), "refresh_token"); rr.Status != 200 {
+			if rr := h.revoke("demo-app", r.Str("access_token"), "refresh_token", k); rr.Status != 200 {
 				t.Fatalf("revoke: %d", rr.Status)
 			}
 			if active(t, h.introspect(r.Str("access_token"))) {
@@ -144,6 +146,20 @@ func TestRevocation(t *testing.T) {
 			}
 			if rv, _ := h.s.revocations.AnyRevoked(context.Background(), store.Revocation{Kind: store.KindJTI, Value: jwtClaims(t, r.Str("access_token"))["jti"].(string)}); !rv {
 				t.Error("jti not in the revocation store (the vending service checks it)")
+			}
+		}},
+		{"DPoP-bound tokens without a proof, or with another key's -> 400 invalid_dpop_proof, stay valid", func(t *testing.T) {
+			r := h.tokens(k)
+			other := newKey(t)
+			for _, signer := range []dpop.Signer{nil, other} {
+				wantErr(t, h.revoke("demo-app", r.Str("refresh_token"), "", signer), 400, CodeInvalidDPoPProof)
+				wantErr(t, h.revoke("demo-app", r.Str("access_token"), "", signer), 400, CodeInvalidDPoPProof)
+			}
+			if !active(t, h.introspect(r.Str("access_token"))) {
+				t.Error("access token revoked without a proof of its key")
+			}
+			if rr := h.refresh("demo-app", r.Str("refresh_token"), k); rr.Status != 200 {
+				t.Errorf("refresh after a refused revoke: %d %s", rr.Status, rr.Raw)
 			}
 		}},
 		{"missing token", func(t *testing.T) {
@@ -203,7 +219,7 @@ func TestRestartPersistence(t *testing.T) {
 	live := h.tokens(k)
 	// A grant revoked before the restart.
 	dead := h.tokens(k)
-	if r := h.revoke("demo-app", dead.Str("refresh_token"), ""); r.Status != 200 {
+	if r := h.revoke("demo-app", dead.Str("refresh_token"), "", k); r.Status != 200 {
 		t.Fatal(r.Raw)
 	}
 	kid := h.s.Keys().Keys()[0].KID
@@ -328,7 +344,7 @@ func TestAuditNeverLeaksSecrets(t *testing.T) {
 	h.pagePost(url.Values{"csrf": {tok}, "user_code": {d.UserCode}, "username": {"alice"}, "password": {testPassword}, "action": {"approve"}}, cookie)
 	r := h.poll("demo-app", d.DeviceCode, k)
 	r2 := h.refresh("demo-app", r.Str("refresh_token"), k)
-	h.revoke("demo-app", r2.Str("refresh_token"), "")
+	h.revoke("demo-app", r2.Str("refresh_token"), "", k)
 	log := h.auditText()
 	for _, secret := range []string{d.DeviceCode, r.Str("access_token"), r.Str("refresh_token"), r2.Str("access_token"), r2.Str("refresh_token"), testPassword, tok, cookie.Value} {
 		if secret != "" && strings.Contains(log, secret) {

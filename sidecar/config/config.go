@@ -42,6 +42,11 @@ type Config struct {
 	Clients []Client `yaml:"clients"`
 	// Users are the sandbox users who can sign in on the /device page.
 	Users []User `yaml:"users"`
+	// DB, when set, is the PostgreSQL database (postgres://...) holding
+	// the issuer's state, shared by `keyless serve` replicas
+	// (docs/deployment-ha.md); empty keeps the embedded bbolt file in the
+	// data directory. --db and $KEYLESS_DB take precedence.
+	DB string `yaml:"db,omitempty"`
 	// Login adds upstream identity providers to the /device page.
 	Login Login `yaml:"login"`
 

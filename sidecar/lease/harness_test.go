@@ -158,18 +158,19 @@ func newHarness(t testing.TB, opts ...func(*harness)) *harness {
 		renewals = NewMemRenewals(h.clk.Now)
 	}
 	svc, err := New(Options{
-		Policy:      h.policy,
-		Minter:      as.Minter(),
-		Audience:    apiAud,
-		BaseURL:     as.Issuer(),
-		Issuers:     issuers,
-		Revocations: sdb,
-		Replay:      &memstore.Replay{Now: h.clk.Now},
-		Renewals:    renewals,
-		Nonce:       h.nonce,
-		AdminToken:  "admin-secret",
-		Audit:       audit,
-		Now:         h.clk.Now,
+		Policy:          h.policy,
+		Minter:          as.Minter(),
+		Audience:        apiAud,
+		BaseURL:         as.Issuer(),
+		Issuers:         issuers,
+		Revocations:     sdb,
+		ListRevocations: db.ListRevocations,
+		Replay:          &memstore.Replay{Now: h.clk.Now},
+		Renewals:        renewals,
+		Nonce:           h.nonce,
+		AdminToken:      "admin-secret",
+		Audit:           audit,
+		Now:             h.clk.Now,
 	})
 	if err != nil {
 		t.Fatal(err)

@@ -366,7 +366,7 @@ func TestRevokedSubjectToken(t *testing.T) {
 	h := newHarness(t)
 	k1 := newKey(t)
 	tok := h.login("alice", "demo-app", readOnly, k1)
-	if err := h.db.Revoke(context.Background(), store.Revocation{Kind: store.KindSub, Value: "alice"}, h.clk.Now().Add(time.Hour)); err != nil {
+	if err := h.db.Revoke(context.Background(), store.Revocation{Kind: store.KindSub, Value: "alice"}, store.WatermarkUntil(h.clk.Now())); err != nil {
 		t.Fatal(err)
 	}
 	wantError(t, h.lease(k1, map[string]any{"subject_token": tok, "client_id": "demo-app"}), 400, CodeInvalidGrant)

@@ -34,6 +34,11 @@ type Active struct {
 	// RenewableUntil is the family's absolute renewal limit; zero when the
 	// lease cannot be renewed.
 	RenewableUntil time.Time `json:"renewable_until,omitzero"`
+	// Started is when the lease family was vended (see [Family.Started]).
+	Started time.Time `json:"started,omitzero"`
+	// LoginFamily is the login the lease family came from (see
+	// [Family.LoginFamily]); empty for other issuers' logins.
+	LoginFamily string `json:"login_family,omitempty"`
 }
 
 // live reports whether a is still of interest at now: valid, or renewable.
@@ -166,7 +171,7 @@ func (s *Service) record(ctx context.Context, g *Family, resp *Response, now tim
 	a := &Active{
 		LeaseID: g.LeaseID, Subject: g.Subject, IdP: g.IdP, ClientID: g.ClientID, Scopes: g.Scopes, JKT: g.JKT,
 		Preview: resp.Preview, IssuedAt: now.UTC(), ExpiresAt: now.Add(time.Duration(resp.ExpiresIn) * time.Second).UTC(),
-		RenewableUntil: g.FamilyExpiry.UTC(),
+		RenewableUntil: g.FamilyExpiry.UTC(), LoginFamily: g.LoginFamily, Started: g.Started.UTC(),
 	}
 	if err := s.leases.Record(ctx, a); err != nil {
 		s.log.WarnContext(ctx, "lease index", "err", err.Error(), "lease_id", g.LeaseID)
@@ -186,12 +191,10 @@ func (s *Service) ListActive(ctx context.Context, client, sub string) ([]Active,
 		if (client != "" && a.ClientID != client) || (sub != "" && a.Subject != sub) {
 			continue
 		}
-		revoked, err := s.o.Revocations.AnyRevoked(ctx,
-			store.Revocation{Kind: store.KindLease, Value: a.LeaseID},
-			store.Revocation{Kind: store.KindFamily, Value: a.LeaseID},
-			store.Revocation{Kind: store.KindSub, Value: store.SubjectValue(a.IdP, a.Subject)},
-			store.Revocation{Kind: store.KindClient, Value: a.ClientID},
-			store.Revocation{Kind: store.KindJKT, Value: a.JKT})
+		revoked, err := s.o.Revocations.AnyRevoked(ctx, append([]store.Revocation{
+			{Kind: store.KindLease, Value: a.LeaseID},
+			{Kind: store.KindFamily, Value: a.LeaseID},
+		}, store.Watermarks(store.SubjectValue(a.IdP, a.Subject), a.ClientID, a.JKT, a.Started)...)...)
 		if err != nil {
 			return nil, unavailable(err)
 		}

@@ -80,6 +80,7 @@ func TestOIDCProviderEndToEnd(t *testing.T) {
 			t.Fatal(err)
 		}
 		req, _ := http.NewRequest(method, ps.URL+"/v1/orders", nil)
+		req.Host = "api.example.test" // the proxy's public host (its virtual-host check)
 		req.Header.Set("Authorization", "DPoP "+lease)
 		req.Header.Set("DPoP", proof)
 		req.Header.Set("X-Keyless-Issuer", "forged")

@@ -137,13 +137,18 @@ func (s *Service) renew(ctx context.Context, rt string, ttl time.Duration, proof
 	if !now.Before(g.FamilyExpiry) {
 		return fail(oauthErr(CodeInvalidGrant, "the lease has reached its renewal limit"), &g, nil)
 	}
-	revoked, err := s.o.Revocations.AnyRevoked(ctx,
-		store.Revocation{Kind: store.KindLease, Value: g.LeaseID},
-		store.Revocation{Kind: store.KindFamily, Value: g.LeaseID},
-		store.Revocation{Kind: store.KindSub, Value: store.SubjectValue(g.IdP, g.Subject)},
-		store.Revocation{Kind: store.KindClient, Value: g.ClientID},
-		store.Revocation{Kind: store.KindJKT, Value: g.JKT},
-		store.Revocation{Kind: store.KindJTI, Value: g.SubjectJTI})
+	revoked, err := s.o.Revocations.AnyRevoked(ctx, append([]store.Revocation{
+		{Kind: store.KindLease, Value: g.LeaseID},
+		{Kind: store.KindFamily, Value: g.LeaseID},
+		{Kind: store.KindJTI, Value: g.SubjectJTI},
+		{Kind: store.KindLogin, Value: g.LoginFamily},
+	}, store.Watermarks(store.SubjectValue(g.IdP, g.Subject), g.ClientID, g.JKT, g.Started)...)...)
+	if err == nil && !revoked && g.LoginFamily != "" && s.o.Logins != nil {
+		// The login's own record, not only the revocation entry: that
+		// entry lapses with the login's refresh tokens, and a lease family
+		// may live longer.
+		revoked, err = s.o.Logins.LoginRevoked(ctx, g.LoginFamily)
+	}
 	if err != nil {
 		return fail(unavailable(err), &g, nil)
 	}

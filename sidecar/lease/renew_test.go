@@ -194,7 +194,7 @@ func TestOwnerRevoke(t *testing.T) {
 	})
 	t.Run("another key cannot revoke", func(t *testing.T) {
 		r0, _ := h.leaseFor("alice", "demo-app")
-		wantError(t, revoke(r0.Str("access_token"), "demo-app", newKey(t)), 400, CodeUnauthorizedClient)
+		wantError(t, revoke(r0.Str("access_token"), "demo-app", newKey(t)), 400, CodeInvalidDPoPProof)
 		if h.leaseRevoked(r0.Str("lease_id")) {
 			t.Fatal("revoked by another key")
 		}
@@ -210,6 +210,58 @@ func TestOwnerRevoke(t *testing.T) {
 	t.Run("no proof", func(t *testing.T) {
 		r := h.postForm(PathRevoke, url.Values{"token": {"x"}, "client_id": {"demo-app"}}, nil)
 		wantError(t, r, 400, CodeInvalidDPoPProof)
+	})
+}
+
+// TestIssuerRevokeEndpoint: the issuer's advertised RFC 7009 endpoint
+// (what the browser's Sign out and any standard client use) revokes
+// leases and renewal tokens, for their owner proving their key only.
+func TestIssuerRevokeEndpoint(t *testing.T) {
+	h := newHarness(t)
+	revoke := func(tok, client, hint string, k dpop.Signer) result {
+		f := url.Values{"token": {tok}, "client_id": {client}}
+		if hint != "" {
+			f.Set("token_type_hint", hint)
+		}
+		return h.postForm("/revoke", f, k)
+	}
+	for _, tc := range []struct{ name, tok, hint string }{
+		{"lease", "access_token", "access_token"},
+		{"lease, wrong hint", "access_token", "refresh_token"},
+		{"renewal token", "renewal_token", "refresh_token"},
+		{"renewal token, no hint", "renewal_token", ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r0, k := h.leaseFor("alice", "demo-app")
+			tok := r0.Str(tc.tok)
+			wantError(t, revoke(tok, "demo-app", tc.hint, nil), 400, CodeInvalidDPoPProof)
+			wantError(t, revoke(tok, "demo-app", tc.hint, newKey(t)), 400, CodeInvalidDPoPProof)
+			wantError(t, revoke(tok, "other-app", tc.hint, k), 400, CodeUnauthorizedClient)
+			if h.leaseRevoked(r0.Str("lease_id")) {
+				t.Fatal("revoked by a refused request")
+			}
+			if r := revoke(tok, "demo-app", tc.hint, k); r.Status != 200 || r.Raw != "" {
+				t.Fatalf("revoke: %d %s", r.Status, r.Raw)
+			}
+			if !h.leaseRevoked(r0.Str("lease_id")) {
+				t.Fatal("not revoked")
+			}
+			wantError(t, h.renew(r0.Str("renewal_token"), k), 400, CodeInvalidGrant)
+			if r := revoke(tok, "demo-app", tc.hint, k); r.Status != 200 {
+				t.Errorf("already revoked: %d %s", r.Status, r.Raw)
+			}
+			if n := countRevokeLines(h.auditLog(), r0.Str("lease_id")); n != 1 {
+				t.Errorf("audit lines for revoking the lease = %d, want 1", n)
+			}
+		})
+	}
+	t.Run("unknown and garbage: 200", func(t *testing.T) {
+		k := newKey(t)
+		for _, tok := range []string{"garbage", RenewalPrefix + "nope", "a.b.c"} {
+			if r := revoke(tok, "demo-app", "", k); r.Status != 200 || r.Raw != "" {
+				t.Errorf("revoke %.12q: %d %s", tok, r.Status, r.Raw)
+			}
+		}
 	})
 }
 
@@ -263,7 +315,7 @@ func TestLogoutAtIssuerStopsRenewal(t *testing.T) {
 	if r0.Status != 200 {
 		t.Fatalf("lease: %d %s", r0.Status, r0.Raw)
 	}
-	if r := h.postForm("/revoke", url.Values{"token": {login}, "client_id": {"demo-app"}}, nil); r.Status != 200 {
+	if r := h.postForm("/revoke", url.Values{"token": {login}, "client_id": {"demo-app"}}, k); r.Status != 200 {
 		t.Fatalf("issuer revoke: %d %s", r.Status, r.Raw)
 	}
 	wantError(t, h.renew(r0.Str("renewal_token"), k), 400, CodeInvalidGrant)
@@ -342,4 +394,15 @@ func TestRenewAtTokenEndpoint(t *testing.T) {
 	if r := h.postForm("/token", form3, k3); r.Status != 200 {
 		t.Errorf("owner's renewal after another key tried: %d %s", r.Status, r.Raw)
 	}
+}
+
+// countRevokeLines counts the lease.revoke audit lines naming leaseID.
+func countRevokeLines(log, leaseID string) int {
+	n := 0
+	for _, l := range strings.Split(log, "\n") {
+		if strings.Contains(l, `"event":"lease.revoke"`) && strings.Contains(l, `"lease_id":"`+leaseID+`"`) {
+			n++
+		}
+	}
+	return n
 }

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/keyless-dev/keyless/sidecar/dpop"
 	"github.com/keyless-dev/keyless/sidecar/oauth"
 	"github.com/keyless-dev/keyless/sidecar/store"
 	"github.com/keyless-dev/keyless/sidecar/token"
@@ -22,9 +23,11 @@ import (
 // section 2.1), client_id, and a DPoP proof by the lease's key, which is
 // what makes the caller its owner.
 //
-// Answers (docs/security.md#d5): 200 for success and for an unknown,
-// expired or already-revoked token (no oracle); 400 unauthorized_client,
-// the token left valid, when it belongs to another client or key.
+// Answers (docs/security.md#d5): 200 for success and for an unknown, expired or already-revoked
+// token (no oracle); 400 unauthorized_client, the token left valid, when
+// it belongs to another client; 400 invalid_dpop_proof, the token left
+// valid, when the proof is not by its key. The issuer's /revoke answers
+// the same through [Service.RevokeToken].
 // Revoking either token revokes the whole lease: every lease of its family
 // fails at the proxy at once, and renewal stops.
 //
@@ -55,24 +58,66 @@ func (s *Service) revokeHTTP(w http.ResponseWriter, r *http.Request) error {
 		s.deny(ctx, "revoke", err, nil, proof)
 		return err
 	}
+	_, err = s.revokeOwn(ctx, tok, clientID, proof)
+	return err
+}
+
+// RevokeToken implements [oauth.Revoker]: the issuer's RFC 7009
+// endpoint hands every token to the vending service first, which takes
+// renewal tokens (by their prefix) and leases (by their signature and
+// lease id), as the token endpoint routes renewal to it.
+func (s *Service) RevokeToken(ctx context.Context, req *oauth.RevokeRequest) (bool, error) {
+	if !strings.HasPrefix(req.Token, RenewalPrefix) && strings.Count(req.Token, ".") != 2 {
+		return false, nil
+	}
+	return s.revokeOwn(ctx, req.Token, req.Client.ID, req.Proof)
+}
+
+// revokeOwn revokes a lease or renewal token for its owner: the app it
+// was issued to, proving the key it is bound to. handled is false for a
+// JWT that is not a lease (the issuer's own access tokens).
+//
+// Refusals leave the token valid: another app's token is 400
+// unauthorized_client (RFC 7009 section 2.1), a missing proof or one by
+// another key 400 invalid_dpop_proof.
+func (s *Service) revokeOwn(ctx context.Context, tok, clientID string, proof *dpop.Proof) (handled bool, err error) {
+	renewal := strings.HasPrefix(tok, RenewalPrefix)
 	g, until, err := s.find(ctx, tok)
 	if err != nil {
-		return err
+		return true, err
 	}
 	if g == nil {
-		return nil // unknown, expired, not ours: 200, as on success
+		return renewal, nil // unknown, expired, not ours: 200, as on success
 	}
-	if g.ClientID != clientID || g.JKT != proof.JKT {
+	if g.ClientID != clientID {
 		err := oauthErr(CodeUnauthorizedClient, "the token belongs to another client")
 		s.deny(ctx, "revoke", err, &denyInfo{Family: g}, proof)
-		return err
+		return true, err
 	}
-	if err := s.o.Revocations.Revoke(ctx, store.Revocation{Kind: store.KindLease, Value: g.LeaseID}, until); err != nil {
-		return unavailable(err)
+	if err := oauth.RequireProofOfKey(g.JKT, proof); err != nil {
+		s.deny(ctx, "revoke", err, &denyInfo{Family: g}, proof)
+		return true, err
+	}
+	r := store.Revocation{Kind: store.KindLease, Value: g.LeaseID}
+	already, err := s.o.Revocations.AnyRevoked(ctx, r)
+	if err != nil {
+		return true, unavailable(err)
+	}
+	if already {
+		// Sign-out revokes the renewal token and then the lease, both
+		// naming one lease: one revocation, one audit line.
+		return true, nil
+	}
+	if err := s.o.Revocations.Revoke(ctx, r, until); err != nil {
+		return true, unavailable(err)
+	}
+	kind := "lease"
+	if renewal {
+		kind = "renewal_token"
 	}
 	s.audit.LogAttrs(ctx, slogInfo, "lease revoked", append(g.attrs(),
-		attr("event", "lease.revoke"), attr("by", "owner"))...)
-	return nil
+		attr("event", "lease.revoke"), attr("by", "owner"), attr("token", kind))...)
+	return true, nil
 }
 
 // find resolves a lease or renewal token to its family and how long a
@@ -185,78 +230,6 @@ func peekAudience(raw string) []string {
 	return many
 }
 
-// Revoke records an administrative revocation of every lease of a lease
-// id (store.KindLease), subject (KindSub), app (KindClient) or key
-// thumbprint (KindJKT), and stops their renewal. It is remembered as long
-// as any lease family can live, so a subject, app or key stays revoked
-// for that long (new leases included). by names the operator for the
-// audit line.
-func (s *Service) Revoke(ctx context.Context, kind store.Kind, value, by string) error {
-	switch kind {
-	case store.KindLease, store.KindSub, store.KindClient, store.KindJKT:
-	default:
-		return oauthErr(CodeInvalidRequest, "kind must be lease, sub, client or jkt")
-	}
-	if value == "" || len(value) > 512 {
-		return oauthErr(CodeInvalidRequest, "value is required")
-	}
-	until := s.now().Add(s.o.Policy().MaxRenewLimit() + token.MaxTTL)
-	if err := s.o.Revocations.Revoke(ctx, store.Revocation{Kind: kind, Value: value}, until); err != nil {
-		return unavailable(err)
-	}
-	s.audit.LogAttrs(ctx, slogInfo, "lease revoked",
-		attr("event", "lease.revoke"), attr("by", by), attr("kind", string(kind)), attr("value", value))
-	return nil
-}
-
-// AdminHandler serves, with "Authorization: Bearer <AdminToken>":
-//
-//	POST /admin/v1/lease/revoke  JSON {"kind": "lease|sub|client|jkt", "value": "..."}
-//	GET  /admin/v1/lease/list    ?client=APP&sub=USER: the active leases
-//
-// Serve it on the admin (loopback) listener only. With no AdminToken it
-// answers 404.
-func (s *Service) AdminHandler() http.Handler {
-	mux := http.NewServeMux()
-	mux.HandleFunc("GET "+PathAdminList, s.admin(s.serveList))
-	mux.HandleFunc("POST "+PathAdmin, s.admin(func(w http.ResponseWriter, r *http.Request) {
-		m, err := readJSONObject(w, r)
-		var in struct {
-			Kind   string `json:"kind"`
-			Value  string `json:"value"`
-			Issuer string `json:"issuer"`
-		}
-		if err == nil {
-			b, _ := json.Marshal(m)
-			_, hasIssuer := m["issuer"]
-			if json.Unmarshal(b, &in) != nil || len(m) != 2 && !(len(m) == 3 && hasIssuer) {
-				err = oauthErr(CodeInvalidRequest, "body must be an object with kind and value, and issuer for an external subject")
-			}
-		}
-		if err == nil && in.Issuer != "" {
-			// An external subject: namespaced by its issuer's name
-			// (docs/identity-providers.md).
-			switch {
-			case in.Kind != string(store.KindSub):
-				err = oauthErr(CodeInvalidRequest, "issuer goes only with kind sub")
-			case !s.externalIssuer(in.Issuer):
-				err = oauthErr(CodeInvalidRequest, "issuer names no configured external issuer")
-			default:
-				in.Value = store.SubjectValue(in.Issuer, in.Value)
-			}
-		}
-		if err == nil {
-			err = s.Revoke(r.Context(), store.Kind(in.Kind), in.Value, "admin")
-		}
-		if err != nil {
-			s.render(w, r, err)
-			return
-		}
-		writeJSON(w, http.StatusOK, map[string]any{"revoked": true, "kind": in.Kind})
-	}))
-	return mux
-}
-
 // externalIssuer reports whether name is a configured external issuer.
 func (s *Service) externalIssuer(name string) bool {
 	for _, is := range s.o.Issuers {
@@ -283,4 +256,31 @@ func (s *Service) admin(h http.HandlerFunc) http.HandlerFunc {
 		}
 		h(w, r)
 	}
+}
+
+// endLogin ends the lease families minted from a revoked login (the
+// authorization server calls it, its OnLoginRevoked hook):
+// each live one is revoked by lease id, so the proxies refuse its current
+// lease at once. Renewal would refuse them anyway (it asks whether the
+// login was revoked); this makes the leases already out stop too.
+func (s *Service) endLogin(ctx context.Context, family string) error {
+	all, err := s.leases.List(ctx, s.now())
+	if err != nil {
+		return unavailable(err)
+	}
+	for _, a := range all {
+		if a.LoginFamily != family {
+			continue
+		}
+		until := a.ExpiresAt
+		if a.RenewableUntil.After(until) {
+			until = a.RenewableUntil
+		}
+		if err := s.o.Revocations.Revoke(ctx, store.Revocation{Kind: store.KindLease, Value: a.LeaseID}, until.Add(token.MaxTTL)); err != nil {
+			return unavailable(err)
+		}
+		s.audit.LogAttrs(ctx, slogInfo, "lease revoked", attr("event", "lease.revoke"), attr("by", "login_revoked"),
+			attr("lease_id", a.LeaseID), attr("sub", a.Subject), attr("client_id", a.ClientID), attr("login_family", family))
+	}
+	return nil
 }

@@ -90,6 +90,10 @@ type Options struct {
 	// Policy returns the policy in force; required. A function, so a
 	// reload can swap the policy without restarting the service.
 	Policy func() *policy.Policy
+	// SharedQuotas, when set, counts the policy's lease quotas in this
+	// database instead of in memory: replicas sharing it (keyless serve
+	// --db, docs/deployment-ha.md) enforce one quota together.
+	SharedQuotas store.KV
 	// Minter signs leases; required. Its Issuer is the leases' iss.
 	Minter *token.Minter
 	// Audience is the aud of a lease that names no resource: the proxy's
@@ -107,12 +111,22 @@ type Options struct {
 	// endpoints; required. (The token exchange grant's proof is checked
 	// by the authorization server.)
 	Replay store.Replay
+	// ListRevocations lists the live revocations for operators (keyless
+	// revoke --list); nil answers that the store cannot list.
+	ListRevocations func(context.Context) ([]store.RevocationEntry, error)
 	// Renewals keeps renewal tokens; nil means in memory (lost on
 	// restart: clients then log in again).
 	Renewals RenewalStore
 	// Leases records issued leases for [Service.ListActive] (keyless
 	// leases); nil means in memory.
 	Leases LeaseIndex
+	// Logins is the local authorization server's lineage (login family of
+	// an access token, and whether a login was revoked): a lease family
+	// records the login it came from, and renewal stops once that login
+	// is revoked (docs/revocation.md). Nil when subject tokens come only
+	// from other issuers; their families are then tied to the subject
+	// token's jti alone.
+	Logins Logins
 	// Nonce, when set, makes the endpoints require DPoP nonces.
 	Nonce NonceSource
 	// DPoPAlgs allowed in proofs; nil means dpop.DefaultAlgs.
@@ -126,6 +140,17 @@ type Options struct {
 	Log *slog.Logger
 	// Now is the clock; nil means time.Now. Set Minter.Now to the same.
 	Now func() time.Time
+}
+
+// Logins is what the vending service asks the authorization server about
+// logins; the embedded authorization server implements it.
+type Logins interface {
+	// LoginOf returns the login family of one of the server's access
+	// tokens, "" when the jti is unknown.
+	LoginOf(ctx context.Context, jti string) (string, error)
+	// LoginRevoked reports whether a login family was revoked (an
+	// unknown family counts as revoked).
+	LoginRevoked(ctx context.Context, family string) (bool, error)
 }
 
 // Issuer is a trusted subject-token issuer: keyless's own (Verifier) or
@@ -219,6 +244,7 @@ func New(o Options) (*Service, error) {
 		s.leases = NewMemLeases()
 	}
 	s.quota = newQuotaCounter()
+	s.quota.kv = o.SharedQuotas
 	return s, nil
 }
 

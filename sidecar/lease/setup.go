@@ -46,6 +46,23 @@ type AuthServer interface {
 	// AddSweep adds a clean-up to its periodic sweeps: fn deletes what
 	// has lapsed and says how many records it deleted.
 	AddSweep(fn func(context.Context) (int, error))
+	// RegisterRevoker adds the vending service's tokens to its RFC 7009
+	// revocation endpoint.
+	RegisterRevoker(r oauth.Revoker)
+	// OnLoginRevoked calls fn with the login family whenever a login is
+	// revoked, so the lease families minted from it end too.
+	OnLoginRevoked(fn func(ctx context.Context, family string) error)
+	Logins
+}
+
+// listRevocations is db's ListRevocations (boltstore has it), or nil.
+func listRevocations(db DB) func(context.Context) ([]store.RevocationEntry, error) {
+	if l, ok := db.(interface {
+		ListRevocations(context.Context) ([]store.RevocationEntry, error)
+	}); ok {
+		return l.ListRevocations
+	}
+	return nil
 }
 
 // Setup is what a keyless process (`keyless dev`, `keyless serve`) gives
@@ -73,6 +90,9 @@ type Setup struct {
 	// configured client's scopes to every user (keyless dev only; scopes
 	// ending ":read" are read scopes, the others write scopes).
 	SandboxPolicy bool
+	// SharedQuotas counts lease quotas in DB (replicas on one shared
+	// database); false keeps them in memory.
+	SharedQuotas bool
 	// Replay is the DPoP jti cache for the vending endpoints; nil means
 	// in memory (one replica; share a store across replicas).
 	Replay store.Replay
@@ -161,19 +181,21 @@ func FromConfig(st Setup) (*Service, error) {
 	}
 	renewals := &KVRenewals{KV: st.DB, Now: now}
 	svc, err := New(Options{
-		Policy:      get,
-		Minter:      st.Server.Minter(),
-		Audience:    aud,
-		BaseURL:     st.Server.Issuer(),
-		Issuers:     issuers,
-		Revocations: st.DB,
-		Replay:      replay,
-		Nonce:       st.Nonce,
-		Renewals:    renewals,
-		Leases:      &KVLeases{KV: st.DB},
-		AdminToken:  st.AdminToken,
-		Audit:       st.Audit,
-		Now:         now,
+		Policy:          get,
+		Minter:          st.Server.Minter(),
+		Audience:        aud,
+		BaseURL:         st.Server.Issuer(),
+		Issuers:         issuers,
+		Revocations:     st.DB,
+		ListRevocations: listRevocations(st.DB),
+		Replay:          replay,
+		Nonce:           st.Nonce,
+		Renewals:        renewals,
+		Leases:          &KVLeases{KV: st.DB},
+		SharedQuotas:    sharedQuotas(st),
+		AdminToken:      st.AdminToken,
+		Audit:           st.Audit,
+		Now:             now,
 	})
 	if err != nil {
 		return nil, err
@@ -225,8 +247,16 @@ func SandboxPolicy(cfg *config.Config) (*policy.Policy, error) {
 // grant_type=refresh_token. Renewal tokens are refresh tokens to a standard
 // client; their prefix ([RenewalPrefix]) says this service owns them, and
 // every other refresh token still goes to the server's own handler.
-func (s *Service) RegisterGrants(as oauth.GrantRegistry) {
+// The revocation endpoint hands it leases and renewal tokens the same way
+// ([Service.RevokeToken]).
+func (s *Service) RegisterGrants(as AuthServer) {
 	as.RegisterGrant(oauth.GrantTokenExchange, oauth.GrantFunc(s.ExchangeGrant))
+	as.RegisterRevoker(s)
+	// Lineage: families record the login they came from and end with it.
+	if s.o.Logins == nil {
+		s.o.Logins = as
+	}
+	as.OnLoginRevoked(s.endLogin)
 	prev := as.Grant(oauth.GrantRefreshToken)
 	as.RegisterGrant(oauth.GrantRefreshToken, oauth.GrantFunc(
 		func(ctx context.Context, tr *oauth.TokenRequest) (*oauth.TokenResponse, error) {
@@ -235,4 +265,13 @@ func (s *Service) RegisterGrants(as oauth.GrantRegistry) {
 			}
 			return prev.ServeGrant(ctx, tr)
 		}))
+}
+
+// sharedQuotas is the database the quotas are counted in: st.DB when the
+// replicas share it (Setup.SharedQuotas), else nil (memory).
+func sharedQuotas(st Setup) store.KV {
+	if st.SharedQuotas {
+		return st.DB
+	}
+	return nil
 }

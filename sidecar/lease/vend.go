@@ -179,7 +179,9 @@ func (s *Service) vend(ctx context.Context, req *vendRequest, proof *dpop.Proof)
 			}
 		}
 	}
-	if wait, ok := s.quota.take(req.ClientID, store.SubjectValue(st.IdP, st.Subject), d.Quota, now); !ok {
+	if wait, ok, err := s.quota.takeCtx(ctx, req.ClientID, store.SubjectValue(st.IdP, st.Subject), d.Quota, now); err != nil {
+		return fail(unavailable(err), st, &d)
+	} else if !ok {
 		e := &Error{Status: http.StatusTooManyRequests, Code: CodeUnavailable, Msg: "lease quota exceeded",
 			Header: http.Header{"Retry-After": {itoa(int64(wait / time.Second))}}}
 		return fail(e, st, &d)
@@ -194,7 +196,14 @@ func (s *Service) vend(ctx context.Context, req *vendRequest, proof *dpop.Proof)
 	g := Family{
 		LeaseID: leaseID, Subject: st.Subject, IdP: st.IdP, ClientID: req.ClientID, Issuer: st.Issuer,
 		JKT: proof.JKT, Scopes: d.Scopes, Audience: aud, Preview: d.Preview, TTL: req.TTL,
-		SubjectJTI: st.JTI, Groups: st.Groups, FamilyExpiry: familyExpiry,
+		SubjectJTI: st.JTI, Groups: st.Groups, FamilyExpiry: familyExpiry, Started: now,
+	}
+	// Lineage: a family records the login it came from and ends with it
+	// (docs/revocation.md).
+	if s.o.Logins != nil && st.IdP == "" && st.Issuer == s.o.Minter.Issuer {
+		if g.LoginFamily, err = s.o.Logins.LoginOf(ctx, st.JTI); err != nil {
+			return fail(unavailable(err), st, &d)
+		}
 	}
 	resp, err := s.mint(ctx, &g, ttl, now)
 	if err != nil {
@@ -232,9 +241,17 @@ type Family struct {
 	// SubjectJTI is the jti of the login token the family came from:
 	// revoking that token (a logout at the issuer) stops renewal.
 	SubjectJTI string `json:"subject_jti,omitempty"`
+	// LoginFamily is the local issuer's login (refresh-token family) the
+	// subject token came from: revoking it, at any time, ends this family.
+	// Empty for subject tokens of other issuers.
+	LoginFamily string `json:"login_family,omitempty"`
 	// Groups are the groups the subject token carried, for the policy's
 	// decision on renewal.
 	Groups []string `json:"groups,omitempty"`
+	// Started is when the family was vended: subject, app and key
+	// revocations (watermarks) end families started before their cutoff.
+	// Zero (families recorded before it existed) matches any watermark.
+	Started time.Time `json:"started,omitzero"`
 	// FamilyExpiry is the absolute renewal limit; zero: no renewal.
 	FamilyExpiry time.Time `json:"family_exp"`
 }
@@ -287,6 +304,7 @@ type subjectToken struct {
 	Scope    []string
 	Groups   []string
 	Expiry   time.Time
+	IssuedAt time.Time     // iat: watermarks revoke what was issued before them
 	Check    string        // the external check that refused the token, for audit
 	claims   *token.Claims // keyless's own token's claims
 }
@@ -321,7 +339,7 @@ func (s *Service) subject(ctx context.Context, req *vendRequest, proof *dpop.Pro
 	// carries the groups it asserted, mapped at sign-in and signed by
 	// keyless itself (docs/identity-providers.md).
 	st := &subjectToken{is: is, Issuer: c.Issuer, Subject: c.Subject, ClientID: c.ClientID, JTI: c.JTI,
-		JKT: c.JKT, Scope: c.Scope, Groups: c.Groups, Expiry: c.Expiry, claims: c}
+		JKT: c.JKT, Scope: c.Scope, Groups: c.Groups, Expiry: c.Expiry, IssuedAt: c.IssuedAt, claims: c}
 	if c.Issuer != is.Issuer {
 		return st, oauthErr(CodeInvalidGrant, "the subject token's issuer is not trusted")
 	}
@@ -333,7 +351,7 @@ func (s *Service) subject(ctx context.Context, req *vendRequest, proof *dpop.Pro
 	if !is.AnyClient && c.ClientID != req.ClientID {
 		return st, oauthErr(CodeInvalidGrant, "the subject token was issued to another client")
 	}
-	return st, s.checkSubject(ctx, st, proof, store.Revocation{Kind: store.KindClient, Value: c.ClientID})
+	return st, s.checkSubject(ctx, st, proof, req.ClientID)
 }
 
 // externalSubject validates an external issuer's token through its
@@ -362,22 +380,18 @@ func (s *Service) externalSubject(ctx context.Context, is *Issuer, req *vendRequ
 		return st, &Error{Status: http.StatusBadRequest, Code: CodeInvalidGrant, Msg: fe.Msg, Err: fe}
 	}
 	st := &subjectToken{is: is, Issuer: id.IssuerURL, IdP: is.Name, Subject: id.Subject, ClientID: id.ClientID,
-		JTI: id.JTI, JKT: id.JKT, Scope: id.Scope, Groups: id.Groups, Expiry: id.Expiry}
-	return st, s.checkSubject(ctx, st, proof)
+		JTI: id.JTI, JKT: id.JKT, Scope: id.Scope, Groups: id.Groups, Expiry: id.Expiry, IssuedAt: id.IssuedAt}
+	return st, s.checkSubject(ctx, st, proof, req.ClientID)
 }
 
 // checkSubject applies what every subject token must pass once verified:
-// not revoked (by jti, subject, key, or extra), bound (if at all) to the
-// proof's key.
-func (s *Service) checkSubject(ctx context.Context, st *subjectToken, proof *dpop.Proof, extra ...store.Revocation) error {
-	rs := append([]store.Revocation{
-		{Kind: store.KindSub, Value: store.SubjectValue(st.IdP, st.Subject)},
-	}, extra...)
+// not revoked (by jti, or by a subject, app or key watermark set after it
+// was issued, docs/revocation.md), bound (if at all) to the proof's key.
+// client is the app the lease is for.
+func (s *Service) checkSubject(ctx context.Context, st *subjectToken, proof *dpop.Proof, client string) error {
+	rs := store.Watermarks(store.SubjectValue(st.IdP, st.Subject), client, st.JKT, st.IssuedAt)
 	if st.JTI != "" {
 		rs = append(rs, store.Revocation{Kind: store.KindJTI, Value: st.JTI})
-	}
-	if st.JKT != "" {
-		rs = append(rs, store.Revocation{Kind: store.KindJKT, Value: st.JKT})
 	}
 	revoked, err := s.o.Revocations.AnyRevoked(ctx, rs...)
 	if err == nil && !revoked && st.is.Revoked != nil && st.claims != nil {

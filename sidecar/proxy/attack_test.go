@@ -230,7 +230,11 @@ func (h *harness) revokeToken(r *http.Request, kind store.Kind) {
 		h.t.Fatal(err)
 	}
 	v := map[store.Kind]string{store.KindLease: c.LeaseID, store.KindSub: c.Subject, store.KindJKT: c.JKT, store.KindJTI: c.JTI, store.KindClient: c.ClientID}[kind]
-	if err := h.revoked.Revoke(context.Background(), store.Revocation{Kind: kind, Value: v}, c.Expiry); err != nil {
+	until := c.Expiry
+	if store.IsWatermark(kind) { // everything issued up to this lease
+		until = store.WatermarkUntil(c.IssuedAt)
+	}
+	if err := h.revoked.Revoke(context.Background(), store.Revocation{Kind: kind, Value: v}, until); err != nil {
 		h.t.Fatal(err)
 	}
 }

@@ -515,7 +515,7 @@ func TestForwardIssuerHeader(t *testing.T) {
 
 	// Revoking the local alice leaves corp's alice alone, and the other
 	// way round.
-	if err := h.revoked.Revoke(context.Background(), store.Revocation{Kind: store.KindSub, Value: "alice"}, h.clock.Now().Add(time.Hour)); err != nil {
+	if err := h.revoked.Revoke(context.Background(), store.Revocation{Kind: store.KindSub, Value: "alice"}, store.WatermarkUntil(h.clock.Now())); err != nil {
 		t.Fatal(err)
 	}
 	if res := h.do(h.authed("GET", "/v1/orders", "orders:read")); res.StatusCode != 401 {

@@ -2,7 +2,6 @@ package proxy
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"net/http"
 	"time"
@@ -107,7 +106,9 @@ func (p *Proxy) Ready(ctx context.Context) error {
 		return err
 	}
 	if _, err := p.revocations.AnyRevoked(ctx, store.Revocation{Kind: store.KindLease, Value: "readyz"}); err != nil {
-		return errors.New("revocation store unavailable")
+		// Says why (the admin listener is not public): a store that does
+		// not answer, or a revocation feed cut off too long.
+		return fmt.Errorf("revocation store unavailable: %w", err)
 	}
 	return nil
 }

@@ -28,6 +28,14 @@ const MaxTTL = time.Hour
 // plus a verifier's exp leeway (at most 60 s, docs/security.md#windows).
 const RetirePublishFor = MaxTTL + time.Minute
 
+// PrePublish is how long [KeySet.Prepublish] publishes a new key before it
+// signs: longer than a verifier's JWKS refresh interval
+// ([DefaultRefreshInterval]), so a verifier that fetched the set just
+// before a rotation may fetch it again by the time the first token signed
+// by the new key arrives, and one that fetched it after the rotation
+// already has the key: rotation never refuses a valid token.
+const PrePublish = DefaultRefreshInterval + 5*time.Second
+
 // Alg is the one algorithm keyless signs access tokens with, and the only
 // one [JWTVerifier] accepts.
 const Alg = "ES256"
@@ -50,7 +58,10 @@ type KeyInfo struct {
 	// RetireAt is when a replaced key stops being published; zero for the
 	// active key.
 	RetireAt time.Time
-	Active   bool
+	// ActiveFrom is when a pre-published key starts signing; zero for a
+	// key that signs from its creation.
+	ActiveFrom time.Time
+	Active     bool
 }
 
 type signingKey struct {
@@ -58,6 +69,7 @@ type signingKey struct {
 	priv     *ecdsa.PrivateKey
 	created  time.Time
 	retireAt time.Time
+	activeAt time.Time // zero: since created
 }
 
 // KeySet is an issuer's ES256 signing keys: one active key that signs, and
@@ -128,6 +140,31 @@ func (ks *KeySet) Rotate(now time.Time, publishFor time.Duration) error {
 	return nil
 }
 
+// Prepublish adds a freshly generated key that is published at once (in
+// [KeySet.JWKS] and for verification) and signs from activeAt on; the key
+// it replaces keeps signing until then and stays published until
+// activeAt+publishFor (zero publishFor means [RetirePublishFor]). Persist
+// the set afterwards.
+func (ks *KeySet) Prepublish(now, activeAt time.Time, publishFor time.Duration) error {
+	if publishFor <= 0 {
+		publishFor = RetirePublishFor
+	}
+	k, err := generateKey(now)
+	if err != nil {
+		return err
+	}
+	k.activeAt = activeAt.UTC().Truncate(time.Second)
+	ks.mu.Lock()
+	defer ks.mu.Unlock()
+	for _, old := range ks.keys {
+		if old.retireAt.IsZero() || old.retireAt.After(k.activeAt.Add(publishFor)) {
+			old.retireAt = k.activeAt.Add(publishFor).Add(time.Second)
+		}
+	}
+	ks.keys = append([]*signingKey{k}, ks.keys...)
+	return nil
+}
+
 // Prune drops retired keys whose publication window has ended and reports
 // how many it dropped.
 func (ks *KeySet) Prune(now time.Time) int {
@@ -140,25 +177,52 @@ func (ks *KeySet) Prune(now time.Time) int {
 	return n - len(ks.keys)
 }
 
+// Replace makes ks hold the keys of o (o is left as is): an issuer
+// replica adopts the set another replica stored after rotating, without
+// swapping the *KeySet its minter and verifier hold.
+func (ks *KeySet) Replace(o *KeySet) {
+	o.mu.RLock()
+	keys := slices.Clone(o.keys)
+	o.mu.RUnlock()
+	ks.mu.Lock()
+	defer ks.mu.Unlock()
+	ks.keys = keys
+}
+
 // Keys lists the set's keys, active first.
 func (ks *KeySet) Keys() []KeyInfo {
 	ks.mu.RLock()
 	defer ks.mu.RUnlock()
 	out := make([]KeyInfo, len(ks.keys))
+	active := ks.activeIndex(time.Now())
 	for i, k := range ks.keys {
-		out[i] = KeyInfo{KID: k.kid, Created: k.created, RetireAt: k.retireAt, Active: i == 0}
+		out[i] = KeyInfo{KID: k.kid, Created: k.created, RetireAt: k.retireAt, ActiveFrom: k.activeAt, Active: i == active}
 	}
 	return out
 }
 
-// active returns the signing key.
-func (ks *KeySet) active() (*signingKey, error) {
+// activeIndex is the index of the key that signs at now: the newest one
+// whose activeAt has come (keys are kept newest first).
+func (ks *KeySet) activeIndex(now time.Time) int {
+	for i, k := range ks.keys {
+		if !now.Before(k.activeAt) {
+			return i
+		}
+	}
+	return len(ks.keys) - 1 // every key pre-published: the oldest signs
+}
+
+// active returns the key that signs now.
+func (ks *KeySet) active() (*signingKey, error) { return ks.activeAt(time.Now()) }
+
+// activeAt returns the key that signs at now.
+func (ks *KeySet) activeAt(now time.Time) (*signingKey, error) {
 	ks.mu.RLock()
 	defer ks.mu.RUnlock()
 	if len(ks.keys) == 0 {
 		return nil, errors.New("token: key set is empty")
 	}
-	return ks.keys[0], nil
+	return ks.keys[ks.activeIndex(now)], nil
 }
 
 // VerificationKey implements [KeySource] with every key still in the set.
@@ -208,6 +272,7 @@ type storedKey struct {
 	JWK      json.RawMessage `json:"jwk"`
 	Created  time.Time       `json:"created"`
 	RetireAt time.Time       `json:"retire_at,omitzero"`
+	ActiveAt time.Time       `json:"active_at,omitzero"`
 }
 
 // MarshalJSON encodes the set, private keys included, for storage.
@@ -229,13 +294,13 @@ func (ks *KeySet) MarshalJSON() ([]byte, error) {
 		if err != nil {
 			return nil, fmt.Errorf("token: %w", err)
 		}
-		out.Keys = append(out.Keys, storedKey{JWK: b, Created: k.created, RetireAt: k.retireAt})
+		out.Keys = append(out.Keys, storedKey{JWK: b, Created: k.created, RetireAt: k.retireAt, ActiveAt: k.activeAt})
 	}
 	return json.Marshal(out)
 }
 
-// ParseKeySet decodes a set written by [KeySet.MarshalJSON]. The first key
-// is the active one.
+// ParseKeySet decodes a set written by [KeySet.MarshalJSON], newest key
+// first.
 func ParseKeySet(b []byte) (*KeySet, error) {
 	var in struct {
 		Keys []storedKey `json:"keys"`
@@ -263,7 +328,7 @@ func ParseKeySet(b []byte) (*KeySet, error) {
 		if err != nil {
 			return nil, err
 		}
-		ks.keys = append(ks.keys, &signingKey{kid: kid, priv: &priv, created: sk.Created, retireAt: sk.RetireAt})
+		ks.keys = append(ks.keys, &signingKey{kid: kid, priv: &priv, created: sk.Created, retireAt: sk.RetireAt, activeAt: sk.ActiveAt})
 	}
 	return ks, nil
 }

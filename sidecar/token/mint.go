@@ -142,7 +142,7 @@ func (m *Minter) Issue(_ context.Context, s Spec) (string, *Claims, error) {
 	if err != nil {
 		return "", nil, fmt.Errorf("token: %w", err)
 	}
-	k, err := m.Keys.active()
+	k, err := m.Keys.activeAt(now)
 	if err != nil {
 		return "", nil, err
 	}

@@ -10,6 +10,7 @@
 // exits non-zero. Usage: ISSUER=http://127.0.0.1:PORT node oauth4webapi_flow.mjs
 import * as oauth from 'oauth4webapi'
 import * as jose from 'jose'
+import { generateProof } from 'dpop'
 import { createInterface } from 'node:readline'
 import assert from 'node:assert/strict'
 
@@ -89,9 +90,24 @@ await assert.rejects(
 )
 
 // 6. Revocation (RFC 7009), then the revoked refresh token no longer works.
-await oauth.processRevocationResponse(
-  await oauth.revocationRequest(as, client, clientAuth, refreshed.refresh_token, insecure),
-)
+// The token is DPoP-bound, so its revocation carries a proof of its key
+// (docs/revocation.md): oauth4webapi sends it as an extra header. Without
+// one, or with another key's, the answer is 400 invalid_dpop_proof and the
+// token stays valid.
+const revokeWith = async (keys, tok) =>
+  oauth.revocationRequest(as, client, clientAuth, tok, {
+    ...insecure,
+    headers: keys ? { DPoP: await generateProof(keys, as.revocation_endpoint, 'POST') } : {},
+  })
+const otherKeys = await oauth.generateKeyPair('ES256')
+for (const keys of [null, otherKeys]) {
+  await assert.rejects(
+    oauth.processRevocationResponse(await revokeWith(keys, refreshed.refresh_token)),
+    (err) => err instanceof oauth.ResponseBodyError && err.status === 400 && err.error === 'invalid_dpop_proof',
+  )
+}
+step('revocation without a proof of the key refused')
+await oauth.processRevocationResponse(await revokeWith(keyPair, refreshed.refresh_token))
 await assert.rejects(
   oauth.processRefreshTokenResponse(as, client,
     await oauth.refreshTokenGrantRequest(as, client, clientAuth, refreshed.refresh_token, { DPoP, ...insecure })),

@@ -20,7 +20,7 @@ func init() {
 	register("doctor", "check a config and the running deployment, and say what to fix (keyless doctor --config FILE)", runDoctorCommand)
 }
 
-const doctorUsage = "doctor --config FILE [--data DIR] [--proxy-config FILE] [--store redis://HOST:PORT] [--issuer URL]"
+const doctorUsage = "doctor --config FILE [--data DIR] [--proxy-config FILE] [--store redis://HOST:PORT | --feed-secret-file FILE] [--issuer URL]"
 
 // Check outcomes, worst last.
 const (
@@ -41,6 +41,9 @@ type checkResult struct {
 // doctor holds the inputs of the checks and collects their results.
 type doctor struct {
 	cfgPath, dataDir, proxyPath, store string
+	// feedSecret is --feed-secret-file: the proxies' copy of the issuer's
+	// revocation feed secret.
+	feedSecret string
 	// issuer stands in for an empty issuer.url (--issuer).
 	issuer string
 	// client makes the HTTP calls; its Timeout bounds each.
@@ -68,6 +71,7 @@ func runDoctor(ctx context.Context, args []string, stdout, stderr io.Writer, now
 	fs.StringVar(&d.dataDir, "data", "", "data directory of the issuer: file modes and whether its admin API answers")
 	fs.StringVar(&d.proxyPath, "proxy-config", "", "a keyless proxy config: its upstreams are called over their TLS settings")
 	fs.StringVar(&d.issuer, "issuer", "", "the issuer's URL when the config leaves issuer.url empty (keyless dev: http://127.0.0.1:8787)")
+	fs.StringVar(&d.feedSecret, "feed-secret-file", "", "without --store: the proxies' copy of the issuer's DATA/"+feedSecretFile+", checked against its revocation feed")
 	fs.StringVar(&d.store, "store", "", "the shared Redis store, e.g. redis://127.0.0.1:6379/0 (default $"+storeEnv+")")
 	timeout := fs.Duration("timeout", 5*time.Second, "time allowed for each network check")
 	if err := parseFlags(fs, args); err != nil {

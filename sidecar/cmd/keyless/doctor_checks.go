@@ -30,6 +30,7 @@ import (
 	"github.com/keyless-dev/keyless/sidecar/lease"
 	"github.com/keyless-dev/keyless/sidecar/policy"
 	"github.com/keyless-dev/keyless/sidecar/proxy"
+	"github.com/keyless-dev/keyless/sidecar/revfeed"
 	"github.com/keyless-dev/keyless/sidecar/store/redisstore"
 	"github.com/keyless-dev/keyless/sidecar/token"
 )
@@ -46,6 +47,7 @@ func (d *doctor) run(ctx context.Context) {
 	d.checkLogins(ctx, cfg)
 	d.checkUpstreams(ctx, pcfg)
 	d.checkStore(ctx)
+	d.checkFeed(ctx, meta)
 	d.checkData(ctx)
 }
 
@@ -72,6 +74,52 @@ func (d *doctor) checkExternalIssuers(ctx context.Context, cfg *config.Config) {
 			d.add(statusFail, label, fmt.Sprintf("no token of %s could pass: %s.", c.Issuer, oneLine(c.Err)),
 				"see docs/identity-providers.md for its algs, audience and discovery settings; keyless serve refuses to start with it.")
 		}
+	}
+}
+
+// checkFeed checks how proxies without a shared store learn revocations:
+// the issuer's revocation feed and its secret (docs/revocation.md).
+func (d *doctor) checkFeed(ctx context.Context, meta *issuerMeta) {
+	switch {
+	case d.store != "":
+		d.add(statusSkip, "revocations", "with --store, proxies learn revocations through Redis.", "")
+		return
+	case meta == nil:
+		d.add(statusSkip, "revocations", "the issuer's metadata could not be read.", "")
+		return
+	case meta.Feed == "":
+		d.add(statusFail, "revocations", "no --store, and the issuer advertises no "+revfeed.MetadataKey+": a keyless proxy would have no way to learn revocations and refuses to start.",
+			"run the proxies with --store redis://... shared with keyless serve --store, or run a keyless serve that serves the revocation feed.")
+		return
+	case d.feedSecret == "":
+		d.add(statusWarn, "revocations", "no --store: every keyless proxy needs --feed-secret-file (a 0600 copy of the issuer's DATA/"+feedSecretFile+") to follow "+meta.Feed+"; without it, it refuses to start.",
+			"give keyless doctor --feed-secret-file FILE to check the secret.")
+		return
+	}
+	secret, err := readFeedSecret(d.feedSecret)
+	if err != nil {
+		d.add(statusFail, "revocations", err.Error()+".", "copy the issuer's DATA/"+feedSecretFile+" and chmod 600 it.")
+		return
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, meta.Feed+"?after=0&wait=0", nil)
+	if err != nil {
+		d.add(statusFail, "revocations", "the feed URL does not parse.", "")
+		return
+	}
+	req.Header.Set("Authorization", "Bearer "+secret)
+	resp, err := d.client.Do(req)
+	if err != nil {
+		d.add(statusFail, "revocations", fmt.Sprintf("cannot reach the revocation feed %s: %v.", meta.Feed, err), "check the network between the proxies and the issuer.")
+		return
+	}
+	resp.Body.Close()
+	switch resp.StatusCode {
+	case http.StatusOK:
+		d.add(statusOK, "revocations", "the revocation feed answers with this secret: proxies with --feed-secret-file follow it.", "")
+	case http.StatusUnauthorized:
+		d.add(statusFail, "revocations", "the revocation feed refuses this secret.", "copy the issuer's DATA/"+feedSecretFile+" again (it is created at the issuer's first start).")
+	default:
+		d.add(statusFail, "revocations", fmt.Sprintf("the revocation feed answers HTTP %d.", resp.StatusCode), "")
 	}
 }
 
@@ -241,6 +289,7 @@ func human(d time.Duration) string {
 type issuerMeta struct {
 	Issuer  string `json:"issuer"`
 	JWKSURI string `json:"jwks_uri"`
+	Feed    string `json:"keyless_revocation_feed_endpoint"`
 }
 
 // checkIssuer fetches the issuer's metadata; it returns it (nil when

@@ -128,12 +128,17 @@ func TestDoctor(t *testing.T) {
 	ca := filepath.Join(t.TempDir(), "ca.pem")
 	os.WriteFile(ca, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: api.Certificate().Raw}), 0o600)
 
+	// The proxies' copy of the issuer's revocation feed secret.
+	feedSecret := filepath.Join(t.TempDir(), "feed.secret")
+	b, _ := os.ReadFile(filepath.Join(dir, feedSecretFile))
+	os.WriteFile(feedSecret, b, 0o600)
+
 	t.Run("healthy", func(t *testing.T) {
-		out, err := runDoctorCLI(nil, "--config", cfg, "--data", dir, "--proxy-config", proxyConfigFor(t, info.IssuerURL, api.URL, ca))
+		out, err := runDoctorCLI(nil, "--config", cfg, "--data", dir, "--proxy-config", proxyConfigFor(t, info.IssuerURL, api.URL, ca), "--feed-secret-file", feedSecret)
 		if err != nil {
 			t.Fatalf("doctor: %v\n%s", err, out)
 		}
-		for _, name := range []string{"config", "policy", "proxy config", "TTLs", "issuer", "JWKS", "clock", "upstream api", "data"} {
+		for _, name := range []string{"config", "policy", "proxy config", "TTLs", "issuer", "JWKS", "clock", "upstream api", "revocations", "data"} {
 			if l := reportLine(out, name); !strings.HasPrefix(l, "OK") {
 				t.Errorf("%s: %q, want OK\n%s", name, l, out)
 			}
@@ -202,6 +207,13 @@ func TestDoctor(t *testing.T) {
 			return []string{"--config", cfg, "--store", "redis://" + freeAddr(t) + "/0"}
 		},
 			nil, "store", "FAIL", "Redis does not answer"},
+		{"no store and no feed secret to check", func(t *testing.T) []string { return []string{"--config", cfg} },
+			nil, "revocations", "WARN", "needs --feed-secret-file"},
+		{"wrong feed secret", func(t *testing.T) []string {
+			p := filepath.Join(t.TempDir(), "feed.secret")
+			os.WriteFile(p, []byte("not-the-secret\n"), 0o600)
+			return []string{"--config", cfg, "--feed-secret-file", p}
+		}, nil, "revocations", "FAIL", "refuses this secret"},
 		{"data readable by others", func(t *testing.T) []string {
 			d := t.TempDir()
 			os.WriteFile(filepath.Join(d, adminTokenFile), []byte("x\n"), 0o644)

@@ -10,7 +10,11 @@ import (
 	"time"
 
 	"github.com/keyless-dev/keyless/sidecar/authserver"
+	"github.com/keyless-dev/keyless/sidecar/config"
+	"github.com/keyless-dev/keyless/sidecar/store"
 	"github.com/keyless-dev/keyless/sidecar/store/boltstore"
+	"github.com/keyless-dev/keyless/sidecar/store/pgstore"
+	"github.com/keyless-dev/keyless/sidecar/token"
 )
 
 func init() {
@@ -19,10 +23,14 @@ func init() {
 
 // runKeys is `keyless keys list|rotate --data DIR`. With a keyless process
 // running on the data dir it goes through its admin API (the running
-// server must switch keys itself); otherwise it opens the database.
+// server must switch keys itself); otherwise it opens the database: the
+// PostgreSQL one of --db or $KEYLESS_DB when set (replicas running on it
+// adopt the rotation by notification, docs/deployment-ha.md), else the
+// bbolt file in the data dir.
 func runKeys(args []string, stdout, stderr io.Writer) error {
-	fs := newFlags("keys", "keys list|rotate [--data DIR]", stderr)
+	fs := newFlags("keys", "keys list|rotate [--data DIR] [--db postgres://...]", stderr)
 	dataDir := fs.String("data", defaultDataDir, "data directory")
+	dbFlag := fs.String("db", "", "the PostgreSQL database of keyless serve --db (default $"+dbEnv+"); empty: the bbolt file in --data")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -42,12 +50,12 @@ func runKeys(args []string, stdout, stderr io.Writer) error {
 		out, err := c.call(ctx, method, path, "")
 		if err == nil {
 			if rotate {
-				fmt.Fprintf(stdout, "rotated: new signing key %v; the old one stays published until its tokens expire\n", out["kid"])
+				fmt.Fprintf(stdout, "rotated: new signing key %v, published now, signs from %s on (after every proxy could fetch it); the old one signs until then and stays published until its tokens expire\n", out["kid"], token.PrePublish)
 			} else {
 				keys, _ := out["keys"].([]any)
 				for _, k := range keys {
 					m, _ := k.(map[string]any)
-					fmt.Fprintf(stdout, "%v active=%v created=%v retire_at=%v\n", m["KID"], m["Active"], m["Created"], m["RetireAt"])
+					fmt.Fprintf(stdout, "%v active=%v created=%v retire_at=%v active_from=%v\n", m["KID"], m["Active"], m["Created"], m["RetireAt"], m["ActiveFrom"])
 				}
 			}
 			return nil
@@ -56,7 +64,16 @@ func runKeys(args []string, stdout, stderr io.Writer) error {
 			return fmt.Errorf("keys: %w", err)
 		}
 	}
-	db, err := boltstore.Open(filepath.Join(*dataDir, boltstore.FileName), boltstore.Options{LockTimeout: 2 * time.Second})
+	var db interface {
+		store.KV
+		Close() error
+	}
+	var err error
+	if u := dbURL(*dbFlag, &config.Config{}); u != "" {
+		db, err = pgstore.Open(ctx, u, pgstore.Options{})
+	} else {
+		db, err = boltstore.Open(filepath.Join(*dataDir, boltstore.FileName), boltstore.Options{LockTimeout: 2 * time.Second})
+	}
 	if err != nil {
 		return fmt.Errorf("keys: %w", err)
 	}
@@ -66,7 +83,7 @@ func runKeys(args []string, stdout, stderr io.Writer) error {
 		if err != nil {
 			return fmt.Errorf("keys: %w", err)
 		}
-		fmt.Fprintf(stdout, "rotated: new signing key %s; the old one stays published until its tokens expire\n", kid)
+		fmt.Fprintf(stdout, "rotated: new signing key %s, published now, signs from %s on (after every proxy could fetch it); the old one signs until then and stays published until its tokens expire\n", kid, token.PrePublish)
 		return nil
 	}
 	keys, err := authserver.ListKeys(ctx, db)
@@ -74,7 +91,7 @@ func runKeys(args []string, stdout, stderr io.Writer) error {
 		return fmt.Errorf("keys: %w", err)
 	}
 	for _, k := range keys {
-		fmt.Fprintf(stdout, "%s active=%v created=%s retire_at=%s\n", k.KID, k.Active, k.Created.Format(time.RFC3339), k.RetireAt.Format(time.RFC3339))
+		fmt.Fprintf(stdout, "%s active=%v created=%s retire_at=%s active_from=%s\n", k.KID, k.Active, k.Created.Format(time.RFC3339), k.RetireAt.Format(time.RFC3339), k.ActiveFrom.Format(time.RFC3339))
 	}
 	return nil
 }

@@ -16,6 +16,7 @@ import (
 
 	"github.com/keyless-dev/keyless/sidecar/internal/certreload"
 	"github.com/keyless-dev/keyless/sidecar/proxy"
+	"github.com/keyless-dev/keyless/sidecar/revfeed"
 )
 
 func init() {
@@ -24,16 +25,21 @@ func init() {
 
 // runProxy is `keyless proxy --config FILE`: the proxy alone, verifying
 // leases against the issuer's JWKS (token.issuer, token.jwks_url in the
-// file). Without --store its state is in memory: one replica. With
-// --store redis://... every replica shares replay, revocations, rate
-// limits, the nonce key and WebSocket tickets, and a request that needs the
-// store while it is unreachable gets 503, never a pass.
+// file). With --store redis://... every replica shares replay, revocations,
+// rate limits, the nonce key and WebSocket tickets, and a request that
+// needs the store while it is unreachable gets 503, never a pass. Without
+// it the state is in memory (one replica) and revocations come from the
+// issuer's revocation feed (--feed-secret-file); a proxy with neither
+// cannot learn revocations and refuses to start (docs/revocation.md).
 func runProxy(args []string, stdout, stderr io.Writer) error {
-	fs := newFlags("proxy", "proxy --config FILE [--store redis://HOST:PORT] [--audit-file FILE] [--check]", stderr)
+	fs := newFlags("proxy", "proxy --config FILE (--store redis://HOST:PORT | --feed-secret-file FILE) [--audit-file FILE] [--check]", stderr)
 	path := fs.StringP("config", "c", "", "proxy.yaml: the keys of keyless.yaml's proxy: section, at the top level (docs/configuration.md)")
 	check := fs.Bool("check", false, "validate the config, fetch the lease keys (token.jwks_url) as /readyz does, and exit")
 	storeFlag := fs.String("store", "", "shared store for several replicas, e.g. redis://127.0.0.1:6379/0 (default $"+storeEnv+"; empty: in memory)")
 	auditFile := fs.String("audit-file", "", "also append the audit lines (JSON, one per decision) to this file (0600), for keyless audit --file")
+	feedSecret := fs.String("feed-secret-file", "", "without --store: a 0600 copy of the issuer's DATA/"+feedSecretFile+"; the proxy follows the issuer's revocation feed with it")
+	feedURL := fs.String("feed-url", "", "the revocation feed's URL (default: keyless_revocation_feed_endpoint in token.issuer's metadata)")
+	feedStale := fs.Duration("feed-max-stale", revfeed.DefaultMaxStale, "cut off from the feed longer than this, requests get 503 (never a pass) and /readyz says why")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -57,7 +63,9 @@ func runProxy(args []string, stdout, stderr io.Writer) error {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	opts := proxy.Options{Logger: log, Audit: out}
-	if u := storeURL(*storeFlag); u != "" && !*check {
+	switch u := storeURL(*storeFlag); {
+	case *check:
+	case u != "":
 		d := cfg.WithDefaults().DPoP
 		st, err := openShared(ctx, u, d.MaxAge, d.FutureSkew, log)
 		if err != nil {
@@ -65,6 +73,14 @@ func runProxy(args []string, stdout, stderr io.Writer) error {
 		}
 		defer st.Close()
 		opts = sharedProxyOptions(opts, st)
+	case *feedSecret != "":
+		f, err := followFeed(ctx, cfg.Token.Issuer, *feedURL, *feedSecret, *feedStale, log)
+		if err != nil {
+			return err
+		}
+		opts.Revocations = f
+	default:
+		return &exitError{code: 2, err: errNoRevocations}
 	}
 	p, err := proxy.New(cfg, opts)
 	if err != nil {
@@ -106,6 +122,7 @@ func serveProxy(ctx context.Context, p *proxy.Proxy, stdout io.Writer, log *slog
 	if err != nil {
 		return err
 	}
+	ln = p.LimitListener(ln) // server.max_conns
 	srv := p.NewServer(p)
 	errc := make(chan error, 2)
 	if certs != nil {

@@ -23,18 +23,19 @@ func TestProxyTLSReload(t *testing.T) {
 	dir := t.TempDir()
 	ca := newTestCA(t)
 	ca.issue(t, dir, "first", 2)
+	listen := freeAddr(t)
 	cfg, err := proxy.ParseConfig([]byte(fmt.Sprintf(`
-public_url: https://127.0.0.1:1
+public_url: https://%s
 token: {issuer: http://127.0.0.1:1, jwks_url: http://127.0.0.1:1/jwks.json}
 upstreams: {api: {url: http://127.0.0.1:1}}
 routes:
   - {name: things, methods: [GET], path: /v1/**, upstream: api, scopes: [api:read]}
 server:
-  listen: 127.0.0.1:0
+  listen: %s
   admin_listen: "-"
   tls_cert_file: %s
   tls_key_file: %s
-`, filepath.Join(dir, "tls.crt"), filepath.Join(dir, "tls.key"))))
+`, listen, listen, filepath.Join(dir, "tls.crt"), filepath.Join(dir, "tls.key"))))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -30,6 +30,7 @@ type replicaSet struct {
 	replicas [2]*httptest.Server
 	minter   *token.Minter
 	revs     store.Revocations // the issuer's: durable list mirrored to Redis
+	db       *boltstore.DB     // the issuer's durable log itself
 	hits     atomic.Int64
 }
 
@@ -64,7 +65,7 @@ func startReplicas(t *testing.T) *replicaSet {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { issStore.Close() })
-	rs.revs = mirrored(ctx, db, issStore, log)
+	rs.revs, rs.db = mirrored(ctx, db, issStore, log), db
 
 	upstream := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		rs.hits.Add(1)
@@ -218,12 +219,75 @@ func TestReplicasShareRedis(t *testing.T) {
 		}
 	})
 
+	t.Run("redis stalled while revoking: acknowledged once durable, refused at both replicas within a second of resuming", func(t *testing.T) {
+		gail, hank := newKey(t), newKey(t)
+		lg, lh := rs.lease(t, gail, "gail"), rs.lease(t, hank, "hank")
+		for i := range rs.replicas {
+			if resp, body := rs.send(t, i, gail, lg, "/v1/stall", ""); resp.StatusCode != 200 {
+				t.Fatalf("replica %d before the stall: %d %s", i, resp.StatusCode, body)
+			}
+		}
+		rs.redis.Pause() // SIGSTOP: connections stay open, nothing answers
+		resumed := false
+		defer func() {
+			if !resumed {
+				rs.redis.Resume()
+			}
+		}()
+		if err := rs.revs.Revoke(context.Background(), store.Revocation{Kind: store.KindLease, Value: lg.claims.LeaseID}, lg.claims.Expiry); err != nil {
+			t.Fatalf("revocation while redis is stalled: %v (it is durable: it must be acknowledged)", err)
+		}
+		// A revocation whose write to Redis was lost in transit (the
+		// issuer crashed after the durable write, a partition): only the
+		// converger's comparison by sequence number can bring it.
+		if err := rs.db.Revoke(context.Background(), store.Revocation{Kind: store.KindLease, Value: lh.claims.LeaseID}, lh.claims.Expiry); err != nil {
+			t.Fatal(err)
+		}
+		before := rs.hits.Load()
+		for i := range rs.replicas {
+			if resp, _ := rs.send(t, i, gail, lg, "/v1/stall", ""); resp.StatusCode != 503 {
+				t.Errorf("replica %d while redis is stalled: %d, want 503", i, resp.StatusCode)
+			}
+		}
+		if rs.hits.Load() != before {
+			t.Error("a request was forwarded while redis was stalled")
+		}
+		// Stalled longer than every client timeout, so the write the
+		// revocation tried has failed: only the converger can bring it.
+		time.Sleep(1500 * time.Millisecond)
+		rs.redis.Resume()
+		resumed = true
+		for i := range rs.replicas {
+			took := rs.waitStatus(t, i, gail, lg, "/v1/stall", 401, time.Second)
+			t.Logf("replica %d refused the lease revoked during the stall %v after redis resumed", i, took)
+			took = rs.waitStatus(t, i, hank, lh, "/v1/stall", 401, time.Second)
+			t.Logf("replica %d refused the lease whose Redis write was lost %v after redis resumed", i, took)
+		}
+		// Between Redis resuming and the converger's push (milliseconds)
+		// a replica may still answer from Redis without the entry; once
+		// refused, a lease is refused for good.
+		before = rs.hits.Load()
+		for i := range rs.replicas {
+			for _, l := range []struct {
+				k dpop.Signer
+				l testLease
+			}{{gail, lg}, {hank, lh}} {
+				if resp, _ := rs.send(t, i, l.k, l.l, "/v1/stall", ""); resp.StatusCode != 401 {
+					t.Errorf("replica %d after convergence: %d, want 401", i, resp.StatusCode)
+				}
+			}
+		}
+		if rs.hits.Load() != before {
+			t.Error("a request with a revoked lease was forwarded after convergence")
+		}
+	})
+
 	t.Run("redis down: 503 and never a pass; back empty: nothing revoked returns", func(t *testing.T) {
 		dave := newKey(t)
 		ld := rs.lease(t, dave, "dave")
 		revoked := newKey(t)
 		lr := rs.lease(t, revoked, "erin")
-		if err := rs.revs.Revoke(context.Background(), store.Revocation{Kind: store.KindSub, Value: "erin"}, lr.claims.Expiry); err != nil {
+		if err := rs.revs.Revoke(context.Background(), store.Revocation{Kind: store.KindSub, Value: "erin"}, store.WatermarkUntil(lr.claims.IssuedAt)); err != nil {
 			t.Fatal(err)
 		}
 		rs.redis.Kill()

@@ -30,8 +30,11 @@ import (
 	"github.com/keyless-dev/keyless/sidecar/internal/certreload"
 	"github.com/keyless-dev/keyless/sidecar/internal/opsmetrics"
 	"github.com/keyless-dev/keyless/sidecar/lease"
+	"github.com/keyless-dev/keyless/sidecar/ratelimit"
+	"github.com/keyless-dev/keyless/sidecar/revfeed"
 	"github.com/keyless-dev/keyless/sidecar/store"
 	"github.com/keyless-dev/keyless/sidecar/store/boltstore"
+	"github.com/keyless-dev/keyless/sidecar/store/pgstore"
 	"github.com/keyless-dev/keyless/sidecar/store/redisstore"
 )
 
@@ -41,6 +44,10 @@ const (
 	adminTokenFile  = "admin.token"      // 0600: the admin API bearer token
 	adminAddrFile   = "admin.url"        // the running server's admin API URL
 	sandboxPassFile = "sandbox-password" // 0600: alice's password in the dev sandbox
+	// feedSecretFile (0600) authenticates proxies following the
+	// revocation feed without a shared store (keyless proxy
+	// --feed-secret-file); see docs/revocation.md.
+	feedSecretFile = "revocation-feed.secret"
 )
 
 // newFlags makes a pflag set that lets flags come before or after
@@ -139,13 +146,28 @@ type issuerSetup struct {
 	// publicURL, when set, is where phones reach the issuer: the /device
 	// page's URL in verification_uri (keyless dev --public-url).
 	publicURL string
+	// dbURL, when set, is the PostgreSQL database shared by replicas
+	// (keyless serve --db); empty: the bbolt file in dataDir.
+	dbURL string
+}
+
+// durableDB is the issuer's durable store: the embedded bbolt file or the
+// PostgreSQL database replicas share.
+type durableDB interface {
+	store.KV
+	store.Log
+	ListRevocations(ctx context.Context) ([]store.RevocationEntry, error)
+	// OnRevocation sets what runs after each committed change of the log
+	// (the revocation feed's wake-up).
+	OnRevocation(fn func())
+	Close() error
 }
 
 // runningIssuer is a started authorization server with its vending service.
 type runningIssuer struct {
 	server   *authserver.Server
 	vending  *lease.Service
-	db       *boltstore.DB
+	db       durableDB
 	url      string // issuer URL
 	listen   string // actual listen address
 	adminURL string
@@ -163,12 +185,22 @@ func startIssuer(ctx context.Context, st issuerSetup) (*runningIssuer, error) {
 	if err != nil {
 		return nil, err
 	}
-	db, err := boltstore.Open(filepath.Join(st.dataDir, boltstore.FileName), boltstore.Options{})
-	if errors.Is(err, boltstore.ErrLocked) {
-		return nil, fmt.Errorf("data dir %s is in use by another keyless process", st.dataDir)
-	}
-	if err != nil {
-		return nil, err
+	var db durableDB
+	var pg *pgstore.DB
+	if st.dbURL != "" {
+		if pg, err = pgstore.Open(ctx, st.dbURL, pgstore.Options{}); err != nil {
+			return nil, err
+		}
+		db = pg
+	} else {
+		bdb, err := boltstore.Open(filepath.Join(st.dataDir, boltstore.FileName), boltstore.Options{})
+		if errors.Is(err, boltstore.ErrLocked) {
+			return nil, fmt.Errorf("data dir %s is in use by another keyless process", st.dataDir)
+		}
+		if err != nil {
+			return nil, err
+		}
+		db = bdb
 	}
 	fail := func(err error) (*runningIssuer, error) { db.Close(); return nil, err }
 	ln, err := net.Listen("tcp", st.addr)
@@ -204,6 +236,15 @@ func startIssuer(ctx context.Context, st issuerSetup) (*runningIssuer, error) {
 		m := mirrored(ctx, db, st.shared, st.audit)
 		revs, vdb = m, m
 	}
+	// Replicas on one database share the DPoP jti cache of the issuer's
+	// and the vending service's endpoints: a proof used at one replica is
+	// a replay at the other (RFC 9449 section 11.1). One process: memory.
+	// So do the /device_authorization rate limits.
+	var replay store.Replay
+	var limiter ratelimit.Limiter
+	if pg != nil {
+		replay, limiter = pg, pg
+	}
 	verify := ""
 	if st.publicURL != "" {
 		u, _ := url.Parse(st.cfg.Issuer.URL)
@@ -216,12 +257,24 @@ func startIssuer(ctx context.Context, st issuerSetup) (*runningIssuer, error) {
 		return fail(err)
 	}
 	s, err := authserver.New(ctx, authserver.Options{Config: st.cfg, DB: db, Revocations: revs, Audit: st.audit,
-		AdminToken: adminToken, VerificationURI: verify, Logins: logins})
+		AdminToken: adminToken, VerificationURI: verify, Logins: logins,
+		// Replicas on one database share each source's failure budgets.
+		SharedBudgets: pg != nil, Replay: replay, DeviceAuthorizationLimiter: limiter})
 	if err != nil {
 		ln.Close()
 		adminLn.Close()
 		return fail(err)
 	}
+	// Proxies without a shared store follow the durable log directly.
+	feedSecret, err := secretFile(st.dataDir, feedSecretFile, 32)
+	if err != nil {
+		ln.Close()
+		adminLn.Close()
+		return fail(err)
+	}
+	feed := &revfeed.Handler{Log: db, Secret: feedSecret}
+	db.OnRevocation(feed.Notify)
+	s.SetRevocationFeed(feed)
 	pubMux := http.NewServeMux()
 	pubMux.Handle("/", s.Handler())
 	if st.assets != "" {
@@ -250,7 +303,7 @@ func startIssuer(ctx context.Context, st issuerSetup) (*runningIssuer, error) {
 		svc, err = lease.FromConfig(lease.Setup{
 			File: st.cfgPath, Config: st.cfg, Server: s, DB: vdb,
 			Audience: st.audience, SandboxPolicy: st.sandbox,
-			AdminToken: adminToken, Audit: st.audit,
+			AdminToken: adminToken, Audit: st.audit, Replay: replay, SharedQuotas: pg != nil,
 		})
 		if err != nil {
 			ln.Close()
@@ -294,7 +347,18 @@ func startIssuer(ctx context.Context, st issuerSetup) (*runningIssuer, error) {
 	// request.
 	sweepCtx, stopSweeps := context.WithCancel(context.Background())
 	sweepsDone := make(chan struct{})
-	go func() { s.RunSweeps(sweepCtx, time.Minute); close(sweepsDone) }()
+	if pg != nil {
+		// Replicas on one database: one sweeps at a time, and each
+		// follows the others' key rotations and revocations.
+		followDone := make(chan struct{})
+		go func() { runSharedSweeps(sweepCtx, pg, s, svc, time.Minute, st.audit); close(sweepsDone) }()
+		go func() { followPeers(sweepCtx, pg, s, st.shared, st.audit); close(followDone) }()
+		sd := sweepsDone
+		sweepsDone = make(chan struct{})
+		go func() { <-sd; <-followDone; close(sweepsDone) }()
+	} else {
+		go func() { s.RunSweeps(sweepCtx, time.Minute); close(sweepsDone) }()
+	}
 	r := &runningIssuer{server: s, vending: svc, db: db, url: s.Issuer(), listen: ln.Addr().String(), adminURL: adminURL, metrics: metrics}
 	r.shutdown = func(ctx context.Context) {
 		metrics.Drain()
@@ -388,7 +452,7 @@ func runServe(args []string, stdout, stderr io.Writer) error {
 // serveMain runs serve until ctx is done; ready, when set, is told of the
 // started issuer (tests).
 func serveMain(ctx context.Context, args []string, stdout, stderr io.Writer, ready func(*runningIssuer)) error {
-	fs := newFlags("serve", "serve --config FILE [--data DIR] [--issuer-addr ADDR] [--admin-addr ADDR] [--tls-cert FILE --tls-key FILE] [--store redis://HOST:PORT]", stderr)
+	fs := newFlags("serve", "serve --config FILE [--data DIR] [--issuer-addr ADDR] [--admin-addr ADDR] [--tls-cert FILE --tls-key FILE] [--store redis://HOST:PORT] [--db postgres://...]", stderr)
 	cfgPath := fs.StringP("config", "c", "", "keyless.yaml to load (required)")
 	dataDir := fs.String("data", defaultDataDir, "data directory (database, admin token)")
 	addr := fs.String("issuer-addr", "127.0.0.1:8787", "listen address of the authorization server")
@@ -398,6 +462,7 @@ func serveMain(ctx context.Context, args []string, stdout, stderr io.Writer, rea
 	roles := fs.StringSlice("roles", []string{"authserver"}, "roles to run: authserver (with the vending service when the config has a policy); proxies run with keyless proxy")
 	assets := fs.String("assets", defaultAssetsDir(), "directory of the built web component to serve under /keyless/ (empty: none)")
 	storeFlag := fs.String("store", "", "shared store of the proxy replicas, e.g. redis://127.0.0.1:6379/0 (default $"+storeEnv+"): revocations are mirrored to it")
+	dbFlag := fs.String("db", "", "PostgreSQL database shared by serve replicas, postgres://USER@HOST:PORT/DB (default $"+dbEnv+", then db: in the config; empty: the bbolt file in --data)")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -442,7 +507,7 @@ func serveMain(ctx context.Context, args []string, stdout, stderr io.Writer, rea
 		return err
 	}
 	iss, err := startIssuer(ctx, issuerSetup{cfg: cfg, cfgPath: *cfgPath, dataDir: *dataDir, addr: *addr, audit: audit, shared: shared, assets: *assets,
-		adminAddr: *adminAddr, tls: certs})
+		adminAddr: *adminAddr, tls: certs, dbURL: dbURL(*dbFlag, cfg)})
 	if err != nil {
 		return err
 	}

@@ -11,7 +11,6 @@ import (
 
 	"github.com/keyless-dev/keyless/sidecar/proxy"
 	"github.com/keyless-dev/keyless/sidecar/store"
-	"github.com/keyless-dev/keyless/sidecar/store/boltstore"
 	"github.com/keyless-dev/keyless/sidecar/store/redisstore"
 )
 
@@ -89,21 +88,31 @@ func (s sharedTickets) Take(ctx context.Context, id string) (proxy.Ticket, bool,
 type issuerDB struct {
 	store.KV
 	store.Revocations
+	db durableDB
 }
 
-// mirrored returns db with revocations mirrored to st, and starts
-// re-seeding st from db's durable list whenever st lost its data.
-func mirrored(ctx context.Context, db *boltstore.DB, st *redisstore.Store, log *slog.Logger) issuerDB {
-	list := func(ctx context.Context) ([]redisstore.Entry, error) {
-		rs, err := db.ListRevocations(ctx)
-		out := make([]redisstore.Entry, len(rs))
-		for i, r := range rs {
-			out[i] = redisstore.Entry{Revocation: r.Revocation, Until: r.Until}
-		}
-		return out, err
+// ListRevocations lists the durable log's live revocations.
+func (d issuerDB) ListRevocations(ctx context.Context) ([]store.RevocationEntry, error) {
+	return d.db.ListRevocations(ctx)
+}
+
+// Reset implements store.Resetter (lifting a block): durable first, then
+// the shared store.
+func (d issuerDB) Reset(ctx context.Context, r store.Revocation, until time.Time) error {
+	if rs, ok := d.Revocations.(store.Resetter); ok {
+		return rs.Reset(ctx, r, until)
 	}
-	go st.KeepSeeded(ctx, time.Second, list, func(err error) { log.Warn("store.reseed", "err", err.Error()) })
-	return issuerDB{KV: db, Revocations: redisstore.Mirror{Durable: db, Shared: st}}
+	return d.db.Reset(ctx, r, until)
+}
+
+// mirrored returns db with revocations mirrored to st, and starts the
+// converger that keeps st equal to db's durable log: it re-seeds st when
+// it lost its data and applies, by sequence number, what st missed while
+// stalled or unreachable (docs/revocation.md).
+func mirrored(ctx context.Context, db durableDB, st *redisstore.Store, log *slog.Logger) issuerDB {
+	conv := &redisstore.Converger{Log: db, Shared: st, OnErr: func(err error) { log.Warn("store.converge", "err", err.Error()) }}
+	go conv.Run(ctx)
+	return issuerDB{KV: db, Revocations: redisstore.Mirror{Durable: db, Shared: st, Converger: conv}, db: db}
 }
 
 // sharedProxyOptions puts every piece of the proxy's state in st.

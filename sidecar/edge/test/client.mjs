@@ -207,7 +207,11 @@ export class Runner {
     if (row.revoke) {
       const c = claimsOf(req.tok)
       const v = { lease: c.lease_id, jti: c.jti, sub: c.sub, client: c.client_id, jkt: c.cnf.jkt }[row.revoke]
-      await this.target.revoke({ kind: row.revoke, value: v, until: c.exp })
+      // Subject, app and key revocations are watermarks (docs/revocation.md):
+      // recorded until cutoff + 8 days, ending what was issued up to the
+      // cutoff, here this lease's iat.
+      const watermark = ['sub', 'client', 'jkt'].includes(row.revoke)
+      await this.target.revoke({ kind: row.revoke, value: v, until: watermark ? c.iat + 8 * 24 * 3600 : c.exp })
     }
     return send(this.target.url, req)
   }

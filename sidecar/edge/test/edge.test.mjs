@@ -167,6 +167,24 @@ test('a proof accepted before a Worker restart is refused as a replay after it (
   assert.equal(ok.status, 200, ok.body)
 })
 
+test('a subject revocation is a watermark at the edge as in the native sidecar: what was issued up to the cutoff is refused, a later lease works', async () => {
+  for (const [name, target] of Object.entries(targets)) {
+    const t = target()
+    const sub = 'wm-' + Math.random().toString(36).slice(2)
+    const get = async (tok) => {
+      const proof = await generateProof(client.kp, publicURL + '/v1/orders', 'GET', undefined, tok)
+      return (await send(t.url, { method: 'GET', path: '/v1/orders', headers: [['Authorization', 'DPoP ' + tok], ['DPoP', proof]] })).status
+    }
+    const older = await mint(world, { sub, scope: ['orders:read'], jkt: client.jkt, issued_ago_s: 20 })
+    const newer = await mint(world, { sub, scope: ['orders:read'], jkt: client.jkt })
+    // Cutoff 10 s ago: recorded until cutoff + 8 days (docs/revocation.md).
+    const cutoff = Math.floor(Date.now() / 1000) - 10
+    await t.revoke({ kind: 'sub', value: sub, until: cutoff + 8 * 24 * 3600 })
+    assert.equal(await get(older), 401, `${name}: a lease issued before the cutoff`)
+    assert.equal(await get(newer), 200, `${name}: a lease issued after the cutoff`)
+  }
+})
+
 test('the revocation push checks its token first and reads a bounded body: an oversized body is refused, not buffered', async () => {
   // Chunked bodies (no Content-Length). The Worker used to buffer the whole body of any POST
   // whose URL ended in /.keyless/revocations, before any check (a 64 MiB body: 500). Local

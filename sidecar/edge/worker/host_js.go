@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 	"syscall/js"
 	"time"
@@ -96,9 +97,15 @@ func (h *host) AnyRevoked(_ context.Context, rs ...store.Revocation) (bool, erro
 	if err != nil {
 		return false, err
 	}
+	// One line per lookup: "kind:value", then for a watermark lookup a tab
+	// and when the lease was issued (Unix ms), so the Durable Object
+	// applies the cutoff as store.Applies does (docs/revocation.md).
 	keys := make([]string, len(rs))
 	for i, r := range rs {
 		keys[i] = string(r.Kind) + ":" + r.Value
+		if store.IsWatermark(r.Kind) && !r.IssuedAt.IsZero() {
+			keys[i] += "\t" + strconv.FormatInt(r.IssuedAt.UnixMilli(), 10)
+		}
 	}
 	v, err := await(stub.Call("anyRevoked", strings.Join(keys, "\n")))
 	if err != nil {

@@ -168,11 +168,23 @@ export class RevocationList extends DurableObject {
     await this.ctx.storage.put("rev:" + key, until);
   }
 
-  // anyRevoked takes "kind:value" keys, one per line.
+  // anyRevoked takes "kind:value" keys, one per line; a subject, app or
+  // key lookup may add a tab and when the lease was issued (Unix ms): such
+  // a revocation is a watermark recorded until cutoff + 8 days, and applies
+  // only to what was issued up to the cutoff (store.Applies in Go).
   async anyRevoked(lines) {
     const now = Date.now();
-    const got = await this.ctx.storage.get(lines.split("\n").map((k) => "rev:" + k));
-    for (const until of got.values()) if (until > now) return true;
+    const horizon = 8 * 24 * 3600 * 1000; // store.WatermarkHorizon
+    const lookups = lines.split("\n").map((l) => {
+      const [key, iat] = l.split("\t");
+      return { key: "rev:" + key, iat: iat === undefined ? null : Number(iat) };
+    });
+    const got = await this.ctx.storage.get(lookups.map((l) => l.key));
+    for (const { key, iat } of lookups) {
+      const until = got.get(key);
+      if (until === undefined || !(until > now)) continue;
+      if (iat === null || iat <= until - horizon) return true;
+    }
     return false;
   }
 }

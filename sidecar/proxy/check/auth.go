@@ -123,15 +123,13 @@ func TokenTime(c *atjwt.Claims, now time.Time, leeway time.Duration) *Error {
 }
 
 // Revocations are the revocation entries consulted for a lease: the lease,
-// the token, its subject, app and key.
+// the token, and the watermarks of its subject, app and key, compared
+// with the lease's iat (docs/revocation.md).
 func Revocations(c *atjwt.Claims) []store.Revocation {
-	return []store.Revocation{
+	return append([]store.Revocation{
 		{Kind: store.KindLease, Value: c.LeaseID},
 		{Kind: store.KindJTI, Value: c.JTI},
-		{Kind: store.KindSub, Value: store.SubjectValue(c.IdP, c.Subject)},
-		{Kind: store.KindClient, Value: c.ClientID},
-		{Kind: store.KindJKT, Value: c.JKT},
-	}
+	}, store.Watermarks(store.SubjectValue(c.IdP, c.Subject), c.ClientID, c.JKT, c.IssuedAt)...)
 }
 
 // Revoked turns a revocation store's answer into a refusal. An unreachable

@@ -11,12 +11,11 @@ package boltstore
 
 import (
 	"context"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
-	"strings"
+	"sync/atomic"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -44,13 +43,18 @@ type Options struct {
 
 // DB is an open store.
 type DB struct {
-	db  *bolt.DB
-	now func() time.Time
+	db      *bolt.DB
+	now     func() time.Time
+	onWrite atomic.Pointer[func()]
 }
 
+// OnRevocation sets fn to run after every change of the revocation log is
+// committed: the issuer wakes the followers of its revocation feed with it.
+func (d *DB) OnRevocation(fn func()) { d.onWrite.Store(&fn) }
+
 var (
-	_ store.KV          = (*DB)(nil)
-	_ store.Revocations = (*DB)(nil)
+	_ store.KV  = (*DB)(nil)
+	_ store.Log = (*DB)(nil)
 )
 
 // Open opens (creating if needed) the database file at path, mode 0600.
@@ -133,78 +137,4 @@ func (t tx) ForEach(bucket string, fn func(key string, value []byte) error) erro
 		return nil
 	}
 	return b.ForEach(func(k, v []byte) error { return fn(string(k), v) })
-}
-
-const revBucket = "revocations"
-
-func revKey(r store.Revocation) string { return string(r.Kind) + "\x00" + r.Value }
-
-// Revoke implements [store.Revocations]: durable when it returns. A later
-// expiry extends an earlier one; expired entries are swept on the way.
-func (d *DB) Revoke(ctx context.Context, r store.Revocation, until time.Time) error {
-	now := d.now()
-	return d.Update(ctx, func(t store.Tx) error {
-		k := revKey(r)
-		if old := t.Get(revBucket, k); len(old) == 8 && int64(binary.BigEndian.Uint64(old)) >= until.UnixNano() {
-			return nil
-		}
-		var v [8]byte
-		binary.BigEndian.PutUint64(v[:], uint64(until.UnixNano()))
-		if err := t.Put(revBucket, k, v[:]); err != nil {
-			return err
-		}
-		var expired []string
-		_ = t.ForEach(revBucket, func(key string, val []byte) error {
-			if len(val) == 8 && int64(binary.BigEndian.Uint64(val)) <= now.UnixNano() {
-				expired = append(expired, key)
-			}
-			return nil
-		})
-		for _, key := range expired {
-			if err := t.Delete(revBucket, key); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
-}
-
-// ListRevocations returns every live revocation: the durable list an
-// issuer re-seeds a shared store (Redis) from after that store lost its
-// data, so nothing revoked comes back.
-func (d *DB) ListRevocations(ctx context.Context) ([]store.RevocationEntry, error) {
-	now := d.now().UnixNano()
-	var out []store.RevocationEntry
-	err := d.View(ctx, func(t store.Tx) error {
-		return t.ForEach(revBucket, func(key string, val []byte) error {
-			kind, value, ok := strings.Cut(key, "\x00")
-			if !ok || len(val) != 8 {
-				return nil
-			}
-			if exp := int64(binary.BigEndian.Uint64(val)); exp > now {
-				out = append(out, store.RevocationEntry{
-					Revocation: store.Revocation{Kind: store.Kind(kind), Value: value},
-					Until:      time.Unix(0, exp),
-				})
-			}
-			return nil
-		})
-	})
-	return out, err
-}
-
-// AnyRevoked implements [store.Revocations].
-func (d *DB) AnyRevoked(ctx context.Context, rs ...store.Revocation) (bool, error) {
-	now := d.now().UnixNano()
-	found := false
-	err := d.View(ctx, func(t store.Tx) error {
-		for _, r := range rs {
-			if v := t.Get(revBucket, revKey(r)); len(v) == 8 && int64(binary.BigEndian.Uint64(v)) > now {
-				found = true
-				return nil
-			}
-		}
-		return nil
-	})
-	return found, err
 }

@@ -97,7 +97,10 @@ type Revocations struct {
 	m  map[store.Revocation]time.Time
 }
 
-var _ store.Revocations = (*Revocations)(nil)
+var (
+	_ store.Revocations = (*Revocations)(nil)
+	_ store.Resetter    = (*Revocations)(nil)
+)
 
 // Revoke implements store.Revocations. A later expiry extends an earlier
 // one; an earlier one never shortens it.
@@ -107,6 +110,7 @@ func (v *Revocations) Revoke(_ context.Context, r store.Revocation, until time.T
 	if v.m == nil {
 		v.m = make(map[store.Revocation]time.Time)
 	}
+	r = r.Key()
 	if old, ok := v.m[r]; !ok || until.After(old) {
 		v.m[r] = until
 	}
@@ -125,11 +129,22 @@ func (v *Revocations) AnyRevoked(_ context.Context, rs ...store.Revocation) (boo
 	v.mu.RLock()
 	defer v.mu.RUnlock()
 	for _, r := range rs {
-		if exp, ok := v.m[r]; ok && exp.After(now) {
+		if exp, ok := v.m[r.Key()]; ok && store.Applies(r, exp.UnixMilli(), now.UnixMilli()) {
 			return true, nil
 		}
 	}
 	return false, nil
+}
+
+// Reset implements store.Resetter.
+func (v *Revocations) Reset(_ context.Context, r store.Revocation, until time.Time) error {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	if v.m == nil {
+		v.m = make(map[store.Revocation]time.Time)
+	}
+	v.m[r.Key()] = until
+	return nil
 }
 
 func (v *Revocations) now() time.Time {

@@ -63,7 +63,7 @@ func (c *cache) lookup(now time.Time, maxStale time.Duration, allowUnseeded bool
 	}
 	nowMs := now.UnixMilli()
 	for _, r := range rs {
-		if u, found := c.m[member(r)]; found && u > nowMs {
+		if u, found := c.m[member(r)]; found && store.Applies(r, u, nowMs) {
 			return true, true
 		}
 	}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"math"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -141,13 +142,32 @@ func (s *Store) AnyRevoked(ctx context.Context, rs ...store.Revocation) (bool, e
 	if !math.IsInf(scores[0], 1) && !s.opts.AllowUnseeded {
 		return false, ErrNotSeeded
 	}
-	nowMs := float64(now.UnixMilli())
-	for _, sc := range scores[1:] {
-		if sc > nowMs { // a missing member reads as 0
+	for i, sc := range scores[1:] {
+		if store.Applies(rs[i], int64(sc), now.UnixMilli()) { // a missing member reads as 0
 			return true, nil
 		}
 	}
 	return false, nil
+}
+
+// resetScript sets one member's score exactly (lowering it too), and
+// tells every replica to re-read the whole set: a cache only ever raises
+// what it holds. ARGV[1] channel, ARGV[2] member, ARGV[3] until (ms).
+var resetScript = redis.NewScript(`
+redis.call('ZADD', KEYS[1], ARGV[3], ARGV[2])
+redis.call('PUBLISH', ARGV[1], '` + syncMessage + `')
+return 1
+`)
+
+// Reset implements [store.Resetter]: an operator lifting a block.
+func (s *Store) Reset(ctx context.Context, r store.Revocation, until time.Time) error {
+	if err := resetScript.Run(ctx, s.c, []string{s.revKey}, s.revChannel, member(r), ceilMilli(until)).Err(); err != nil {
+		return wrap("reset", err)
+	}
+	if s.cache != nil {
+		s.cache.invalidate() // re-read before answering from it again
+	}
+	return nil
 }
 
 // Seeded reports whether the revocation set carries the seeded marker: false
@@ -212,6 +232,9 @@ func (s *Store) readAll(ctx context.Context) (map[string]int64, bool, error) {
 		mem, _ := z.Member.(string)
 		if mem == seededMember {
 			seeded = true
+			continue
+		}
+		if strings.HasPrefix(mem, "!") { // markers: the log sequence number
 			continue
 		}
 		m[mem] = int64(z.Score)

@@ -241,6 +241,40 @@ func TestRevocations(t *testing.T, newRevocations func(t *testing.T) store.Revoc
 		wantRevoked(t, v, false, sub)
 	})
 
+	t.Run("Watermarks", func(t *testing.T) {
+		t.Parallel()
+		v := newRevocations(t)
+		// Cutoff a minute ago: what was issued before it is revoked, what
+		// was issued after it is not; a lookup without IssuedAt matches.
+		cutoff := time.Now().Add(-time.Minute).Truncate(time.Second)
+		mustRevoke(t, v, sub, store.WatermarkUntil(cutoff))
+		at := func(t time.Time) store.Revocation { r := sub; r.IssuedAt = t; return r }
+		wantRevoked(t, v, true, at(cutoff.Add(-time.Second)))
+		wantRevoked(t, v, true, at(cutoff)) // up to and including the cutoff
+		wantRevoked(t, v, false, at(cutoff.Add(time.Second)))
+		wantRevoked(t, v, true, sub)
+		// Kinds that are not watermarks ignore IssuedAt.
+		mustRevoke(t, v, lease, time.Now().Add(time.Minute))
+		l := lease
+		l.IssuedAt = time.Now().Add(time.Hour)
+		wantRevoked(t, v, true, l)
+		// A cutoff in the future is a block: new tokens are refused too.
+		bob := store.Revocation{Kind: store.KindClient, Value: "bob-app"}
+		mustRevoke(t, v, bob, store.WatermarkUntil(time.Now().Add(time.Hour)))
+		bob.IssuedAt = time.Now()
+		wantRevoked(t, v, true, bob)
+		// Lifting the block lowers the cutoff (stores that can).
+		if rs, ok := v.(store.Resetter); ok {
+			if err := rs.Reset(ctx, bob, store.WatermarkUntil(time.Now().Add(-time.Minute))); err != nil {
+				t.Fatal(err)
+			}
+			waitFor(t, "the lifted block to apply", func() bool {
+				revoked, err := v.AnyRevoked(ctx, bob)
+				return err == nil && !revoked
+			})
+		}
+	})
+
 	t.Run("KindsAreSeparate", func(t *testing.T) {
 		t.Parallel()
 		v := newRevocations(t)

@@ -152,19 +152,27 @@ func (s *Server) Kill() {
 	s.proc = nil
 }
 
-// Pause stops the server (SIGSTOP): its connections stay open and nothing
-// is answered, as with a hung server or a network that drops packets.
-// Resume continues it; Kill also ends a paused server.
-func (s *Server) Pause() { s.signal(syscall.SIGSTOP) }
-
-// Resume continues a paused server (SIGCONT).
-func (s *Server) Resume() { s.signal(syscall.SIGCONT) }
-
-func (s *Server) signal(sig os.Signal) {
+// Pause stops the server without ending it (SIGSTOP), as a stall would
+// (a long fork, a swapped-out host): connections stay open and nothing
+// answers until [Server.Resume]. The data is kept.
+func (s *Server) Pause() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.proc != nil {
-		s.proc.Signal(sig)
+		if err := s.proc.Signal(syscall.SIGSTOP); err != nil {
+			s.t.Fatalf("redistest: pause: %v", err)
+		}
+	}
+}
+
+// Resume continues a paused server (SIGCONT).
+func (s *Server) Resume() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.proc != nil {
+		if err := s.proc.Signal(syscall.SIGCONT); err != nil {
+			s.t.Fatalf("redistest: resume: %v", err)
+		}
 	}
 }
 
