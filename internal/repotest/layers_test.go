@@ -26,6 +26,8 @@ var layers = []struct {
 	// response types, nothing that holds state.
 	{pkg: "sidecar/oauth", allowed: []string{"sidecar/oauth", "sidecar/config", "sidecar/dpop", "sidecar/dpop/proof",
 		"sidecar/internal/uri", "sidecar/internal/strictjson",
+		// dpop/proof writes its JSON through this.
+		"internal/flatjson",
 		// config reads YAML through these.
 		"sidecar/internal/strictyaml", "sidecar/internal/suggest"}},
 }

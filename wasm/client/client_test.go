@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/keyless-dev/keyless/sidecar/dpop"
+	"github.com/keyless-dev/keyless/sidecar/dpop/proof"
 	"github.com/keyless-dev/keyless/sidecar/store/memstore"
 )
 
@@ -358,5 +359,49 @@ func TestSessionRevoke(t *testing.T) {
 	}
 	if !sess.Expires().IsZero() {
 		t.Error("lease kept after a failed Revoke")
+	}
+}
+
+// proofTransport signs in the transport, as the browser's does (there in
+// JavaScript, with WebCrypto): here with the signer it is handed.
+type proofTransport struct {
+	httpTransport
+	calls int
+}
+
+func (p *proofTransport) DoProof(ctx context.Context, r *Request, s proof.Signer, input []byte) (*Response, error) {
+	p.calls++
+	if _, ok := r.Header["DPoP"]; ok {
+		return nil, errors.New("the Fetcher set DPoP itself")
+	}
+	sig, err := s.Sign(input)
+	if err != nil {
+		return nil, err
+	}
+	r.Header["DPoP"] = proof.Finish(input, sig)
+	return p.Do(ctx, r)
+}
+
+// A ProofTransport signs every proof itself, nonce retries included, and
+// the server's real DPoP check accepts each one.
+func TestProofTransportSigns(t *testing.T) {
+	s := newServer(t)
+	s.nonce = "n1"
+	s.polls = []string{"ok"}
+	f, _ := newFlow(t, s, newSigner(t))
+	pt := &proofTransport{httpTransport: httpTransport{c: s.Client()}}
+	f.Fetcher.Transport = pt
+	if _, err := f.Token(context.Background(), map[string][]string{"grant_type": {"refresh_token"}}); err != nil {
+		t.Fatalf("token request through the ProofTransport: %v", err)
+	}
+	sess := &Session{Flow: f, Origins: []string{s.URL}}
+	sess.Set(&TokenResponse{AccessToken: "lease", ExpiresIn: 300}, f.now())
+	resp, err := sess.Fetch(context.Background(), &Request{Method: "GET", URL: s.URL + "/api", Header: map[string]string{"DPoP": "smuggled"}})
+	if err != nil || resp.Status != 200 || s.granted != "lease" {
+		t.Fatalf("resource: %v %+v", err, resp)
+	}
+	// Token: refused for its missing nonce, then the retry; resource: one.
+	if pt.calls != 3 || s.proofs != 2 {
+		t.Errorf("DoProof calls = %d, proofs accepted = %d; want 3 and 2", pt.calls, s.proofs)
 	}
 }

@@ -2,10 +2,8 @@ package client
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"net/url"
 	"strings"
 	"time"
 )
@@ -50,14 +48,13 @@ type Metadata struct {
 // https://openid.net/specs/openid-connect-discovery-1_0.html#ProviderConfigurationRequest
 // https://www.rfc-editor.org/rfc/rfc8414#section-3.1
 func MetadataURLs(issuer string) ([]string, error) {
-	u, err := url.Parse(issuer)
-	if err != nil || origin(issuer) == "" || u.RawQuery != "" || u.Fragment != "" {
-		return nil, errors.New("keyless: issuer is not an absolute http(s) URL")
+	base, path, err := splitIssuer(issuer)
+	if err != nil {
+		return nil, err
 	}
-	path := strings.TrimSuffix(u.EscapedPath(), "/")
 	return []string{
 		strings.TrimSuffix(issuer, "/") + "/.well-known/openid-configuration",
-		u.Scheme + "://" + u.Host + "/.well-known/oauth-authorization-server" + path,
+		base + "/.well-known/oauth-authorization-server" + strings.TrimSuffix(path, "/"),
 	}, nil
 }
 
@@ -85,8 +82,8 @@ func Discover(ctx context.Context, t Transport, issuer string) (*Metadata, error
 			errs = append(errs, fmt.Errorf("keyless: discovery: %s: HTTP %d", u, resp.Status))
 			continue
 		}
-		var m Metadata
-		if err := json.Unmarshal(resp.Body, &m); err != nil {
+		m, err := decodeMetadata(resp.Body)
+		if err != nil {
 			return nil, fmt.Errorf("keyless: discovery: %w", err)
 		}
 		if strings.TrimSuffix(m.Issuer, "/") != issuer {
@@ -95,7 +92,7 @@ func Discover(ctx context.Context, t Transport, issuer string) (*Metadata, error
 		if origin(m.DeviceAuthorizationEndpoint) == "" || origin(m.TokenEndpoint) == "" {
 			return nil, errors.New("keyless: discovery: missing endpoints")
 		}
-		return &m, nil
+		return m, nil
 	}
 	return nil, errors.Join(errs...)
 }
@@ -166,22 +163,22 @@ type State struct {
 // request carries a DPoP proof so the server can bind the device code to
 // this key.
 func (f *Flow) Start(ctx context.Context, scope []string) (*DeviceAuthorization, error) {
-	form := url.Values{}
+	form := map[string][]string{}
 	if len(scope) > 0 {
-		form.Set("scope", strings.Join(scope, " "))
+		form["scope"] = []string{strings.Join(scope, " ")}
 	}
 	resp, err := f.post(ctx, f.Meta.DeviceAuthorizationEndpoint, form)
 	if err != nil {
 		return nil, err
 	}
-	var da DeviceAuthorization
-	if err := json.Unmarshal(resp.Body, &da); err != nil || da.DeviceCode == "" || da.UserCode == "" || da.VerificationURI == "" {
+	da, err := decodeDeviceAuthorization(resp.Body)
+	if err != nil || da.DeviceCode == "" || da.UserCode == "" || da.VerificationURI == "" {
 		return nil, errors.New("keyless: malformed device authorization response")
 	}
 	if da.Interval <= 0 {
 		da.Interval = 5 // RFC 8628 section 3.2 default
 	}
-	return &da, nil
+	return da, nil
 }
 
 // Poll polls the token endpoint until the user approves or denies, the code
@@ -204,7 +201,7 @@ func (f *Flow) Poll(ctx context.Context, da *DeviceAuthorization, onState func(S
 		if err := f.sleep(ctx, interval); err != nil {
 			return nil, err
 		}
-		tok, err := f.Token(ctx, url.Values{"grant_type": {grantDeviceCode}, "device_code": {da.DeviceCode}})
+		tok, err := f.Token(ctx, map[string][]string{"grant_type": {grantDeviceCode}, "device_code": {da.DeviceCode}})
 		var oe *OAuthError
 		switch {
 		case err == nil:
@@ -229,13 +226,13 @@ func (f *Flow) Poll(ctx context.Context, da *DeviceAuthorization, onState func(S
 // proof, insisting on a Bearer answer.
 //
 // https://www.rfc-editor.org/rfc/rfc9449#section-5
-func (f *Flow) Token(ctx context.Context, form url.Values) (*TokenResponse, error) {
+func (f *Flow) Token(ctx context.Context, form map[string][]string) (*TokenResponse, error) {
 	resp, err := f.post(ctx, f.Meta.TokenEndpoint, form)
 	if err != nil {
 		return nil, err
 	}
-	var tr TokenResponse
-	if err := json.Unmarshal(resp.Body, &tr); err != nil || tr.AccessToken == "" {
+	tr, err := decodeTokenResponse(resp.Body)
+	if err != nil || tr.AccessToken == "" {
 		return nil, errors.New("keyless: malformed token response")
 	}
 	switch {
@@ -244,7 +241,7 @@ func (f *Flow) Token(ctx context.Context, form url.Values) (*TokenResponse, erro
 	case !f.Bearer && !strings.EqualFold(tr.TokenType, "DPoP"):
 		return nil, ErrNotDPoP
 	}
-	return &tr, nil
+	return tr, nil
 }
 
 // Exchange trades a device-flow access token for a lease (RFC 8693).
@@ -257,29 +254,29 @@ func (f *Flow) Exchange(ctx context.Context, subjectToken string, scope []string
 //
 // https://www.rfc-editor.org/rfc/rfc8693#section-2.1
 func (f *Flow) ExchangeAs(ctx context.Context, subjectToken, subjectTokenType string, scope []string) (*TokenResponse, error) {
-	form := url.Values{
+	form := map[string][]string{
 		"grant_type":         {grantTokenExchange},
 		"subject_token":      {subjectToken},
 		"subject_token_type": {subjectTokenType},
 	}
 	if len(scope) > 0 {
-		form.Set("scope", strings.Join(scope, " "))
+		form["scope"] = []string{strings.Join(scope, " ")}
 	}
 	return f.Token(ctx, form)
 }
 
 // Refresh uses a DPoP-bound refresh (renewal) token.
 func (f *Flow) Refresh(ctx context.Context, refreshToken string) (*TokenResponse, error) {
-	return f.Token(ctx, url.Values{"grant_type": {"refresh_token"}, "refresh_token": {refreshToken}})
+	return f.Token(ctx, map[string][]string{"grant_type": {"refresh_token"}, "refresh_token": {refreshToken}})
 }
 
-func (f *Flow) post(ctx context.Context, endpoint string, form url.Values) (*Response, error) {
-	form.Set("client_id", f.ClientID)
+func (f *Flow) post(ctx context.Context, endpoint string, form map[string][]string) (*Response, error) {
+	form["client_id"] = []string{f.ClientID}
 	req := &Request{
 		Method: "POST",
 		URL:    endpoint,
 		Header: map[string]string{"Content-Type": "application/x-www-form-urlencoded", "Accept": "application/json"},
-		Body:   []byte(form.Encode()),
+		Body:   []byte(encodeForm(form)),
 	}
 	var resp *Response
 	var err error
@@ -293,7 +290,7 @@ func (f *Flow) post(ctx context.Context, endpoint string, form url.Values) (*Res
 	}
 	if resp.Status/100 != 2 {
 		oe := &OAuthError{Status: resp.Status}
-		if json.Unmarshal(resp.Body, oe) != nil || oe.Code == "" {
+		if decodeError(resp.Body, oe) != nil || oe.Code == "" {
 			oe.Code = "server_error"
 		}
 		return nil, oe

@@ -2,7 +2,6 @@ package client
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"strings"
 	"sync"
@@ -63,7 +62,7 @@ func (f *Fetcher) Do(ctx context.Context, req *Request, token string) (*Response
 }
 
 func (f *Fetcher) send(ctx context.Context, req *Request, token string) (*Response, error) {
-	p, err := proof.New(f.Signer, req.Method, req.URL, proof.Options{AccessToken: token, Nonce: f.Nonce(req.URL)})
+	input, err := proof.SigningInput(f.Signer, req.Method, req.URL, proof.Options{AccessToken: token, Nonce: f.Nonce(req.URL)})
 	if err != nil {
 		return nil, err
 	}
@@ -75,11 +74,21 @@ func (f *Fetcher) send(ctx context.Context, req *Request, token string) (*Respon
 		}
 		h[k] = v
 	}
-	h["DPoP"] = p
 	if token != "" {
 		h["Authorization"] = "DPoP " + token
 	}
-	resp, err := f.Transport.Do(ctx, &Request{Method: req.Method, URL: req.URL, Header: h, Body: req.Body})
+	out := &Request{Method: req.Method, URL: req.URL, Header: h, Body: req.Body}
+	var resp *Response
+	if pt, ok := f.Transport.(ProofTransport); ok {
+		resp, err = pt.DoProof(ctx, out, f.Signer, input)
+	} else {
+		var sig []byte
+		if sig, err = f.Signer.Sign(input); err != nil {
+			return nil, err
+		}
+		h["DPoP"] = proof.Finish(input, sig)
+		resp, err = f.Transport.Do(ctx, out)
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -100,10 +109,8 @@ func isNonceChallenge(r *Response) bool {
 			}
 		}
 	case 400:
-		var e struct {
-			Error string `json:"error"`
-		}
-		return json.Unmarshal(r.Body, &e) == nil && e.Error == "use_dpop_nonce"
+		var e OAuthError
+		return decodeError(r.Body, &e) == nil && e.Code == "use_dpop_nonce"
 	}
 	return false
 }

@@ -3,7 +3,6 @@ package client
 import (
 	"context"
 	"errors"
-	"net/url"
 	"sync"
 	"time"
 )
@@ -156,7 +155,7 @@ func (s *Session) Revoke(ctx context.Context) error {
 		if t.token == "" {
 			continue
 		}
-		form := url.Values{"token": {t.token}, "token_type_hint": {t.hint}}
+		form := map[string][]string{"token": {t.token}, "token_type_hint": {t.hint}}
 		if _, err := s.Flow.post(ctx, ep, form); err != nil && first == nil {
 			first = err
 		}

@@ -13,6 +13,8 @@ import (
 	"context"
 	"errors"
 	"strings"
+
+	"github.com/keyless-dev/keyless/sidecar/dpop/proof"
 )
 
 // Transport sends one HTTP request. The browser implementation is backed by
@@ -21,6 +23,24 @@ type Transport interface {
 	// Do returns an error only when no HTTP response arrived; such an
 	// error wraps [ErrNetwork] (or is the context's error).
 	Do(ctx context.Context, req *Request) (*Response, error)
+}
+
+// ProofTransport is a Transport that signs the request's DPoP proof in the
+// same step as it sends the request. The browser's is one: WebCrypto's sign
+// returns a Promise, and waiting for it in Go (a JS callback, then waking
+// the waiting goroutine) cost milliseconds per proof, more than building
+// and signing the proof together. Its JavaScript side signs and sends in
+// one chain, so a request crosses back into Go once, for the response.
+//
+// The proof is still made one way: the [Fetcher] builds its signing input
+// with [proof.SigningInput], the transport signs those bytes with the
+// Fetcher's signer's key and sets the header DPoP to [proof.Finish] of
+// them.
+type ProofTransport interface {
+	Transport
+	// DoProof sends req with the header DPoP set to the proof whose
+	// signing input is input, signed with s.
+	DoProof(ctx context.Context, req *Request, s proof.Signer, input []byte) (*Response, error)
 }
 
 // ErrNetwork: no HTTP response arrived (connection refused, DNS, TLS, or,

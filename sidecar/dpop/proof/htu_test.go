@@ -2,6 +2,7 @@ package proof
 
 import (
 	"fmt"
+	"net/netip"
 	"net/url"
 	"strings"
 	"testing"
@@ -133,6 +134,37 @@ func FuzzNormalizeHTU(f *testing.F) {
 		u, err := url.Parse(n)
 		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.User != nil || u.RawQuery != "" || u.Fragment != "" {
 			t.Fatalf("%q -> %q parses as %+v (%v)", s, n, u, err)
+		}
+	})
+}
+
+func TestValidIPv6(t *testing.T) {
+	for _, tt := range []struct {
+		in   string
+		want bool
+	}{
+		{"::1", true}, {"::", true}, {"1::", true}, {"2001:db8::8:800:200c:417a", true}, {"1:2:3:4:5:6:7:8", true},
+		{"1:2:3:4:5:6:7::", true}, {"::ffff:192.0.2.1", true}, {"1:2:3:4:5:6:1.2.3.4", true}, {"ABCD::ef", true},
+		{"", false}, {":", false}, {":1::", false}, {"1:", false}, {"1::2::3", false}, {"1:2:3:4:5:6:7:8:9", false},
+		{"1:2:3:4:5:6:7", false}, {"12345::", false}, {"g::", false}, {"::1.2.3", false}, {"::1.2.3.04", false},
+		{"::256.1.1.1", false}, {"1.2.3.4", false}, {"1:2:3:4:5:6:7:1.2.3.4", false}, {"::1%eth0", false}, {"::1.2.3.4:5", false},
+	} {
+		if got := validIPv6(tt.in); got != tt.want {
+			t.Errorf("validIPv6(%q) = %v, want %v", tt.in, got, tt.want)
+		}
+	}
+}
+
+// FuzzValidIPv6 holds validIPv6 to net/netip.
+func FuzzValidIPv6(f *testing.F) {
+	for _, s := range []string{"::1", "1:2:3:4:5:6:7:8", "::ffff:1.2.3.4", "1::2::3", "fe80::1%lo", "1.2.3.4", "::01.2.3.4"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		a, err := netip.ParseAddr(s)
+		want := err == nil && a.Is6() && a.Zone() == ""
+		if got := validIPv6(s); got != want {
+			t.Fatalf("validIPv6(%q) = %v, netip says %v", s, got, want)
 		}
 	})
 }
