@@ -523,6 +523,33 @@ func (h *Handler) render(x *exchange, e *check.Error) *Response {
 	return res
 }
 
+// MaxPushBody bounds a revocation push's body: one small JSON object.
+const MaxPushBody = 4 << 10
+
+// PushBodyLimit reports how many bytes of r's body the runtime may read
+// before Serve: MaxPushBody+1 (one byte past the cap, so an oversized body
+// is seen) for a POST to exactly RevocationPath that carries the issuer's
+// token, and 0 for every other request, whose body is never buffered for
+// the push. The token is checked here, before any read, so an unauthorized
+// caller cannot make the Worker hold a large body in memory.
+func (h *Handler) PushBodyLimit(r *Request) int64 {
+	if r.Method != "POST" || h.cfg.RevokeToken == "" {
+		return 0
+	}
+	if _, p, err := check.Path(r.URL); err != nil || p != RevocationPath {
+		return 0
+	}
+	if !h.pushAuthorized(r) {
+		return 0
+	}
+	return MaxPushBody + 1
+}
+
+func (h *Handler) pushAuthorized(r *Request) bool {
+	want := "Bearer " + h.cfg.RevokeToken
+	return subtle.ConstantTimeCompare([]byte(r.get("Authorization")), []byte(want)) == 1
+}
+
 // revocationPush is the body of a push: one revocation, until when.
 type revocationPush struct {
 	Kind  store.Kind `json:"kind"`
@@ -533,9 +560,11 @@ type revocationPush struct {
 // pushRevocation stores a revocation pushed by the issuer, authorized by
 // the KEYLESS_REVOKE_TOKEN secret (compared in constant time).
 func (h *Handler) pushRevocation(ctx context.Context, x *exchange) (*Response, *check.Error) {
-	want := "Bearer " + h.cfg.RevokeToken
-	if got := x.r.get("Authorization"); subtle.ConstantTimeCompare([]byte(got), []byte(want)) != 1 {
+	if !h.pushAuthorized(x.r) {
 		return nil, &check.Error{Code: check.CodeNoCredentials, Msg: "revocation push needs the issuer's token", Rule: "revocations.auth"}
+	}
+	if len(x.r.Body) > MaxPushBody {
+		return nil, &check.Error{Code: check.CodeBodyTooLarge, Msg: "revocation push body too large", Rule: "revocations.size"}
 	}
 	var p revocationPush
 	if err := json.Unmarshal(x.r.Body, &p); err != nil || p.Value == "" || p.Until <= 0 {

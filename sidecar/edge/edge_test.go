@@ -250,3 +250,37 @@ func BenchmarkServe(b *testing.B) {
 		}
 	}
 }
+
+// The runtime reads a push body only for an authorized POST to exactly
+// the push path, and at most MaxPushBody+1 bytes: any other request's
+// body is never buffered for it.
+func TestPushBodyLimit(t *testing.T) {
+	w := newWorld(t, nil)
+	auth := map[string][]string{"Authorization": {"Bearer push-token"}}
+	for _, tc := range []struct {
+		name   string
+		method string
+		path   string
+		header map[string][]string
+		want   int64
+	}{
+		{"authorized push", "POST", RevocationPath, auth, MaxPushBody + 1},
+		{"path merely ending in the push path", "POST", "/v1/orders" + RevocationPath, auth, 0},
+		{"push path with a query", "POST", RevocationPath + "?x=1", auth, MaxPushBody + 1},
+		{"no token", "POST", RevocationPath, nil, 0},
+		{"wrong token", "POST", RevocationPath, map[string][]string{"Authorization": {"Bearer nope"}}, 0},
+		{"GET", "GET", RevocationPath, auth, 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := &Request{Method: tc.method, URL: "https://api.example.test" + tc.path, Header: tc.header}
+			if got := w.h.PushBodyLimit(r); got != tc.want {
+				t.Errorf("PushBodyLimit = %d, want %d", got, tc.want)
+			}
+		})
+	}
+	big := &Request{Method: "POST", URL: "https://api.example.test" + RevocationPath, Header: auth,
+		Body: []byte(`{"kind":"lease","value":"` + strings.Repeat("x", MaxPushBody) + `","until":4102444800}`)}
+	if _, res := w.h.Serve(context.Background(), big); res == nil || res.Status != 413 {
+		t.Fatalf("oversized push = %+v", res)
+	}
+}

@@ -6,7 +6,7 @@ import assert from 'node:assert/strict'
 import { readFileSync } from 'node:fs'
 import { request } from 'node:http'
 import { join } from 'node:path'
-import { root, build, startIssuer, writeWranglerConfig, startWorker, tempDir, revokeToken } from './world.mjs'
+import { root, build, startIssuer, writeWranglerConfig, startWorker, tempDir, revokeToken, workerdPeakKiB } from './world.mjs'
 import { newKey, mint, send, Runner, wwwAuthError, publicURL } from './client.mjs'
 import { generateProof } from 'dpop'
 
@@ -165,4 +165,47 @@ test('a proof accepted before a Worker restart is refused as a replay after it (
   const fresh = await generateProof(client.kp, publicURL + '/v1/orders', 'GET', undefined, tok)
   const ok = await send(worker.url, { method: 'GET', path: '/v1/orders', headers: [['Authorization', 'DPoP ' + tok], ['DPoP', fresh]] })
   assert.equal(ok.status, 200, ok.body)
+})
+
+// streamPost sends total bytes (in 64 KiB chunks) as a chunked POST and
+// resolves with the answer; it stops writing once the answer arrives or
+// the connection closes, so the loop is bounded either way.
+function streamPost(base, path, headers, total) {
+  const u = new URL(base)
+  return new Promise((resolve, reject) => {
+    let done = false
+    const req = request({ host: u.hostname, port: u.port, method: 'POST', path, agent: false,
+      headers: { ...headers, 'Transfer-Encoding': 'chunked' } }, (res) => {
+      done = true
+      let b = ''
+      res.on('data', (c) => { b += c })
+      res.on('end', () => resolve({ status: res.statusCode, body: b }))
+    })
+    req.on('error', (err) => { if (!done) reject(err) })
+    const chunk = Buffer.alloc(64 << 10, 'x')
+    let sent = 0
+    const pump = () => {
+      while (!done && sent < total) {
+        sent += chunk.length
+        if (!req.write(chunk)) return req.once('drain', pump)
+      }
+      req.end()
+    }
+    pump()
+  })
+}
+
+test('a large body to the push path is never buffered: suffix paths and unauthorized pushes are refused, an authorized one is cut', async () => {
+  const before = await workerdPeakKiB(worker.pgid)
+  assert.ok(before > 0, 'workerd process found')
+  const total = 90 << 20
+  const suffix = await streamPost(worker.url, '/v1/orders/.keyless/revocations', {}, total)
+  assert.equal(suffix.status, 401, suffix.body)
+  const unauth = await streamPost(worker.url, '/.keyless/revocations', { Authorization: 'Bearer wrong' }, total)
+  assert.equal(unauth.status, 401, unauth.body)
+  const big = await streamPost(worker.url, '/.keyless/revocations', { Authorization: 'Bearer ' + revokeToken }, total)
+  assert.equal(big.status, 413, big.body)
+  const after = await workerdPeakKiB(worker.pgid)
+  // 90 MB each: buffering any one of them would raise the peak by more.
+  assert.ok(after - before < 48 << 10, `workerd peak RSS grew ${before} -> ${after} KiB`)
 })

@@ -4,7 +4,7 @@
 // every other network access off.
 import { spawn, spawnSync } from 'node:child_process'
 import { createServer } from 'node:net'
-import { mkdtemp, writeFile, rm } from 'node:fs/promises'
+import { mkdtemp, writeFile, rm, readdir, readFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join, normalize, dirname } from 'node:path'
 import { fileURLToPath } from 'node:url'
@@ -104,6 +104,7 @@ export async function startWorker(configFile, persistDir, { timeoutMs = 60000 } 
   }
   return {
     url,
+    pgid: proc.pid, // workerd runs in this process group
     log: () => log,
     stop: async () => {
       try { process.kill(-proc.pid, 'SIGTERM') } catch {}
@@ -117,4 +118,20 @@ export async function startWorker(configFile, persistDir, { timeoutMs = 60000 } 
 export async function tempDir() {
   const dir = await mkdtemp(join(tmpdir(), 'keyless-edge-'))
   return { dir, remove: () => rm(dir, { recursive: true, force: true }) }
+}
+
+/** Peak RSS (VmHWM, KiB) of the workerd processes in process group pgid. */
+export async function workerdPeakKiB(pgid) {
+  let peak = 0
+  for (const pid of await readdir('/proc').catch(() => [])) {
+    if (!/^\d+$/.test(pid)) continue
+    try {
+      const stat = await readFile(`/proc/${pid}/stat`, 'utf8')
+      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
+      if (Number(fields[2]) !== pgid || !stat.includes('(workerd)')) continue
+      const m = /VmHWM:\s+(\d+)/.exec(await readFile(`/proc/${pid}/status`, 'utf8'))
+      if (m) peak = Math.max(peak, Number(m[1]))
+    } catch {}
+  }
+  return peak
 }

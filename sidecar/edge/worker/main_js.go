@@ -89,12 +89,15 @@ func handle(h *edge.Handler, host *host, req js.Value) (js.Value, error) {
 		r.ContentLength = int64(buf.Get("byteLength").Int())
 		body = buf
 	}
-	if r.Method == "POST" && strings.HasSuffix(r.URL, edge.RevocationPath) {
-		t, err := await(req.Call("text"))
+	if limit := h.PushBodyLimit(r); limit > 0 && r.HasBody {
+		// Only an authorized push to exactly the push path has its body
+		// read here, and at most limit bytes of it: Serve refuses more.
+		buf, err := await(host.lib.Call("readBody", body, limit))
 		if err != nil {
 			return js.Value{}, err
 		}
-		r.Body = []byte(t.String())
+		r.Body = make([]byte, buf.Get("byteLength").Int())
+		js.CopyBytesToGo(r.Body, buf)
 	}
 	fwd, res := h.Serve(ctx, r)
 	if res != nil {

@@ -45,7 +45,9 @@ globalThis.keylessEdge = {
   },
 
   // readBody reads a stream up to limit bytes (then stops reading).
+  // A body already read (a Uint8Array) is cut to limit.
   async readBody(stream, limit) {
+    if (stream instanceof Uint8Array) return stream.subarray(0, limit);
     const reader = stream.getReader();
     const chunks = [];
     let n = 0;
