@@ -20,6 +20,9 @@ const ALGS = {
   PS256: [{ name: "RSA-PSS", hash: "SHA-256" }, { name: "RSA-PSS", saltLength: 32 }],
 };
 
+// The field the origin binding carries Set-Cookie in (see origin below).
+const SET_COOKIE_FIELD = "x-keyless-edge-set-cookie";
+
 // Imported keys by alg and public key: a client signs many proofs with
 // one key, the issuer many leases. Bounded; cleared when full.
 const keys = new Map();
@@ -44,6 +47,27 @@ globalThis.keylessEdge = {
     return h;
   },
 
+  // origin is the fetch binding Go's origin requests go through
+  // (syumai/workers' fetch.Client with WithBinding): the runtime's fetch,
+  // with the Set-Cookie fields moved into one JSON-valued field. syumai's
+  // response conversion splits every value on "," and so merges several
+  // Set-Cookie fields into one; a JSON array survives that split (the Go
+  // side joins the parts with "," again) and is unpacked there. A field of
+  // that name from the origin itself is dropped first.
+  origin: {
+    async fetch(req, init) {
+      const res = await fetch(req, init);
+      const cookies = res.headers.getSetCookie();
+      const h = new Headers(res.headers);
+      h.delete(SET_COOKIE_FIELD);
+      if (cookies.length > 0) {
+        h.delete("set-cookie");
+        h.set(SET_COOKIE_FIELD, JSON.stringify(cookies));
+      }
+      return new Response(res.body, { status: res.status, statusText: res.statusText, headers: h });
+    },
+  },
+
   // readBody reads a stream up to limit bytes (then stops reading).
   // A body already read (a Uint8Array) is cut to limit.
   async readBody(stream, limit) {
@@ -57,7 +81,10 @@ globalThis.keylessEdge = {
       chunks.push(value);
       n += value.byteLength;
     }
-    reader.releaseLock();
+    // Past the limit the request is refused: cancel the rest, so the
+    // runtime stops receiving it instead of holding the connection.
+    if (n >= limit) reader.cancel().catch(() => {});
+    else reader.releaseLock();
     const out = new Uint8Array(Math.min(n, limit));
     let off = 0;
     for (const c of chunks) {
@@ -99,7 +126,9 @@ let booting = null;
 // the next request boots a new one.
 function boot(env) {
   if (booting) return booting;
-  globalThis.keylessEdgeEnv = env;
+  // syumai/workers' cloudflare package reads env from globalThis.context
+  // (its runtime context), captured when Go starts: the isolate's env.
+  globalThis.context = { env };
   booting = new Promise((resolve, reject) => {
     globalThis.keylessEdge.ready = resolve;
     const go = new Go();
