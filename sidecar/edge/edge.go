@@ -15,6 +15,7 @@ import (
 	"github.com/keyless-dev/keyless/sidecar/dpop"
 	"github.com/keyless-dev/keyless/sidecar/nonce"
 	"github.com/keyless-dev/keyless/sidecar/proxy/check"
+	"github.com/keyless-dev/keyless/sidecar/ratelimit"
 	"github.com/keyless-dev/keyless/sidecar/store"
 	"github.com/keyless-dev/keyless/sidecar/token/atjwt"
 )
@@ -33,6 +34,9 @@ type Host interface {
 	dpop.ReplayCache
 	// Revocations are the issuer's revocations as pushed to the edge.
 	store.Revocations
+	// Limiter holds the rate-limit buckets: one Durable Object per bucket
+	// in the Worker, so every isolate and location takes from one bucket.
+	ratelimit.Limiter
 }
 
 // Request is what the Handler needs of an incoming request.
@@ -190,6 +194,9 @@ type exchange struct {
 	pathOnly bool
 	token    string
 	claims   *atjwt.Claims
+	// limitHeaders are the RateLimit-* fields of the tighter bucket, sent
+	// on the answer whatever it is.
+	limitHeaders [][2]string
 }
 
 // Serve runs the check chain, in the order of proxy.Proxy's serve, and
@@ -262,8 +269,9 @@ func (h *Handler) serve(ctx context.Context, x *exchange) (*Forward, *Response, 
 	if err := h.origins.Check(x.claims.ClientID, r.get("Origin")); err != nil {
 		return nil, nil, err
 	}
-	// Rate limits are not enforced here: use Cloudflare's rate limiting
-	// rules in front of the Worker (README).
+	if err := h.rateLimit(ctx, x); err != nil {
+		return nil, nil, err
+	}
 	if err := h.checkBody(x); err != nil {
 		return nil, nil, err
 	}
@@ -452,8 +460,59 @@ func (h *Handler) UpstreamFailed(r *Request, err error) *Response {
 	return h.render(&exchange{r: r}, &check.Error{Code: check.CodeBadGateway, Msg: "upstream unavailable", Err: err, Rule: "upstream"})
 }
 
-// responseHeaders are the CORS and nonce headers of every answer.
+// rateLimit takes a token from the route's per-subject, then per-app
+// bucket (the subject first, so one subject's burst is refused before it
+// drains its app's shared bucket), as the process proxy does, and keeps
+// the tighter bucket's RateLimit-* fields
+// (draft-ietf-httpapi-ratelimit-headers) for the answer. A refusal is 429
+// with Retry-After; a limiter that cannot answer is a 503, never a pass.
+func (h *Handler) rateLimit(ctx context.Context, x *exchange) *check.Error {
+	rl := x.route.RateLimit
+	if rl == nil || (rl.PerApp.IsZero() && rl.PerSubject.IsZero()) {
+		return nil
+	}
+	now := h.now()
+	var tight *ratelimit.Result
+	for _, b := range [...]struct {
+		key   string
+		limit ratelimit.Limit
+	}{
+		{"sub\x00" + x.route.Name + "\x00" + x.claims.ClientID + "\x00" + x.claims.Subject, rl.PerSubject},
+		{"app\x00" + x.route.Name + "\x00" + x.claims.ClientID, rl.PerApp},
+	} {
+		if b.limit.IsZero() {
+			continue
+		}
+		res, err := h.host.Allow(ctx, b.key, b.limit, now)
+		if err != nil {
+			return &check.Error{Code: check.CodeUnavailable, Msg: "rate limiter unavailable", Err: err, Rule: "ratelimit.store"}
+		}
+		if tight == nil || !res.Allowed || (tight.Allowed && res.Remaining < tight.Remaining) {
+			r := res
+			tight = &r
+		}
+		if !res.Allowed {
+			break
+		}
+	}
+	if tight == nil {
+		return nil
+	}
+	x.limitHeaders = [][2]string{
+		{"RateLimit-Limit", strconv.Itoa(tight.Limit)},
+		{"RateLimit-Remaining", strconv.Itoa(tight.Remaining)},
+		{"RateLimit-Reset", strconv.FormatInt(int64((tight.Reset+time.Second-1)/time.Second), 10)},
+	}
+	if !tight.Allowed {
+		return &check.Error{Code: check.CodeRateLimited, Msg: "rate limit exceeded", Rule: "ratelimit", RetryAfter: max(tight.RetryAfter, time.Second)}
+	}
+	return nil
+}
+
+// responseHeaders are the CORS, nonce and rate-limit headers of every
+// answer.
 func (h *Handler) responseHeaders(x *exchange, hs [][2]string) [][2]string {
+	hs = append(hs, x.limitHeaders...)
 	origin := x.r.get("Origin")
 	app := ""
 	if x.claims != nil {

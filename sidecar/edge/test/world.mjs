@@ -55,8 +55,12 @@ export async function writeWranglerConfig(dir, config, vars = {}) {
     durable_objects: { bindings: [
       { name: 'KEYLESS_REPLAY', class_name: 'ReplayGuard' },
       { name: 'KEYLESS_REVOCATIONS', class_name: 'RevocationList' },
+      { name: 'KEYLESS_RATELIMIT', class_name: 'RateLimiter' },
     ] },
-    migrations: [{ tag: 'v1', new_sqlite_classes: ['ReplayGuard', 'RevocationList'] }],
+    migrations: [
+      { tag: 'v1', new_sqlite_classes: ['ReplayGuard', 'RevocationList'] },
+      { tag: 'v2', new_sqlite_classes: ['RateLimiter'] },
+    ],
     vars: {
       KEYLESS_PROXY: config,
       ECHO_API_KEY: 'origin-secret',

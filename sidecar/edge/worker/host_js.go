@@ -5,12 +5,14 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"strings"
 	"syscall/js"
 	"time"
 
 	"github.com/keyless-dev/keyless/sidecar/dpop"
 	"github.com/keyless-dev/keyless/sidecar/edge"
+	"github.com/keyless-dev/keyless/sidecar/ratelimit"
 	"github.com/keyless-dev/keyless/sidecar/store"
 	"github.com/syumai/workers/cloudflare"
 	"github.com/syumai/workers/cloudflare/fetch"
@@ -25,6 +27,7 @@ type host struct {
 	origin      *fetch.Client // the origin: through keylessEdge.origin
 	replay      js.Value
 	revocations js.Value
+	limits      js.Value
 }
 
 var _ edge.Host = (*host)(nil)
@@ -39,6 +42,7 @@ func newHost() *host {
 		origin:      fetch.NewClient(fetch.WithBinding(js.Global().Get("keylessEdge").Get("origin"))),
 		replay:      cloudflare.GetBinding("KEYLESS_REPLAY"),
 		revocations: cloudflare.GetBinding("KEYLESS_REVOCATIONS"),
+		limits:      cloudflare.GetBinding("KEYLESS_RATELIMIT"),
 	}
 }
 
@@ -136,4 +140,31 @@ func (h *host) Revoke(_ context.Context, r store.Revocation, until time.Time) er
 	}
 	_, err = await(stub.Call("revoke", string(r.Kind)+":"+r.Value, until.UnixMilli()))
 	return err
+}
+
+// Allow implements ratelimit.Limiter with one RateLimiter Durable Object
+// per bucket (worker.mjs): the same token bucket as ratelimit.Memory, held
+// by one instance in the world. Cloudflare's rate-limiting binding was not
+// used: its period is 10 s or 60 s only, its counts are per location and
+// approximate, and it reports neither remaining tokens nor when to retry,
+// so it cannot give the proxy's buckets, RateLimit-* fields or
+// Retry-After.
+func (h *host) Allow(_ context.Context, key string, l ratelimit.Limit, now time.Time) (ratelimit.Result, error) {
+	if l.IsZero() {
+		return ratelimit.Result{Allowed: true}, nil
+	}
+	if h.limits.IsUndefined() {
+		return ratelimit.Result{}, errors.New("edge: KEYLESS_RATELIMIT binding missing")
+	}
+	burst := float64(l.Burst)
+	if l.Burst <= 0 {
+		burst = math.Max(1, math.Ceil(l.Rate))
+	}
+	stub := h.limits.Call("get", h.limits.Call("idFromName", key))
+	v, err := await(stub.Call("allow", l.Rate, burst, now.UnixMilli()))
+	if err != nil {
+		return ratelimit.Result{}, err
+	}
+	ms := func(i int) time.Duration { return time.Duration(v.Index(i).Int()) * time.Millisecond }
+	return ratelimit.Result{Allowed: v.Index(0).Bool(), Limit: v.Index(1).Int(), Remaining: v.Index(2).Int(), Reset: ms(3), RetryAfter: ms(4)}, nil
 }

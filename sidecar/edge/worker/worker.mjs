@@ -207,3 +207,43 @@ export class RevocationList extends DurableObject {
     return false;
   }
 }
+
+// RateLimiter is one token bucket (the Worker names each object by its
+// bucket: route and app, or route, app and subject), the same bucket as
+// the process proxy's ratelimit.Memory: rate tokens per second refill up
+// to burst, each request takes one. One object per bucket is one
+// single-threaded instance in the world, so every isolate and location
+// takes from the same bucket, exactly. The state is kept in storage so an
+// evicted object resumes where it was; an alarm deletes it once the
+// bucket would be full again (a full bucket carries no state).
+export class RateLimiter extends DurableObject {
+  // allow returns [allowed, limit, remaining, resetMs, retryAfterMs].
+  async allow(rate, burst, now) {
+    let b = this.b ?? (await this.ctx.storage.get("b"));
+    if (b === undefined) b = { tokens: burst, last: now };
+    const el = (now - b.last) / 1000;
+    if (el > 0) {
+      b.tokens = Math.min(burst, b.tokens + el * rate);
+      b.last = now;
+    }
+    let allowed = false;
+    let retry = 0;
+    if (b.tokens >= 1) {
+      b.tokens--;
+      allowed = true;
+    } else {
+      retry = Math.ceil(((1 - b.tokens) / rate) * 1000);
+    }
+    this.b = b;
+    const reset = Math.ceil(((burst - b.tokens) / rate) * 1000);
+    // Not awaited: the output gate holds the answer until both are durable.
+    this.ctx.storage.put("b", b);
+    this.ctx.storage.setAlarm(Date.now() + reset);
+    return [allowed, Math.floor(burst), Math.floor(b.tokens), reset, retry];
+  }
+
+  async alarm() {
+    this.b = undefined;
+    await this.ctx.storage.deleteAll();
+  }
+}
