@@ -84,6 +84,8 @@ type Response struct {
 	Status int
 	Header [][2]string
 	Body   []byte
+	// Audit is the decision for the audit line.
+	Audit *Decision
 }
 
 // Forward is a request that passed: send Method to URL with exactly
@@ -98,6 +100,9 @@ type Forward struct {
 	AddResponse   [][2]string
 	// Route names the route, for logs.
 	Route string
+	// Audit is the decision for the audit line, written once the origin
+	// answered (or [Handler.UpstreamFailed] did).
+	Audit *Decision
 }
 
 // Handler runs the sidecar's check chain at the edge. Build it with [New];
@@ -197,15 +202,24 @@ type exchange struct {
 	// limitHeaders are the RateLimit-* fields of the tighter bucket, sent
 	// on the answer whatever it is.
 	limitHeaders [][2]string
+	start        time.Time
+	tokenSum     [32]byte
 }
 
 // Serve runs the check chain, in the order of proxy.Proxy's serve, and
 // returns either the forward to make or the answer to give.
 func (h *Handler) Serve(ctx context.Context, r *Request) (*Forward, *Response) {
-	x := &exchange{r: r}
+	x := &exchange{r: r, start: h.now()}
 	f, res, err := h.serve(ctx, x)
 	if err != nil {
-		return nil, h.render(x, err)
+		res = h.render(x, err)
+		res.Audit = h.decision(x, err)
+		return nil, res
+	}
+	if f != nil {
+		f.Audit = h.decision(x, nil)
+	} else {
+		res.Audit = h.decision(x, nil)
 	}
 	return f, res
 }
@@ -307,6 +321,7 @@ func (h *Handler) authenticate(ctx context.Context, x *exchange) *check.Error {
 	}
 	x.token = tok
 	sum := sha256.Sum256([]byte(tok))
+	x.tokenSum = sum
 	now := h.now()
 	var c *atjwt.Claims
 	if h.cache != nil {
@@ -456,8 +471,14 @@ func (h *Handler) MaxBody() int64 {
 
 // UpstreamFailed is the answer when the origin cannot be reached: 502,
 // rendered like every refusal.
-func (h *Handler) UpstreamFailed(r *Request, err error) *Response {
-	return h.render(&exchange{r: r}, &check.Error{Code: check.CodeBadGateway, Msg: "upstream unavailable", Err: err, Rule: "upstream"})
+func (h *Handler) UpstreamFailed(r *Request, f *Forward, err error) *Response {
+	e := &check.Error{Code: check.CodeBadGateway, Msg: "upstream unavailable", Err: err, Rule: "upstream"}
+	res := h.render(&exchange{r: r}, e)
+	res.Audit = f.Audit
+	if res.Audit != nil {
+		res.Audit.fail(e)
+	}
+	return res
 }
 
 // rateLimit takes a token from the route's per-subject, then per-app

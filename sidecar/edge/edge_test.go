@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/keyless-dev/keyless/sidecar/audit"
 	"github.com/keyless-dev/keyless/sidecar/dpop"
 	"github.com/keyless-dev/keyless/sidecar/ratelimit"
 	"github.com/keyless-dev/keyless/sidecar/store"
@@ -336,5 +337,50 @@ func TestServeRateLimits(t *testing.T) {
 		Audience: []string{"https://api.example.test"}, JKT: w.signer.PublicJWK().Thumbprint(), LeaseID: "lease-bob"})
 	if _, res := w.h.Serve(context.Background(), w.withToken(t, "GET", "/limited/subject", tok)); res != nil {
 		t.Errorf("bob after alice's burst = %d %s", res.Status, res.Body)
+	}
+}
+
+// Every decision has an audit line in the proxy's fields (docs/audit.md)
+// that `keyless audit` reads: allow with who and what, deny with the
+// rule, error (5xx) at WARN; never the token itself.
+func TestAuditLines(t *testing.T) {
+	w := newWorld(t, nil)
+	ctx := context.Background()
+	r := w.request(t, "GET", "/v1/orders", "orders:read")
+	f, res := w.h.Serve(ctx, r)
+	if res != nil {
+		t.Fatalf("refused: %+v", res)
+	}
+	tok := strings.TrimPrefix(r.Header["authorization"][0], "DPoP ")
+	denied := w.request(t, "GET", "/admin/x", "orders:read")
+	_, dres := w.h.Serve(ctx, denied)
+	for _, tc := range []struct {
+		name   string
+		line   []byte
+		fields map[string]string
+	}{
+		{"allow", f.Audit.Line(200), map[string]string{"decision": "allow", "status": "200", "method": "GET", "path": "/v1/orders",
+			"route": "orders-read", "client": "app1", "sub": "alice", "lease": "lease-1", "rule": ""}},
+		{"deny", dres.Audit.Line(dres.Status), map[string]string{"decision": "deny", "status": "403", "rule": "scope", "sub": "alice"}},
+		{"upstream error", w.h.UpstreamFailed(r, f, errors.New("dial refused")).Audit.Line(502),
+			map[string]string{"decision": "error", "status": "502", "rule": "upstream", "cause": "dial refused"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			l, err := audit.Parse(tc.line)
+			if err != nil {
+				t.Fatalf("%s: %v", tc.line, err)
+			}
+			if l.Event != audit.ProxyEvent {
+				t.Errorf("event %q", l.Event)
+			}
+			for k, want := range tc.fields {
+				if got := l.Field(k); got != want {
+					t.Errorf("%s = %q, want %q (%s)", k, got, want, tc.line)
+				}
+			}
+			if len(l.Field("token_sha256")) != 16 || strings.Contains(string(tc.line), tok) {
+				t.Errorf("token: %s", tc.line)
+			}
+		})
 	}
 }

@@ -158,6 +158,31 @@ test('a body of unknown length (chunked) is capped before the origin sees it, an
   assert.equal(o.last.body, '{"n":' + '1'.repeat(600) + '}')
 })
 
+// The audit lines: one JSON line per decision through console.log, in the
+// proxy's fields (docs/audit.md), never the token.
+test('every decision writes one audit JSON line (console.log) in the proxy fields, without the token', async () => {
+  const sub = 'audit-' + Math.random().toString(36).slice(2)
+  const tok = await mint(world, { sub, scope: ['orders:read'], jkt: client.jkt })
+  const proof = await generateProof(client.kp, publicURL + '/v1/orders', 'GET', undefined, tok)
+  const ok = await send(worker.url, { method: 'GET', path: '/v1/orders', headers: [['Authorization', 'DPoP ' + tok], ['DPoP', proof]] })
+  assert.equal(ok.status, 200, ok.body)
+  const proof2 = await generateProof(client.kp, publicURL + '/admin/x', 'GET', undefined, tok)
+  const denied = await send(worker.url, { method: 'GET', path: '/admin/x', headers: [['Authorization', 'DPoP ' + tok], ['DPoP', proof2]] })
+  assert.equal(denied.status, 403, denied.body)
+  let lines = []
+  for (let i = 0; i < 50 && lines.length < 2; i++) { // the log reaches us asynchronously: bounded wait
+    lines = worker.log().split('\n').filter((l) => l.includes('"proxy decision"') && l.includes(sub))
+      .map((l) => JSON.parse(l.slice(l.indexOf('{'))))
+    if (lines.length < 2) await new Promise((r) => setTimeout(r, 100))
+  }
+  assert.equal(lines.length, 2, worker.log().slice(-2000))
+  const [allow, deny] = lines
+  assert.equal(allow.decision, 'allow'); assert.equal(allow.status, 200); assert.equal(allow.route, 'orders-read')
+  assert.equal(allow.path, '/v1/orders'); assert.equal(allow.client, 'app1'); assert.match(allow.token_sha256, /^[0-9a-f]{16}$/)
+  assert.equal(deny.decision, 'deny'); assert.equal(deny.status, 403); assert.equal(deny.rule, 'scope')
+  assert.ok(!worker.log().includes(tok), 'the token is never logged')
+})
+
 // Rate-limit rows, at the edge and in the native sidecar on the same
 // configuration: a subject's burst of 2 then 429 with Retry-After, other
 // subjects unaffected; an app's burst of 3 shared by its subjects, then

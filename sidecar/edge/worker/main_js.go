@@ -107,7 +107,7 @@ func handle(h *edge.Handler, host *host, req js.Value) (js.Value, error) {
 	}
 	fwd, res := h.Serve(ctx, r)
 	if res != nil {
-		return newResponse(res.Status, res.Header, res.Body), nil
+		return answer(res), nil
 	}
 	var rb io.Reader
 	if !fwd.NoBody && r.HasBody {
@@ -115,16 +115,16 @@ func handle(h *edge.Handler, host *host, req js.Value) (js.Value, error) {
 	}
 	oreq, err := fetch.NewRequest(ctx, fwd.Method, fwd.URL, rb)
 	if err != nil {
-		res := h.UpstreamFailed(r, err)
-		return newResponse(res.Status, res.Header, res.Body), nil
+		res := h.UpstreamFailed(r, fwd, err)
+		return answer(res), nil
 	}
 	for _, kv := range fwd.Header {
 		oreq.Header[kv[0]] = append(oreq.Header[kv[0]], kv[1])
 	}
 	up, err := host.origin.Do(oreq, &fetch.RequestInit{Redirect: fetch.RedirectModeManual})
 	if err != nil {
-		res := h.UpstreamFailed(r, err)
-		return newResponse(res.Status, res.Header, res.Body), nil
+		res := h.UpstreamFailed(r, fwd, err)
+		return answer(res), nil
 	}
 	// Response headers: stripped by the shared list, then CORS and nonce.
 	out := js.Global().Get("Headers").New()
@@ -141,8 +141,8 @@ func handle(h *edge.Handler, host *host, req js.Value) (js.Value, error) {
 	if len(cookies) > 0 && !fwd.StripResponse.Match("Set-Cookie") {
 		var cs []string
 		if err := json.Unmarshal([]byte(strings.Join(cookies, ",")), &cs); err != nil {
-			res := h.UpstreamFailed(r, errors.New("edge: origin Set-Cookie not decodable"))
-			return newResponse(res.Status, res.Header, res.Body), nil
+			res := h.UpstreamFailed(r, fwd, errors.New("edge: origin Set-Cookie not decodable"))
+			return answer(res), nil
 		}
 		for _, c := range cs {
 			out.Call("append", "Set-Cookie", c)
@@ -158,7 +158,22 @@ func handle(h *edge.Handler, host *host, req js.Value) (js.Value, error) {
 	ri := js.Global().Get("Object").New()
 	ri.Set("status", up.StatusCode)
 	ri.Set("headers", out)
+	audit(fwd.Audit, up.StatusCode)
 	return js.Global().Get("Response").New(upBody, ri), nil
+}
+
+// answer writes the audit line of an answer the chain gave and makes it.
+func answer(res *edge.Response) js.Value {
+	audit(res.Audit, res.Status)
+	return newResponse(res.Status, res.Header, res.Body)
+}
+
+// audit writes one decision's JSON line with console.log: Workers Logs
+// and Logpush keep it, as the process proxy's audit destinations do.
+func audit(d *edge.Decision, status int) {
+	if d != nil {
+		js.Global().Get("console").Call("log", string(d.Line(status)))
+	}
 }
 
 func newResponse(status int, hs [][2]string, body []byte) js.Value {
