@@ -5,6 +5,7 @@ import { test, before, after } from 'node:test'
 import assert from 'node:assert/strict'
 import { readFileSync } from 'node:fs'
 import { request } from 'node:http'
+import { spawnSync } from 'node:child_process'
 import { join } from 'node:path'
 import { root, build, startIssuer, writeWranglerConfig, startWorker, tempDir, revokeToken, workerdPeakKiB } from './world.mjs'
 import { newKey, mint, send, Runner, wwwAuthError, publicURL } from './client.mjs'
@@ -181,6 +182,21 @@ test('every decision writes one audit JSON line (console.log) in the proxy field
   assert.equal(allow.path, '/v1/orders'); assert.equal(allow.client, 'app1'); assert.match(allow.token_sha256, /^[0-9a-f]{16}$/)
   assert.equal(deny.decision, 'deny'); assert.equal(deny.status, 403); assert.equal(deny.rule, 'scope')
   assert.ok(!worker.log().includes(tok), 'the token is never logged')
+})
+
+// The deploy path: wrangler deploy --dry-run bundles the Worker as a
+// deploy would (no account, no network) and reports its size, which must
+// stay within the 2 MB gzip budget (make edge-size measures the same files).
+test('wrangler deploy --dry-run accepts wrangler.toml and reports the size within budget', (t) => {
+  const out = spawnSync(join(root, 'node_modules/.bin/wrangler'), ['deploy', '--dry-run', '--outdir', join(tmp.dir, 'dry')], {
+    cwd: join(root, 'sidecar/edge'), encoding: 'utf8', timeout: 120000,
+    env: { ...process.env, WRANGLER_SEND_METRICS: 'false', CI: '1', NO_COLOR: '1' },
+  })
+  assert.equal(out.status, 0, out.stdout + out.stderr)
+  const m = /Total Upload: ([0-9.]+) KiB \/ gzip: ([0-9.]+) KiB/.exec(out.stdout + out.stderr)
+  assert.ok(m, out.stdout + out.stderr)
+  t.diagnostic(`wrangler deploy --dry-run: ${m[1]} KiB, gzip ${m[2]} KiB`)
+  assert.ok(Number(m[2]) <= 2048, `gzip ${m[2]} KiB over the 2 MB budget`)
 })
 
 // Rate-limit rows, at the edge and in the native sidecar on the same

@@ -81,7 +81,7 @@ export async function startWorker(configFile, persistDir, { timeoutMs = 60000 } 
   const wrangler = join(root, 'node_modules/.bin/wrangler')
   const proc = spawn(wrangler, ['dev', '-c', configFile, '--ip', '127.0.0.1', '--port', String(port),
     '--inspector-port', String(await freePort()), '--persist-to', persistDir,
-    '--show-interactive-dev-session=false', '--log-level', 'log'], {
+    '--show-interactive-dev-session=false', '--log-level', process.env.KEYLESS_EDGE_LOG_LEVEL || 'log'], {
     cwd: dirname(configFile),
     env: { ...process.env, WRANGLER_SEND_METRICS: 'false', CLOUDFLARE_CF_FETCH_ENABLED: 'false', CI: '1', NO_COLOR: '1' },
     stdio: ['ignore', 'pipe', 'pipe'],
