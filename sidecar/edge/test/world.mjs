@@ -33,6 +33,7 @@ export async function startIssuer(bin) {
     proc.once('exit', (code) => reject(new Error(`issuer exited ${code}`)))
   })
   const info = JSON.parse(line)
+  info.pid = proc.pid
   info.close = () => { proc.stdin.end(); proc.kill() }
   return info
 }
