@@ -26,13 +26,20 @@ function cpuTicks(pid) {
   return Number(fields[11]) + Number(fields[12]) // utime + stime
 }
 
-function pidsNamed(name) {
+// pidsNamed lists this benchmark's own processes called name: those in
+// the given process groups (wrangler dev starts workerd in its own), or
+// the given pids. Other users' workerd processes on a shared machine are
+// not counted.
+function pidsNamed(name, { groups = [], pids = [] } = {}) {
   const out = []
   for (const d of readdirSync('/proc')) {
     if (!/^\d+$/.test(d)) continue
     try {
       const comm = readFileSync(`/proc/${d}/comm`, 'utf8').trim()
-      if (comm.startsWith(name)) out.push(Number(d))
+      if (!comm.startsWith(name)) continue
+      const f = readFileSync(`/proc/${d}/stat`, 'utf8')
+      const pgrp = Number(f.slice(f.lastIndexOf(')') + 2).split(' ')[2])
+      if (groups.includes(pgrp) || pids.includes(Number(d))) out.push(Number(d))
     } catch {}
   }
   return out
@@ -80,8 +87,8 @@ try {
   const client = await newKey()
   const tok = await mint(world, { scope: ['orders:read'], jkt: client.jkt })
   const proofs = async (n) => Promise.all(Array.from({ length: n }, () => generateProof(client.kp, publicURL + '/v1/orders', 'GET', undefined, tok)))
-  const helper = pidsNamed('issuer')
-  const workerd = pidsNamed('workerd')
+  const helper = pidsNamed('issuer', { pids: [world.pid] })
+  const workerd = pidsNamed('workerd', { groups: [worker.pgid, baseline.pgid] })
   // Warm all (JWKS, key imports, JIT), then measure.
   await run(worker.url, await proofs(200), tok)
   await run(world.native, await proofs(200), tok)

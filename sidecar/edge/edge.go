@@ -15,6 +15,7 @@ import (
 	"github.com/keyless-dev/keyless/sidecar/dpop"
 	"github.com/keyless-dev/keyless/sidecar/nonce"
 	"github.com/keyless-dev/keyless/sidecar/proxy/check"
+	"github.com/keyless-dev/keyless/sidecar/ratelimit"
 	"github.com/keyless-dev/keyless/sidecar/store"
 	"github.com/keyless-dev/keyless/sidecar/token/atjwt"
 )
@@ -33,6 +34,9 @@ type Host interface {
 	dpop.ReplayCache
 	// Revocations are the issuer's revocations as pushed to the edge.
 	store.Revocations
+	// Limiter holds the rate-limit buckets: one Durable Object per bucket
+	// in the Worker, so every isolate and location takes from one bucket.
+	ratelimit.Limiter
 }
 
 // Request is what the Handler needs of an incoming request.
@@ -83,6 +87,8 @@ type Response struct {
 	Status int
 	Header [][2]string
 	Body   []byte
+	// Audit is the decision for the audit line.
+	Audit *Decision
 }
 
 // Forward is a request that passed: send Method to URL with exactly
@@ -97,6 +103,9 @@ type Forward struct {
 	AddResponse   [][2]string
 	// Route names the route, for logs.
 	Route string
+	// Audit is the decision for the audit line, written once the origin
+	// answered (or [Handler.UpstreamFailed] did).
+	Audit *Decision
 }
 
 // Handler runs the sidecar's check chain at the edge. Build it with [New];
@@ -193,15 +202,27 @@ type exchange struct {
 	pathOnly bool
 	token    string
 	claims   *atjwt.Claims
+	// limitHeaders are the RateLimit-* fields of the tighter bucket, sent
+	// on the answer whatever it is.
+	limitHeaders [][2]string
+	start        time.Time
+	tokenSum     [32]byte
 }
 
 // Serve runs the check chain, in the order of proxy.Proxy's serve, and
 // returns either the forward to make or the answer to give.
 func (h *Handler) Serve(ctx context.Context, r *Request) (*Forward, *Response) {
-	x := &exchange{r: r}
+	x := &exchange{r: r, start: h.now()}
 	f, res, err := h.serve(ctx, x)
 	if err != nil {
-		return nil, h.render(x, err)
+		res = h.render(x, err)
+		res.Audit = h.decision(x, err)
+		return nil, res
+	}
+	if f != nil {
+		f.Audit = h.decision(x, nil)
+	} else {
+		res.Audit = h.decision(x, nil)
 	}
 	return f, res
 }
@@ -265,8 +286,9 @@ func (h *Handler) serve(ctx context.Context, x *exchange) (*Forward, *Response, 
 	if err := h.origins.Check(x.claims.ClientID, r.get("Origin")); err != nil {
 		return nil, nil, err
 	}
-	// Rate limits are not enforced here: use Cloudflare's rate limiting
-	// rules in front of the Worker (README).
+	if err := h.rateLimit(ctx, x); err != nil {
+		return nil, nil, err
+	}
 	if err := h.checkBody(x); err != nil {
 		return nil, nil, err
 	}
@@ -302,6 +324,7 @@ func (h *Handler) authenticate(ctx context.Context, x *exchange) *check.Error {
 	}
 	x.token = tok
 	sum := sha256.Sum256([]byte(tok))
+	x.tokenSum = sum
 	now := h.now()
 	var c *atjwt.Claims
 	if h.cache != nil {
@@ -451,12 +474,69 @@ func (h *Handler) MaxBody() int64 {
 
 // UpstreamFailed is the answer when the origin cannot be reached: 502,
 // rendered like every refusal.
-func (h *Handler) UpstreamFailed(r *Request, err error) *Response {
-	return h.render(&exchange{r: r}, &check.Error{Code: check.CodeBadGateway, Msg: "upstream unavailable", Err: err, Rule: "upstream"})
+func (h *Handler) UpstreamFailed(r *Request, f *Forward, err error) *Response {
+	e := &check.Error{Code: check.CodeBadGateway, Msg: "upstream unavailable", Err: err, Rule: "upstream"}
+	res := h.render(&exchange{r: r}, e)
+	res.Audit = f.Audit
+	if res.Audit != nil {
+		res.Audit.fail(e)
+	}
+	return res
 }
 
-// responseHeaders are the CORS and nonce headers of every answer.
+// rateLimit takes a token from the route's per-subject, then per-app
+// bucket (the subject first, so one subject's burst is refused before it
+// drains its app's shared bucket), as the process proxy does, and keeps
+// the tighter bucket's RateLimit-* fields
+// (draft-ietf-httpapi-ratelimit-headers) for the answer. A refusal is 429
+// with Retry-After; a limiter that cannot answer is a 503, never a pass.
+func (h *Handler) rateLimit(ctx context.Context, x *exchange) *check.Error {
+	rl := x.route.RateLimit
+	if rl == nil || (rl.PerApp.IsZero() && rl.PerSubject.IsZero()) {
+		return nil
+	}
+	now := h.now()
+	var tight *ratelimit.Result
+	for _, b := range [...]struct {
+		key   string
+		limit ratelimit.Limit
+	}{
+		{"sub\x00" + x.route.Name + "\x00" + x.claims.ClientID + "\x00" + x.claims.Subject, rl.PerSubject},
+		{"app\x00" + x.route.Name + "\x00" + x.claims.ClientID, rl.PerApp},
+	} {
+		if b.limit.IsZero() {
+			continue
+		}
+		res, err := h.host.Allow(ctx, b.key, b.limit, now)
+		if err != nil {
+			return &check.Error{Code: check.CodeUnavailable, Msg: "rate limiter unavailable", Err: err, Rule: "ratelimit.store"}
+		}
+		if tight == nil || !res.Allowed || (tight.Allowed && res.Remaining < tight.Remaining) {
+			r := res
+			tight = &r
+		}
+		if !res.Allowed {
+			break
+		}
+	}
+	if tight == nil {
+		return nil
+	}
+	x.limitHeaders = [][2]string{
+		{"RateLimit-Limit", strconv.Itoa(tight.Limit)},
+		{"RateLimit-Remaining", strconv.Itoa(tight.Remaining)},
+		{"RateLimit-Reset", strconv.FormatInt(int64((tight.Reset+time.Second-1)/time.Second), 10)},
+	}
+	if !tight.Allowed {
+		return &check.Error{Code: check.CodeRateLimited, Msg: "rate limit exceeded", Rule: "ratelimit", RetryAfter: max(tight.RetryAfter, time.Second)}
+	}
+	return nil
+}
+
+// responseHeaders are the CORS, nonce and rate-limit headers of every
+// answer.
 func (h *Handler) responseHeaders(x *exchange, hs [][2]string) [][2]string {
+	hs = append(hs, x.limitHeaders...)
 	origin := x.r.get("Origin")
 	app := ""
 	if x.claims != nil {
@@ -526,6 +606,11 @@ func (h *Handler) render(x *exchange, e *check.Error) *Response {
 	return res
 }
 
+func (h *Handler) pushAuthorized(r *Request) bool {
+	want := "Bearer " + h.cfg.RevokeToken
+	return subtle.ConstantTimeCompare([]byte(r.get("Authorization")), []byte(want)) == 1
+}
+
 // revocationPush is the body of a push: one revocation, until when.
 type revocationPush struct {
 	Kind  store.Kind `json:"kind"`
@@ -555,8 +640,7 @@ const MaxRevocationPush = 4 << 10
 // MaxRevocationPush (+1 byte, to tell "too large"): anyone can reach this
 // path, so nothing is buffered for them.
 func (h *Handler) pushRevocation(ctx context.Context, x *exchange) (*Response, *check.Error) {
-	want := "Bearer " + h.cfg.RevokeToken
-	if got := x.r.get("Authorization"); subtle.ConstantTimeCompare([]byte(got), []byte(want)) != 1 {
+	if !h.pushAuthorized(x.r) {
 		return nil, &check.Error{Code: check.CodeNoCredentials, Msg: "revocation push needs the issuer's token", Rule: "revocations.auth"}
 	}
 	tooLarge := &check.Error{Code: check.CodeBodyTooLarge, Msg: "revocation push body too large", Rule: "revocations.body"}

@@ -14,7 +14,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/keyless-dev/keyless/sidecar/audit"
 	"github.com/keyless-dev/keyless/sidecar/dpop"
+	"github.com/keyless-dev/keyless/sidecar/ratelimit"
 	"github.com/keyless-dev/keyless/sidecar/store"
 	"github.com/keyless-dev/keyless/sidecar/store/memstore"
 	"github.com/keyless-dev/keyless/sidecar/token"
@@ -26,6 +28,7 @@ type fakeHost struct {
 	jwks    []byte
 	replay  *memstore.Replay
 	revoked *memstore.Revocations
+	limiter ratelimit.Memory
 	mu      sync.Mutex
 	fetches int
 }
@@ -60,6 +63,10 @@ func (f *fakeHost) Use(ctx context.Context, jkt, jti string, until time.Time) er
 
 func (f *fakeHost) AnyRevoked(ctx context.Context, rs ...store.Revocation) (bool, error) {
 	return f.revoked.AnyRevoked(ctx, rs...)
+}
+
+func (f *fakeHost) Allow(ctx context.Context, key string, l ratelimit.Limit, now time.Time) (ratelimit.Result, error) {
+	return f.limiter.Allow(ctx, key, l, now)
 }
 
 func (f *fakeHost) Revoke(ctx context.Context, r store.Revocation, until time.Time) error {
@@ -248,5 +255,98 @@ func BenchmarkServe(b *testing.B) {
 		if _, res := w.h.Serve(context.Background(), reqs[i]); res != nil {
 			b.Fatalf("refused: %d %s", res.Status, res.Body)
 		}
+	}
+}
+
+// Rate limits: a subject's bucket, then its app's, as the process proxy
+// does; each answer carries the tighter bucket's RateLimit-* fields, and
+// the first request past a burst is 429 with Retry-After.
+func TestServeRateLimits(t *testing.T) {
+	for _, tc := range []struct {
+		path  string
+		burst int
+		subs  []string // one request per entry, in order
+	}{
+		{"/limited/subject", 2, []string{"alice", "alice", "alice"}},
+		{"/limited/app", 3, []string{"alice", "bob", "carol", "dave"}},
+	} {
+		t.Run(tc.path, func(t *testing.T) {
+			w := newWorld(t, nil)
+			for i, sub := range tc.subs {
+				tok, _, err := w.minter.Issue(context.Background(), token.Spec{Subject: sub, ClientID: "app1", Scope: []string{"orders:read"},
+					Audience: []string{"https://api.example.test"}, JKT: w.signer.PublicJWK().Thumbprint(), LeaseID: "lease-" + sub})
+				if err != nil {
+					t.Fatal(err)
+				}
+				f, res := w.h.Serve(context.Background(), w.withToken(t, "GET", tc.path, tok))
+				if i < tc.burst {
+					if res != nil {
+						t.Fatalf("request %d refused: %d %s", i, res.Status, res.Body)
+					}
+					if got := header(f.AddResponse, "RateLimit-Remaining"); len(got) != 1 || got[0] != itoa(int64(tc.burst-i-1)) {
+						t.Errorf("request %d RateLimit-Remaining = %q", i, got)
+					}
+					continue
+				}
+				if res == nil || res.Status != 429 || len(header(res.Header, "Retry-After")) != 1 || !strings.Contains(string(res.Body), "rate_limited") {
+					t.Fatalf("request %d past the burst = %+v, %+v", i, f, res)
+				}
+			}
+		})
+	}
+	// Another subject keeps its own bucket on the per-subject route.
+	w := newWorld(t, nil)
+	for range 2 {
+		w.h.Serve(context.Background(), w.request(t, "GET", "/limited/subject", "orders:read"))
+	}
+	tok, _, _ := w.minter.Issue(context.Background(), token.Spec{Subject: "bob", ClientID: "app1", Scope: []string{"orders:read"},
+		Audience: []string{"https://api.example.test"}, JKT: w.signer.PublicJWK().Thumbprint(), LeaseID: "lease-bob"})
+	if _, res := w.h.Serve(context.Background(), w.withToken(t, "GET", "/limited/subject", tok)); res != nil {
+		t.Errorf("bob after alice's burst = %d %s", res.Status, res.Body)
+	}
+}
+
+// Every decision has an audit line in the proxy's fields (docs/audit.md)
+// that `keyless audit` reads: allow with who and what, deny with the
+// rule, error (5xx) at WARN; never the token itself.
+func TestAuditLines(t *testing.T) {
+	w := newWorld(t, nil)
+	ctx := context.Background()
+	r := w.request(t, "GET", "/v1/orders", "orders:read")
+	f, res := w.h.Serve(ctx, r)
+	if res != nil {
+		t.Fatalf("refused: %+v", res)
+	}
+	tok := strings.TrimPrefix(r.Header["authorization"][0], "DPoP ")
+	denied := w.request(t, "GET", "/admin/x", "orders:read")
+	_, dres := w.h.Serve(ctx, denied)
+	for _, tc := range []struct {
+		name   string
+		line   []byte
+		fields map[string]string
+	}{
+		{"allow", f.Audit.Line(200), map[string]string{"decision": "allow", "status": "200", "method": "GET", "path": "/v1/orders",
+			"route": "orders-read", "client": "app1", "sub": "alice", "lease": "lease-1", "rule": ""}},
+		{"deny", dres.Audit.Line(dres.Status), map[string]string{"decision": "deny", "status": "403", "rule": "scope", "sub": "alice"}},
+		{"upstream error", w.h.UpstreamFailed(r, f, errors.New("dial refused")).Audit.Line(502),
+			map[string]string{"decision": "error", "status": "502", "rule": "upstream", "cause": "dial refused"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			l, err := audit.Parse(tc.line)
+			if err != nil {
+				t.Fatalf("%s: %v", tc.line, err)
+			}
+			if l.Event != audit.ProxyEvent {
+				t.Errorf("event %q", l.Event)
+			}
+			for k, want := range tc.fields {
+				if got := l.Field(k); got != want {
+					t.Errorf("%s = %q, want %q (%s)", k, got, want, tc.line)
+				}
+			}
+			if len(l.Field("token_sha256")) != 16 || strings.Contains(string(tc.line), tok) {
+				t.Errorf("token: %s", tc.line)
+			}
+		})
 	}
 }

@@ -4,7 +4,7 @@
 // every other network access off.
 import { spawn, spawnSync } from 'node:child_process'
 import { createServer } from 'node:net'
-import { mkdtemp, writeFile, rm } from 'node:fs/promises'
+import { mkdtemp, writeFile, rm, readdir, readFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join, normalize, dirname } from 'node:path'
 import { fileURLToPath } from 'node:url'
@@ -33,6 +33,7 @@ export async function startIssuer(bin) {
     proc.once('exit', (code) => reject(new Error(`issuer exited ${code}`)))
   })
   const info = JSON.parse(line)
+  info.pid = proc.pid
   info.close = () => { proc.stdin.end(); proc.kill() }
   return info
 }
@@ -55,8 +56,12 @@ export async function writeWranglerConfig(dir, config, vars = {}) {
     durable_objects: { bindings: [
       { name: 'KEYLESS_REPLAY', class_name: 'ReplayGuard' },
       { name: 'KEYLESS_REVOCATIONS', class_name: 'RevocationList' },
+      { name: 'KEYLESS_RATELIMIT', class_name: 'RateLimiter' },
     ] },
-    migrations: [{ tag: 'v1', new_sqlite_classes: ['ReplayGuard', 'RevocationList'] }],
+    migrations: [
+      { tag: 'v1', new_sqlite_classes: ['ReplayGuard', 'RevocationList'] },
+      { tag: 'v2', new_sqlite_classes: ['RateLimiter'] },
+    ],
     vars: {
       KEYLESS_PROXY: config,
       ECHO_API_KEY: 'origin-secret',
@@ -77,7 +82,7 @@ export async function startWorker(configFile, persistDir, { timeoutMs = 60000 } 
   const wrangler = join(root, 'node_modules/.bin/wrangler')
   const proc = spawn(wrangler, ['dev', '-c', configFile, '--ip', '127.0.0.1', '--port', String(port),
     '--inspector-port', String(await freePort()), '--persist-to', persistDir,
-    '--show-interactive-dev-session=false', '--log-level', 'warn'], {
+    '--show-interactive-dev-session=false', '--log-level', process.env.KEYLESS_EDGE_LOG_LEVEL || 'log'], {
     cwd: dirname(configFile),
     env: { ...process.env, WRANGLER_SEND_METRICS: 'false', CLOUDFLARE_CF_FETCH_ENABLED: 'false', CI: '1', NO_COLOR: '1' },
     stdio: ['ignore', 'pipe', 'pipe'],
@@ -104,6 +109,7 @@ export async function startWorker(configFile, persistDir, { timeoutMs = 60000 } 
   }
   return {
     url,
+    pgid: proc.pid, // workerd runs in this process group
     log: () => log,
     stop: async () => {
       try { process.kill(-proc.pid, 'SIGTERM') } catch {}
@@ -117,4 +123,20 @@ export async function startWorker(configFile, persistDir, { timeoutMs = 60000 } 
 export async function tempDir() {
   const dir = await mkdtemp(join(tmpdir(), 'keyless-edge-'))
   return { dir, remove: () => rm(dir, { recursive: true, force: true }) }
+}
+
+/** Peak RSS (VmHWM, KiB) of the workerd processes in process group pgid. */
+export async function workerdPeakKiB(pgid) {
+  let peak = 0
+  for (const pid of await readdir('/proc').catch(() => [])) {
+    if (!/^\d+$/.test(pid)) continue
+    try {
+      const stat = await readFile(`/proc/${pid}/stat`, 'utf8')
+      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
+      if (Number(fields[2]) !== pgid || !stat.includes('(workerd)')) continue
+      const m = /VmHWM:\s+(\d+)/.exec(await readFile(`/proc/${pid}/status`, 'utf8'))
+      if (m) peak = Math.max(peak, Number(m[1]))
+    } catch {}
+  }
+  return peak
 }

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"math"
 	"strconv"
 	"strings"
 	"syscall/js"
@@ -11,23 +13,38 @@ import (
 
 	"github.com/keyless-dev/keyless/sidecar/dpop"
 	"github.com/keyless-dev/keyless/sidecar/edge"
+	"github.com/keyless-dev/keyless/sidecar/ratelimit"
 	"github.com/keyless-dev/keyless/sidecar/store"
+	"github.com/syumai/workers/cloudflare"
+	"github.com/syumai/workers/cloudflare/fetch"
 )
 
 // host backs edge.Host with the Worker runtime: crypto.subtle.verify
 // (through worker.mjs, which caches imported keys), fetch, and the
 // KEYLESS_REPLAY and KEYLESS_REVOCATIONS Durable Objects.
 type host struct {
-	lib         js.Value // globalThis.keylessEdge: the JS helpers
+	lib         js.Value      // globalThis.keylessEdge: the JS helpers
+	fetch       *fetch.Client // JWKS: the runtime's fetch
+	origin      *fetch.Client // the origin: through keylessEdge.origin
 	replay      js.Value
 	revocations js.Value
+	limits      js.Value
 }
 
 var _ edge.Host = (*host)(nil)
 
+// newHost takes the Durable Object namespaces from the environment
+// through syumai/workers' cloudflare package (the shim sets the runtime
+// context it reads before Go starts).
 func newHost() *host {
-	env := js.Global().Get("keylessEdgeEnv")
-	return &host{lib: js.Global().Get("keylessEdge"), replay: env.Get("KEYLESS_REPLAY"), revocations: env.Get("KEYLESS_REVOCATIONS")}
+	return &host{
+		lib:         js.Global().Get("keylessEdge"),
+		fetch:       fetch.NewClient(),
+		origin:      fetch.NewClient(fetch.WithBinding(js.Global().Get("keylessEdge").Get("origin"))),
+		replay:      cloudflare.GetBinding("KEYLESS_REPLAY"),
+		revocations: cloudflare.GetBinding("KEYLESS_REVOCATIONS"),
+		limits:      cloudflare.GetBinding("KEYLESS_RATELIMIT"),
+	}
 }
 
 var errBadSig = errors.New("edge: signature does not verify")
@@ -47,23 +64,31 @@ func (h *host) Verify(alg string, key *dpop.JWK, input, sig []byte) error {
 	return nil
 }
 
-// FetchJWKS implements edge.Host.
-func (h *host) FetchJWKS(_ context.Context, url string) ([]byte, error) {
-	res, err := await(js.Global().Call("fetch", url, map[string]any{"headers": map[string]any{"Accept": "application/jwk-set+json, application/json"}}))
+// FetchJWKS implements edge.Host through syumai/workers' fetch client
+// (fetch.Client.Do: the runtime's fetch, no net/http transport). A
+// redirect is not followed (workerd refuses redirect "error"): non-200.
+func (h *host) FetchJWKS(ctx context.Context, url string) ([]byte, error) {
+	req, err := fetch.NewRequest(ctx, "GET", url, nil)
 	if err != nil {
 		return nil, err
 	}
-	if st := res.Get("status").Int(); st != 200 {
-		return nil, fmt.Errorf("JWKS status %d", st)
-	}
-	t, err := await(res.Call("text"))
+	req.Header.Set("Accept", "application/jwk-set+json, application/json")
+	res, err := h.fetch.Do(req, &fetch.RequestInit{Redirect: fetch.RedirectModeManual})
 	if err != nil {
 		return nil, err
 	}
-	if len(t.String()) > 1<<20 {
+	defer res.Body.Close()
+	if res.StatusCode != 200 {
+		return nil, fmt.Errorf("JWKS status %d", res.StatusCode)
+	}
+	b, err := io.ReadAll(io.LimitReader(res.Body, 1<<20+1))
+	if err != nil {
+		return nil, err
+	}
+	if len(b) > 1<<20 {
 		return nil, errors.New("JWKS too large")
 	}
-	return []byte(t.String()), nil
+	return b, nil
 }
 
 // Use implements dpop.ReplayCache with one Durable Object per key
@@ -122,4 +147,31 @@ func (h *host) Revoke(_ context.Context, r store.Revocation, until time.Time) er
 	}
 	_, err = await(stub.Call("revoke", string(r.Kind)+":"+r.Value, until.UnixMilli()))
 	return err
+}
+
+// Allow implements ratelimit.Limiter with one RateLimiter Durable Object
+// per bucket (worker.mjs): the same token bucket as ratelimit.Memory, held
+// by one instance in the world. Cloudflare's rate-limiting binding was not
+// used: its period is 10 s or 60 s only, its counts are per location and
+// approximate, and it reports neither remaining tokens nor when to retry,
+// so it cannot give the proxy's buckets, RateLimit-* fields or
+// Retry-After.
+func (h *host) Allow(_ context.Context, key string, l ratelimit.Limit, now time.Time) (ratelimit.Result, error) {
+	if l.IsZero() {
+		return ratelimit.Result{Allowed: true}, nil
+	}
+	if h.limits.IsUndefined() {
+		return ratelimit.Result{}, errors.New("edge: KEYLESS_RATELIMIT binding missing")
+	}
+	burst := float64(l.Burst)
+	if l.Burst <= 0 {
+		burst = math.Max(1, math.Ceil(l.Rate))
+	}
+	stub := h.limits.Call("get", h.limits.Call("idFromName", key))
+	v, err := await(stub.Call("allow", l.Rate, burst, now.UnixMilli()))
+	if err != nil {
+		return ratelimit.Result{}, err
+	}
+	ms := func(i int) time.Duration { return time.Duration(v.Index(i).Int()) * time.Millisecond }
+	return ratelimit.Result{Allowed: v.Index(0).Bool(), Limit: v.Index(1).Int(), Remaining: v.Index(2).Int(), Reset: ms(3), RetryAfter: ms(4)}, nil
 }

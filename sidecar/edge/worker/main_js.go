@@ -5,12 +5,17 @@ package main
 
 import (
 	"context"
+	"encoding/json"
+	"errors"
+	"io"
 	"runtime/debug"
 	"strconv"
 	"strings"
 	"syscall/js"
 
 	"github.com/keyless-dev/keyless/sidecar/edge"
+	"github.com/syumai/workers/cloudflare"
+	"github.com/syumai/workers/cloudflare/fetch"
 )
 
 func main() {
@@ -18,8 +23,7 @@ func main() {
 	// trades a few MB of the isolate's 128 MB for CPU.
 	debug.SetGCPercent(400)
 	host := newHost()
-	env := js.Global().Get("keylessEdgeEnv")
-	cfg, err := edge.LoadConfig(func(name string) string { return envString(env, name) })
+	cfg, err := edge.LoadConfig(envString)
 	var h *edge.Handler
 	if err == nil {
 		h, err = edge.New(cfg, host, nil)
@@ -43,10 +47,12 @@ func main() {
 	select {}
 }
 
-// envString reads a var or secret; a [vars] table arrives as an object
-// and is passed on as JSON (which the YAML parser reads).
-func envString(env js.Value, name string) string {
-	v := env.Get(name)
+// envString reads a var or secret through syumai/workers' cloudflare
+// package; a [vars] table arrives as an object and is passed on as JSON
+// (which the YAML parser reads). cloudflare.Getenv would render it
+// "<object>".
+func envString(name string) string {
+	v := cloudflare.GetBinding(name)
 	switch v.Type() {
 	case js.TypeUndefined, js.TypeNull:
 		return ""
@@ -109,35 +115,73 @@ func handle(h *edge.Handler, host *host, req js.Value) (js.Value, error) {
 	}
 	fwd, res := h.Serve(ctx, r)
 	if res != nil {
-		return newResponse(res.Status, res.Header, res.Body), nil
+		return answer(res), nil
 	}
-	init := js.Global().Get("Object").New()
-	init.Set("method", fwd.Method)
-	init.Set("headers", host.lib.Call("makeHeaders", headerLines(fwd.Header)))
-	init.Set("redirect", "manual")
+	var rb io.Reader
 	if !fwd.NoBody && r.HasBody {
-		init.Set("body", body)
+		rb = newBodyReader(body)
 	}
-	up, err := await(js.Global().Call("fetch", fwd.URL, init))
+	oreq, err := fetch.NewRequest(ctx, fwd.Method, fwd.URL, rb)
 	if err != nil {
-		res := h.UpstreamFailed(r, err)
-		return newResponse(res.Status, res.Header, res.Body), nil
+		res := h.UpstreamFailed(r, fwd, err)
+		return answer(res), nil
+	}
+	for _, kv := range fwd.Header {
+		oreq.Header[kv[0]] = append(oreq.Header[kv[0]], kv[1])
+	}
+	up, err := host.origin.Do(oreq, &fetch.RequestInit{Redirect: fetch.RedirectModeManual})
+	if err != nil {
+		res := h.UpstreamFailed(r, fwd, err)
+		return answer(res), nil
 	}
 	// Response headers: stripped by the shared list, then CORS and nonce.
 	out := js.Global().Get("Headers").New()
-	for _, kv := range parseHeaderPairs(host.lib.Call("headerLines", up.Get("headers")).String()) {
-		if !fwd.StripResponse.Match(kv[0]) {
-			out.Call("append", kv[0], kv[1])
+	// syumai's conversion split every value on ","; joining the parts
+	// with "," gives the field back exactly. Set-Cookie arrives as a JSON
+	// array (keylessEdge.origin in worker.mjs), one element per field.
+	cookies := up.Header[setCookieField]
+	delete(up.Header, setCookieField)
+	for k, vs := range up.Header {
+		if !fwd.StripResponse.Match(k) {
+			out.Call("append", k, strings.Join(vs, ","))
+		}
+	}
+	if len(cookies) > 0 && !fwd.StripResponse.Match("Set-Cookie") {
+		var cs []string
+		if err := json.Unmarshal([]byte(strings.Join(cookies, ",")), &cs); err != nil {
+			res := h.UpstreamFailed(r, fwd, errors.New("edge: origin Set-Cookie not decodable"))
+			return answer(res), nil
+		}
+		for _, c := range cs {
+			out.Call("append", "Set-Cookie", c)
 		}
 	}
 	for _, kv := range fwd.AddResponse {
 		out.Call("set", kv[0], kv[1])
 	}
+	var upBody js.Value = js.Null()
+	if g, ok := up.Body.(interface{ GetRawJSBody() js.Value }); ok {
+		upBody = g.GetRawJSBody()
+	}
 	ri := js.Global().Get("Object").New()
-	ri.Set("status", up.Get("status"))
-	ri.Set("statusText", up.Get("statusText"))
+	ri.Set("status", up.StatusCode)
 	ri.Set("headers", out)
-	return js.Global().Get("Response").New(up.Get("body"), ri), nil
+	audit(fwd.Audit, up.StatusCode)
+	return js.Global().Get("Response").New(upBody, ri), nil
+}
+
+// answer writes the audit line of an answer the chain gave and makes it.
+func answer(res *edge.Response) js.Value {
+	audit(res.Audit, res.Status)
+	return newResponse(res.Status, res.Header, res.Body)
+}
+
+// audit writes one decision's JSON line with console.log: Workers Logs
+// and Logpush keep it, as the process proxy's audit destinations do.
+func audit(d *edge.Decision, status int) {
+	if d != nil {
+		js.Global().Get("console").Call("log", string(d.Line(status)))
+	}
 }
 
 func newResponse(status int, hs [][2]string, body []byte) js.Value {
@@ -188,3 +232,51 @@ func headerLines(hs [][2]string) string {
 	}
 	return b.String()
 }
+
+// setCookieField is keylessEdge.origin's field for Set-Cookie, in
+// net/http's canonical form (syumai's conversion canonicalizes names).
+const setCookieField = "X-Keyless-Edge-Set-Cookie"
+
+// bodyReader reads the request body for fetch.NewRequest: a body already
+// read (Uint8Array) or the request's ReadableStream, chunk by chunk.
+type bodyReader struct {
+	v      js.Value
+	reader js.Value
+	buf    []byte
+	done   bool
+}
+
+func newBodyReader(v js.Value) *bodyReader { return &bodyReader{v: v} }
+
+func (b *bodyReader) Read(p []byte) (int, error) {
+	if len(b.buf) == 0 && !b.done {
+		if b.v.InstanceOf(js.Global().Get("Uint8Array")) {
+			b.buf = make([]byte, b.v.Get("byteLength").Int())
+			js.CopyBytesToGo(b.buf, b.v)
+			b.done = true
+		} else {
+			if b.reader.IsUndefined() {
+				b.reader = b.v.Call("getReader")
+			}
+			res, err := await(b.reader.Call("read"))
+			if err != nil {
+				return 0, err
+			}
+			if res.Get("done").Bool() {
+				b.done = true
+			} else {
+				c := res.Get("value")
+				b.buf = make([]byte, c.Get("byteLength").Int())
+				js.CopyBytesToGo(b.buf, c)
+			}
+		}
+	}
+	if len(b.buf) == 0 {
+		return 0, io.EOF
+	}
+	n := copy(p, b.buf)
+	b.buf = b.buf[n:]
+	return n, nil
+}
+
+func (b *bodyReader) Close() error { return nil }

@@ -20,6 +20,9 @@ const ALGS = {
   PS256: [{ name: "RSA-PSS", hash: "SHA-256" }, { name: "RSA-PSS", saltLength: 32 }],
 };
 
+// The field the origin binding carries Set-Cookie in (see origin below).
+const SET_COOKIE_FIELD = "x-keyless-edge-set-cookie";
+
 // Imported keys by alg and public key: a client signs many proofs with
 // one key, the issuer many leases. Bounded; cleared when full.
 const keys = new Map();
@@ -44,8 +47,31 @@ globalThis.keylessEdge = {
     return h;
   },
 
+  // origin is the fetch binding Go's origin requests go through
+  // (syumai/workers' fetch.Client with WithBinding): the runtime's fetch,
+  // with the Set-Cookie fields moved into one JSON-valued field. syumai's
+  // response conversion splits every value on "," and so merges several
+  // Set-Cookie fields into one; a JSON array survives that split (the Go
+  // side joins the parts with "," again) and is unpacked there. A field of
+  // that name from the origin itself is dropped first.
+  origin: {
+    async fetch(req, init) {
+      const res = await fetch(req, init);
+      const cookies = res.headers.getSetCookie();
+      const h = new Headers(res.headers);
+      h.delete(SET_COOKIE_FIELD);
+      if (cookies.length > 0) {
+        h.delete("set-cookie");
+        h.set(SET_COOKIE_FIELD, JSON.stringify(cookies));
+      }
+      return new Response(res.body, { status: res.status, statusText: res.statusText, headers: h });
+    },
+  },
+
   // readBody reads a stream up to limit bytes (then stops reading).
+  // A body already read (a Uint8Array) is cut to limit.
   async readBody(stream, limit) {
+    if (stream instanceof Uint8Array) return stream.subarray(0, limit);
     const reader = stream.getReader();
     const chunks = [];
     let n = 0;
@@ -55,7 +81,10 @@ globalThis.keylessEdge = {
       chunks.push(value);
       n += value.byteLength;
     }
-    reader.releaseLock();
+    // Past the limit the request is refused: cancel the rest, so the
+    // runtime stops receiving it instead of holding the connection.
+    if (n >= limit) reader.cancel().catch(() => {});
+    else reader.releaseLock();
     const out = new Uint8Array(Math.min(n, limit));
     let off = 0;
     for (const c of chunks) {
@@ -97,7 +126,9 @@ let booting = null;
 // the next request boots a new one.
 function boot(env) {
   if (booting) return booting;
-  globalThis.keylessEdgeEnv = env;
+  // syumai/workers' cloudflare package reads env from globalThis.context
+  // (its runtime context), captured when Go starts: the isolate's env.
+  globalThis.context = { env };
   booting = new Promise((resolve, reject) => {
     globalThis.keylessEdge.ready = resolve;
     const go = new Go();
@@ -186,5 +217,45 @@ export class RevocationList extends DurableObject {
       if (iat === null || iat <= until - horizon) return true;
     }
     return false;
+  }
+}
+
+// RateLimiter is one token bucket (the Worker names each object by its
+// bucket: route and app, or route, app and subject), the same bucket as
+// the process proxy's ratelimit.Memory: rate tokens per second refill up
+// to burst, each request takes one. One object per bucket is one
+// single-threaded instance in the world, so every isolate and location
+// takes from the same bucket, exactly. The state is kept in storage so an
+// evicted object resumes where it was; an alarm deletes it once the
+// bucket would be full again (a full bucket carries no state).
+export class RateLimiter extends DurableObject {
+  // allow returns [allowed, limit, remaining, resetMs, retryAfterMs].
+  async allow(rate, burst, now) {
+    let b = this.b ?? (await this.ctx.storage.get("b"));
+    if (b === undefined) b = { tokens: burst, last: now };
+    const el = (now - b.last) / 1000;
+    if (el > 0) {
+      b.tokens = Math.min(burst, b.tokens + el * rate);
+      b.last = now;
+    }
+    let allowed = false;
+    let retry = 0;
+    if (b.tokens >= 1) {
+      b.tokens--;
+      allowed = true;
+    } else {
+      retry = Math.ceil(((1 - b.tokens) / rate) * 1000);
+    }
+    this.b = b;
+    const reset = Math.ceil(((burst - b.tokens) / rate) * 1000);
+    // Not awaited: the output gate holds the answer until both are durable.
+    this.ctx.storage.put("b", b);
+    this.ctx.storage.setAlarm(Date.now() + reset);
+    return [allowed, Math.floor(burst), Math.floor(b.tokens), reset, retry];
+  }
+
+  async alarm() {
+    this.b = undefined;
+    await this.ctx.storage.deleteAll();
   }
 }

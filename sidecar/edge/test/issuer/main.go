@@ -90,6 +90,11 @@ func run(args []string) error {
 		w.Header().Set("X-Powered-By", "php/5")
 		w.Header().Set("X-Keyless-Sub", "backend-forged")
 		w.Header().Set("Content-Type", "application/json")
+		// Two cookies, one with a comma in its Expires, and a list-valued
+		// field: the Worker must hand each back exactly.
+		w.Header().Add("Set-Cookie", "a=1; Expires=Wed, 21 Oct 2037 07:28:00 GMT; Path=/")
+		w.Header().Add("Set-Cookie", "b=2")
+		w.Header().Set("Link", `</a>; rel="x", </b>; rel="y"`)
 		io.WriteString(w, `{"ok":true}`)
 	}))
 
