@@ -102,8 +102,62 @@ func mirrored(ctx context.Context, db *boltstore.DB, st *redisstore.Store, log *
 		}
 		return out, err
 	}
-	go st.KeepSeeded(ctx, time.Second, list, func(err error) { log.Warn("store.reseed", "err", err.Error()) })
+	go func() {
+		// Seeding runs after the first deployment's InitEpoch: a Reseed
+		// that found the script missing first would start the restart
+		// guard (FutureSkew of 503s) on the brand-new store.
+		for {
+			err := declareFresh(ctx, db, st, time.Now())
+			if err == nil {
+				break
+			}
+			log.Warn("store.init", "err", err.Error())
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(time.Second):
+			}
+		}
+		st.KeepSeeded(ctx, time.Second, list, func(err error) { log.Warn("store.reseed", "err", err.Error()) })
+	}()
 	return issuerDB{KV: db, Revocations: redisstore.Mirror{Durable: db, Shared: st}}
+}
+
+// sharedBucket and sharedInitKey record, in the issuer's durable
+// database, that it once declared the shared store fresh.
+const (
+	sharedBucket  = "shared-store"
+	sharedInitKey = "initialized"
+)
+
+// declareFresh runs redisstore's InitEpoch once in the life of the
+// issuer's durable database: at the first deployment, so that a
+// brand-new Redis serves at once instead of refusing the first
+// FutureSkew of proofs as if it had lost its data. Until the issuer has
+// seeded it no replica accepts a proof (every one answers 503 "not
+// seeded"), so nothing can be replayed across it. After that first time
+// an empty Redis is one that lost its data, and the restart guard applies
+// (InitEpoch also moves nothing when any replay bucket already has an
+// epoch). A new data directory with a Redis that kept its replay epochs is
+// still guarded; one whose Redis also came back empty counts as a first
+// deployment. See redisstore's package doc, "Replay".
+func declareFresh(ctx context.Context, db store.KV, st *redisstore.Store, now time.Time) error {
+	var done bool
+	if err := db.View(ctx, func(tx store.Tx) error {
+		done = tx.Get(sharedBucket, sharedInitKey) != nil
+		return nil
+	}); err != nil {
+		return err
+	}
+	if done {
+		return nil
+	}
+	if err := st.InitEpoch(ctx, now.Add(-time.Hour)); err != nil {
+		return err
+	}
+	return db.Update(ctx, func(tx store.Tx) error {
+		return tx.Put(sharedBucket, sharedInitKey, []byte(now.UTC().Format(time.RFC3339)))
+	})
 }
 
 // sharedProxyOptions puts every piece of the proxy's state in st.

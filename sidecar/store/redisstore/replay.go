@@ -139,7 +139,7 @@ return 1
 `)
 
 // checkRestart records a restart Redis has not told this store about yet:
-// if the replay script is missing, every bucket's epoch restarts now (the
+// if the replay script is missing, every bucket's epoch that exists restarts now (the
 // epochs may have survived while recent entries did not, so proofs with
 // iat before now + FutureSkew are refused), the seeded marker is removed
 // so AnyRevoked answers ErrNotSeeded until the issuer re-seeds, and the
@@ -173,10 +173,15 @@ func (s *Store) checkRestart(ctx context.Context) error {
 	if len(exists) == 1 && exists[0] {
 		return nil
 	}
+	// SET XX: only epochs that exist restart. A bucket without one
+	// holds no entry either; its first Use creates the epoch and starts
+	// the guard there (the -2 answer), and a first deployment's InitEpoch
+	// may still declare a brand-new store fresh after a replica's watcher
+	// got here first.
 	now := s.now().UnixMilli()
 	_, err = s.c.Pipelined(ctx, func(p redis.Pipeliner) error {
 		for b := range buckets {
-			p.Set(ctx, s.epochKey(b), now, 0)
+			p.SetXX(ctx, s.epochKey(b), now, 0)
 		}
 		return nil
 	})

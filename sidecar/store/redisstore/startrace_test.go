@@ -78,3 +78,54 @@ func TestSeededMarkerSurvivesStart(t *testing.T) {
 		t.Errorf("the seeded marker was lost in %d of %d starts", lost, starts)
 	}
 }
+
+// TestFirstStartNoGuard: on a brand-new Redis a proxy replica's watcher
+// may find the replay script missing before the issuer declares the store
+// fresh (InitEpoch at its first deployment). The watcher must not start
+// the restart guard on buckets that hold nothing yet, or the first
+// FutureSkew of proofs after the first start are refused (503).
+func TestFirstStartNoGuard(t *testing.T) {
+	srv := redistest.Start(t)
+	admin := redis.NewClient(&redis.Options{Addr: srv.Addr()})
+	defer admin.Close()
+	ctx := opCtx(t)
+	if err := admin.ScriptFlush(ctx).Err(); err != nil {
+		t.Fatal(err)
+	}
+	prefix := newPrefix()
+	replica, err := redisstore.New(srv.URL(), redisstore.Options{Prefix: prefix})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer replica.Close()
+	// The watcher's first full read runs checkRestart, which loads the
+	// replay script and then counts the load: wait (bounded) until it did.
+	for {
+		n, err := admin.Keys(ctx, "{"+prefix+"rev}:restarts").Result()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(n) == 1 {
+			break
+		}
+		if ctx.Err() != nil {
+			t.Fatal("the replica's watcher never checked the script")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	issuer, err := redisstore.New(srv.URL(), redisstore.Options{Prefix: prefix, NoCache: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer issuer.Close()
+	if err := issuer.InitEpoch(ctx, time.Now().Add(-time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	if err := issuer.Reseed(ctx, nil); err != nil {
+		t.Fatal(err)
+	}
+	until := time.Now().Add(redisstore.DefaultMaxAge + redisstore.DefaultFutureSkew)
+	if err := replica.Use(ctx, "jkt", "first-proof", until); err != nil {
+		t.Fatalf("first proof after the first start: Use = %v, want nil", err)
+	}
+}
