@@ -2,7 +2,9 @@ package dpop
 
 import (
 	"context"
+	"crypto/sha256"
 	"crypto/subtle"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"github.com/keyless-dev/keyless/sidecar/internal/strictjson"
@@ -53,6 +55,13 @@ type Request struct {
 	URL string
 	// AccessToken, when set, must hash to the proof's ath.
 	AccessToken string
+	// AccessTokenSum, when set, is SHA-256(AccessToken), already computed
+	// by the caller (the proxy hashes the token once, for its token cache
+	// and for ath), so Verify does not hash it again. It must be the hash
+	// of AccessToken; ath is compared with its base64url form.
+	//
+	// https://www.rfc-editor.org/rfc/rfc9449#section-4.2
+	AccessTokenSum *[sha256.Size]byte
 	// JKT, when set, is the token's cnf.jkt; the proof key's thumbprint must
 	// equal it.
 	JKT string
@@ -270,7 +279,12 @@ func Verify(ctx context.Context, proof string, req Request, opts VerifyOptions) 
 		p.ATH = s
 	}
 	if req.AccessToken != "" {
-		want := AccessTokenHash(req.AccessToken)
+		var want string
+		if req.AccessTokenSum != nil {
+			want = base64.RawURLEncoding.EncodeToString(req.AccessTokenSum[:])
+		} else {
+			want = AccessTokenHash(req.AccessToken)
+		}
 		if subtle.ConstantTimeCompare([]byte(p.ATH), []byte(want)) != 1 {
 			return nil, fail(CheckATH, "ath does not match the access token")
 		}

@@ -246,7 +246,8 @@ type exchange struct {
 	upgrade  bool // a WebSocket upgrade on a WebSocket route
 	ticket   bool // authenticated by a WebSocket ticket
 	token    string
-	tokenID  string // SHA-256 of the token, hex prefix, for logs
+	tokenID  string   // SHA-256 of the token, hex prefix, for logs
+	tokenSum [32]byte // SHA-256 of the token: token cache key and ath, hashed once
 	claims   *token.Claims
 	proof    *dpop.Proof
 	form     []byte             // a urlencoded body, read by checkBody
