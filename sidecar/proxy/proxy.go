@@ -175,6 +175,9 @@ func New(cfg Config, opts Options) (*Proxy, error) {
 		FutureSkew: cfg.DPoP.FutureSkew,
 		Now:        p.now,
 		Replay:     replay,
+		// Every proof of one key carries the same header: decode it
+		// once (the signature and claims are checked on every proof).
+		Headers: &dpop.HeaderCache{},
 	}
 	p.algs = strings.Join(p.verifyOpts.AllowedAlgs(), " ")
 	if cfg.DPoP.Nonce.Enabled {
