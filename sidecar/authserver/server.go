@@ -45,6 +45,7 @@ import (
 	"github.com/keyless-dev/keyless/sidecar/oauth"
 	"github.com/keyless-dev/keyless/sidecar/ratelimit"
 	"github.com/keyless-dev/keyless/sidecar/store"
+	"github.com/keyless-dev/keyless/sidecar/store/keyquota"
 	"github.com/keyless-dev/keyless/sidecar/store/memstore"
 	"github.com/keyless-dev/keyless/sidecar/token"
 )
@@ -55,6 +56,11 @@ type NonceSource interface {
 	// Nonce returns the current nonce to send in DPoP-Nonce.
 	Nonce() (string, error)
 }
+
+// DefaultReplayPerKey is Options.ReplayPerKey's default: far above what a
+// client polling every 5 s and refreshing sends within a proof's lifetime
+// (RFC 9449 section 11.1).
+const DefaultReplayPerKey = 100
 
 // Options configure [New].
 type Options struct {
@@ -70,6 +76,12 @@ type Options struct {
 	// Replay is the DPoP jti cache for proofs sent to this server; nil
 	// means an in-memory one.
 	Replay store.Replay
+	// ReplayPerKey bounds the live replay entries of one proof key (per
+	// process): the token endpoints need no credentials, so without it one
+	// client could fill the replay cache for everyone. Past it that key
+	// gets 429 with Retry-After. Zero means DefaultReplayPerKey; negative
+	// means no bound.
+	ReplayPerKey int
 	// Nonce, when set, makes the token endpoints require DPoP nonces.
 	Nonce NonceSource
 	// DPoPAlgs allowed in proofs; nil means dpop.DefaultAlgs.
@@ -232,6 +244,12 @@ func New(ctx context.Context, o Options) (*Server, error) {
 	}
 	if s.replay == nil {
 		s.replay = &memstore.Replay{Now: s.now}
+	}
+	if n := o.ReplayPerKey; n >= 0 {
+		if n == 0 {
+			n = DefaultReplayPerKey
+		}
+		s.replay = keyquota.Replay{Replay: s.replay, Quota: keyquota.New(n, dpop.DefaultMaxAge+dpop.DefaultFutureSkew, s.now)}
 	}
 	perSource, window := o.UserCodeFailures, o.UserCodeWindow
 	if perSource <= 0 {

@@ -11,6 +11,7 @@ import (
 
 	"github.com/keyless-dev/keyless/sidecar/config"
 	"github.com/keyless-dev/keyless/sidecar/dpop"
+	"github.com/keyless-dev/keyless/sidecar/store/keyquota"
 )
 
 // serveToken is the token endpoint: it reads the form, identifies the
@@ -76,6 +77,10 @@ func (s *Server) verifyProof(ctx context.Context, r *http.Request, path string) 
 		if err == nil {
 			return p, nil
 		}
+	}
+	if errors.Is(err, keyquota.ErrQuota) {
+		return nil, &Error{Status: http.StatusTooManyRequests, Code: CodeInvalidRequest, Msg: "too many proofs from this key; retry later",
+			Header: http.Header{"Retry-After": {"5"}}}
 	}
 	var ce *dpop.CheckError
 	if !errors.As(err, &ce) {

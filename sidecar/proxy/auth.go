@@ -7,6 +7,7 @@ import (
 
 	"github.com/keyless-dev/keyless/sidecar/dpop"
 	"github.com/keyless-dev/keyless/sidecar/proxy/check"
+	"github.com/keyless-dev/keyless/sidecar/store/keyquota"
 	"github.com/keyless-dev/keyless/sidecar/token"
 )
 
@@ -100,6 +101,10 @@ func (p *Proxy) checkProof(x *exchange) *Error {
 	// iat is outside the window gets use_dpop_nonce and (from render) a
 	// fresh nonce, so a client with a skewed clock recovers in one retry
 	// (RFC 9449 sections 8 and 11.1).
+	if errors.Is(err, keyquota.ErrQuota) {
+		retry, _ := p.quota.Check(x.claims.JKT)
+		return keyQuotaError(retry)
+	}
 	var ce *dpop.CheckError
 	if p.nonces != nil && errors.As(err, &ce) && ce.Check == dpop.CheckIAT {
 		return &Error{Code: CodeUseNonce, Msg: "proof iat is outside the accepted window; retry with the DPoP-Nonce given", Err: err, Rule: "dpop.iat"}

@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"io"
+	"net"
 	"net/http"
 	"strings"
 	"sync"
@@ -90,5 +91,85 @@ func TestUpstreamIdleTimeout(t *testing.T) {
 	case <-canceled:
 	case <-time.After(5 * time.Second):
 		t.Error("the upstream request was never canceled")
+	}
+}
+
+// TestClientConnCap: server.max_conns bounds the client connections open
+// at once: with the cap held by idle connections (slowloris), a new client
+// waits in the backlog instead of costing another goroutine and buffers;
+// once one closes, it is served.
+func TestClientConnCap(t *testing.T) {
+	h := newHarness(t, func(h *harness) { h.cfg.Server.MaxConns = 2 })
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := h.proxy.NewServer(h.proxy)
+	go srv.Serve(h.proxy.LimitListener(ln))
+	defer srv.Close()
+	addr := ln.Addr().String()
+	var idle []net.Conn
+	for i := 0; i < 2; i++ {
+		c, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		io.WriteString(c, "GET /public/x HTTP/1.1\r\nHost: api.example.test\r\n") // never finished
+		idle = append(idle, c)
+	}
+	get := func(timeout time.Duration) (*http.Response, error) {
+		req, _ := http.NewRequest("GET", "http://"+addr+"/public/x", nil)
+		req.Host = "api.example.test"
+		c := &http.Client{Timeout: timeout, Transport: &http.Transport{DisableKeepAlives: true}}
+		return c.Do(req)
+	}
+	if res, err := get(300 * time.Millisecond); err == nil {
+		res.Body.Close()
+		t.Fatalf("a third connection was served past max_conns 2: %d", res.StatusCode)
+	}
+	idle[0].Close()
+	res, err := get(5 * time.Second)
+	if err != nil {
+		t.Fatalf("after an idle connection closed: %v", err)
+	}
+	res.Body.Close()
+	idle[1].Close()
+}
+
+// TestUpstreamConnCap: upstreams.max_conns bounds the connections (and so
+// the requests at once) the proxy opens to an upstream.
+func TestUpstreamConnCap(t *testing.T) {
+	var active, peak atomic.Int64
+	arrived := make(chan struct{}, 3)
+	h := newHarness(t, func(h *harness) {
+		up := newServer(h.t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			n := active.Add(1)
+			defer active.Add(-1)
+			for p := peak.Load(); n > p && !peak.CompareAndSwap(p, n); p = peak.Load() {
+			}
+			arrived <- struct{}{}
+			// Hold until all three are here (no cap) or briefly (capped:
+			// they can only come one by one).
+			select {
+			case <-r.Context().Done():
+			case <-time.After(150 * time.Millisecond):
+			}
+		}))
+		h.cfg.Upstreams["narrow"] = Upstream{URL: up.URL, MaxConns: 1}
+		h.cfg.Routes = append([]Route{{Name: "narrow", Path: "/narrow", Upstream: "narrow", Anonymous: true}}, h.cfg.Routes...)
+	})
+	var wg sync.WaitGroup
+	for i := 0; i < 3; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if res, err := h.srv.Client().Do(h.request("GET", "/narrow")); err == nil {
+				res.Body.Close()
+			}
+		}()
+	}
+	wg.Wait()
+	if len(arrived) != 3 || peak.Load() != 1 {
+		t.Errorf("upstream saw %d requests, %d at once; want 3, one at a time", len(arrived), peak.Load())
 	}
 }

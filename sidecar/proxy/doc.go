@@ -25,20 +25,26 @@
 // method with its own tests; the first refusal is rendered by one function
 // (render) as WWW-Authenticate + {error, error_description}:
 //
+//  0. checkAudit: while audit lines cannot be written, 503 (audit.on_failure).
 //  1. checkMethod: standard methods only (405).
 //  2. checkPath: the raw path, canonicalized once by [CanonicalPath];
 //     ambiguous forms are refused (400). Routes match this form, and it is
-//     what the upstream receives. The query never takes part.
+//     what the upstream receives. The query never takes part in matching;
+//     one the upstream could parse differently is refused (400).
+//     checkHost: other virtual hosts get 421; checkFraming: an HTTP/1.0
+//     body needs Content-Length.
 //  3. preflight (CORS, answered here) and the WebSocket ticket endpoint.
 //  4. matchRoute, checkUpgrade (only `Upgrade: websocket`, never h2c).
 //  5. authenticate: checkScheme (exactly one `Authorization: DPoP`),
 //     checkToken (lease verified, cached by hash, revocation on every
-//     request), checkProof (RFC 9449 section 4.3 through the dpop package,
+//     request), the cheap limit before the signature (checkKeyQuota: the
+//     key's live replay entries, 429 past them), checkProof (RFC 9449 section 4.3 through the dpop package,
 //     htu = Config.PublicURL + raw path, ath, cnf.jkt, replay, nonce) — or
 //     redeemTicket for a browser WebSocket.
 //  6. authorize: 404/405 for unrouted requests, then scopes (403).
-//  7. checkOrigin (per-app CORS, CSWSH), rateLimit (per app and subject),
-//     checkBody (size, content type).
+//  7. checkOrigin (per-app CORS, CSWSH), rateLimit (per subject, then per
+//     app), checkBody (size and content type of every body, whatever its
+//     framing), access_token parameters.
 //  8. preview (preview leases are answered from examples) or forward:
 //     httputil.ReverseProxy with Rewrite, strip then inject identity,
 //     response headers stripped and JSON redacted.

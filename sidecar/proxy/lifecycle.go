@@ -2,6 +2,8 @@ package proxy
 
 import (
 	"context"
+	"net"
+	"sync"
 	"time"
 )
 
@@ -72,3 +74,42 @@ func (p *Proxy) Cut() int64 {
 // BaseContext is the context requests must derive from for [Proxy.Cut]
 // to reach them (http.Server.BaseContext).
 func (p *Proxy) BaseContext() context.Context { return p.base }
+
+// LimitListener caps the client connections open at once at
+// Config.Server.MaxConns: past it Accept waits for one to close, so idle or
+// slow clients (slowloris) cannot hold unbounded memory; the kernel's
+// backlog queues the rest. Serve the proxy on the listener it returns.
+func (p *Proxy) LimitListener(ln net.Listener) net.Listener {
+	n := p.cfg.Server.MaxConns
+	if n <= 0 {
+		return ln
+	}
+	return &limitListener{Listener: ln, slots: make(chan struct{}, n)}
+}
+
+type limitListener struct {
+	net.Listener
+	slots chan struct{}
+}
+
+func (l *limitListener) Accept() (net.Conn, error) {
+	l.slots <- struct{}{}
+	c, err := l.Listener.Accept()
+	if err != nil {
+		<-l.slots
+		return nil, err
+	}
+	return &limitConn{Conn: c, release: func() { <-l.slots }}, nil
+}
+
+type limitConn struct {
+	net.Conn
+	once    sync.Once
+	release func()
+}
+
+func (c *limitConn) Close() error {
+	err := c.Conn.Close()
+	c.once.Do(c.release)
+	return err
+}

@@ -21,6 +21,7 @@ import (
 	"github.com/keyless-dev/keyless/sidecar/proxy/check"
 	"github.com/keyless-dev/keyless/sidecar/ratelimit"
 	"github.com/keyless-dev/keyless/sidecar/store"
+	"github.com/keyless-dev/keyless/sidecar/store/keyquota"
 	"github.com/keyless-dev/keyless/sidecar/store/memstore"
 	"github.com/keyless-dev/keyless/sidecar/token"
 )
@@ -87,6 +88,8 @@ type Proxy struct {
 	origins     *check.Origins
 	hosts       *check.Hosts
 	auditSink   AuditSink
+	quota       *keyquota.Quota // nil: no per-key replay bound
+	ticketQuota *keyquota.Quota // live tickets per app and subject
 
 	inflight sync.WaitGroup // requests in ServeHTTP
 	active   atomic.Int64
@@ -166,6 +169,11 @@ func New(cfg Config, opts Options) (*Proxy, error) {
 	// Every store call is bounded by StoreTimeout (deadline.go).
 	st := cfg.StoreTimeout
 	replay = deadlineReplay{replay, st}
+	p.ticketQuota = keyquota.New(cfg.WebSocket.TicketsPerSubject, cfg.WebSocket.TicketTTL, p.now)
+	if n := keyQuotaMax(cfg); n > 0 {
+		p.quota = keyquota.New(n, cfg.DPoP.MaxAge+cfg.DPoP.FutureSkew, p.now)
+		replay = keyquota.Replay{Replay: replay, Quota: p.quota}
+	}
 	p.revocations = deadlineRevocations{p.revocations, st}
 	p.limiter = deadlineLimiter{p.limiter, st}
 	p.tickets = deadlineTickets{p.tickets, st}
@@ -336,6 +344,13 @@ func (p *Proxy) authenticate(x *exchange) *Error {
 		return err
 	}
 	if err := p.checkToken(x); err != nil {
+		return err
+	}
+	// The cheap limit before the proof's signature and its replay entry:
+	// the key's quota of live replay entries. (The rate limit stays after
+	// the proof, so proofs a replica refuses never spend a subject's
+	// bucket; the quota is what protects the replay cache.)
+	if err := p.checkKeyQuota(x); err != nil {
 		return err
 	}
 	return p.checkProof(x)

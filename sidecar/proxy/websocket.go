@@ -137,6 +137,9 @@ func (p *Proxy) issueTicket(x *exchange) *Error {
 	if err := p.checkToken(x); err != nil {
 		return err
 	}
+	if err := p.checkKeyQuota(x); err != nil {
+		return err
+	}
 	if err := p.checkProof(x); err != nil {
 		return err
 	}
@@ -161,6 +164,9 @@ func (p *Proxy) issueTicket(x *exchange) *Error {
 	if err := p.checkOrigin(x); err != nil {
 		return err
 	}
+	if err := p.ticketLimits(x); err != nil {
+		return err
+	}
 	var b [32]byte
 	rand.Read(b[:])
 	id := base64.RawURLEncoding.EncodeToString(b[:])
@@ -169,6 +175,7 @@ func (p *Proxy) issueTicket(x *exchange) *Error {
 	if until.After(x.claims.Expiry) {
 		until = x.claims.Expiry
 	}
+	p.ticketQuota.Add(x.claims.ClientID+"\x00"+x.claims.Subject, until)
 	if err := p.tickets.Put(x.r.Context(), id, Ticket{Path: path, JKT: x.proof.JKT, Claims: *x.claims}, until); err != nil {
 		return &Error{Code: CodeUnavailable, Msg: "ticket store unavailable", Err: err, Rule: "ticket.store"}
 	}
@@ -181,6 +188,26 @@ func (p *Proxy) issueTicket(x *exchange) *Error {
 	p.corsAllow(x)
 	x.w.WriteHeader(http.StatusOK)
 	x.w.Write(body)
+	return nil
+}
+
+// ticketLimits bounds what one subject can make the ticket store hold: a
+// rate limit on the endpoint (websocket.ticket_rate) and a cap on the
+// tickets issued to it within their TTL (websocket.tickets_per_subject),
+// both 429 with Retry-After, so one lease holder cannot fill the store
+// for everyone.
+func (p *Proxy) ticketLimits(x *exchange) *Error {
+	who := x.claims.ClientID + "\x00" + x.claims.Subject
+	if retry, ok := p.ticketQuota.Check(who); !ok {
+		return &Error{Code: CodeRateLimited, Msg: "too many live WebSocket tickets", Rule: "ticket.per_subject", RetryAfter: max(retry, time.Second)}
+	}
+	res, err := p.limiter.Allow(x.r.Context(), "ticket\x00"+who, p.cfg.WebSocket.TicketRate, p.now())
+	if err != nil {
+		return &Error{Code: CodeUnavailable, Msg: "rate limiter unavailable", Err: err, Rule: "ratelimit.store"}
+	}
+	if !res.Allowed {
+		return &Error{Code: CodeRateLimited, Msg: "rate limit exceeded", Rule: "ticket.rate", RetryAfter: max(res.RetryAfter, time.Second)}
+	}
 	return nil
 }
 

@@ -44,14 +44,22 @@ func devLease(t *testing.T, info devInfo, key dpop.Signer, sub string) string {
 	if err := decodeJSON(resp.Body, &m); err != nil || resp.StatusCode != 200 {
 		t.Fatalf("lease: %d %v %v", resp.StatusCode, m, err)
 	}
-	// The audit file names the lease, never a token.
-	b, _ := os.ReadFile(filepath.Join(info.DataDir, auditLogFile))
+	// The audit file names the lease, never a token. Audit lines are
+	// written by a queue, so the line may land just after the response.
+	want := `"lease_id":"` + m["lease_id"].(string) + `"`
+	var b []byte
+	for i := 0; i < 500 && !strings.Contains(string(b), want); i++ {
+		if i > 0 {
+			time.Sleep(2 * time.Millisecond)
+		}
+		b, _ = os.ReadFile(filepath.Join(info.DataDir, auditLogFile))
+	}
 	for _, secret := range []string{login, m["access_token"].(string), m["renewal_token"].(string), proof} {
 		if strings.Contains(string(b), secret) {
 			t.Errorf("audit.log contains a token or proof")
 		}
 	}
-	if !strings.Contains(string(b), `"lease_id":"`+m["lease_id"].(string)+`"`) {
+	if !strings.Contains(string(b), want) {
 		t.Errorf("audit.log lacks the lease.issue line")
 	}
 	return m["lease_id"].(string)

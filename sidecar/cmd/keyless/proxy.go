@@ -106,6 +106,7 @@ func serveProxy(ctx context.Context, p *proxy.Proxy, stdout io.Writer, log *slog
 	if err != nil {
 		return err
 	}
+	ln = p.LimitListener(ln) // server.max_conns
 	srv := p.NewServer(p)
 	errc := make(chan error, 2)
 	if certs != nil {

@@ -224,6 +224,13 @@ type DPoPConfig struct {
 	FutureSkew time.Duration `yaml:"future_skew"`
 	// Nonce: server nonces (RFC 9449 section 8); off by default.
 	Nonce NonceConfig `yaml:"nonce"`
+	// ReplayPerKey bounds the live replay-cache entries of one key
+	// thumbprint (per replica): a key past it gets 429, checked before its
+	// proof's signature, and cannot fill the cache for others. Zero means
+	// derived from the routes' per-subject rate limits (20/s for a route
+	// without one) times MaxAge + FutureSkew, plus the bursts; negative
+	// means no bound.
+	ReplayPerKey int `yaml:"replay_per_key"`
 }
 
 // NonceConfig turns on server nonces.
@@ -296,6 +303,13 @@ type WebSocketConfig struct {
 	TicketParam string `yaml:"ticket_param"`
 	// TicketTTL; zero means 30s.
 	TicketTTL time.Duration `yaml:"ticket_ttl"`
+	// TicketsPerSubject bounds the tickets one subject (of one app) may
+	// hold issued within TicketTTL, per replica; past it the ticket
+	// endpoint answers 429 with Retry-After. Zero means 10.
+	TicketsPerSubject int `yaml:"tickets_per_subject"`
+	// TicketRate limits ticket requests per subject (of one app), like a
+	// route's rate_limit.per_subject. Zero means 1 per second, burst 10.
+	TicketRate ratelimit.Limit `yaml:"ticket_rate"`
 	// CheckInterval is how often an open socket's lease is checked for
 	// expiry and revocation; zero means 250ms.
 	CheckInterval time.Duration `yaml:"check_interval"`
@@ -319,6 +333,10 @@ type ServerConfig struct {
 	IdleTimeout time.Duration `yaml:"idle_timeout"`
 	// MaxHeaderBytes; zero means 64 KiB. Larger header sections get 431.
 	MaxHeaderBytes int `yaml:"max_header_bytes"`
+	// MaxConns caps the client connections open at once (Proxy.LimitListener,
+	// used by `keyless proxy`); past it new connections wait in the
+	// kernel's backlog. Zero means 4096; negative means no cap.
+	MaxConns int `yaml:"max_conns"`
 	// ShutdownTimeout is how long a stopping proxy waits for requests in
 	// flight (open WebSockets included); past it they are cut, each still
 	// audited, and the process exits non-zero. Zero means 10s.
@@ -334,10 +352,15 @@ const (
 	DefaultMaxResponseBytes = 10 << 20
 	DefaultStoreTimeout     = 250 * time.Millisecond
 
+	DefaultTicketsPerSubject   = 10
+	DefaultMaxClientConns      = 4096
 	DefaultMaxUpstreamConns    = 1024
 	DefaultMaxInFlight         = 1024
 	DefaultUpstreamIdleTimeout = 30 * time.Second
 )
+
+// DefaultTicketRate is WebSocketConfig.TicketRate's default.
+var DefaultTicketRate = ratelimit.Limit{Rate: 1, Burst: 10}
 
 // LoadConfig reads a YAML file holding a Config. Unknown fields and values
 // of the wrong kind are errors in the file's words, with its name and
@@ -408,6 +431,12 @@ func (c Config) WithDefaults() Config {
 	defs(&c.WebSocket.TicketPath, DefaultTicketPath)
 	defs(&c.WebSocket.TicketParam, DefaultTicketParam)
 	def(&c.WebSocket.TicketTTL, 30*time.Second)
+	if c.WebSocket.TicketsPerSubject == 0 {
+		c.WebSocket.TicketsPerSubject = DefaultTicketsPerSubject
+	}
+	if c.WebSocket.TicketRate.IsZero() {
+		c.WebSocket.TicketRate = DefaultTicketRate
+	}
 	def(&c.WebSocket.CheckInterval, 250*time.Millisecond)
 	s := &c.Server
 	defs(&s.Listen, ":8080")
@@ -416,6 +445,9 @@ func (c Config) WithDefaults() Config {
 	def(&s.ReadTimeout, 60*time.Second)
 	def(&s.IdleTimeout, 120*time.Second)
 	def(&s.ShutdownTimeout, 10*time.Second)
+	if s.MaxConns == 0 {
+		s.MaxConns = DefaultMaxClientConns
+	}
 	if s.MaxHeaderBytes == 0 {
 		s.MaxHeaderBytes = 64 << 10
 	}
@@ -540,6 +572,12 @@ func (c Config) Validate() error {
 				bad("cors.apps[%s]: origin %q must be scheme://host[:port]", app, o)
 			}
 		}
+	}
+	if err := c.WebSocket.TicketRate.Validate(); err != nil {
+		bad("websocket.ticket_rate: %v", err)
+	}
+	if c.WebSocket.TicketsPerSubject < 0 {
+		bad("websocket.tickets_per_subject must not be negative")
 	}
 	if _, err := CanonicalPath(c.WebSocket.TicketPath); err != nil {
 		bad("websocket.ticket_path %q: %v", c.WebSocket.TicketPath, err)
