@@ -33,11 +33,14 @@ func TestSeededMarkerSurvivesStart(t *testing.T) {
 			t.Fatal(err)
 		}
 		prefix := newPrefix()
-		issuer, err := redisstore.New(srv.URL(), redisstore.Options{Prefix: prefix})
+		// A short MaxStale makes the watchers ping often, so their
+		// caches report ready soon after the set is seeded.
+		opts := redisstore.Options{Prefix: prefix, MaxStale: 40 * time.Millisecond}
+		issuer, err := redisstore.New(srv.URL(), opts)
 		if err != nil {
 			t.Fatal(err)
 		}
-		replica, err := redisstore.New(srv.URL(), redisstore.Options{Prefix: prefix})
+		replica, err := redisstore.New(srv.URL(), opts)
 		if err != nil {
 			t.Fatal(err)
 		}
