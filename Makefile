@@ -110,7 +110,7 @@ fuzz: ## run each fuzz target for FUZZTIME (default 30s)
 	@FUZZTIME=$(FUZZTIME) GO=$(GO) bash .ci/fuzz $(FUZZ_TARGETS)
 
 .PHONY: bench
-bench: build wasm ## benchmarks: DPoP core, stores, token endpoint, vending, proxy vs bare ReverseProxy, browser client
+bench: build wasm ## benchmarks: DPoP core, stores, token endpoint, vending, proxy vs pooled bare ReverseProxy (CPU and allocations per request, Redis vs embedded), browser client
 	$(GO) test -run '^$$' -bench . -benchmem ./sidecar/dpop/... ./sidecar/store/... ./sidecar/authserver ./sidecar/lease ./sidecar/policy
 	$(GO) run ./sidecar/proxy/bench -redis
 	@$(MAKE) --no-print-directory wasm-size

@@ -2,7 +2,10 @@ package dpop
 
 import (
 	"context"
+	"crypto"
+	"crypto/sha256"
 	"crypto/subtle"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"github.com/keyless-dev/keyless/sidecar/internal/strictjson"
@@ -53,6 +56,13 @@ type Request struct {
 	URL string
 	// AccessToken, when set, must hash to the proof's ath.
 	AccessToken string
+	// AccessTokenSum, when set, is SHA-256(AccessToken), already computed
+	// by the caller (the proxy hashes the token once, for its token cache
+	// and for ath), so Verify does not hash it again. It must be the hash
+	// of AccessToken; ath is compared with its base64url form.
+	//
+	// https://www.rfc-editor.org/rfc/rfc9449#section-4.2
+	AccessTokenSum *[sha256.Size]byte
 	// JKT, when set, is the token's cnf.jkt; the proof key's thumbprint must
 	// equal it.
 	JKT string
@@ -80,6 +90,10 @@ type VerifyOptions struct {
 	Replay ReplayCache
 	// Verifier overrides signature verification.
 	Verifier SignatureVerifier
+	// Headers, when set, remembers the decoded headers of proofs that
+	// passed the header checks (see [HeaderCache]); the signature and
+	// every claim are still checked on every proof.
+	Headers *HeaderCache
 }
 
 // Proof is a verified proof.
@@ -133,9 +147,13 @@ func Verify(ctx context.Context, proof string, req Request, opts VerifyOptions) 
 	if i <= 0 || j == i || j == len(proof)-1 || strings.IndexByte(proof[i+1:j], '.') >= 0 {
 		return nil, fail(CheckSyntax, "not a compact JWS")
 	}
-	hdrBytes, err := b64.DecodeString(proof[:i])
-	if err != nil {
-		return nil, fail(CheckSyntax, "header is not base64url")
+	var hdrBytes []byte
+	var err error
+	cached := opts.Headers.get(proof[:i])
+	if cached == nil {
+		if hdrBytes, err = b64.DecodeString(proof[:i]); err != nil {
+			return nil, fail(CheckSyntax, "header is not base64url")
+		}
 	}
 	payBytes, err := b64.DecodeString(proof[i+1 : j])
 	if err != nil {
@@ -145,42 +163,23 @@ func Verify(ctx context.Context, proof string, req Request, opts VerifyOptions) 
 	if err != nil {
 		return nil, fail(CheckSyntax, "signature is not base64url")
 	}
-	hdr, err := strictjson.Parse(hdrBytes)
-	if err != nil {
-		return nil, &CheckError{Check: CheckSyntax, Err: errors.New("header: " + err.Error())}
+	var h *header
+	if cached != nil {
+		// The same checks as checkHeader; only the allow-list depends on
+		// opts, so it runs again.
+		if !algAllowed(cached.alg, opts.Algs) {
+			return nil, fail(CheckAlg, "alg not allowed")
+		}
+		h = cached
+	} else {
+		if h, err = checkHeader(hdrBytes, opts.Algs); err != nil {
+			return nil, err
+		}
+		opts.Headers.put(proof[:i], h)
 	}
-
-	// Check 4: typ (docs/security.md#d7).
-	typ, _ := hdr["typ"].(string)
-	if !strings.EqualFold(typ, "dpop+jwt") && !strings.EqualFold(typ, "application/dpop+jwt") {
-		return nil, fail(CheckTyp, "typ is not dpop+jwt")
-	}
-	// Check 5: alg from the allow-list; never none, never a MAC.
-	alg, _ := hdr["alg"].(string)
-	if !algAllowed(alg, opts.Algs) {
-		return nil, fail(CheckAlg, "alg not allowed")
-	}
-	// RFC 7515 section 4.1.11: we understand no extensions, so any crit fails.
-	// b64=false (RFC 7797) would change what is signed; refuse it outright.
-	if _, ok := hdr["crit"]; ok {
-		return nil, fail(CheckCrit, "crit header not supported")
-	}
-	if _, ok := hdr["b64"]; ok {
-		return nil, fail(CheckCrit, "b64 header not supported")
-	}
-	// Check 7: jwk, public, fitting alg. jku, x5u, x5c and kid are ignored:
-	// the key is the one in the proof, and nothing is ever fetched.
-	jv, ok := hdr["jwk"]
-	if !ok {
-		return nil, fail(CheckJWK, "jwk missing")
-	}
-	key, pub, err := parseJWK(jv)
-	if err != nil {
-		return nil, &CheckError{Check: CheckJWK, Err: err}
-	}
-	if !keyFits(alg, key) {
-		return nil, fail(CheckJWK, "jwk does not fit alg")
-	}
+	alg, pub := h.alg, h.pub
+	key := new(JWK)
+	*key = h.key // each Proof gets its own copy
 	// Check 6: signature.
 	input := proof[:j]
 	if opts.Verifier != nil {
@@ -270,13 +269,18 @@ func Verify(ctx context.Context, proof string, req Request, opts VerifyOptions) 
 		p.ATH = s
 	}
 	if req.AccessToken != "" {
-		want := AccessTokenHash(req.AccessToken)
+		var want string
+		if req.AccessTokenSum != nil {
+			want = base64.RawURLEncoding.EncodeToString(req.AccessTokenSum[:])
+		} else {
+			want = AccessTokenHash(req.AccessToken)
+		}
 		if subtle.ConstantTimeCompare([]byte(p.ATH), []byte(want)) != 1 {
 			return nil, fail(CheckATH, "ath does not match the access token")
 		}
 	}
 	// Check 12 cont.: the key is the one the token is bound to.
-	p.JKT = key.Thumbprint()
+	p.JKT = h.jkt
 	if req.JKT != "" && subtle.ConstantTimeCompare([]byte(p.JKT), []byte(req.JKT)) != 1 {
 		return nil, fail(CheckJKT, "proof key does not match the token's cnf.jkt")
 	}
@@ -337,4 +341,55 @@ func (opts *VerifyOptions) AllowedAlgs() []string {
 		return DefaultAlgs
 	}
 	return out
+}
+
+// header is what a proof's JOSE header decides, a pure function of its
+// exact base64url segment (RFC 9449 section 4.3 checks 4, 5, 7): the
+// algorithm, the public key and its RFC 7638 thumbprint.
+type header struct {
+	alg string
+	key JWK
+	pub crypto.PublicKey
+	jkt string
+}
+
+// checkHeader decodes and checks a proof's header: typ, alg against algs,
+// no crit or b64, a public jwk fitting alg.
+func checkHeader(hdrBytes []byte, algs []string) (*header, error) {
+	hdr, err := strictjson.Parse(hdrBytes)
+	if err != nil {
+		return nil, &CheckError{Check: CheckSyntax, Err: errors.New("header: " + err.Error())}
+	}
+	// Check 4: typ (docs/security.md#d7).
+	typ, _ := hdr["typ"].(string)
+	if !strings.EqualFold(typ, "dpop+jwt") && !strings.EqualFold(typ, "application/dpop+jwt") {
+		return nil, fail(CheckTyp, "typ is not dpop+jwt")
+	}
+	// Check 5: alg from the allow-list; never none, never a MAC.
+	alg, _ := hdr["alg"].(string)
+	if !algAllowed(alg, algs) {
+		return nil, fail(CheckAlg, "alg not allowed")
+	}
+	// RFC 7515 section 4.1.11: we understand no extensions, so any crit fails.
+	// b64=false (RFC 7797) would change what is signed; refuse it outright.
+	if _, ok := hdr["crit"]; ok {
+		return nil, fail(CheckCrit, "crit header not supported")
+	}
+	if _, ok := hdr["b64"]; ok {
+		return nil, fail(CheckCrit, "b64 header not supported")
+	}
+	// Check 7: jwk, public, fitting alg. jku, x5u, x5c and kid are ignored:
+	// the key is the one in the proof, and nothing is ever fetched.
+	jv, ok := hdr["jwk"]
+	if !ok {
+		return nil, fail(CheckJWK, "jwk missing")
+	}
+	key, pub, err := parseJWK(jv)
+	if err != nil {
+		return nil, &CheckError{Check: CheckJWK, Err: err}
+	}
+	if !keyFits(alg, key) {
+		return nil, fail(CheckJWK, "jwk does not fit alg")
+	}
+	return &header{alg: alg, key: *key, pub: pub, jkt: key.Thumbprint()}, nil
 }

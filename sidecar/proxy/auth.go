@@ -31,7 +31,8 @@ func (p *Proxy) checkScheme(x *exchange) *Error {
 // wraps token.ErrInvalidToken is a 401 invalid_token; any other error means
 // the keys could not be fetched: 503, never a pass.
 func (p *Proxy) checkToken(x *exchange) *Error {
-	sum := sha256.Sum256([]byte(x.token))
+	x.tokenSum = sha256.Sum256([]byte(x.token))
+	sum := x.tokenSum
 	x.tokenID = hex.EncodeToString(sum[:8])
 	now := p.now()
 	var c *token.Claims
@@ -88,7 +89,9 @@ func (p *Proxy) checkProof(x *exchange) *Error {
 			Method:      x.r.Method,
 			URL:         p.publicBase + x.rawPath,
 			AccessToken: x.token,
-			JKT:         x.claims.JKT,
+			// Hashed once in checkToken, which always runs first.
+			AccessTokenSum: &x.tokenSum,
+			JKT:            x.claims.JKT,
 		}, p.verifyOpts)
 	}
 	if err == nil {

@@ -183,6 +183,9 @@ func New(cfg Config, opts Options) (*Proxy, error) {
 		FutureSkew: cfg.DPoP.FutureSkew,
 		Now:        p.now,
 		Replay:     replay,
+		// Every proof of one key carries the same header: decode it
+		// once (the signature and claims are checked on every proof).
+		Headers: &dpop.HeaderCache{},
 	}
 	p.algs = strings.Join(p.verifyOpts.AllowedAlgs(), " ")
 	if cfg.DPoP.Nonce.Enabled {
@@ -254,7 +257,8 @@ type exchange struct {
 	upgrade  bool // a WebSocket upgrade on a WebSocket route
 	ticket   bool // authenticated by a WebSocket ticket
 	token    string
-	tokenID  string // SHA-256 of the token, hex prefix, for logs
+	tokenID  string   // SHA-256 of the token, hex prefix, for logs
+	tokenSum [32]byte // SHA-256 of the token: token cache key and ath, hashed once
 	claims   *token.Claims
 	proof    *dpop.Proof
 	form     []byte             // a urlencoded body, read by checkBody

@@ -96,10 +96,9 @@ routes:
 		rs.replicas[i] = httptest.NewServer(p)
 		t.Cleanup(rs.replicas[i].Close)
 	}
-	// A brand-new Redis looks like one that lost its data: the proxies
-	// answer 503 until the issuer has seeded the shared revocations from
-	// its durable list and proofs are newer than the store's start by
-	// FutureSkew (redisstore's restart guard), then serve by themselves.
+	// The proxies answer 503 until the issuer has seeded the shared
+	// revocations from its durable list (its first start declares the
+	// brand-new Redis fresh: no restart guard), then serve by themselves.
 	seed := newKey(t)
 	rs.waitStatus(t, 0, seed, rs.lease(t, seed, "seed"), "/v1/seed", 200, 15*time.Second)
 	return rs

@@ -111,8 +111,62 @@ func (d issuerDB) Reset(ctx context.Context, r store.Revocation, until time.Time
 // stalled or unreachable (docs/revocation.md).
 func mirrored(ctx context.Context, db durableDB, st *redisstore.Store, log *slog.Logger) issuerDB {
 	conv := &redisstore.Converger{Log: db, Shared: st, OnErr: func(err error) { log.Warn("store.converge", "err", err.Error()) }}
-	go conv.Run(ctx)
+	go func() {
+		// The converger runs after the first deployment's InitEpoch: a
+		// reseed that found the script missing first would start the
+		// restart guard (FutureSkew of 503s) on the brand-new store.
+		for {
+			err := declareFresh(ctx, db, st, time.Now())
+			if err == nil {
+				break
+			}
+			log.Warn("store.init", "err", err.Error())
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(time.Second):
+			}
+		}
+		conv.Run(ctx)
+	}()
 	return issuerDB{KV: db, Revocations: redisstore.Mirror{Durable: db, Shared: st, Converger: conv}, db: db}
+}
+
+// sharedBucket and sharedInitKey record, in the issuer's durable
+// database, that it once declared the shared store fresh.
+const (
+	sharedBucket  = "shared-store"
+	sharedInitKey = "initialized"
+)
+
+// declareFresh runs redisstore's InitEpoch once in the life of the
+// issuer's durable database: at the first deployment, so that a
+// brand-new Redis serves at once instead of refusing the first
+// FutureSkew of proofs as if it had lost its data. Until the issuer has
+// seeded it no replica accepts a proof (every one answers 503 "not
+// seeded"), so nothing can be replayed across it. After that first time
+// an empty Redis is one that lost its data, and the restart guard applies
+// (InitEpoch also moves nothing when any replay bucket already has an
+// epoch). A new data directory with a Redis that kept its replay epochs is
+// still guarded; one whose Redis also came back empty counts as a first
+// deployment. See redisstore's package doc, "Replay".
+func declareFresh(ctx context.Context, db store.KV, st *redisstore.Store, now time.Time) error {
+	var done bool
+	if err := db.View(ctx, func(tx store.Tx) error {
+		done = tx.Get(sharedBucket, sharedInitKey) != nil
+		return nil
+	}); err != nil {
+		return err
+	}
+	if done {
+		return nil
+	}
+	if err := st.InitEpoch(ctx, now.Add(-time.Hour)); err != nil {
+		return err
+	}
+	return db.Update(ctx, func(tx store.Tx) error {
+		return tx.Put(sharedBucket, sharedInitKey, []byte(now.UTC().Format(time.RFC3339)))
+	})
 }
 
 // sharedProxyOptions puts every piece of the proxy's state in st.

@@ -1,30 +1,43 @@
 // Command bench compares the keyless proxy, with every check on (lease
 // verification through the token cache, a fresh ES256 DPoP proof per
 // request, replay cache, revocation, scope, audit line), against a bare
-// httputil.ReverseProxy on the same upstream, with the same load generator,
-// in one run on loopback, bounded in time. It prints requests/s and p50/p99
-// latency for both at peak (closed loop) and at half the bare proxy's peak
-// rate (open loop), their ratios, memory under load, and the replay
-// cache's bytes per entry and GC pause at one million live entries.
+// httputil.ReverseProxy with the same transport settings and buffer pool
+// (proxy.Baseline), on the same upstream, with the same load generator, in
+// one run on loopback, bounded in time.
 //
-//	go run ./sidecar/proxy/bench            # about 20 s
+// Each proxy runs in a child process of its own (this binary with -role),
+// so the CPU it spends is read from /proc/<pid>/stat apart from the load
+// generator's and the upstream's, and its allocations from its own
+// runtime. Phases are interleaved (bare, keyless, keyless on Redis, then
+// again, -reps times): on a shared machine the paired ratios of one rep
+// are steadier than absolute numbers. It prints requests/s, p50/p99
+// latency, CPU microseconds and allocations per request for each, the
+// median paired ratios, latency at half the bare proxy's peak rate (open
+// loop), memory under load, and the replay cache's bytes per entry and GC
+// pause at one million live entries. It fails on no number.
+//
+//	go run ./sidecar/proxy/bench            # about 40 s
 //	go run ./sidecar/proxy/bench -d 2s      # shorter phases
 //	go run ./sidecar/proxy/bench -redis     # also: the same proxy on a Redis store
 //
 // With -redis it starts a redis-server of its own on a free loopback port
 // (or uses -store URL) and adds the proxy with every piece of shared state
 // in Redis (replay, revocations, rate limits, nonce key), side by side
-// with the embedded store (target: at least 0.8x of its throughput).
+// with the embedded store (target: at least 0.8x of its throughput), and
+// Redis's own CPU per request when it started the server.
 //
 // Proofs are signed before each timed phase, so the load generator's own
 // ECDSA signing does not compete with the proxy for CPU.
 package main
 
 import (
+	"bufio"
 	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
+	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -33,13 +46,12 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
-	"net/http/httputil"
-	"net/url"
 	"os"
 	"os/exec"
 	"runtime"
 	"runtime/pprof"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -52,118 +64,318 @@ import (
 	"github.com/keyless-dev/keyless/sidecar/token"
 )
 
-const publicURL = "http://bench.keyless.test"
+var showErrors = flag.Bool("show-errors", false, "log each refused request's status and body")
+
+const (
+	publicHost = "bench.keyless.test"
+	publicURL  = "http://" + publicHost
+)
 
 func main() {
 	dur := flag.Duration("d", 3*time.Second, "duration of each timed phase")
+	reps := flag.Int("reps", 3, "interleaved repetitions of the peak phases")
 	workers := flag.Int("c", 32, "concurrent connections at peak")
 	entries := flag.Int("replay-entries", 1_000_000, "live replay-cache entries for the memory/GC measurement (0 skips it)")
-	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile of the whole run to this file")
+	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile of the keyless proxy process to this file")
 	withRedis := flag.Bool("redis", false, "also measure the proxy on a Redis store (starts redis-server unless -store is set)")
 	storeURL := flag.String("store", "", "Redis URL for -redis instead of starting a redis-server")
+	role := flag.String("role", "", "internal: run one proxy (bare, keyless, redis) for the parent")
+	upstreamURL := flag.String("upstream", "", "internal: the upstream URL for -role")
+	jkt := flag.String("jkt", "", "internal: the thumbprint the child's lease is bound to")
 	flag.Parse()
-	if *cpuprofile != "" {
-		f, err := os.Create(*cpuprofile)
-		if err != nil {
+	if *role != "" {
+		if err := child(*role, *upstreamURL, *jkt, *storeURL, *cpuprofile); err != nil {
 			log.Fatal(err)
 		}
-		pprof.StartCPUProfile(f)
-		defer pprof.StopCPUProfile()
+		return
 	}
-	var st *redisstore.Store
+	var redisPID int
+	u := ""
 	if *withRedis {
-		u := *storeURL
+		u = *storeURL
 		if u == "" {
-			addr, stop, err := startRedis()
+			addr, pid, stop, err := startRedis()
 			if err != nil {
 				log.Fatal(err)
 			}
 			defer stop()
-			u = "redis://" + addr + "/0"
-		}
-		var err error
-		if st, err = redisstore.New(u, redisstore.Options{}); err != nil {
-			log.Fatal(err)
-		}
-		defer st.Close()
-		// A fresh store is unseeded: the bench has no issuer, so it seeds an
-		// empty revocation list itself.
-		if err := st.Reseed(context.Background(), nil); err != nil {
-			log.Fatal(err)
+			u, redisPID = "redis://"+addr+"/0", pid
 		}
 	}
-	if err := run(*dur, *workers, *entries, st); err != nil {
+	if err := run(*dur, *reps, *workers, *entries, u, redisPID, *cpuprofile); err != nil {
 		log.Print(err)
 	}
 }
 
-func run(dur time.Duration, workers, entries int, st *redisstore.Store) error {
-	upstream := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Type", "application/json")
-		io.WriteString(w, `{"ok":true,"items":[1,2,3]}`)
-	}))
-	defer upstream.Close()
+// hello is what a child prints once it serves: its proxy's and its
+// control endpoint's addresses, and the lease it minted.
+type hello struct {
+	Addr, Ctl, Lease string
+}
 
-	// The bare proxy gets the same tuned transport, so the ratio measures
-	// the checks, not connection pooling.
-	u, _ := url.Parse(upstream.URL)
-	bare := &httputil.ReverseProxy{
-		Rewrite:   func(pr *httputil.ProxyRequest) { pr.SetURL(u); pr.SetXForwarded() },
-		Transport: &http.Transport{MaxIdleConns: 512, MaxIdleConnsPerHost: 512, IdleConnTimeout: 90 * time.Second},
-	}
-	bareSrv := httptest.NewServer(bare)
-	defer bareSrv.Close()
+// stats is a child's runtime counters, read before and after a phase.
+type stats struct {
+	Mallocs, TotalAlloc, HeapInuse uint64
+	ReplayLen                      int
+}
 
-	ctx := context.Background()
-	keys, err := token.NewKeySet(time.Now())
-	if err != nil {
-		return err
-	}
-	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	signer, _ := dpop.NewECDSASigner(key)
-	minter := &token.Minter{Keys: keys, Issuer: "https://auth.bench.test"}
-	lease, _, err := minter.Issue(ctx, token.Spec{
-		Subject: "bench", Audience: []string{publicURL}, ClientID: "bench", Scope: []string{"bench:read"},
-		JKT: signer.PublicJWK().Thumbprint(), LeaseID: "lease-bench", TTL: time.Hour,
-	})
-	if err != nil {
-		return err
-	}
+func benchConfig(upstreamURL string) proxy.Config {
 	cfg := proxy.Config{
 		PublicURL: publicURL,
-		Upstreams: map[string]proxy.Upstream{"up": {URL: upstream.URL}},
+		Upstreams: map[string]proxy.Upstream{"up": {URL: upstreamURL}},
 		Routes:    []proxy.Route{{Name: "bench", Path: "/bench", Upstream: "up", Scopes: []string{"bench:read"}}},
 	}
 	// One key sends every proof: its replay quota would refuse it past a
 	// legitimate client's rate, which is what this benchmark exceeds on
 	// purpose.
 	cfg.DPoP.ReplayPerKey = -1
-	replay := &memstore.Replay{}
-	p, err := proxy.New(cfg, proxy.Options{
-		Tokens: &token.JWTVerifier{Keys: keys, Issuer: "https://auth.bench.test", Audience: publicURL},
-		Replay: replay,
-		Logger: slog.New(slog.NewJSONHandler(io.Discard, nil)),
+	return cfg
+}
+
+// child runs one proxy until its stdin closes.
+func child(role, upstreamURL, jkt, storeURL, cpuprofile string) error {
+	ctx := context.Background()
+	keys, err := token.NewKeySet(time.Now())
+	if err != nil {
+		return err
+	}
+	minter := &token.Minter{Keys: keys, Issuer: "https://auth.bench.test"}
+	lease, _, err := minter.Issue(ctx, token.Spec{
+		Subject: "bench", Audience: []string{publicURL}, ClientID: "bench", Scope: []string{"bench:read"},
+		JKT: jkt, LeaseID: "lease-bench", TTL: time.Hour,
 	})
 	if err != nil {
 		return err
 	}
-	fullSrv := httptest.NewServer(p)
-	defer fullSrv.Close()
-	var redisSrv *httptest.Server
-	if st != nil {
-		rp, err := proxy.New(cfg, proxy.Options{
-			Tokens: &token.JWTVerifier{Keys: keys, Issuer: "https://auth.bench.test", Audience: publicURL},
-			Replay: st, Revocations: st, Limiter: st, NonceKey: st,
-			Logger: slog.New(slog.NewJSONHandler(io.Discard, nil)),
-		})
-		if err != nil {
+	cfg := benchConfig(upstreamURL)
+	replay := &memstore.Replay{}
+	var h http.Handler
+	switch role {
+	case "bare":
+		if h, err = proxy.Baseline(cfg, "up"); err != nil {
 			return err
 		}
-		redisSrv = httptest.NewServer(rp)
-		defer redisSrv.Close()
+	case "keyless", "redis":
+		opts := proxy.Options{
+			Tokens: &token.JWTVerifier{Keys: keys, Issuer: "https://auth.bench.test", Audience: publicURL},
+			Replay: replay,
+			Logger: slog.New(slog.NewJSONHandler(io.Discard, nil)),
+		}
+		if role == "redis" {
+			st, err := redisstore.New(storeURL, redisstore.Options{})
+			if err != nil {
+				return err
+			}
+			defer st.Close()
+			// The bench is this store's first deployment and has no
+			// issuer: it declares the store fresh and seeds an empty
+			// revocation list itself.
+			if err := st.InitEpoch(ctx, time.Now().Add(-time.Hour)); err != nil {
+				return err
+			}
+			if err := st.Reseed(ctx, nil); err != nil {
+				return err
+			}
+			opts.Replay, opts.Revocations, opts.Limiter, opts.NonceKey = st, st, st, st
+		}
+		if h, err = proxy.New(cfg, opts); err != nil {
+			return err
+		}
+		if cpuprofile != "" {
+			f, err := os.Create(cpuprofile)
+			if err != nil {
+				return err
+			}
+			pprof.StartCPUProfile(f)
+			defer pprof.StopCPUProfile()
+		}
+	default:
+		return fmt.Errorf("unknown role %q", role)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return err
+	}
+	ctl, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return err
+	}
+	go http.Serve(ln, h)
+	go http.Serve(ctl, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var ms runtime.MemStats
+		runtime.ReadMemStats(&ms)
+		json.NewEncoder(w).Encode(stats{ms.Mallocs, ms.TotalAlloc, ms.HeapInuse, replay.Len()})
+	}))
+	if err := json.NewEncoder(os.Stdout).Encode(hello{ln.Addr().String(), ctl.Addr().String(), lease}); err != nil {
+		return err
+	}
+	io.Copy(io.Discard, os.Stdin) // until the parent closes it or exits
+	return nil
+}
+
+// proc is a running child proxy.
+type proc struct {
+	name  string
+	cmd   *exec.Cmd
+	stdin io.Closer
+	hello
+}
+
+func startChild(role, upstreamURL, jkt, storeURL, cpuprofile string) (*proc, error) {
+	self, err := os.Executable()
+	if err != nil {
+		return nil, err
+	}
+	args := []string{"-role", role, "-upstream", upstreamURL, "-jkt", jkt}
+	if storeURL != "" {
+		args = append(args, "-store", storeURL)
+	}
+	if cpuprofile != "" {
+		args = append(args, "-cpuprofile", cpuprofile)
+	}
+	cmd := exec.Command(self, args...)
+	cmd.Stderr = os.Stderr
+	in, err := cmd.StdinPipe()
+	if err != nil {
+		return nil, err
+	}
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		return nil, err
+	}
+	if err := cmd.Start(); err != nil {
+		return nil, err
+	}
+	p := &proc{name: role, cmd: cmd, stdin: in}
+	line, err := bufio.NewReader(out).ReadBytes('\n')
+	if err == nil {
+		err = json.Unmarshal(line, &p.hello)
+	}
+	if err != nil {
+		p.stop()
+		return nil, fmt.Errorf("bench: %s proxy did not start: %w", role, err)
+	}
+	return p, nil
+}
+
+// stop closes the child's stdin, which ends it, and waits (bounded).
+func (p *proc) stop() {
+	p.stdin.Close()
+	done := make(chan struct{})
+	go func() { p.cmd.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		p.cmd.Process.Kill()
+		<-done
+	}
+}
+
+func (p *proc) stats() stats {
+	var s stats
+	res, err := http.Get("http://" + p.Ctl + "/")
+	if err != nil {
+		return s
+	}
+	defer res.Body.Close()
+	json.NewDecoder(res.Body).Decode(&s)
+	return s
+}
+
+// cpuTicks is the CPU time pid has used, user plus system, in clock ticks
+// (/proc/<pid>/stat fields 14 and 15, proc(5)).
+func cpuTicks(pid int) (int64, error) {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return 0, err
+	}
+	// Fields after the command name, which is in parentheses and may
+	// hold spaces: state is field 3, utime 14, stime 15.
+	i := strings.LastIndexByte(string(b), ')')
+	if i < 0 {
+		return 0, errors.New("bench: unreadable /proc stat")
+	}
+	f := strings.Fields(string(b[i+1:]))
+	if len(f) < 13 {
+		return 0, errors.New("bench: short /proc stat")
+	}
+	ut, err1 := strconv.ParseInt(f[11], 10, 64)
+	st, err2 := strconv.ParseInt(f[12], 10, 64)
+	return ut + st, errors.Join(err1, err2)
+}
+
+// clockTick is USER_HZ, the unit of /proc/<pid>/stat times: 100 on every
+// Linux architecture Go supports.
+const clockTick = 10 * time.Millisecond
+
+// measured is one phase of one proxy: load results and what the proxy
+// process (and Redis, when it was part of it) spent on it.
+type measured struct {
+	result
+	cpuPerReq, redisCPUPerReq time.Duration
+	allocsPerReq, bytesPerReq float64
+	heapInuse                 uint64
+	replayLen                 int
+}
+
+// phase runs fn against p and reads p's (and redisPID's, if not zero) CPU
+// and allocations around it.
+func phase(p *proc, redisPID int, fn func() result) measured {
+	s0 := p.stats()
+	c0, _ := cpuTicks(p.cmd.Process.Pid)
+	var r0 int64
+	if redisPID != 0 {
+		r0, _ = cpuTicks(redisPID)
+	}
+	r := fn()
+	c1, _ := cpuTicks(p.cmd.Process.Pid)
+	var r1 int64
+	if redisPID != 0 {
+		r1, _ = cpuTicks(redisPID)
+	}
+	s1 := p.stats()
+	m := measured{result: r, heapInuse: s1.HeapInuse, replayLen: s1.ReplayLen}
+	if n := r.requests(); n > 0 {
+		m.cpuPerReq = time.Duration(c1-c0) * clockTick / time.Duration(n)
+		m.redisCPUPerReq = time.Duration(r1-r0) * clockTick / time.Duration(n)
+		// The control request itself allocates a little; it is noise
+		// against thousands of requests.
+		m.allocsPerReq = float64(s1.Mallocs-s0.Mallocs) / float64(n)
+		m.bytesPerReq = float64(s1.TotalAlloc-s0.TotalAlloc) / float64(n)
+	}
+	return m
+}
+
+func run(dur time.Duration, reps, workers, entries int, storeURL string, redisPID int, cpuprofile string) error {
+	upstream := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		io.WriteString(w, `{"ok":true,"items":[1,2,3]}`)
+	}))
+	defer upstream.Close()
+
+	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	signer, _ := dpop.NewECDSASigner(key)
+	jkt := signer.PublicJWK().Thumbprint()
+
+	bare, err := startChild("bare", upstream.URL, jkt, "", "")
+	if err != nil {
+		return err
+	}
+	defer bare.stop()
+	full, err := startChild("keyless", upstream.URL, jkt, "", cpuprofile)
+	if err != nil {
+		return err
+	}
+	defer full.stop()
+	var onRedis *proc
+	if storeURL != "" {
+		if onRedis, err = startChild("redis", upstream.URL, jkt, storeURL, ""); err != nil {
+			return err
+		}
+		defer onRedis.stop()
 	}
 
-	proofs := func(n int) []string {
+	proofs := func(lease string, n int) []string {
 		out := make([]string, n)
 		var wg sync.WaitGroup
 		per := (n + runtime.NumCPU() - 1) / runtime.NumCPU()
@@ -180,76 +392,107 @@ func run(dur time.Duration, workers, entries int, st *redisstore.Store) error {
 		return out
 	}
 	bareReq := func(int) (*http.Request, bool) {
-		r, _ := http.NewRequest("GET", bareSrv.URL+"/bench", nil)
+		r, _ := http.NewRequest("GET", "http://"+bare.Addr+"/bench", nil)
+		r.Host = publicHost
 		return r, true
 	}
-	reqTo := func(base string, ps []string) func(int) (*http.Request, bool) {
+	reqTo := func(p *proc, ps []string) func(int) (*http.Request, bool) {
 		return func(i int) (*http.Request, bool) {
 			if i >= len(ps) {
 				return nil, false
 			}
-			r, _ := http.NewRequest("GET", base+"/bench", nil)
-			r.Host = strings.TrimPrefix(publicURL, "http://") // the proxy serves its public host only
-			r.Header.Set("Authorization", "DPoP "+lease)
+			r, _ := http.NewRequest("GET", "http://"+p.Addr+"/bench", nil)
+			r.Host = publicHost // the proxy answers 421 to any other
+			r.Header.Set("Authorization", "DPoP "+p.Lease)
 			r.Header.Set("DPoP", ps[i])
 			return r, true
 		}
 	}
-	fullReq := func(ps []string) func(int) (*http.Request, bool) { return reqTo(fullSrv.URL, ps) }
 	client := &http.Client{Transport: &http.Transport{MaxIdleConns: 1024, MaxIdleConnsPerHost: 1024, DisableCompression: true}}
 
-	fmt.Printf("keyless proxy benchmark: %d CPUs, GOMAXPROCS %d, %s, %d connections, %v per phase, loopback\n",
-		runtime.NumCPU(), runtime.GOMAXPROCS(0), runtime.Version(), workers, dur)
-	// Warm up both (connections, JWKS, token cache).
+	fmt.Printf("keyless proxy benchmark: %d CPUs, %s, %d connections, %v per phase, %d interleaved reps, loopback\n",
+		runtime.NumCPU(), runtime.Version(), workers, dur, reps)
+	fmt.Printf("each proxy in its own process (GOGC=%q GOMEMLIMIT=%q), CPU from /proc/<pid>/stat\n",
+		os.Getenv("GOGC"), os.Getenv("GOMEMLIMIT"))
+	// Warm up every proxy (connections, token cache).
 	closedLoop(client, bareReq, workers, dur/4)
-	closedLoop(client, fullReq(proofs(2000)), workers, dur/4)
+	closedLoop(client, reqTo(full, proofs(full.Lease, 2000)), workers, dur/4)
+	if onRedis != nil {
+		closedLoop(client, reqTo(onRedis, proofs(onRedis.Lease, 2000)), workers, dur/4)
+	}
 
-	bareRes := closedLoop(client, bareReq, workers, dur)
-	// Enough proofs for 1.5x the bare proxy's rate: the full proxy cannot
-	// go faster than the bare one.
-	need := int(bareRes.rps*dur.Seconds()*1.5) + 1000
-	fullRes := closedLoop(client, fullReq(proofs(need)), workers, dur)
-	var ms runtime.MemStats
-	runtime.ReadMemStats(&ms)
-	heapUnderLoad := ms.HeapInuse
-
-	var redisRes result
-	if redisSrv != nil {
-		// Redis's restart guard refuses proofs older than the store's start
-		// by FutureSkew: wait until a fresh proof passes, then measure.
-		for i := 0; i < 100; i++ {
-			if r := closedLoop(client, reqTo(redisSrv.URL, proofs(1)), 1, time.Second); r.errors == 0 && r.rps > 0 {
-				break
-			}
-			time.Sleep(100 * time.Millisecond)
+	var bares, fulls, redises []measured
+	for range reps {
+		b := phase(bare, 0, func() result { return closedLoop(client, bareReq, workers, dur) })
+		bares = append(bares, b)
+		// Enough proofs for 1.5x the bare proxy's rate: keyless cannot
+		// go faster than the bare one.
+		need := int(b.rps*dur.Seconds()*1.5) + 1000
+		ps := proofs(full.Lease, need)
+		fulls = append(fulls, phase(full, 0, func() result { return closedLoop(client, reqTo(full, ps), workers, dur) }))
+		if onRedis != nil {
+			ps := proofs(onRedis.Lease, need)
+			redises = append(redises, phase(onRedis, redisPID, func() result { return closedLoop(client, reqTo(onRedis, ps), workers, dur) }))
 		}
-		closedLoop(client, reqTo(redisSrv.URL, proofs(2000)), workers, dur/4)
-		redisRes = closedLoop(client, reqTo(redisSrv.URL, proofs(need)), workers, dur)
 	}
 
-	rate := bareRes.rps / 2
+	rate := bares[len(bares)-1].rps / 2
 	bareHalf := openLoop(client, bareReq, workers, rate, dur)
-	fullHalf := openLoop(client, fullReq(proofs(int(rate*dur.Seconds())+1000)), workers, rate, dur)
+	fullHalf := openLoop(client, reqTo(full, proofs(full.Lease, int(rate*dur.Seconds())+1000)), workers, rate, dur)
 
 	fmt.Println()
-	fmt.Printf("%-34s %12s %10s %10s %8s\n", "phase", "req/s", "p50", "p99", "errors")
-	row := func(name string, r result) {
-		fmt.Printf("%-34s %12.0f %10s %10s %8d\n", name, r.rps, r.p50.Round(time.Microsecond), r.p99.Round(time.Microsecond), r.errors)
+	fmt.Printf("%-36s %9s %9s %9s %6s %9s %8s %9s\n", "phase", "req/s", "p50", "p99", "errors", "CPU/req", "allocs", "B/req")
+	row := func(name string, m measured) {
+		fmt.Printf("%-36s %9.0f %9s %9s %6d %7.0fµs %8.1f %9.0f\n", name, m.rps, m.p50.Round(time.Microsecond), m.p99.Round(time.Microsecond),
+			m.errors, float64(m.cpuPerReq.Nanoseconds())/1e3, m.allocsPerReq, m.bytesPerReq)
 	}
-	row("bare ReverseProxy, peak", bareRes)
-	row("keyless proxy (all checks), peak", fullRes)
-	if redisSrv != nil {
-		row("keyless proxy, Redis store, peak", redisRes)
+	for i := range bares {
+		row(fmt.Sprintf("rep %d: bare ReverseProxy (pooled)", i+1), bares[i])
+		row(fmt.Sprintf("rep %d: keyless (all checks)", i+1), fulls[i])
+		if onRedis != nil {
+			row(fmt.Sprintf("rep %d: keyless, Redis store", i+1), redises[i])
+		}
 	}
-	row(fmt.Sprintf("bare at %.0f req/s", rate), bareHalf)
-	row(fmt.Sprintf("keyless at %.0f req/s", rate), fullHalf)
+	fmt.Printf("%-36s %9.0f %9s %9s %6d\n", fmt.Sprintf("bare at %.0f req/s", rate), bareHalf.rps, bareHalf.p50.Round(time.Microsecond), bareHalf.p99.Round(time.Microsecond), bareHalf.errors)
+	fmt.Printf("%-36s %9.0f %9s %9s %6d\n", fmt.Sprintf("keyless at %.0f req/s", rate), fullHalf.rps, fullHalf.p50.Round(time.Microsecond), fullHalf.p99.Round(time.Microsecond), fullHalf.errors)
+
+	ratio := func(a, b []measured, f func(measured) float64) float64 {
+		var rs []float64
+		for i := range a {
+			if f(b[i]) > 0 {
+				rs = append(rs, f(a[i])/f(b[i]))
+			}
+		}
+		return median(rs)
+	}
+	rps := func(m measured) float64 { return m.rps }
+	cpu := func(m measured) float64 { return float64(m.cpuPerReq.Nanoseconds()) / 1e3 }
+	col := func(ms []measured, f func(measured) float64) float64 {
+		var v []float64
+		for _, m := range ms {
+			v = append(v, f(m))
+		}
+		return median(v)
+	}
 	fmt.Println()
-	fmt.Printf("throughput ratio (keyless / bare):   %.2fx   (target >= 0.5x)\n", fullRes.rps/bareRes.rps)
-	if redisSrv != nil {
-		fmt.Printf("Redis store / embedded store:        %.2fx   (target >= 0.8x)\n", redisRes.rps/fullRes.rps)
+	fmt.Println("medians over the reps (ratios paired within a rep):")
+	fmt.Printf("throughput ratio (keyless / pooled bare): %.2fx   (target >= 0.5x)\n", ratio(fulls, bares, rps))
+	fmt.Printf("CPU per request, keyless:                 %.0f µs   (target <= 300 µs)\n", col(fulls, cpu))
+	fmt.Printf("CPU per request, pooled bare:             %.0f µs   (keyless's checks: %.0f µs)\n", col(bares, cpu), col(fulls, cpu)-col(bares, cpu))
+	fmt.Printf("allocations per request, keyless / bare:  %.0f / %.0f   (%.0f / %.0f bytes)\n",
+		col(fulls, func(m measured) float64 { return m.allocsPerReq }), col(bares, func(m measured) float64 { return m.allocsPerReq }),
+		col(fulls, func(m measured) float64 { return m.bytesPerReq }), col(bares, func(m measured) float64 { return m.bytesPerReq }))
+	if onRedis != nil {
+		fmt.Printf("Redis store / embedded store:             %.2fx   (target >= 0.8x)\n", ratio(redises, fulls, rps))
+		fmt.Printf("CPU per request, keyless on Redis:        %.0f µs in the proxy", col(redises, cpu))
+		if redisPID != 0 {
+			fmt.Printf(", %.0f µs in redis-server", col(redises, func(m measured) float64 { return float64(m.redisCPUPerReq.Nanoseconds()) / 1e3 }))
+		}
+		fmt.Println()
 	}
-	fmt.Printf("added p99 at half the bare peak:     %v   (target < 1ms)\n", (fullHalf.p99 - bareHalf.p99).Round(time.Microsecond))
-	fmt.Printf("heap in use under load:              %.1f MiB (replay cache %d entries)\n", float64(heapUnderLoad)/(1<<20), replay.Len())
+	fmt.Printf("added p99 at half the bare peak:          %v   (target < 1ms)\n", (fullHalf.p99 - bareHalf.p99).Round(time.Microsecond))
+	last := fulls[len(fulls)-1]
+	fmt.Printf("keyless heap in use under load:           %.1f MiB (replay cache %d entries)\n", float64(last.heapInuse)/(1<<20), last.replayLen)
 
 	if entries > 0 {
 		bytesPer, pause := replayFootprint(entries)
@@ -259,15 +502,31 @@ func run(dur time.Duration, workers, entries int, st *redisstore.Store) error {
 	return nil
 }
 
+func median(v []float64) float64 {
+	if len(v) == 0 {
+		return 0
+	}
+	v = slices.Clone(v)
+	slices.Sort(v)
+	if len(v)%2 == 1 {
+		return v[len(v)/2]
+	}
+	return (v[len(v)/2-1] + v[len(v)/2]) / 2
+}
+
 type result struct {
 	rps      float64
 	p50, p99 time.Duration
 	errors   int
+	ok       int
 }
+
+// requests is how many requests the proxy answered, well or not.
+func (r result) requests() int { return r.ok + r.errors }
 
 func summarize(lat []time.Duration, errs int, el time.Duration) result {
 	slices.Sort(lat)
-	r := result{errors: errs, rps: float64(len(lat)) / el.Seconds()}
+	r := result{errors: errs, ok: len(lat), rps: float64(len(lat)) / el.Seconds()}
 	if len(lat) > 0 {
 		r.p50 = lat[len(lat)/2]
 		r.p99 = lat[len(lat)*99/100]
@@ -279,6 +538,10 @@ func send(c *http.Client, r *http.Request) bool {
 	res, err := c.Do(r)
 	if err != nil {
 		return false
+	}
+	if res.StatusCode != 200 && *showErrors {
+		b, _ := io.ReadAll(res.Body)
+		log.Printf("%d %s %s", res.StatusCode, res.Header.Get("WWW-Authenticate"), b)
 	}
 	io.Copy(io.Discard, res.Body)
 	res.Body.Close()
@@ -409,31 +672,31 @@ func replayFootprint(n int) (float64, time.Duration) {
 }
 
 // startRedis runs a redis-server without persistence on a free loopback
-// port and returns its address and a stop function.
-func startRedis() (string, func(), error) {
+// port and returns its address, its process id and a stop function.
+func startRedis() (string, int, func(), error) {
 	bin, err := exec.LookPath("redis-server")
 	if err != nil {
-		return "", nil, fmt.Errorf("-redis needs redis-server (apt-get install redis-server) or -store URL: %w", err)
+		return "", 0, nil, fmt.Errorf("-redis needs redis-server (apt-get install redis-server) or -store URL: %w", err)
 	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
-		return "", nil, err
+		return "", 0, nil, err
 	}
 	addr := ln.Addr().String()
 	_, port, _ := net.SplitHostPort(addr)
 	ln.Close()
 	cmd := exec.Command(bin, "--bind", "127.0.0.1", "--port", port, "--save", "", "--appendonly", "no", "--maxmemory-policy", "noeviction")
 	if err := cmd.Start(); err != nil {
-		return "", nil, err
+		return "", 0, nil, err
 	}
 	stop := func() { cmd.Process.Kill(); cmd.Wait() }
 	for i := 0; i < 100; i++ {
 		if c, err := net.DialTimeout("tcp", addr, 100*time.Millisecond); err == nil {
 			c.Close()
-			return addr, stop, nil
+			return addr, cmd.Process.Pid, stop, nil
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
 	stop()
-	return "", nil, fmt.Errorf("redis-server did not start on %s", addr)
+	return "", 0, nil, fmt.Errorf("redis-server did not start on %s", addr)
 }

@@ -94,7 +94,7 @@ func (s *Store) runScript(ctx context.Context, script *redis.Script, keys []stri
 	if err := s.scriptCacheLost(ctx, script); err != nil {
 		return nil, err
 	}
-	return script.Eval(ctx, s.c, keys, args...).Result()
+	return rerun(ctx, s.c, script, keys, args...).Result()
 }
 
 func (b *batcher) work(ctx context.Context) {
@@ -158,7 +158,7 @@ func (b *batcher) exec(ctx context.Context, batch []*batchCall, eval bool) []*re
 	cmds := make([]*redis.Cmd, len(batch))
 	for i, c := range batch {
 		if eval {
-			cmds[i] = c.script.Eval(ctx, p, c.keys, c.args...)
+			cmds[i] = rerun(ctx, p, c.script, c.keys, c.args...)
 		} else {
 			cmds[i] = c.script.EvalSha(ctx, p, c.keys, c.args...)
 		}
@@ -171,6 +171,17 @@ func (b *batcher) exec(ctx context.Context, batch []*batchCall, eval bool) []*re
 func (b *batcher) answer(c *batchCall, cmds []*redis.Cmd, i int) {
 	v, err := cmds[i].Result()
 	c.res <- batchResult{v, err}
+}
+
+// rerun runs script again after NOSCRIPT. The replay script was just
+// loaded by checkRestart: EVALSHA, so that a restart in between answers
+// NOSCRIPT again (an error, 503) rather than run the script on a set whose
+// loss nobody recorded. The others are loaded by EVAL.
+func rerun(ctx context.Context, c redis.Scripter, script *redis.Script, keys []string, args ...any) *redis.Cmd {
+	if script == useScript {
+		return script.EvalSha(ctx, c, keys, args...)
+	}
+	return script.Eval(ctx, c, keys, args...)
 }
 
 func isNoScript(err error) bool { return err != nil && redis.HasErrorPrefix(err, "NOSCRIPT") }

@@ -208,7 +208,7 @@ func (s *Store) watch(ctx context.Context) {
 //
 // It first checks that Redis still has the replay script: a reconnect may
 // follow a restart from an older file or a failover, which keep the seeded
-// marker while losing the last revocations (see scriptCacheLost). The
+// marker while losing the last revocations (see checkRestart). The
 // cache must not answer from such a set before the loss is recorded.
 func (s *Store) resync(ctx context.Context) {
 	if s.checkRestart(ctx) != nil {

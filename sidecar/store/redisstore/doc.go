@@ -66,7 +66,11 @@
 // loss pass once FutureSkew has passed; until then the proxy answers 503
 // (store unavailable) and clients retry with a new proof. So a restart costs
 // at most FutureSkew (5 s) of 503s, and never a replay. The same guard runs
-// on a brand-new Redis; [Store.InitEpoch] skips it on a first deployment.
+// on a brand-new Redis; [Store.InitEpoch] skips it on a first deployment
+// (keyless serve --store calls it once in the life of its durable
+// database). The store that finds the script missing restarts only the
+// epochs that exist, so a replica that got there first does not start the
+// guard on a store that holds nothing yet: its buckets' first Use does.
 // [Store.Epoch] reports the last loss. MaxAge and FutureSkew in [Options]
 // must be at least the verifier's.
 //

@@ -111,41 +111,61 @@ func (s *Store) Use(ctx context.Context, jkt, jti string, until time.Time) error
 }
 
 // scriptCacheLost runs when Redis answered NOSCRIPT for script, before
-// the script is loaded again. Redis keeps scripts in memory only and does
+// the script is run again. Redis keeps scripts in memory only and does
 // not replicate them (7.0 replicates their effects), so a missing replay
 // script means this server restarted (perhaps from an RDB or AOF file
 // older than its last writes), was promoted from a replica that may lack
-// the master's last writes, or had SCRIPT FLUSH. In each case the epochs
-// may have survived while recent entries did not, so every bucket's epoch
-// restarts now: proofs with iat before now + FutureSkew are refused. The
-// same holds for revocations: the seeded marker is removed (and caches
-// told), so AnyRevoked answers ErrNotSeeded until the issuer re-seeds.
-// This must finish before the script is loaded again: until then every
-// replay call answers NOSCRIPT and comes here.
+// the master's last writes, or had SCRIPT FLUSH: checkRestart records it.
 func (s *Store) scriptCacheLost(ctx context.Context, script *redis.Script) error {
 	if script != useScript {
 		return nil
 	}
-	now := s.now().UnixMilli()
-	_, err := s.c.Pipelined(ctx, func(p redis.Pipeliner) error {
-		for b := range buckets {
-			p.Set(ctx, s.epochKey(b), now, 0)
-		}
-		p.ZRem(ctx, s.revKey, seededMember)
-		p.Publish(ctx, s.revChannel, syncMessage)
-		return nil
-	})
-	if err != nil {
-		return wrap("restart epochs", err)
-	}
-	return nil
+	return s.checkRestart(ctx)
 }
 
+// restartScript removes the seeded marker (and tells every cache) unless
+// the restart count KEYS[2] moved since the caller read it (ARGV[1]):
+// then another store recorded this restart and loaded the replay script,
+// and the issuer may have seeded the set since, which must stay seeded.
+// ARGV[2] is the revocation channel.
+var restartScript = redis.NewScript(`
+local n = redis.call('GET', KEYS[2]) or '0'
+if n ~= ARGV[1] then
+  return 0
+end
+redis.call('ZREM', KEYS[1], '` + seededMember + `')
+redis.call('PUBLISH', ARGV[2], '` + syncMessage + `')
+return 1
+`)
+
 // checkRestart records a restart Redis has not told this store about yet:
-// if the replay script is missing, scriptCacheLost runs and the script is
-// loaded. The watcher runs it before each full read, Reseed before
-// seeding, so neither trusts or marks a set that a restart may have cut.
+// if the replay script is missing, every bucket's epoch that exists restarts now (the
+// epochs may have survived while recent entries did not, so proofs with
+// iat before now + FutureSkew are refused), the seeded marker is removed
+// so AnyRevoked answers ErrNotSeeded until the issuer re-seeds, and the
+// script is loaded again. The watcher runs it before each full read,
+// Reseed before seeding, and every call that met NOSCRIPT before running
+// the replay script again, so none trusts or marks a set that a restart
+// may have cut.
+//
+// Several stores find the same restart at once (the issuer's Reseed and
+// every replica's watcher on a new Redis). A store that checked before
+// another loaded the script must not remove the marker the issuer wrote
+// after that load, so every load raises a restart count (restartsKey)
+// after it and the marker is removed only if the count is still the one
+// read before SCRIPT EXISTS (restartScript). Reading the count first
+// makes the check safe without a transaction: a load that finished
+// before the read is seen by SCRIPT EXISTS, one that finished after it
+// raised the count. Epochs are set by every store that saw the script
+// missing: setting them again only moves the guard later (fails closed).
 func (s *Store) checkRestart(ctx context.Context) error {
+	seen, err := s.c.Get(ctx, s.restartsKey()).Result()
+	if errors.Is(err, redis.Nil) {
+		seen, err = "0", nil
+	}
+	if err != nil {
+		return wrap("restart count", err)
+	}
 	exists, err := s.c.ScriptExists(ctx, useScript.Hash()).Result()
 	if err != nil {
 		return wrap("script exists", err)
@@ -153,14 +173,42 @@ func (s *Store) checkRestart(ctx context.Context) error {
 	if len(exists) == 1 && exists[0] {
 		return nil
 	}
-	if err := s.scriptCacheLost(ctx, useScript); err != nil {
-		return err
+	// SET XX: only epochs that exist restart. A bucket without one
+	// holds no entry either; its first Use creates the epoch and starts
+	// the guard there (the -2 answer), and a first deployment's InitEpoch
+	// may still declare a brand-new store fresh after a replica's watcher
+	// got here first.
+	now := s.now().UnixMilli()
+	_, err = s.c.Pipelined(ctx, func(p redis.Pipeliner) error {
+		for b := range buckets {
+			p.SetXX(ctx, s.epochKey(b), now, 0)
+		}
+		return nil
+	})
+	if err != nil {
+		return wrap("restart epochs", err)
 	}
+	if err := restartScript.Run(ctx, s.c, []string{s.revKey, s.restartsKey()}, seen, s.revChannel).Err(); err != nil {
+		return wrap("restart marker", err)
+	}
+	return s.loadReplay(ctx)
+}
+
+// loadReplay loads the replay script, then raises the restart count (see
+// checkRestart). Any seeding happens after both.
+func (s *Store) loadReplay(ctx context.Context) error {
 	if err := useScript.Load(ctx, s.c).Err(); err != nil {
 		return wrap("load replay script", err)
 	}
+	if err := s.c.Incr(ctx, s.restartsKey()).Err(); err != nil {
+		return wrap("restart count", err)
+	}
 	return nil
 }
+
+// restartsKey counts loads of the replay script. Its hash tag is the
+// revocation set's key, so restartScript's two keys share a Cluster slot.
+func (s *Store) restartsKey() string { return "{" + s.revKey + "}:restarts" }
 
 // InitEpoch declares a brand-new store fresh, for a first deployment and
 // tests: when no replay bucket has an epoch yet, each gets at (a time
@@ -180,10 +228,7 @@ func (s *Store) InitEpoch(ctx context.Context, at time.Time) error {
 	if created < buckets {
 		return s.checkRestart(ctx)
 	}
-	if err := useScript.Load(ctx, s.c).Err(); err != nil {
-		return wrap("load replay script", err)
-	}
-	return nil
+	return s.loadReplay(ctx)
 }
 
 // setMissingEpochs gives every bucket without an epoch the epoch at and
