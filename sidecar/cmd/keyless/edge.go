@@ -19,6 +19,9 @@ func init() {
 // Durable Objects) and the list of secrets to set, so the same routes
 // serve natively and at the edge (sidecar/edge/README.md).
 func runEdge(args []string, stdout, stderr io.Writer) error {
+	if len(args) > 0 && (args[0] == "-h" || args[0] == "--help" || args[0] == "help") {
+		args = []string{"init", "--help"} // the only subcommand's help
+	}
 	if len(args) == 0 || args[0] != "init" {
 		fmt.Fprintln(stderr, "usage: keyless edge init --config FILE [--out FILE] [--name NAME]")
 		return &exitError{code: 2, err: errors.New("edge: the only subcommand is init")}

