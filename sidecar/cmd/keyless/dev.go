@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	qrcode "github.com/skip2/go-qrcode"
 	"io"
 	"log/slog"
 	"net"
@@ -302,6 +303,9 @@ func printDevBanner(w io.Writer, info devInfo, cfg *config.Config) {
 	fmt.Fprintf(w, "  Sign-in page:  %s/device\n", info.IssuerURL)
 	if info.PhoneURL != info.IssuerURL+"/device" {
 		fmt.Fprintf(w, "  Phone sign-in: %s (the QR code opens it)\n", info.PhoneURL)
+		if qr := terminalQR(info.PhoneURL); qr != "" {
+			fmt.Fprintf(w, "\n  Or scan this with the phone's camera to open the sign-in page:\n\n%s\n", qr)
+		}
 	}
 	if info.Assets != "" {
 		fmt.Fprintf(w, "  Component:     %s%skeyless.js (from %s)\n", info.IssuerURL, assetsPrefix, info.Assets)
@@ -426,4 +430,16 @@ func isLoopbackName(h string) bool {
 	}
 	ip := net.ParseIP(h)
 	return ip != nil && ip.IsLoopback()
+}
+
+// terminalQR renders u as a QR code of half-block characters, so the
+// phone can open the sign-in page straight from the banner: the same page
+// the component's QR code opens with the user code filled in. Empty when u
+// does not fit a QR code.
+func terminalQR(u string) string {
+	q, err := qrcode.New(u, qrcode.Medium)
+	if err != nil {
+		return ""
+	}
+	return q.ToSmallString(false)
 }

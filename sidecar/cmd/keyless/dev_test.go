@@ -287,6 +287,13 @@ func TestDevPublicURL(t *testing.T) {
 	if !strings.Contains(info.banner, "Phone sign-in: "+public+"/device") {
 		t.Errorf("banner does not name the phone's URL:\n%s", info.banner)
 	}
+	// The banner's QR code opens the phone's URL, never the loopback one.
+	if qr := terminalQR(public + "/device"); qr == "" || !strings.Contains(info.banner, qr) {
+		t.Errorf("banner has no QR code of %s/device:\n%s", public, info.banner)
+	}
+	if strings.Contains(info.banner, terminalQR(info.IssuerURL+"/device")) {
+		t.Error("banner's QR code opens the loopback URL")
+	}
 
 	if _, _, err := run("dev", "--data", t.TempDir(), "--assets", t.TempDir()); exitCode(err) != 2 || !strings.Contains(err.Error(), "make wasm") {
 		t.Errorf("--assets with no component: %v", err)
