@@ -8,7 +8,6 @@ import (
 	"net/url"
 	"os"
 	"reflect"
-	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -51,7 +50,7 @@ func Parse(name string, b []byte) (*Policy, error) {
 		if errors.Is(err, io.EOF) {
 			return nil, fmt.Errorf("%s: empty policy", name)
 		}
-		return nil, positioned(name, err)
+		return nil, strictyaml.Positioned(name, err)
 	}
 	root := &doc
 	if root.Kind == yaml.DocumentNode && len(root.Content) == 1 {
@@ -98,30 +97,6 @@ func fromNode(name string, n *yaml.Node, path string) (*Policy, error) {
 		return nil, errors.Join(dedupe(errs)...)
 	}
 	return p, nil
-}
-
-var lineRE = regexp.MustCompile(`^(?:yaml: )?(?:unmarshal errors:\n\s*)?line (\d+): (.*)$`)
-
-// positioned turns yaml.v3's "line N: msg" errors into "name:N: msg", one
-// per problem.
-func positioned(name string, err error) error {
-	var te *yaml.TypeError
-	var msgs []string
-	if errors.As(err, &te) {
-		msgs = te.Errors
-	} else {
-		msgs = []string{err.Error()}
-	}
-	var out []error
-	for _, m := range msgs {
-		m = strings.TrimSpace(m)
-		if sm := lineRE.FindStringSubmatch(m); sm != nil {
-			out = append(out, fmt.Errorf("%s:%s: %s", name, sm[1], sm[2]))
-		} else {
-			out = append(out, fmt.Errorf("%s: %s", name, strings.TrimPrefix(m, "yaml: ")))
-		}
-	}
-	return errors.Join(out...)
 }
 
 // dedupe drops repeated messages: a type's UnmarshalYAML and the outer

@@ -64,7 +64,7 @@ func Decode(file string, b []byte, v any) error {
 		if errors.Is(err, io.EOF) {
 			return nil
 		}
-		return positioned(file, err)
+		return Positioned(file, err)
 	}
 	return DecodeNode(file, &doc, "", v)
 }
@@ -85,7 +85,7 @@ func DecodeNode(file string, n *yaml.Node, path string, v any) error {
 		return errors.Join(errs...)
 	}
 	if err := n.Decode(v); err != nil {
-		return positioned(file, err)
+		return Positioned(file, err)
 	}
 	return nil
 }
@@ -275,9 +275,9 @@ func didYouMean(got string, known []string) string {
 
 var lineRE = regexp.MustCompile(`^(?:yaml: )?(?:unmarshal errors:\n\s*)?line (\d+): (.*)$`)
 
-// positioned turns yaml.v3's "line N: msg" errors (syntax errors, and what
+// Positioned turns yaml.v3's "line N: msg" errors (syntax errors, and what
 // a type's own UnmarshalYAML says) into [*Error]s of file, one per problem.
-func positioned(file string, err error) error {
+func Positioned(file string, err error) error {
 	var te *yaml.TypeError
 	var msgs []string
 	if errors.As(err, &te) {
