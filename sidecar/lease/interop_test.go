@@ -8,7 +8,6 @@ import (
 	"encoding/json"
 	"path/filepath"
 	"testing"
-	"time"
 
 	"github.com/keyless-dev/keyless/sidecar/dpop"
 	"github.com/keyless-dev/keyless/sidecar/internal/nodetest"
@@ -20,7 +19,7 @@ import (
 func TestOAuth4WebAPIExchange(t *testing.T) {
 	nodetest.Require(t, "oauth4webapi", "jose", "dpop")
 	// Node checks iat and exp against its own clock: use the real one.
-	h := newHarness(t, func(h *harness) { h.clk = &clock{T: time.Now()} })
+	h := newHarness(t, func(h *harness) { h.clk = &clock{Real: true} })
 	priv, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		t.Fatal(err)

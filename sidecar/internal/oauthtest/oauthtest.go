@@ -29,10 +29,21 @@ import (
 type Clock struct {
 	mu sync.Mutex
 	T  time.Time
+	// Real makes Now the wall clock, for a test whose counterpart (a Node
+	// client) checks times against its own clock however long it takes
+	// to start; Add then has no effect.
+	Real bool
 }
 
 // Now returns the clock's time.
-func (c *Clock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.T }
+func (c *Clock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.Real {
+		return time.Now()
+	}
+	return c.T
+}
 
 // Add moves the clock by d.
 func (c *Clock) Add(d time.Duration) {
