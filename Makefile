@@ -48,6 +48,16 @@ $(HYDRA): tools/hydra/go.mod tools/hydra/go.sum
 	@mkdir -p $(dir $(HYDRA))
 	$(GO) build -C tools/hydra -tags sqlite,sqlite_omit_load_extension -o $(CURDIR)/$(HYDRA) github.com/ory/hydra/v2
 
+# oauth2-proxy v7.15.6 for `make bench-peers`, built from its own module
+# (tools/oauth2-proxy) so its dependency graph never touches keyless's go.mod.
+OAUTH2_PROXY := .cache/bin/oauth2-proxy
+
+.PHONY: oauth2-proxy
+oauth2-proxy: $(OAUTH2_PROXY) ## build oauth2-proxy (tools/oauth2-proxy) into .cache/bin for bench-peers
+$(OAUTH2_PROXY): tools/oauth2-proxy/go.mod tools/oauth2-proxy/go.sum
+	@mkdir -p $(dir $(OAUTH2_PROXY))
+	$(GO) build -C tools/oauth2-proxy -o $(CURDIR)/$(OAUTH2_PROXY) github.com/oauth2-proxy/oauth2-proxy/v7
+
 .PHONY: wasm
 wasm: ## build the browser client (GOOS=js GOARCH=wasm) into web-component/
 	@if [ -d wasm ] && ls wasm/*.go >/dev/null 2>&1; then \
@@ -115,6 +125,10 @@ bench: build wasm ## benchmarks: DPoP core, stores, token endpoint, vending, pro
 	$(GO) run ./sidecar/proxy/bench -redis
 	@$(MAKE) --no-print-directory wasm-size
 	node web-component/test/bench.mjs
+
+.PHONY: bench-peers
+bench-peers: $(OAUTH2_PROXY) ## the proxy beside oauth2-proxy (bearer JWTs) and a pooled bare ReverseProxy: paired throughput ratios, CPU per request (about 1 min)
+	$(GO) run ./sidecar/proxy/bench -peers -oauth2-proxy $(OAUTH2_PROXY)
 
 .PHONY: demo
 demo: build wasm ## run the Where2Eat demo (demo/README.md): app on http://127.0.0.1:8789, Ctrl-C stops

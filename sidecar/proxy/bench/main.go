@@ -82,9 +82,17 @@ func main() {
 	role := flag.String("role", "", "internal: run one proxy (bare, keyless, redis) for the parent")
 	upstreamURL := flag.String("upstream", "", "internal: the upstream URL for -role")
 	jkt := flag.String("jkt", "", "internal: the thumbprint the child's lease is bound to")
+	peers := flag.Bool("peers", false, "instead: keyless beside oauth2-proxy and the bare proxy (see peers.go)")
+	o2pBin := flag.String("oauth2-proxy", ".cache/bin/oauth2-proxy", "the oauth2-proxy program for -peers (make oauth2-proxy)")
 	flag.Parse()
 	if *role != "" {
 		if err := child(*role, *upstreamURL, *jkt, *storeURL, *cpuprofile); err != nil {
+			log.Fatal(err)
+		}
+		return
+	}
+	if *peers {
+		if err := runPeers(*o2pBin, *dur, *reps, *workers); err != nil {
 			log.Fatal(err)
 		}
 		return
