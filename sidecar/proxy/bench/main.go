@@ -19,6 +19,7 @@
 //	go run ./sidecar/proxy/bench            # about 40 s
 //	go run ./sidecar/proxy/bench -d 2s      # shorter phases
 //	go run ./sidecar/proxy/bench -redis     # also: the same proxy on a Redis store
+//	make bench-peers                        # instead: beside oauth2-proxy (peers.go)
 //
 // With -redis it starts a redis-server of its own on a free loopback port
 // (or uses -store URL) and adds the proxy with every piece of shared state
