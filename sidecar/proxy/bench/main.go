@@ -85,6 +85,7 @@ func main() {
 	jkt := flag.String("jkt", "", "internal: the thumbprint the child's lease is bound to")
 	peers := flag.Bool("peers", false, "instead: keyless beside oauth2-proxy and the bare proxy (see peers.go)")
 	o2pBin := flag.String("oauth2-proxy", ".cache/bin/oauth2-proxy", "the oauth2-proxy program for -peers (make oauth2-proxy)")
+	nginxBin := flag.String("nginx", "/usr/sbin/nginx", "with -peers: nginx as the non-Go floor, when this file exists")
 	flag.Parse()
 	if *role != "" {
 		if err := child(*role, *upstreamURL, *jkt, *storeURL, *cpuprofile); err != nil {
@@ -93,7 +94,7 @@ func main() {
 		return
 	}
 	if *peers {
-		if err := runPeers(*o2pBin, *dur, *reps, *workers); err != nil {
+		if err := runPeers(*o2pBin, *nginxBin, *dur, *reps, *workers); err != nil {
 			log.Fatal(err)
 		}
 		return

@@ -22,6 +22,8 @@ import (
 	"os"
 	"os/exec"
 	"runtime"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/lestrrat-go/jwx/v2/jwa"
@@ -203,10 +205,10 @@ type peerPhase struct {
 	cpuPerReq time.Duration
 }
 
-func measure(pid int, fn func() result) peerPhase {
-	c0, _ := cpuTicks(pid)
+func measure(ticks func() (int64, error), fn func() result) peerPhase {
+	c0, _ := ticks()
 	r := fn()
-	c1, _ := cpuTicks(pid)
+	c1, _ := ticks()
 	m := peerPhase{result: r}
 	if n := r.requests(); n > 0 {
 		m.cpuPerReq = time.Duration(c1-c0) * clockTick / time.Duration(n)
@@ -214,11 +216,11 @@ func measure(pid int, fn func() result) peerPhase {
 	return m
 }
 
-// runPeers runs the bare ReverseProxy, oauth2-proxy (bin) and keyless,
-// each rep in a rotated order so no proxy always runs first or after the
+// runPeers runs the bare ReverseProxy, oauth2-proxy (bin), keyless and,
+// when nginxBin exists, nginx as the non-Go floor, each rep in a rotated order so no proxy always runs first or after the
 // same one, and prints per-phase rows and the medians of the ratios
 // paired within a rep.
-func runPeers(bin string, dur time.Duration, reps, workers int) error {
+func runPeers(bin, nginxBin string, dur time.Duration, reps, workers int) error {
 	if _, err := os.Stat(bin); err != nil {
 		return fmt.Errorf("-peers needs oauth2-proxy (make oauth2-proxy): %w", err)
 	}
@@ -255,6 +257,14 @@ func runPeers(bin string, dur time.Duration, reps, workers int) error {
 		return err
 	}
 	defer func() { o2p.cmd.Process.Kill(); o2p.cmd.Wait() }()
+	var ngx *proc
+	if _, err := os.Stat(nginxBin); err == nil {
+		var stop func()
+		if ngx, stop, err = startNginx(nginxBin, upstream.Listener.Addr().String()); err != nil {
+			return err
+		}
+		defer stop()
+	}
 
 	client := &http.Client{Transport: &http.Transport{MaxIdleConns: 1024, MaxIdleConnsPerHost: 1024, DisableCompression: true}}
 	bareReq := func(int) (*http.Request, bool) {
@@ -310,15 +320,27 @@ func runPeers(bin string, dur time.Duration, reps, workers int) error {
 	closedLoop(client, keylessReq(proofs(2000)), workers, dur/4)
 
 	type peer struct {
-		name string
-		pid  int
-		run  func() result
+		name  string
+		ticks func() (int64, error)
+		run   func() result
+	}
+	of := func(p *proc) func() (int64, error) {
+		return func() (int64, error) { return cpuTicks(p.cmd.Process.Pid) }
 	}
 	var ps []string
 	peers := []peer{
-		{"bare ReverseProxy (pooled)", bare.cmd.Process.Pid, func() result { return closedLoop(client, bareReq, workers, dur) }},
-		{"oauth2-proxy v7.15.6 (bearer JWT)", o2p.cmd.Process.Pid, func() result { return closedLoop(client, o2pReq, workers, dur) }},
-		{"keyless (all checks)", full.cmd.Process.Pid, func() result { return closedLoop(client, keylessReq(ps), workers, dur) }},
+		{"bare ReverseProxy (pooled)", of(bare), func() result { return closedLoop(client, bareReq, workers, dur) }},
+		{"oauth2-proxy v7.15.6 (bearer JWT)", of(o2p), func() result { return closedLoop(client, o2pReq, workers, dur) }},
+		{"keyless (all checks)", of(full), func() result { return closedLoop(client, keylessReq(ps), workers, dur) }},
+	}
+	if ngx != nil {
+		ngxReq := func(int) (*http.Request, bool) {
+			r, _ := http.NewRequest("GET", "http://"+ngx.Addr+"/bench", nil)
+			return r, true
+		}
+		closedLoop(client, ngxReq, workers, dur/4)
+		peers = append(peers, peer{"nginx (no checks, the non-Go floor)", func() (int64, error) { return treeTicks(ngx.cmd.Process.Pid) },
+			func() result { return closedLoop(client, ngxReq, workers, dur) }})
 	}
 	got := make([][]peerPhase, len(peers)) // got[peer][rep]
 	fmt.Println()
@@ -331,7 +353,7 @@ func runPeers(bin string, dur time.Duration, reps, workers int) error {
 				// keyless cannot go faster than the bare one.
 				ps = proofs(int(peak*dur.Seconds()*1.5) + 1000)
 			}
-			m := measure(peers[i].pid, peers[i].run)
+			m := measure(peers[i].ticks, peers[i].run)
 			if i == 0 {
 				peak = max(peak, m.rps)
 			}
@@ -363,6 +385,9 @@ func runPeers(bin string, dur time.Duration, reps, workers int) error {
 	fmt.Printf("throughput, keyless / pooled bare:        %.2fx\n", ratio(got[2], got[0]))
 	fmt.Printf("throughput, keyless / oauth2-proxy:       %.2fx\n", ratio(got[2], got[1]))
 	fmt.Printf("CPU per request, bare / oauth2-proxy / keyless: %.0f / %.0f / %.0f µs\n", cpu(got[0]), cpu(got[1]), cpu(got[2]))
+	if ngx != nil {
+		fmt.Printf("nginx: %.2fx the pooled bare proxy's throughput, %.0f µs CPU per request (master and workers)\n", ratio(got[3], got[0]), cpu(got[3]))
+	}
 	for i := range peers {
 		for _, m := range got[i] {
 			if m.errors > 0 {
@@ -371,4 +396,96 @@ func runPeers(bin string, dur time.Duration, reps, workers int) error {
 		}
 	}
 	return nil
+}
+
+// nginxConf is a reverse proxy with no checks, nginx's default event loop
+// and upstream keep-alive: the non-Go floor.
+const nginxConf = `daemon off;
+master_process on;
+worker_processes %d;
+pid %[2]s/nginx.pid;
+error_log %[2]s/error.log error;
+events { worker_connections 1024; }
+http {
+  access_log off;
+  client_body_temp_path %[2]s/body;
+  proxy_temp_path %[2]s/proxy;
+  fastcgi_temp_path %[2]s/fastcgi;
+  uwsgi_temp_path %[2]s/uwsgi;
+  scgi_temp_path %[2]s/scgi;
+  upstream up { server %[3]s; keepalive 64; }
+  server {
+    listen %[4]s;
+    location / {
+      proxy_pass http://up;
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+    }
+  }
+}
+`
+
+// startNginx runs bin (a master and one worker per CPU) in front of
+// upstreamAddr, with its configuration and files in a temporary
+// directory, and returns once it answers 200.
+func startNginx(bin, upstreamAddr string) (*proc, func(), error) {
+	dir, err := os.MkdirTemp("", "keyless-bench-nginx-")
+	if err != nil {
+		return nil, nil, err
+	}
+	addr, err := freeAddr()
+	if err != nil {
+		os.RemoveAll(dir)
+		return nil, nil, err
+	}
+	conf := dir + "/nginx.conf"
+	if err := os.WriteFile(conf, fmt.Appendf(nil, nginxConf, runtime.NumCPU(), dir, upstreamAddr, addr), 0o600); err != nil {
+		os.RemoveAll(dir)
+		return nil, nil, err
+	}
+	cmd := exec.Command(bin, "-p", dir, "-e", dir+"/error.log", "-c", conf)
+	cmd.Stderr = os.Stderr
+	if err := cmd.Start(); err != nil {
+		os.RemoveAll(dir)
+		return nil, nil, err
+	}
+	stop := func() { cmd.Process.Signal(os.Interrupt); cmd.Wait(); os.RemoveAll(dir) }
+	c := &http.Client{Timeout: time.Second}
+	for range 100 {
+		if res, err := c.Get("http://" + addr + "/bench"); err == nil {
+			io.Copy(io.Discard, res.Body)
+			res.Body.Close()
+			if res.StatusCode == 200 {
+				return &proc{name: "nginx", cmd: cmd, hello: hello{Addr: addr}}, stop, nil
+			}
+		}
+		time.Sleep(100 * time.Millisecond) // waiting for a child to listen
+	}
+	stop()
+	return nil, nil, errors.New("bench: nginx did not start on " + addr)
+}
+
+// treeTicks is the CPU time of pid and its direct children (nginx's
+// workers), from /proc/<pid>/task/<pid>/children (proc(5)).
+func treeTicks(pid int) (int64, error) {
+	t, err := cpuTicks(pid)
+	if err != nil {
+		return 0, err
+	}
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/task/%d/children", pid, pid))
+	if err != nil {
+		return 0, err
+	}
+	for _, f := range strings.Fields(string(b)) {
+		c, err := strconv.Atoi(f)
+		if err != nil {
+			return 0, err
+		}
+		ct, err := cpuTicks(c)
+		if err != nil {
+			return 0, err
+		}
+		t += ct
+	}
+	return t, nil
 }
