@@ -1,3 +1,5 @@
+//go:build !js
+
 // Command issuer is the edge tests' loopback world: an issuer (JWKS and a
 // lease mint), an echo origin that records what it receives, and the
 // native sidecar (sidecar/proxy) on the same configuration as the Worker,
