@@ -7,6 +7,7 @@
 import { test, before, after } from 'node:test'
 import assert from 'node:assert/strict'
 import { join } from 'node:path'
+import { mkdir } from 'node:fs/promises'
 import { build, startIssuer, writeWranglerConfig, startWorker, tempDir } from './world.mjs'
 import { newKey, mint, send, wwwAuthError, publicURL } from './client.mjs'
 import { generateProof } from 'dpop'
@@ -143,4 +144,31 @@ test('after a Worker restart the Durable Object resumes from its sequence number
   const res = await get(tok)
   assert.equal(res.status, 401, res.body)
   assert.equal(wwwAuthError(res), 'invalid_token')
+})
+
+test('a Worker whose feed secret the issuer refuses never had contact: 503 from the first request, never a pass', async () => {
+  const dir = join(tmp.dir, 'wrong-secret')
+  await mkdir(dir)
+  const file = await writeWranglerConfig(dir, world.config, {
+    KEYLESS_REVOCATION_FEED: world.feed,
+    KEYLESS_REVOCATION_FEED_SECRET: 'wrong-' + world.feed_secret,
+    KEYLESS_REVOCATION_FEED_INTERVAL: INTERVAL_MS + 'ms',
+    KEYLESS_REVOCATION_FEED_MAX_STALE: MAX_STALE_MS + 'ms',
+  })
+  const w = await startWorker(file, join(dir, 'state'))
+  try {
+    const tok = await mint(world, { scope: ['orders:read'], jkt: client.jkt })
+    for (let i = 0; i < 3; i++) {
+      const proof = await generateProof(client.kp, publicURL + '/v1/orders', 'GET', undefined, tok)
+      const res = await send(w.url, { method: 'GET', path: '/v1/orders', headers: [['Authorization', 'DPoP ' + tok], ['DPoP', proof]] })
+      assert.equal(res.status, 503, res.body)
+      assert.equal(JSON.parse(res.body).error, 'temporarily_unavailable')
+    }
+    // The Worker's own log lines never carry the secret (wrangler's banner
+    // lists the test's vars, which stand in for secrets: left out).
+    const own = w.log().split('\n').filter((l) => !l.startsWith('env.')).join('\n')
+    assert.doesNotMatch(own, new RegExp(world.feed_secret))
+  } finally {
+    await w.stop()
+  }
 })
