@@ -134,6 +134,30 @@ test('cut off from the feed longer than the bound: 503, never a pass; service re
   assert.equal((await get(other)).status, 200)
 })
 
+test('a slow issuer never holds a request longer than one poll\'s timeout; past the bound, 503', async () => {
+  const tok = await mint(world, { scope: ['orders:read'], jkt: client.jkt })
+  assert.equal((await get(tok)).status, 200)
+  await feed('slow') // the helper answers nothing for 30 s
+  try {
+    const seen = []
+    const end = Date.now() + MAX_STALE_MS + INTERVAL_MS + FEED_TIMEOUT_MS + 3000
+    while (Date.now() < end) {
+      const t = Date.now()
+      const res = await get(tok)
+      // Far below the issuer's 30 s: the poll gave up after its timeout.
+      assert.ok(Date.now() - t < FEED_TIMEOUT_MS + 4000, `a request took ${Date.now() - t} ms`)
+      seen.push(res.status)
+      if (res.status === 503) break
+    }
+    assert.equal(seen.at(-1), 503, `never 503; statuses ${seen}`)
+    assert.deepEqual(seen.slice(0, -1).filter((s) => s !== 200), [])
+  } finally {
+    await feed('up')
+  }
+  const { seen, res } = await until(tok, 200, INTERVAL_MS + FEED_TIMEOUT_MS + 3000)
+  assert.ok(res, `never served again; statuses ${seen}`)
+})
+
 test('after a Worker restart the Durable Object resumes from its sequence number and catches up on what it missed', async () => {
   const lease = 'lease-restart-' + Math.random().toString(36).slice(2)
   const tok = await mint(world, { scope: ['orders:read'], jkt: client.jkt, lease_id: lease })

@@ -152,8 +152,17 @@ func run(args []string) error {
 	feedSecret := rand.Text()
 	feed := &revfeed.Handler{Log: db, Secret: feedSecret}
 	db.OnRevocation(feed.Notify)
-	var feedDown atomic.Bool
+	var feedDown, feedSlow atomic.Bool
 	mux.HandleFunc("GET /revocations", func(w http.ResponseWriter, r *http.Request) {
+		if feedSlow.Load() {
+			// A slow issuer: no answer until the follower gives up (or
+			// 30 s, so a test never leaves it hanging).
+			select {
+			case <-r.Context().Done():
+			case <-time.After(30 * time.Second):
+			}
+			return
+		}
 		if feedDown.Load() {
 			// Unreachable: the connection is dropped without an answer.
 			if hj, ok := w.(http.Hijacker); ok {
@@ -184,6 +193,7 @@ func run(args []string) error {
 	})
 	mux.HandleFunc("POST /feed/{state}", func(w http.ResponseWriter, r *http.Request) {
 		feedDown.Store(r.PathValue("state") == "down")
+		feedSlow.Store(r.PathValue("state") == "slow")
 		w.WriteHeader(http.StatusNoContent)
 	})
 	mux.HandleFunc("GET /origin", func(w http.ResponseWriter, r *http.Request) {
