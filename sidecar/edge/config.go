@@ -3,6 +3,8 @@ package edge
 import (
 	"errors"
 	"fmt"
+	"net/url"
+	"strconv"
 	"strings"
 	"time"
 
@@ -29,7 +31,36 @@ const (
 	// empty means DefaultRevocationTTL. It bounds how late a revocation
 	// reaches the edge.
 	EnvRevocationTTL = "KEYLESS_REVOCATION_TTL"
+	// EnvRevocationFeed is the issuer's revocation feed, the URL its
+	// metadata advertises as keyless_revocation_feed_endpoint (normally
+	// ISSUER/revocations; docs/revocation.md). Set, the Worker's
+	// revocation Durable Object follows the issuer's log through it, as
+	// `keyless proxy --feed-secret-file` does, and pushes become an
+	// optimisation; empty, the Worker knows only what is pushed.
+	EnvRevocationFeed = "KEYLESS_REVOCATION_FEED"
+	// EnvRevocationFeedSecret is a secret: the feed's shared secret (the
+	// issuer's DATA/revocation-feed.secret). Required with the feed.
+	EnvRevocationFeedSecret = "KEYLESS_REVOCATION_FEED_SECRET"
+	// EnvRevocationFeedInterval is how often, at most, the Worker polls
+	// the feed (from the request path); empty means
+	// DefaultRevocationFeedInterval. One number and unit: ms, s or m.
+	EnvRevocationFeedInterval = "KEYLESS_REVOCATION_FEED_INTERVAL"
+	// EnvRevocationFeedMaxStale is the staleness bound: past it without an
+	// answer from the feed, every request that needs a revocation check
+	// is 503; empty means DefaultRevocationFeedMaxStale. One number and
+	// unit: ms, s or m.
+	EnvRevocationFeedMaxStale = "KEYLESS_REVOCATION_FEED_MAX_STALE"
 )
+
+// Defaults of the feed's timing, the native proxy's (revfeed.DefaultMaxStale).
+const (
+	DefaultRevocationFeedInterval = time.Second
+	DefaultRevocationFeedMaxStale = 10 * time.Second
+)
+
+// feedTimeout is how long one poll of the feed may take (FEED_TIMEOUT_MS
+// in worker.mjs): the bound must leave room for an interval and a poll.
+const feedTimeout = time.Second
 
 // RevocationPath is where the issuer pushes revocations.
 const RevocationPath = "/.keyless/revocations"
@@ -48,6 +79,14 @@ type Config struct {
 	RevokeToken string
 	// NonceKey is the server-nonce key when nonces are on.
 	NonceKey []byte
+	// RevocationFeed is the issuer's revocation feed; empty when the
+	// Worker only receives pushes. The Durable Object reads it, its
+	// secret and its timing from the environment itself (worker.mjs);
+	// they are checked here so a wrong one fails the start, not a poll.
+	RevocationFeed string
+	// RevocationFeedInterval and RevocationFeedMaxStale are the feed's
+	// timing, defaults applied.
+	RevocationFeedInterval, RevocationFeedMaxStale time.Duration
 	// RevocationTTL is the isolate's cache of "not revoked" answers; zero
 	// asks the revocation store on every request.
 	RevocationTTL time.Duration
@@ -107,8 +146,84 @@ func LoadConfig(getenv func(string) string) (*Config, error) {
 		}
 		c.RevocationTTL = d
 	}
+	errs = append(errs, c.loadFeed(getenv)...)
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
 	}
 	return c, nil
+}
+
+// loadFeed reads and checks the revocation feed's settings.
+func (c *Config) loadFeed(getenv func(string) string) []error {
+	var errs []error
+	c.RevocationFeedInterval, c.RevocationFeedMaxStale = DefaultRevocationFeedInterval, DefaultRevocationFeedMaxStale
+	for _, d := range []struct {
+		name     string
+		dst      *time.Duration
+		min, max time.Duration
+	}{
+		{EnvRevocationFeedInterval, &c.RevocationFeedInterval, 100 * time.Millisecond, time.Minute},
+		{EnvRevocationFeedMaxStale, &c.RevocationFeedMaxStale, time.Second, 10 * time.Minute},
+	} {
+		s := getenv(d.name)
+		if s == "" {
+			continue
+		}
+		v, ok := simpleDuration(s)
+		if !ok || v < d.min || v > d.max {
+			errs = append(errs, fmt.Errorf("edge: %s %q must be one number and unit (ms, s, m) between %s and %s", d.name, s, d.min, d.max))
+			continue
+		}
+		*d.dst = v
+	}
+	c.RevocationFeed = getenv(EnvRevocationFeed)
+	if c.RevocationFeed == "" {
+		return errs
+	}
+	if u, err := url.Parse(c.RevocationFeed); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+		errs = append(errs, fmt.Errorf("edge: %s must be an http(s) URL", EnvRevocationFeed))
+	}
+	if getenv(EnvRevocationFeedSecret) == "" {
+		errs = append(errs, fmt.Errorf("edge: %s needs the %s secret", EnvRevocationFeed, EnvRevocationFeedSecret))
+	}
+	if c.RevocationFeedMaxStale <= c.RevocationFeedInterval+feedTimeout {
+		errs = append(errs, fmt.Errorf("edge: %s must exceed %s plus one poll's %s", EnvRevocationFeedMaxStale, EnvRevocationFeedInterval, feedTimeout))
+	}
+	return errs
+}
+
+// simpleDuration reads the durations worker.mjs reads too: one decimal
+// number and one unit, ms, s or m ("500ms", "1.5s", "2m").
+func simpleDuration(s string) (time.Duration, bool) {
+	unit := time.Minute
+	switch {
+	case strings.HasSuffix(s, "ms"):
+		s, unit = s[:len(s)-2], time.Millisecond
+	case strings.HasSuffix(s, "s"):
+		s, unit = s[:len(s)-1], time.Second
+	case strings.HasSuffix(s, "m"):
+		s = s[:len(s)-1]
+	default:
+		return 0, false
+	}
+	// Digits, optionally a dot and more digits: what the JS pattern
+	// /^\d+(\.\d+)?$/ accepts (no sign, exponent, Inf or NaN).
+	whole, frac, dot := strings.Cut(s, ".")
+	if !digits(whole) || (dot && !digits(frac)) {
+		return 0, false
+	}
+	f, err := strconv.ParseFloat(s, 64)
+	if err != nil {
+		return 0, false
+	}
+	return time.Duration(f * float64(unit)), true
+}
+
+func digits(s string) bool {
+	for _, r := range s {
+		if r < '0' || r > '9' {
+			return false
+		}
+	}
+	return s != ""
 }

@@ -19,9 +19,12 @@ type Wrangler struct {
 // what `keyless proxy --config` reads) as the Worker will ([LoadConfig],
 // with every secret present), then renders the wrangler configuration:
 // the Durable Object bindings and migrations of wrangler.toml in this
-// directory, raw as the KEYLESS_PROXY var, and the list of secrets: each
-// upstream credential's value_env, KEYLESS_REVOKE_TOKEN, and
-// KEYLESS_NONCE_KEY when nonces are on.
+// directory, raw as the KEYLESS_PROXY var, the issuer's revocation feed
+// (token.issuer + "/revocations", where keyless serve advertises it as
+// keyless_revocation_feed_endpoint; docs/revocation.md) as the
+// KEYLESS_REVOCATION_FEED var, and the list of secrets: each upstream
+// credential's value_env, KEYLESS_REVOCATION_FEED_SECRET,
+// KEYLESS_REVOKE_TOKEN, and KEYLESS_NONCE_KEY when nonces are on.
 func WranglerConfig(raw []byte, name string) (*Wrangler, error) {
 	text := strings.TrimRight(string(raw), "\n") + "\n"
 	if strings.Contains(text, "'''") {
@@ -29,14 +32,16 @@ func WranglerConfig(raw []byte, name string) (*Wrangler, error) {
 		return nil, errors.New("edge: the configuration contains ''' and cannot be a TOML literal")
 	}
 	// The secrets are exactly the names LoadConfig asks for besides the
-	// two vars: the push token, each credential's value_env, and the
-	// nonce key when nonces are on.
+	// vars: the push token, the feed's secret, each credential's
+	// value_env, and the nonce key when nonces are on.
 	var secrets []string
-	_, err := LoadConfig(func(k string) string {
+	c, err := LoadConfig(func(k string) string {
 		switch k {
 		case EnvProxy:
 			return text
-		case EnvRevocationTTL:
+		case EnvRevocationFeed:
+			return "https://issuer.invalid/revocations" // written below, from token.issuer
+		case EnvRevocationTTL, EnvRevocationFeedInterval, EnvRevocationFeedMaxStale:
 			return ""
 		}
 		if !slices.Contains(secrets, k) {
@@ -48,6 +53,7 @@ func WranglerConfig(raw []byte, name string) (*Wrangler, error) {
 		return nil, err
 	}
 	slices.Sort(secrets)
+	feed := strings.TrimRight(c.Proxy.Token.Issuer, "/") + "/revocations"
 	var b strings.Builder
 	fmt.Fprintf(&b, `# Written by keyless edge init from a keyless proxy configuration.
 # Build the Worker with `+"`make edge`"+` (from the repository root), then
@@ -78,11 +84,15 @@ new_sqlite_classes = ["RateLimiter"]
 
 [vars]
 KEYLESS_REVOCATION_TTL = "2s"
+# The issuer's revocation log (keyless_revocation_feed_endpoint in its
+# metadata): polled at most every KEYLESS_REVOCATION_FEED_INTERVAL (1s);
+# 503 past KEYLESS_REVOCATION_FEED_MAX_STALE (10s) without an answer.
+KEYLESS_REVOCATION_FEED = %q
 KEYLESS_PROXY = '''
 %s'''
 
 # Secrets (never in this file): wrangler secret put NAME
-`, name, text)
+`, name, feed, text)
 	for _, s := range secrets {
 		fmt.Fprintf(&b, "#   %s\n", s)
 	}

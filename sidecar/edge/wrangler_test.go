@@ -19,8 +19,8 @@ func TestWranglerConfig(t *testing.T) {
 		secrets []string
 		err     string
 	}{
-		{"routes and a credential", "", []string{"ECHO_API_KEY", EnvRevokeToken}, ""},
-		{"nonces need the nonce key", "dpop:\n  nonce:\n    enabled: true\n", []string{"ECHO_API_KEY", EnvNonceKey, EnvRevokeToken}, ""},
+		{"routes and a credential", "", []string{"ECHO_API_KEY", EnvRevocationFeedSecret, EnvRevokeToken}, ""},
+		{"nonces need the nonce key", "dpop:\n  nonce:\n    enabled: true\n", []string{"ECHO_API_KEY", EnvNonceKey, EnvRevocationFeedSecret, EnvRevokeToken}, ""},
 		{"value_file is refused", "", nil, "value_file"},
 		{"the TOML delimiter is refused", "# '''\n", nil, "'''"},
 	} {
@@ -49,7 +49,7 @@ func TestWranglerConfig(t *testing.T) {
 			if got := toml[start : start+end]; got != strings.TrimRight(raw, "\n")+"\n" {
 				t.Errorf("KEYLESS_PROXY round trip differs:\n%s", got)
 			}
-			for _, want := range []string{`name = "keyless-edge"`, `class_name = "RateLimiter"`, `tag = "v2"`} {
+			for _, want := range []string{`name = "keyless-edge"`, `class_name = "RateLimiter"`, `tag = "v2"`, `KEYLESS_REVOCATION_FEED = "https://auth.example.test/revocations"`} {
 				if !strings.Contains(toml, want) {
 					t.Errorf("missing %s", want)
 				}

@@ -192,11 +192,99 @@ export class ReplayGuard extends DurableObject {
   }
 }
 
-// RevocationList holds the revocations the issuer pushed (POST
-// /.keyless/revocations on the Worker): "kind:value" -> until (ms).
+// durationMs reads a Go-style duration var ("500ms", "1s", "2m"); a
+// missing or unreadable one is def (the Go side validates nothing here).
+function durationMs(v, def) {
+  const m = /^(\d+(?:\.\d+)?)(ms|s|m)$/.exec(String(v ?? "").trim());
+  if (!m) return def;
+  return Number(m[1]) * { ms: 1, s: 1000, m: 60000 }[m[2]];
+}
+
+// FEED_TIMEOUT_MS bounds one poll of the issuer's feed: a request never
+// waits longer than this on a slow or unreachable issuer.
+const FEED_TIMEOUT_MS = 1000;
+
+// RevocationList holds the issuer's revocations: "rev:kind:value" -> until
+// (ms). They arrive two ways. The issuer pushes each one (POST
+// /.keyless/revocations on the Worker), and, with KEYLESS_REVOCATION_FEED
+// set, the object follows the issuer's revocation log through its feed
+// (docs/revocation.md, "The revocation feed"), the endpoint and shared
+// secret `keyless proxy --feed-secret-file` uses: it polls from the request
+// path at most once per KEYLESS_REVOCATION_FEED_INTERVAL, resuming after
+// the last sequence number it applied (kept in storage, so an evicted or
+// restarted object catches up on what it missed, pushes included). Past
+// KEYLESS_REVOCATION_FEED_MAX_STALE without an answer from the feed it
+// throws, and the Worker answers 503, never a pass.
 export class RevocationList extends DurableObject {
   async revoke(key, until) {
     await this.ctx.storage.put("rev:" + key, until);
+  }
+
+  // follow brings the copy up to the issuer's log when a poll is due and
+  // throws while the copy is not provably recent. No feed configured: the
+  // object knows only what was pushed (the Worker's earlier behaviour).
+  async follow() {
+    const env = this.env ?? {};
+    const url = env.KEYLESS_REVOCATION_FEED;
+    if (!url) return;
+    const interval = durationMs(env.KEYLESS_REVOCATION_FEED_INTERVAL, 1000);
+    const bound = durationMs(env.KEYLESS_REVOCATION_FEED_MAX_STALE, 10000);
+    if (this.feed === undefined) {
+      this.feed = (await this.ctx.storage.get("feed")) ?? { last: 0, contact: 0 };
+      this.polledAt = 0;
+    }
+    if (Date.now() - this.polledAt >= interval && !this.polling) {
+      this.polledAt = Date.now();
+      this.polling = this.poll(url, env.KEYLESS_REVOCATION_FEED_SECRET ?? "").then(
+        (full) => { if (full) this.polledAt = 0; }, // behind by a full batch: again at once
+        (err) => { this.feedErr = String(err && err.message ? err.message : err); },
+      ).finally(() => { this.polling = null; });
+    }
+    // A due poll is awaited (bounded by FEED_TIMEOUT_MS), so the answer
+    // reflects the log as of at most one interval ago.
+    if (this.polling) await this.polling;
+    const age = Date.now() - this.feed.contact;
+    if (this.feed.contact === 0 || age > bound) {
+      const last = this.feed.contact === 0 ? "never" : age + "ms ago";
+      throw new Error("cut off from the issuer's revocation feed longer than the bound (last contact " + last + (this.feedErr ? "; " + this.feedErr : "") + ")");
+    }
+  }
+
+  // poll makes one request to the feed (wait=0: the edge never holds a
+  // long poll open) and applies its batch; true when the batch was full.
+  async poll(url, secret) {
+    const u = new URL(url);
+    u.searchParams.set("after", String(this.feed.last));
+    u.searchParams.set("wait", "0");
+    const started = Date.now();
+    const res = await fetch(u, { headers: { Authorization: "Bearer " + secret }, signal: AbortSignal.timeout(FEED_TIMEOUT_MS) });
+    if (res.status !== 200) {
+      await res.body?.cancel();
+      throw new Error("the feed answered " + res.status);
+    }
+    const b = await res.json();
+    if (!Array.isArray(b.entries) || typeof b.last !== "number") throw new Error("malformed feed answer");
+    const st = this.ctx.storage;
+    const puts = {};
+    if (b.snapshot) {
+      // A snapshot replaces the copy (the log is the source of truth;
+      // every push is in it too).
+      const old = [...(await st.list({ prefix: "rev:" })).keys()];
+      for (let i = 0; i < old.length; i += 128) await st.delete(old.slice(i, i + 128));
+    }
+    const keys = b.entries.map((e) => "rev:" + e.kind + ":" + e.value);
+    const have = b.snapshot ? new Map() : await getMany(st, keys);
+    b.entries.forEach((e, i) => {
+      const k = keys[i];
+      const prev = puts[k] ?? have.get(k);
+      if (b.snapshot || e.reset || prev === undefined || e.until > prev) puts[k] = e.until;
+    });
+    const entries = Object.entries(puts);
+    for (let i = 0; i < entries.length; i += 128) await st.put(Object.fromEntries(entries.slice(i, i + 128)));
+    this.feed = { last: b.last, contact: started };
+    this.feedErr = undefined;
+    await st.put("feed", this.feed);
+    return b.entries.length >= 1000 && !b.snapshot;
   }
 
   // anyRevoked takes "kind:value" keys, one per line; a subject, app or
@@ -204,6 +292,7 @@ export class RevocationList extends DurableObject {
   // a revocation is a watermark recorded until cutoff + 8 days, and applies
   // only to what was issued up to the cutoff (store.Applies in Go).
   async anyRevoked(lines) {
+    await this.follow();
     const now = Date.now();
     const horizon = 8 * 24 * 3600 * 1000; // store.WatermarkHorizon
     const lookups = lines.split("\n").map((l) => {
@@ -218,6 +307,15 @@ export class RevocationList extends DurableObject {
     }
     return false;
   }
+}
+
+// getMany reads keys in the storage API's batches of 128.
+async function getMany(st, keys) {
+  const out = new Map();
+  for (let i = 0; i < keys.length; i += 128) {
+    for (const [k, v] of await st.get(keys.slice(i, i + 128))) out.set(k, v);
+  }
+  return out;
 }
 
 // RateLimiter is one token bucket (the Worker names each object by its

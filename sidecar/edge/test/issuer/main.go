@@ -1,3 +1,5 @@
+//go:build !js
+
 // Command issuer is the edge tests' loopback world: an issuer (JWKS and a
 // lease mint), an echo origin that records what it receives, and the
 // native sidecar (sidecar/proxy) on the same configuration as the Worker,
@@ -23,7 +25,9 @@ import (
 	"time"
 
 	"github.com/keyless-dev/keyless/sidecar/proxy"
+	"github.com/keyless-dev/keyless/sidecar/revfeed"
 	"github.com/keyless-dev/keyless/sidecar/store"
+	"github.com/keyless-dev/keyless/sidecar/store/boltstore"
 	"github.com/keyless-dev/keyless/sidecar/store/memstore"
 	"github.com/keyless-dev/keyless/sidecar/token"
 )
@@ -132,6 +136,66 @@ func run(args []string) error {
 		revoked.Revoke(r.Context(), store.Revocation{Kind: p.Kind, Value: p.Value}, time.Unix(p.Until, 0))
 		w.WriteHeader(http.StatusNoContent)
 	})
+	// The issuer's revocation log (a real bolt log in a temporary
+	// directory) and its feed, as `keyless serve` serves them: a
+	// revocation written here reaches the Worker only through the feed.
+	dir, err := os.MkdirTemp("", "keyless-edge-issuer-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+	db, err := boltstore.Open(dir+"/"+boltstore.FileName, boltstore.Options{NoSync: true})
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	feedSecret := rand.Text()
+	feed := &revfeed.Handler{Log: db, Secret: feedSecret}
+	db.OnRevocation(feed.Notify)
+	var feedDown, feedSlow atomic.Bool
+	mux.HandleFunc("GET /revocations", func(w http.ResponseWriter, r *http.Request) {
+		if feedSlow.Load() {
+			// A slow issuer: no answer until the follower gives up (or
+			// 30 s, so a test never leaves it hanging).
+			select {
+			case <-r.Context().Done():
+			case <-time.After(30 * time.Second):
+			}
+			return
+		}
+		if feedDown.Load() {
+			// Unreachable: the connection is dropped without an answer.
+			if hj, ok := w.(http.Hijacker); ok {
+				if c, _, err := hj.Hijack(); err == nil {
+					c.Close()
+					return
+				}
+			}
+			panic(http.ErrAbortHandler)
+		}
+		feed.ServeHTTP(w, r)
+	})
+	mux.HandleFunc("POST /log/revoke", func(w http.ResponseWriter, r *http.Request) {
+		var p struct {
+			Kind  store.Kind `json:"kind"`
+			Value string     `json:"value"`
+			Until int64      `json:"until"`
+		}
+		if json.NewDecoder(r.Body).Decode(&p) != nil {
+			http.Error(w, "bad body", http.StatusBadRequest)
+			return
+		}
+		if err := db.Revoke(r.Context(), store.Revocation{Kind: p.Kind, Value: p.Value}, time.Unix(p.Until, 0)); err != nil {
+			http.Error(w, err.Error(), http.StatusInternalServerError)
+			return
+		}
+		w.WriteHeader(http.StatusNoContent)
+	})
+	mux.HandleFunc("POST /feed/{state}", func(w http.ResponseWriter, r *http.Request) {
+		feedDown.Store(r.PathValue("state") == "down")
+		feedSlow.Store(r.PathValue("state") == "slow")
+		w.WriteHeader(http.StatusNoContent)
+	})
 	mux.HandleFunc("GET /origin", func(w http.ResponseWriter, r *http.Request) {
 		mu.Lock()
 		defer mu.Unlock()
@@ -164,6 +228,7 @@ func run(args []string) error {
 
 	out, _ := json.Marshal(map[string]string{
 		"issuer": base, "jwks": base + "/jwks", "origin": origin, "native": native, "config": cfgText,
+		"feed": base + "/revocations", "feed_secret": feedSecret,
 	})
 	fmt.Println(string(out))
 	// Serve until the test closes stdin (or kills us).
