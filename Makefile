@@ -125,6 +125,7 @@ bench: build wasm ## benchmarks: DPoP core, stores, token endpoint, vending, pro
 	$(GO) run ./sidecar/proxy/bench -redis
 	@$(MAKE) --no-print-directory wasm-size
 	node web-component/test/bench.mjs
+	node sidecar/edge/test/revocation-bench.mjs 30
 
 .PHONY: bench-peers
 bench-peers: $(OAUTH2_PROXY) ## the proxy beside oauth2-proxy (bearer JWTs) and a pooled bare ReverseProxy: paired throughput ratios, CPU per request (about 1 min)
