@@ -194,6 +194,9 @@ func (c *Config) loadFeed(getenv func(string) string) []error {
 
 // simpleDuration reads the durations worker.mjs reads too: one decimal
 // number and one unit, ms, s or m ("500ms", "1.5s", "2m").
+// maxSimpleDuration bounds what [simpleDuration] accepts.
+const maxSimpleDuration = 24 * time.Hour
+
 func simpleDuration(s string) (time.Duration, bool) {
 	unit := time.Minute
 	switch {
@@ -213,7 +216,9 @@ func simpleDuration(s string) (time.Duration, bool) {
 		return 0, false
 	}
 	f, err := strconv.ParseFloat(s, 64)
-	if err != nil {
+	// A day is far past any sensible poll interval or staleness bound, and
+	// keeps the product from overflowing time.Duration.
+	if err != nil || f*float64(unit) > float64(maxSimpleDuration) {
 		return 0, false
 	}
 	return time.Duration(f * float64(unit)), true
