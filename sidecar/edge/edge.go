@@ -484,53 +484,16 @@ func (h *Handler) UpstreamFailed(r *Request, f *Forward, err error) *Response {
 	return res
 }
 
-// rateLimit takes a token from the route's per-subject, then per-app
-// bucket (the subject first, so one subject's burst is refused before it
-// drains its app's shared bucket), as the process proxy does, and keeps
-// the tighter bucket's RateLimit-* fields
-// (draft-ietf-httpapi-ratelimit-headers) for the answer. A refusal is 429
-// with Retry-After; a limiter that cannot answer is a 503, never a pass.
+// rateLimit applies the route's per-subject, then per-app limits as the
+// process proxy does ([check.TakeRateLimit]) and keeps the tighter bucket's
+// RateLimit-* fields for the answer.
 func (h *Handler) rateLimit(ctx context.Context, x *exchange) *check.Error {
-	rl := x.route.RateLimit
-	if rl == nil || (rl.PerApp.IsZero() && rl.PerSubject.IsZero()) {
-		return nil
+	tight, err := check.TakeRateLimit(ctx, h.host, &x.route.Route, x.claims, h.now())
+	if tight != nil {
+		f := check.RateLimitFields(tight)
+		x.limitHeaders = f[:]
 	}
-	now := h.now()
-	var tight *ratelimit.Result
-	for _, b := range [...]struct {
-		key   string
-		limit ratelimit.Limit
-	}{
-		{"sub\x00" + x.route.Name + "\x00" + x.claims.ClientID + "\x00" + x.claims.Subject, rl.PerSubject},
-		{"app\x00" + x.route.Name + "\x00" + x.claims.ClientID, rl.PerApp},
-	} {
-		if b.limit.IsZero() {
-			continue
-		}
-		res, err := h.host.Allow(ctx, b.key, b.limit, now)
-		if err != nil {
-			return &check.Error{Code: check.CodeUnavailable, Msg: "rate limiter unavailable", Err: err, Rule: "ratelimit.store"}
-		}
-		if tight == nil || !res.Allowed || (tight.Allowed && res.Remaining < tight.Remaining) {
-			r := res
-			tight = &r
-		}
-		if !res.Allowed {
-			break
-		}
-	}
-	if tight == nil {
-		return nil
-	}
-	x.limitHeaders = [][2]string{
-		{"RateLimit-Limit", strconv.Itoa(tight.Limit)},
-		{"RateLimit-Remaining", strconv.Itoa(tight.Remaining)},
-		{"RateLimit-Reset", strconv.FormatInt(int64((tight.Reset+time.Second-1)/time.Second), 10)},
-	}
-	if !tight.Allowed {
-		return &check.Error{Code: check.CodeRateLimited, Msg: "rate limit exceeded", Rule: "ratelimit", RetryAfter: max(tight.RetryAfter, time.Second)}
-	}
-	return nil
+	return err
 }
 
 // responseHeaders are the CORS, nonce and rate-limit headers of every

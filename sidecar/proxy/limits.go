@@ -7,62 +7,22 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
-	"time"
 
 	"github.com/keyless-dev/keyless/sidecar/proxy/check"
-	"github.com/keyless-dev/keyless/sidecar/ratelimit"
 )
 
-// rateLimit takes a token from the route's per-subject, then per-app
-// bucket and reports the tighter one in RateLimit-* headers
-// (draft-ietf-httpapi-ratelimit-headers); a refusal is 429 with
-// Retry-After. The subject comes first so that requests its own limit
-// refuses never spend the app's bucket: one user cannot drain the app's
-// limit for everyone. A limiter that cannot answer is a 503.
+// rateLimit applies the route's per-subject, then per-app limits
+// ([check.TakeRateLimit]) and reports the tighter bucket in RateLimit-*
+// headers.
 func (p *Proxy) rateLimit(x *exchange) *Error {
-	rl := x.route.RateLimit
-	if rl == nil || (rl.PerApp.IsZero() && rl.PerSubject.IsZero()) {
-		return nil
-	}
-	now := p.now()
-	ctx := x.r.Context()
-	var tight *ratelimit.Result
-	for _, b := range [...]struct {
-		key   string
-		limit ratelimit.Limit
-	}{
-		{"sub\x00" + x.route.Name + "\x00" + x.claims.ClientID + "\x00" + x.claims.Subject, rl.PerSubject},
-		{"app\x00" + x.route.Name + "\x00" + x.claims.ClientID, rl.PerApp},
-	} {
-		if b.limit.IsZero() {
-			continue
-		}
-		res, err := p.limiter.Allow(ctx, b.key, b.limit, now)
-		if err != nil {
-			return &Error{Code: CodeUnavailable, Msg: "rate limiter unavailable", Err: err, Rule: "ratelimit.store"}
-		}
-		if tight == nil || !res.Allowed || (tight.Allowed && res.Remaining < tight.Remaining) {
-			r := res
-			tight = &r
-		}
-		if !res.Allowed {
-			break
+	tight, err := check.TakeRateLimit(x.r.Context(), p.limiter, &x.route.Route, x.claims, p.now())
+	if tight != nil {
+		for _, f := range check.RateLimitFields(tight) {
+			x.w.Header().Set(f[0], f[1])
 		}
 	}
-	if tight == nil {
-		return nil
-	}
-	h := x.w.Header()
-	h.Set("RateLimit-Limit", strconv.Itoa(tight.Limit))
-	h.Set("RateLimit-Remaining", strconv.Itoa(tight.Remaining))
-	h.Set("RateLimit-Reset", strconv.FormatInt(ceilSeconds(tight.Reset), 10))
-	if !tight.Allowed {
-		return &Error{Code: CodeRateLimited, Msg: "rate limit exceeded", Rule: "ratelimit", RetryAfter: max(tight.RetryAfter, time.Second)}
-	}
-	return nil
+	return err
 }
-
-func ceilSeconds(d time.Duration) int64 { return int64((d + time.Second - 1) / time.Second) }
 
 // checkFraming refuses bodies whose framing the proxy cannot know. HTTP/1.0
 // has no chunked coding, and net/http ignores (and removes)
