@@ -110,6 +110,9 @@ func benchIssuer(b *testing.B, public string, shared *redisstore.Store) benchRun
 		defer cancel()
 		iss.shutdown(ctx)
 	})
+	if shared != nil {
+		waitSeeded(b, shared)
+	}
 	return benchRunning{iss, dir}
 }
 

@@ -58,6 +58,9 @@ func TestOAuth4WebAPIRevocation(t *testing.T) {
 		defer c()
 		iss.shutdown(sctx)
 	})
+	// The issuer seeds the new Redis in the background; until then it
+	// answers 503 (fail closed), as its /readyz says.
+	waitSeeded(t, shared)
 	echo, _ := startEcho()
 	t.Cleanup(echo.Close)
 	pcfg := proxy.Config{

@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/keyless-dev/keyless/sidecar/store/redisstore"
 )
 
 // With --store, go-redis's own lines (here: dialing a Redis that is not
@@ -32,5 +34,23 @@ func TestOpenSharedRoutesRedisLogs(t *testing.T) {
 	}
 	if !strings.Contains(buf.String(), `"msg":"store.redis"`) {
 		t.Errorf("go-redis's lines did not reach the logger:\n%s", buf.String())
+	}
+}
+
+// waitSeeded waits (at most 15 s) until the issuer has seeded the shared
+// store: before that every replica, and the issuer's own revocation
+// checks, answer 503 "not seeded" (fail closed), as /readyz reports.
+func waitSeeded(t testing.TB, st *redisstore.Store) {
+	t.Helper()
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		err := st.Ready(context.Background())
+		if err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("shared store not seeded: %v", err)
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 }
