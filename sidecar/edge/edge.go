@@ -123,6 +123,7 @@ type Handler struct {
 	cache      *check.TokenCache
 	keys       *keyCache
 	origins    *check.Origins
+	hosts      *check.Hosts
 	strip      check.HeaderMatcher
 	stripResp  check.HeaderMatcher
 	routes     []*route
@@ -150,6 +151,7 @@ func New(cfg *Config, host Host, now func() time.Time) (*Handler, error) {
 		now:        now,
 		publicBase: strings.TrimSuffix(pc.PublicURL, "/"),
 		origins:    check.NewOrigins(pc.CORS),
+		hosts:      check.NewHosts(pc.PublicURL, pc.Hosts),
 		strip:      check.RequestStripList(pc.Headers),
 		stripResp:  check.ResponseStripList(pc.Headers),
 		keys:       &keyCache{url: pc.Token.JWKSURL, fetch: host.FetchJWKS, now: now},
@@ -249,6 +251,15 @@ func (h *Handler) serve(ctx context.Context, x *exchange) (*Forward, *Response, 
 			x.query = x.query[:j]
 		}
 	}
+	if err := check.Query(strings.TrimPrefix(x.query, "?")); err != nil {
+		return nil, nil, err
+	}
+	// The host the platform routed on is request.url's authority (the
+	// Host field a client sent): one that is not public_url's or a
+	// `hosts` alias (a workers.dev name, say) is 421, as natively.
+	if err := h.hosts.Check(urlHost(r.URL)); err != nil {
+		return nil, nil, err
+	}
 	if r.Method == "OPTIONS" && r.get("Origin") != "" && r.get("Access-Control-Request-Method") != "" {
 		res, err := h.preflight(x)
 		return nil, res, err
@@ -292,6 +303,11 @@ func (h *Handler) serve(ctx context.Context, x *exchange) (*Forward, *Response, 
 	if err := h.checkBody(x); err != nil {
 		return nil, nil, err
 	}
+	// The body is never read here (only streamed to the origin), so an
+	// access_token in a urlencoded body is not looked for at the edge.
+	if err := check.TokenParams(strings.TrimPrefix(x.query, "?"), nil); err != nil {
+		return nil, nil, err
+	}
 	if x.claims.Preview {
 		res, err := h.preview(x)
 		return nil, res, err
@@ -302,6 +318,19 @@ func (h *Handler) serve(ctx context.Context, x *exchange) (*Forward, *Response, 
 		return nil, nil, &check.Error{Code: check.CodeBadGateway, Msg: "upstream response could not be checked", Rule: "redact"}
 	}
 	return h.forward(x)
+}
+
+// urlHost is the authority of an absolute URL ("" when it has none, which
+// no host allows).
+func urlHost(u string) string {
+	_, rest, ok := strings.Cut(u, "://")
+	if !ok {
+		return ""
+	}
+	if i := strings.IndexAny(rest, "/?#"); i >= 0 {
+		rest = rest[:i]
+	}
+	return rest
 }
 
 // headerBytes is the size of the request line and header section.

@@ -132,6 +132,43 @@ test('the shared attack rows: same status and error code at the edge as in the n
   assert.deepEqual(failures, [])
 })
 
+// The checks the native sidecar runs with the path (sidecar/proxy serve):
+// a Host that is neither public_url's nor a `hosts` alias is 421 (the
+// Worker reads it from request.url), a query the origin could read
+// differently is 400, and an access_token in the query is 400 (RFC 6750
+// section 2.3), each with valid credentials, at both, never forwarded.
+test('another host is 421, an ambiguous query or an access_token in it 400, at the edge as natively', async () => {
+  const rows = [
+    { name: 'another host', path: '/v1/orders', host: 'evil.example', status: 421, code: '<none>' },
+    { name: 'a workers.dev name', path: '/v1/orders', host: 'keyless-edge.acct.workers.dev', status: 421, code: '<none>' },
+    { name: 'the public host', path: '/v1/orders', host: 'api.example.test', status: 200 },
+    { name: 'query with ;', path: '/v1/orders?a=1;b=2', status: 400, code: 'invalid_request' },
+    { name: 'query with a bad escape', path: '/v1/orders?a=%zz', status: 400, code: 'invalid_request' },
+    { name: 'access_token in the query', path: '/v1/orders?access_token=x', status: 400, code: 'invalid_request' },
+    { name: 'access_token, encoded name', path: '/v1/orders?access%5Ftoken=x', status: 400, code: 'invalid_request' },
+    { name: 'a field that only contains the name', path: '/v1/orders?my_access_token=x', status: 200 },
+  ]
+  const failures = []
+  for (const [name, mk] of Object.entries(targets)) {
+    const { url } = mk()
+    for (const row of rows) {
+      const tok = await mint(world, { scope: ['orders:read'], jkt: client.jkt })
+      const proof = await generateProof(client.kp, publicURL + row.path.split('?')[0], 'GET', undefined, tok)
+      const hits = await originHits()
+      const res = await send(url, { method: 'GET', path: row.path, host: row.host, headers: [['Authorization', 'DPoP ' + tok], ['DPoP', proof]] })
+      const got = wwwAuthError(res)
+      const problems = []
+      if (res.status !== row.status) problems.push(`status ${res.status}, want ${row.status} (${res.body.slice(0, 120)})`)
+      if (row.code === '<none>' && got !== undefined && got !== '') problems.push(`error ${got}, want none`)
+      if (row.code && row.code !== '<none>' && got !== row.code) problems.push(`error ${got}, want ${row.code}`)
+      const after = await originHits()
+      if (after !== hits + (row.status < 300 ? 1 : 0)) problems.push(`origin hits ${hits} -> ${after}`)
+      if (problems.length) failures.push(`${name}: ${row.name}: ${problems.join('; ')}`)
+    }
+  }
+  assert.deepEqual(failures, [])
+})
+
 test('a body of unknown length (chunked) is capped before the origin sees it, and forwarded whole under the cap', async () => {
   const post = async (body) => {
     const tok = await mint(world, { scope: ['orders:write'], jkt: client.jkt })
