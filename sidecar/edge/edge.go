@@ -29,14 +29,35 @@ type Host interface {
 	Verify(alg string, key *dpop.JWK, input, sig []byte) error
 	// FetchJWKS returns the issuer's JWK Set document.
 	FetchJWKS(ctx context.Context, url string) ([]byte, error)
-	// ReplayCache must be strongly consistent across isolates: a Durable
-	// Object per key thumbprint in the Worker.
-	dpop.ReplayCache
+	// UseJTI is the replay cache's Use (dpop.ReplayCache: record jkt's
+	// jti until until, dpop.ErrReplay if it is live already), bounded per
+	// key: a key that already holds max live entries gets a [*QuotaError]
+	// and nothing is recorded (max ≤ 0: no bound). It must be strongly
+	// consistent across isolates: a Durable Object per key thumbprint in
+	// the Worker, which holds every live jti of its key.
+	UseJTI(ctx context.Context, jkt, jti string, until time.Time, max int) error
 	// Revocations are the issuer's revocations as pushed to the edge.
 	store.Revocations
 	// Limiter holds the rate-limit buckets: one Durable Object per bucket
 	// in the Worker, so every isolate and location takes from one bucket.
 	ratelimit.Limiter
+}
+
+// QuotaError is [Host.UseJTI]'s refusal of a key at its quota of live
+// replay entries: Retry is when its oldest entry expires.
+type QuotaError struct{ Retry time.Duration }
+
+func (e *QuotaError) Error() string { return "edge: key holds its quota of live replay entries" }
+
+// replayQuota is the dpop.ReplayCache the proofs are checked against: the
+// Host's, with the per-key quota of the process proxy ([check.KeyQuota]).
+type replayQuota struct {
+	host Host
+	max  int
+}
+
+func (r replayQuota) Use(ctx context.Context, jkt, jti string, until time.Time) error {
+	return r.host.UseJTI(ctx, jkt, jti, until, r.max)
 }
 
 // Request is what the Handler needs of an incoming request.
@@ -164,7 +185,7 @@ func New(cfg *Config, host Host, now func() time.Time) (*Handler, error) {
 		MaxAge:     pc.DPoP.MaxAge,
 		FutureSkew: pc.DPoP.FutureSkew,
 		Now:        now,
-		Replay:     host,
+		Replay:     replayQuota{host, check.KeyQuota(pc)},
 		Verifier:   host.Verify,
 	}
 	h.algs = strings.Join(h.verifyOpts.AllowedAlgs(), " ")
@@ -395,6 +416,13 @@ func (h *Handler) authenticate(ctx context.Context, x *exchange) *check.Error {
 		}, h.verifyOpts)
 	}
 	if perr != nil {
+		// The quota is checked where the key's entries are, in its
+		// replay object, so after the proof's signature (natively it is
+		// checked before, in the process).
+		var qe *QuotaError
+		if errors.As(perr, &qe) {
+			return check.KeyQuotaError(qe.Retry)
+		}
 		return check.ProofError(perr)
 	}
 	return nil

@@ -4,6 +4,8 @@ import (
 	"context"
 	"strings"
 	"testing"
+
+	"github.com/keyless-dev/keyless/sidecar/proxy/check"
 )
 
 // The checks the process proxy runs with the path, before anything else
@@ -79,4 +81,32 @@ func bodyText(res *Response) string {
 		return ""
 	}
 	return string(res.Body)
+}
+
+// The per-key quota of live replay entries (dpop.replay_per_key, else
+// derived from the routes' rate limits as natively: check.KeyQuota) is
+// handed to the replay object with every use; a key past it is refused
+// alone, 429 with Retry-After, rule replay.per_key, and not forwarded.
+func TestServeKeyQuota(t *testing.T) {
+	w := newWorldWith(t, "dpop:\n  replay_per_key: 2\n", nil)
+	ctx := context.Background()
+	for i := range 2 {
+		if _, res := w.h.Serve(ctx, w.request(t, "GET", "/v1/orders", "orders:read")); res != nil {
+			t.Fatalf("proof %d refused: %d %s", i, res.Status, res.Body)
+		}
+	}
+	f, res := w.h.Serve(ctx, w.request(t, "GET", "/v1/orders", "orders:read"))
+	if f != nil || res == nil || res.Status != 429 || res.Audit.Rule != "replay.per_key" ||
+		len(header(res.Header, "Retry-After")) != 1 || !strings.Contains(string(res.Body), "rate_limited") {
+		t.Fatalf("third live proof of one key = %+v, %+v", f, res)
+	}
+	if w.host.quotaMax != 2 {
+		t.Errorf("quota handed to the replay store = %d, want 2", w.host.quotaMax)
+	}
+	// Derived when not set: the same number the process proxy uses.
+	d := newWorld(t, nil)
+	d.h.Serve(ctx, d.request(t, "GET", "/v1/orders", "orders:read"))
+	if want := check.KeyQuota(d.h.cfg.Proxy); d.host.quotaMax != want || want <= 0 {
+		t.Errorf("derived quota = %d, want %d", d.host.quotaMax, want)
+	}
 }

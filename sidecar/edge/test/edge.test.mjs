@@ -4,6 +4,7 @@
 import { test, before, after } from 'node:test'
 import assert from 'node:assert/strict'
 import { readFileSync } from 'node:fs'
+import { mkdir } from 'node:fs/promises'
 import { request } from 'node:http'
 import { spawnSync } from 'node:child_process'
 import { join } from 'node:path'
@@ -332,6 +333,37 @@ test('a large body to the push path is never buffered: suffix paths and unauthor
   const after = await workerdPeakKiB(worker.pgid)
   // 90 MB each: buffering any one of them would raise the peak by more.
   assert.ok(after - before < 48 << 10, `workerd peak RSS grew ${before} -> ${after} KiB`)
+})
+
+// The per-key quota of live replay entries (dpop.replay_per_key; the
+// native sidecar's own tests cover it there), enforced by the key's
+// ReplayGuard Durable Object: a Worker of its own with a quota of 3.
+test('a key holding its quota of live replay entries gets 429 with Retry-After, never forwarded; another key passes', async () => {
+  const dir = join(tmp.dir, 'quota')
+  await mkdir(dir)
+  const file = await writeWranglerConfig(dir, world.config + 'dpop:\n  replay_per_key: 3\n')
+  const w = await startWorker(file, join(dir, 'state'))
+  try {
+    const key = await newKey()
+    const tok = await mint(world, { scope: ['orders:read'], jkt: key.jkt })
+    const get = async (k, t) => send(w.url, { method: 'GET', path: '/v1/orders',
+      headers: [['Authorization', 'DPoP ' + t], ['DPoP', await generateProof(k.kp, publicURL + '/v1/orders', 'GET', undefined, t)]] })
+    for (let i = 0; i < 3; i++) {
+      const res = await get(key, tok)
+      assert.equal(res.status, 200, res.body)
+    }
+    const hits = await originHits()
+    const res = await get(key, tok)
+    assert.equal(res.status, 429, res.body)
+    assert.equal(JSON.parse(res.body).error, 'rate_limited')
+    assert.ok(Number(res.headers['retry-after']) >= 1, `Retry-After ${res.headers['retry-after']}`)
+    assert.equal(await originHits(), hits)
+    const other = await newKey()
+    const ok = await get(other, await mint(world, { scope: ['orders:read'], jkt: other.jkt }))
+    assert.equal(ok.status, 200, ok.body)
+  } finally {
+    await w.stop()
+  }
 })
 
 // Last: it restarts the Worker (a first request after a restart with a

@@ -2,7 +2,7 @@
 // mint, echo origin, native sidecar; ./issuer) and the Worker in real
 // workerd through `wrangler dev`, with metrics, the Request.cf download and
 // every other network access off.
-import { spawn, spawnSync } from 'node:child_process'
+import { spawn, spawnSync, execFileSync } from 'node:child_process'
 import { createServer } from 'node:net'
 import { mkdtemp, writeFile, rm, readdir, readFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
@@ -147,4 +147,31 @@ export async function workerdPeakKiB(pgid) {
     } catch {}
   }
   return peak
+}
+
+/**
+ * The keys a Durable Object class of the test Worker holds in storage
+ * under prefix, read from the SQLite files `wrangler dev --persist-to`
+ * keeps in persistDir (workerd's table _cf_KV), with the sqlite3 command
+ * (python3's sqlite3 module where it is missing), read-only: what the
+ * object would find, without any test-only code in the Worker.
+ */
+export async function storedKeys(persistDir, className, prefix) {
+  const dir = join(persistDir, 'v3', 'do', 'keyless-edge-test-' + className)
+  const files = (await readdir(dir).catch(() => [])).filter((f) => f.endsWith('.sqlite') && f !== 'metadata.sqlite')
+  if (files.length === 0) throw new Error(`no Durable Object storage in ${dir}`)
+  const keys = []
+  for (const f of files) {
+    const uri = 'file:' + join(dir, f) + '?mode=ro'
+    const sql = `SELECT key FROM _cf_KV WHERE substr(key, 1, ${prefix.length}) = '${prefix.replace(/'/g, "''")}'`
+    let out
+    try {
+      out = execFileSync('sqlite3', [uri, sql], { encoding: 'utf8' })
+    } catch (err) {
+      if (err.code !== 'ENOENT') throw err
+      out = execFileSync('python3', ['-c', 'import sqlite3,sys\nfor (k,) in sqlite3.connect(sys.argv[1], uri=True).execute(sys.argv[2]): print(k)', uri, sql], { encoding: 'utf8' })
+    }
+    keys.push(...out.split('\n').filter(Boolean))
+  }
+  return keys.sort()
 }
