@@ -1,8 +1,9 @@
 // The Worker following the issuer's revocation log through its feed (the
 // endpoint and shared secret `keyless proxy --feed-secret-file` uses), in
 // real workerd (wrangler dev, local mode) against the loopback issuer's
-// real bolt log and revfeed handler. Nothing here pushes to the Worker:
-// what it refuses it learned from the feed.
+// real bolt log and revfeed handler. Outside the push-and-snapshot and
+// sweep rows nothing here pushes to the Worker: what it refuses it learned
+// from the feed.
 // Run: node --test --test-concurrency=1 sidecar/edge/test/feed.test.mjs
 import { test, before, after } from 'node:test'
 import assert from 'node:assert/strict'
