@@ -29,14 +29,35 @@ type Host interface {
 	Verify(alg string, key *dpop.JWK, input, sig []byte) error
 	// FetchJWKS returns the issuer's JWK Set document.
 	FetchJWKS(ctx context.Context, url string) ([]byte, error)
-	// ReplayCache must be strongly consistent across isolates: a Durable
-	// Object per key thumbprint in the Worker.
-	dpop.ReplayCache
+	// UseJTI is the replay cache's Use (dpop.ReplayCache: record jkt's
+	// jti until until, dpop.ErrReplay if it is live already), bounded per
+	// key: a key that already holds max live entries gets a [*QuotaError]
+	// and nothing is recorded (max ≤ 0: no bound). It must be strongly
+	// consistent across isolates: a Durable Object per key thumbprint in
+	// the Worker, which holds every live jti of its key.
+	UseJTI(ctx context.Context, jkt, jti string, until time.Time, max int) error
 	// Revocations are the issuer's revocations as pushed to the edge.
 	store.Revocations
 	// Limiter holds the rate-limit buckets: one Durable Object per bucket
 	// in the Worker, so every isolate and location takes from one bucket.
 	ratelimit.Limiter
+}
+
+// QuotaError is [Host.UseJTI]'s refusal of a key at its quota of live
+// replay entries: Retry is when its oldest entry expires.
+type QuotaError struct{ Retry time.Duration }
+
+func (e *QuotaError) Error() string { return "edge: key holds its quota of live replay entries" }
+
+// replayQuota is the dpop.ReplayCache the proofs are checked against: the
+// Host's, with the per-key quota of the process proxy ([check.KeyQuota]).
+type replayQuota struct {
+	host Host
+	max  int
+}
+
+func (r replayQuota) Use(ctx context.Context, jkt, jti string, until time.Time) error {
+	return r.host.UseJTI(ctx, jkt, jti, until, r.max)
 }
 
 // Request is what the Handler needs of an incoming request.
@@ -123,6 +144,7 @@ type Handler struct {
 	cache      *check.TokenCache
 	keys       *keyCache
 	origins    *check.Origins
+	hosts      *check.Hosts
 	strip      check.HeaderMatcher
 	stripResp  check.HeaderMatcher
 	routes     []*route
@@ -150,6 +172,7 @@ func New(cfg *Config, host Host, now func() time.Time) (*Handler, error) {
 		now:        now,
 		publicBase: strings.TrimSuffix(pc.PublicURL, "/"),
 		origins:    check.NewOrigins(pc.CORS),
+		hosts:      check.NewHosts(pc.PublicURL, pc.Hosts),
 		strip:      check.RequestStripList(pc.Headers),
 		stripResp:  check.ResponseStripList(pc.Headers),
 		keys:       &keyCache{url: pc.Token.JWKSURL, fetch: host.FetchJWKS, now: now},
@@ -162,7 +185,7 @@ func New(cfg *Config, host Host, now func() time.Time) (*Handler, error) {
 		MaxAge:     pc.DPoP.MaxAge,
 		FutureSkew: pc.DPoP.FutureSkew,
 		Now:        now,
-		Replay:     host,
+		Replay:     replayQuota{host, check.KeyQuota(pc)},
 		Verifier:   host.Verify,
 	}
 	h.algs = strings.Join(h.verifyOpts.AllowedAlgs(), " ")
@@ -249,6 +272,15 @@ func (h *Handler) serve(ctx context.Context, x *exchange) (*Forward, *Response, 
 			x.query = x.query[:j]
 		}
 	}
+	if err := check.Query(strings.TrimPrefix(x.query, "?")); err != nil {
+		return nil, nil, err
+	}
+	// The host the platform routed on is request.url's authority (the
+	// Host field a client sent): one that is not public_url's or a
+	// `hosts` alias (a workers.dev name, say) is 421, as natively.
+	if err := h.hosts.Check(urlHost(r.URL)); err != nil {
+		return nil, nil, err
+	}
 	if r.Method == "OPTIONS" && r.get("Origin") != "" && r.get("Access-Control-Request-Method") != "" {
 		res, err := h.preflight(x)
 		return nil, res, err
@@ -292,6 +324,11 @@ func (h *Handler) serve(ctx context.Context, x *exchange) (*Forward, *Response, 
 	if err := h.checkBody(x); err != nil {
 		return nil, nil, err
 	}
+	// The body is never read here (only streamed to the origin), so an
+	// access_token in a urlencoded body is not looked for at the edge.
+	if err := check.TokenParams(strings.TrimPrefix(x.query, "?"), nil); err != nil {
+		return nil, nil, err
+	}
 	if x.claims.Preview {
 		res, err := h.preview(x)
 		return nil, res, err
@@ -302,6 +339,19 @@ func (h *Handler) serve(ctx context.Context, x *exchange) (*Forward, *Response, 
 		return nil, nil, &check.Error{Code: check.CodeBadGateway, Msg: "upstream response could not be checked", Rule: "redact"}
 	}
 	return h.forward(x)
+}
+
+// urlHost is the authority of an absolute URL ("" when it has none, which
+// no host allows).
+func urlHost(u string) string {
+	_, rest, ok := strings.Cut(u, "://")
+	if !ok {
+		return ""
+	}
+	if i := strings.IndexAny(rest, "/?#"); i >= 0 {
+		rest = rest[:i]
+	}
+	return rest
 }
 
 // headerBytes is the size of the request line and header section.
@@ -366,6 +416,13 @@ func (h *Handler) authenticate(ctx context.Context, x *exchange) *check.Error {
 		}, h.verifyOpts)
 	}
 	if perr != nil {
+		// The quota is checked where the key's entries are, in its
+		// replay object, so after the proof's signature (natively it is
+		// checked before, in the process).
+		var qe *QuotaError
+		if errors.As(perr, &qe) {
+			return check.KeyQuotaError(qe.Retry)
+		}
 		return check.ProofError(perr)
 	}
 	return nil

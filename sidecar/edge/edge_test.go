@@ -18,6 +18,7 @@ import (
 	"github.com/keyless-dev/keyless/sidecar/dpop"
 	"github.com/keyless-dev/keyless/sidecar/ratelimit"
 	"github.com/keyless-dev/keyless/sidecar/store"
+	"github.com/keyless-dev/keyless/sidecar/store/keyquota"
 	"github.com/keyless-dev/keyless/sidecar/store/memstore"
 	"github.com/keyless-dev/keyless/sidecar/token"
 )
@@ -31,6 +32,10 @@ type fakeHost struct {
 	limiter ratelimit.Memory
 	mu      sync.Mutex
 	fetches int
+	// quota counts live replay entries per key as the Worker's replay
+	// object does; quotaMax is the bound the Handler last asked for.
+	quota    *keyquota.Quota
+	quotaMax int
 }
 
 func (f *fakeHost) Verify(alg string, key *dpop.JWK, input, sig []byte) error {
@@ -57,8 +62,21 @@ func (f *fakeHost) FetchJWKS(context.Context, string) ([]byte, error) {
 	return f.jwks, nil
 }
 
-func (f *fakeHost) Use(ctx context.Context, jkt, jti string, until time.Time) error {
-	return f.replay.Use(ctx, jkt, jti, until)
+func (f *fakeHost) UseJTI(ctx context.Context, jkt, jti string, until time.Time, max int) error {
+	f.mu.Lock()
+	f.quotaMax = max
+	if max > 0 && f.quota == nil {
+		f.quota = keyquota.New(max, time.Minute, nil)
+	}
+	f.mu.Unlock()
+	if retry, ok := f.quota.Check(jkt); !ok {
+		return &QuotaError{Retry: retry}
+	}
+	if err := f.replay.Use(ctx, jkt, jti, until); err != nil {
+		return err
+	}
+	f.quota.Add(jkt, until)
+	return nil
 }
 
 func (f *fakeHost) AnyRevoked(ctx context.Context, rs ...store.Revocation) (bool, error) {

@@ -1,8 +1,9 @@
 package proxy
 
 import (
-	"math"
 	"time"
+
+	"github.com/keyless-dev/keyless/sidecar/proxy/check"
 )
 
 // The replay quota per key ([keyquota]) is a key's legitimate maximum: a
@@ -14,33 +15,12 @@ import (
 
 // DefaultKeyRate is the proof rate per key assumed, for the replay quota,
 // on authenticated routes without a per-subject rate limit.
-const DefaultKeyRate = 20
+const DefaultKeyRate = check.DefaultKeyRate
 
 // keyQuotaMax derives the per-key quota from the routes' rate limits
-// (dpop.replay_per_key overrides it): the sum of the per-subject rates a
-// key may spend across routes, DefaultKeyRate for a route without one,
-// times the entry lifetime, plus the bursts, plus DefaultKeyRate for the
-// WebSocket ticket endpoint, which is no route.
-func keyQuotaMax(cfg Config) int {
-	if cfg.DPoP.ReplayPerKey != 0 {
-		return cfg.DPoP.ReplayPerKey
-	}
-	window := (cfg.DPoP.MaxAge + cfg.DPoP.FutureSkew).Seconds()
-	rate, burst := 0.0, 0
-	for _, r := range cfg.Routes {
-		if r.Anonymous {
-			continue
-		}
-		if r.RateLimit == nil || r.RateLimit.PerSubject.IsZero() {
-			rate += DefaultKeyRate
-			burst += DefaultKeyRate
-			continue
-		}
-		rate += r.RateLimit.PerSubject.Rate
-		burst += max(r.RateLimit.PerSubject.Burst, int(math.Ceil(r.RateLimit.PerSubject.Rate)))
-	}
-	return int(math.Ceil(rate*window)) + burst + DefaultKeyRate
-}
+// (dpop.replay_per_key overrides it): [check.KeyQuota], which the edge
+// Worker uses too.
+func keyQuotaMax(cfg Config) int { return check.KeyQuota(cfg) }
 
 // checkKeyQuota is the cheap check before the proof's signature: the
 // lease's key (cnf.jkt) must have room in its replay quota, else 429 with
@@ -52,6 +32,4 @@ func (p *Proxy) checkKeyQuota(x *exchange) *Error {
 	return nil
 }
 
-func keyQuotaError(retry time.Duration) *Error {
-	return &Error{Code: CodeRateLimited, Msg: "too many proofs from this key", Rule: "replay.per_key", RetryAfter: max(retry, time.Second)}
-}
+func keyQuotaError(retry time.Duration) *Error { return check.KeyQuotaError(retry) }

@@ -217,11 +217,11 @@ export class Runner {
   }
 }
 
-/** Sends a request with exactly these header fields (repeats kept). */
-export function send(base, { method, path, headers, body }) {
+/** Sends a request with exactly these header fields (repeats kept); Host is base's unless host is given. */
+export function send(base, { method, path, headers, body, host }) {
   return new Promise((resolve, reject) => {
     const u = new URL(base)
-    const flat = ['Host', u.host, ...headers.flatMap(([k, v]) => [k, v])]
+    const flat = ['Host', host ?? u.host, ...headers.flatMap(([k, v]) => [k, v])]
     if (body !== undefined) flat.push('Content-Length', String(Buffer.byteLength(body)))
     const req = httpRequest({ host: u.hostname, port: u.port, method, path, headers: flat, agent: false }, (res) => {
       let b = ''

@@ -4,6 +4,7 @@
 import { test, before, after } from 'node:test'
 import assert from 'node:assert/strict'
 import { readFileSync } from 'node:fs'
+import { mkdir } from 'node:fs/promises'
 import { request } from 'node:http'
 import { spawnSync } from 'node:child_process'
 import { join } from 'node:path'
@@ -129,6 +130,43 @@ test('the shared attack rows: same status and error code at the edge as in the n
     }
   }
   t.diagnostic(`${shared.rows.length} rows, ${shared.rows.filter((r) => r.edge).length} with an edge-specific expectation`)
+  assert.deepEqual(failures, [])
+})
+
+// The checks the native sidecar runs with the path (sidecar/proxy serve):
+// a Host that is neither public_url's nor a `hosts` alias is 421 (the
+// Worker reads it from request.url), a query the origin could read
+// differently is 400, and an access_token in the query is 400 (RFC 6750
+// section 2.3), each with valid credentials, at both, never forwarded.
+test('another host is 421, an ambiguous query or an access_token in it 400, at the edge as natively', async () => {
+  const rows = [
+    { name: 'another host', path: '/v1/orders', host: 'evil.example', status: 421, code: '<none>' },
+    { name: 'a workers.dev name', path: '/v1/orders', host: 'keyless-edge.acct.workers.dev', status: 421, code: '<none>' },
+    { name: 'the public host', path: '/v1/orders', host: 'api.example.test', status: 200 },
+    { name: 'query with ;', path: '/v1/orders?a=1;b=2', status: 400, code: 'invalid_request' },
+    { name: 'query with a bad escape', path: '/v1/orders?a=%zz', status: 400, code: 'invalid_request' },
+    { name: 'access_token in the query', path: '/v1/orders?access_token=x', status: 400, code: 'invalid_request' },
+    { name: 'access_token, encoded name', path: '/v1/orders?access%5Ftoken=x', status: 400, code: 'invalid_request' },
+    { name: 'a field that only contains the name', path: '/v1/orders?my_access_token=x', status: 200 },
+  ]
+  const failures = []
+  for (const [name, mk] of Object.entries(targets)) {
+    const { url } = mk()
+    for (const row of rows) {
+      const tok = await mint(world, { scope: ['orders:read'], jkt: client.jkt })
+      const proof = await generateProof(client.kp, publicURL + row.path.split('?')[0], 'GET', undefined, tok)
+      const hits = await originHits()
+      const res = await send(url, { method: 'GET', path: row.path, host: row.host, headers: [['Authorization', 'DPoP ' + tok], ['DPoP', proof]] })
+      const got = wwwAuthError(res)
+      const problems = []
+      if (res.status !== row.status) problems.push(`status ${res.status}, want ${row.status} (${res.body.slice(0, 120)})`)
+      if (row.code === '<none>' && got !== undefined && got !== '') problems.push(`error ${got}, want none`)
+      if (row.code && row.code !== '<none>' && got !== row.code) problems.push(`error ${got}, want ${row.code}`)
+      const after = await originHits()
+      if (after !== hits + (row.status < 300 ? 1 : 0)) problems.push(`origin hits ${hits} -> ${after}`)
+      if (problems.length) failures.push(`${name}: ${row.name}: ${problems.join('; ')}`)
+    }
+  }
   assert.deepEqual(failures, [])
 })
 
@@ -295,6 +333,37 @@ test('a large body to the push path is never buffered: suffix paths and unauthor
   const after = await workerdPeakKiB(worker.pgid)
   // 90 MB each: buffering any one of them would raise the peak by more.
   assert.ok(after - before < 48 << 10, `workerd peak RSS grew ${before} -> ${after} KiB`)
+})
+
+// The per-key quota of live replay entries (dpop.replay_per_key; the
+// native sidecar's own tests cover it there), enforced by the key's
+// ReplayGuard Durable Object: a Worker of its own with a quota of 3.
+test('a key holding its quota of live replay entries gets 429 with Retry-After, never forwarded; another key passes', async () => {
+  const dir = join(tmp.dir, 'quota')
+  await mkdir(dir)
+  const file = await writeWranglerConfig(dir, world.config + 'dpop:\n  replay_per_key: 3\n')
+  const w = await startWorker(file, join(dir, 'state'))
+  try {
+    const key = await newKey()
+    const tok = await mint(world, { scope: ['orders:read'], jkt: key.jkt })
+    const get = async (k, t) => send(w.url, { method: 'GET', path: '/v1/orders',
+      headers: [['Authorization', 'DPoP ' + t], ['DPoP', await generateProof(k.kp, publicURL + '/v1/orders', 'GET', undefined, t)]] })
+    for (let i = 0; i < 3; i++) {
+      const res = await get(key, tok)
+      assert.equal(res.status, 200, res.body)
+    }
+    const hits = await originHits()
+    const res = await get(key, tok)
+    assert.equal(res.status, 429, res.body)
+    assert.equal(JSON.parse(res.body).error, 'rate_limited')
+    assert.ok(Number(res.headers['retry-after']) >= 1, `Retry-After ${res.headers['retry-after']}`)
+    assert.equal(await originHits(), hits)
+    const other = await newKey()
+    const ok = await get(other, await mint(world, { scope: ['orders:read'], jkt: other.jkt }))
+    assert.equal(ok.status, 200, ok.body)
+  } finally {
+    await w.stop()
+  }
 })
 
 // Last: it restarts the Worker (a first request after a restart with a

@@ -1,14 +1,15 @@
 // The Worker following the issuer's revocation log through its feed (the
 // endpoint and shared secret `keyless proxy --feed-secret-file` uses), in
 // real workerd (wrangler dev, local mode) against the loopback issuer's
-// real bolt log and revfeed handler. Nothing here pushes to the Worker:
-// what it refuses it learned from the feed.
+// real bolt log and revfeed handler. Outside the push-and-snapshot and
+// sweep rows nothing here pushes to the Worker: what it refuses it learned
+// from the feed.
 // Run: node --test --test-concurrency=1 sidecar/edge/test/feed.test.mjs
 import { test, before, after } from 'node:test'
 import assert from 'node:assert/strict'
 import { join } from 'node:path'
 import { mkdir } from 'node:fs/promises'
-import { build, startIssuer, writeWranglerConfig, startWorker, tempDir } from './world.mjs'
+import { build, startIssuer, writeWranglerConfig, startWorker, tempDir, revokeToken, storedKeys } from './world.mjs'
 import { newKey, mint, send, wwwAuthError, publicURL } from './client.mjs'
 import { generateProof } from 'dpop'
 
@@ -100,6 +101,78 @@ test('a subject watermark from the log applies with the cutoff rule at the edge'
   const { seen, res } = await until(older, 401, INTERVAL_MS + FEED_TIMEOUT_MS + 2000)
   assert.ok(res, `never refused; statuses ${seen}`)
   assert.equal((await get(newer)).status, 200)
+})
+
+async function push(r) {
+  const res = await fetch(worker.url + '/.keyless/revocations', {
+    method: 'POST', headers: { Authorization: 'Bearer ' + revokeToken }, body: JSON.stringify(r),
+  })
+  assert.equal(res.status, 204, await res.text())
+}
+
+/** Makes the helper answer the next poll with a snapshot; resolves once it did (bounded). */
+async function snapshot() {
+  const served = async () => Number(await (await fetch(world.issuer + '/feed/snapshots')).text())
+  const before = await served()
+  await feed('snapshot')
+  const end = Date.now() + INTERVAL_MS + FEED_TIMEOUT_MS + 5000
+  while (await served() === before) {
+    assert.ok(Date.now() < end, 'the Worker never polled the snapshot')
+    // A request makes the due poll (the Worker polls from the request path).
+    await get(await mint(world, { scope: ['orders:read'], jkt: client.jkt }))
+    await new Promise((r) => setTimeout(r, 100))
+  }
+}
+
+test('a pushed revocation the log does not hold survives a feed snapshot', async () => {
+  const lease = 'lease-pushed-' + Math.random().toString(36).slice(2)
+  const tok = await mint(world, { scope: ['orders:read'], jkt: client.jkt, lease_id: lease })
+  assert.equal((await get(tok)).status, 200)
+  await push({ kind: 'lease', value: lease, until: Math.floor(Date.now() / 1000) + 3600 })
+  let res = await get(tok)
+  assert.equal(res.status, 401, res.body)
+  // The issuer's log never heard of it: a snapshot lacks it.
+  await snapshot()
+  res = await get(tok)
+  assert.equal(res.status, 401, res.body)
+  assert.equal(wwwAuthError(res), 'invalid_token')
+  // The feed's own revocations are still applied after the snapshot.
+  const logged = 'lease-logged-' + Math.random().toString(36).slice(2)
+  const tok2 = await mint(world, { scope: ['orders:read'], jkt: client.jkt, lease_id: logged })
+  await logRevoke({ kind: 'lease', value: logged, until: Math.floor(Date.now() / 1000) + 3600 })
+  const { seen, res: refused } = await until(tok2, 401, INTERVAL_MS + FEED_TIMEOUT_MS + 2000)
+  assert.ok(refused, `never refused; statuses ${seen}`)
+})
+
+test('an alarm deletes revocations (pushed and from the feed) once their until has passed, and keeps the rest', async () => {
+  const state = join(tmp.dir, 'state')
+  const id = Math.random().toString(36).slice(2)
+  const soon = Math.floor(Date.now() / 1000) + 2
+  const later = soon + 3600
+  await push({ kind: 'lease', value: 'sweep-push-' + id, until: soon })
+  await push({ kind: 'lease', value: 'keep-push-' + id, until: later })
+  await logRevoke({ kind: 'lease', value: 'sweep-log-' + id, until: soon })
+  await logRevoke({ kind: 'lease', value: 'keep-log-' + id, until: later })
+  const mine = async () => [...await storedKeys(state, 'RevocationList', 'push:'), ...await storedKeys(state, 'RevocationList', 'rev:')]
+    .filter((k) => k.endsWith(id)).sort()
+  const all = [`push:lease:keep-push-${id}`, `push:lease:sweep-push-${id}`, `rev:lease:keep-log-${id}`, `rev:lease:sweep-log-${id}`]
+  // Stored first (a request makes the Worker poll the log)...
+  let got = []
+  for (const end = Date.now() + INTERVAL_MS + FEED_TIMEOUT_MS + 3000; Date.now() < end;) {
+    await get(await mint(world, { scope: ['orders:read'], jkt: client.jkt }))
+    got = await mine()
+    if (got.length === 4) break
+    await new Promise((r) => setTimeout(r, 100))
+  }
+  assert.deepEqual(got, all)
+  // ...then gone a little after until (the alarm fires at until + 1 s),
+  // with nothing asking for them meanwhile.
+  for (const end = soon * 1000 + 8000; Date.now() < end;) {
+    got = await mine()
+    if (got.length === 2) break
+    await new Promise((r) => setTimeout(r, 250))
+  }
+  assert.deepEqual(got, [`push:lease:keep-push-${id}`, `rev:lease:keep-log-${id}`])
 })
 
 test('cut off from the feed longer than the bound: 503, never a pass; service resumes and catches up when the issuer answers again', async () => {

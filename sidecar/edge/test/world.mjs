@@ -2,7 +2,7 @@
 // mint, echo origin, native sidecar; ./issuer) and the Worker in real
 // workerd through `wrangler dev`, with metrics, the Request.cf download and
 // every other network access off.
-import { spawn, spawnSync } from 'node:child_process'
+import { spawn, spawnSync, execFileSync } from 'node:child_process'
 import { createServer } from 'node:net'
 import { mkdtemp, writeFile, rm, readdir, readFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
@@ -46,13 +46,20 @@ export async function freePort() {
   return port
 }
 
-/** The Worker's wrangler configuration for the test: vars stand in for secrets. */
+/**
+ * The Worker's wrangler configuration for the test: vars stand in for
+ * secrets. The Worker listens on a port chosen here (dev.port, kept across
+ * restarts), and its loopback address is listed under `hosts`, as the
+ * native sidecar lists its own: a request for any other host is 421.
+ */
 export async function writeWranglerConfig(dir, config, vars = {}) {
   const file = join(dir, 'wrangler.json')
+  const port = await freePort()
   await writeFile(file, JSON.stringify({
     name: 'keyless-edge-test',
     main: join(root, 'sidecar/edge/dist/worker.mjs'),
     compatibility_date: '2026-04-01',
+    dev: { ip: '127.0.0.1', port },
     durable_objects: { bindings: [
       { name: 'KEYLESS_REPLAY', class_name: 'ReplayGuard' },
       { name: 'KEYLESS_REVOCATIONS', class_name: 'RevocationList' },
@@ -63,7 +70,7 @@ export async function writeWranglerConfig(dir, config, vars = {}) {
       { tag: 'v2', new_sqlite_classes: ['RateLimiter'] },
     ],
     vars: {
-      KEYLESS_PROXY: config,
+      KEYLESS_PROXY: config + `\nhosts: ["127.0.0.1:${port}"]\n`,
       ECHO_API_KEY: 'origin-secret',
       KEYLESS_REVOKE_TOKEN: revokeToken,
       KEYLESS_REVOCATION_TTL: '0s',
@@ -74,11 +81,12 @@ export async function writeWranglerConfig(dir, config, vars = {}) {
 }
 
 /**
- * Runs `wrangler dev` (local workerd) on a free port with state in
- * persistDir; resolves once it answers. stop() ends it and waits.
+ * Runs `wrangler dev` (local workerd) on the configuration's dev.port (a
+ * free port if it has none) with state in persistDir; resolves once it
+ * answers. stop() ends it and waits.
  */
 export async function startWorker(configFile, persistDir, { timeoutMs = 60000 } = {}) {
-  const port = await freePort()
+  const port = JSON.parse(await readFile(configFile, 'utf8')).dev?.port ?? await freePort()
   const wrangler = join(root, 'node_modules/.bin/wrangler')
   const proc = spawn(wrangler, ['dev', '-c', configFile, '--ip', '127.0.0.1', '--port', String(port),
     '--inspector-port', String(await freePort()), '--persist-to', persistDir,
@@ -139,4 +147,31 @@ export async function workerdPeakKiB(pgid) {
     } catch {}
   }
   return peak
+}
+
+/**
+ * The keys a Durable Object class of the test Worker holds in storage
+ * under prefix, read from the SQLite files `wrangler dev --persist-to`
+ * keeps in persistDir (workerd's table _cf_KV), with the sqlite3 command
+ * (python3's sqlite3 module where it is missing), read-only: what the
+ * object would find, without any test-only code in the Worker.
+ */
+export async function storedKeys(persistDir, className, prefix) {
+  const dir = join(persistDir, 'v3', 'do', 'keyless-edge-test-' + className)
+  const files = (await readdir(dir).catch(() => [])).filter((f) => f.endsWith('.sqlite') && f !== 'metadata.sqlite')
+  if (files.length === 0) throw new Error(`no Durable Object storage in ${dir}`)
+  const keys = []
+  for (const f of files) {
+    const uri = 'file:' + join(dir, f) + '?mode=ro'
+    const sql = `SELECT key FROM _cf_KV WHERE substr(key, 1, ${prefix.length}) = '${prefix.replace(/'/g, "''")}'`
+    let out
+    try {
+      out = execFileSync('sqlite3', [uri, sql], { encoding: 'utf8' })
+    } catch (err) {
+      if (err.code !== 'ENOENT') throw err
+      out = execFileSync('python3', ['-c', 'import sqlite3,sys\nfor (k,) in sqlite3.connect(sys.argv[1], uri=True).execute(sys.argv[2]): print(k)', uri, sql], { encoding: 'utf8' })
+    }
+    keys.push(...out.split('\n').filter(Boolean))
+  }
+  return keys.sort()
 }

@@ -91,17 +91,22 @@ func (h *host) FetchJWKS(ctx context.Context, url string) ([]byte, error) {
 	return b, nil
 }
 
-// Use implements dpop.ReplayCache with one Durable Object per key
-// thumbprint: strongly consistent, so two isolates (or two locations)
-// cannot both accept one proof.
-func (h *host) Use(_ context.Context, jkt, jti string, until time.Time) error {
+// UseJTI implements edge.Host with one Durable Object per key thumbprint:
+// strongly consistent, so two isolates (or two locations) cannot both
+// accept one proof. The object holds every live jti of its key, so it
+// also enforces the key's quota: it answers a number (ms until its oldest
+// entry expires) for a key at max.
+func (h *host) UseJTI(_ context.Context, jkt, jti string, until time.Time, max int) error {
 	if h.replay.IsUndefined() {
 		return errors.New("edge: KEYLESS_REPLAY binding missing")
 	}
 	stub := h.replay.Call("get", h.replay.Call("idFromName", jkt))
-	first, err := await(stub.Call("use", jti, until.UnixMilli()))
+	first, err := await(stub.Call("use", jti, until.UnixMilli(), max))
 	if err != nil {
 		return err
+	}
+	if first.Type() == js.TypeNumber {
+		return &edge.QuotaError{Retry: time.Duration(first.Int()) * time.Millisecond}
 	}
 	if !first.Truthy() {
 		return dpop.ErrReplay

@@ -149,23 +149,37 @@ export default {
 };
 
 // ReplayGuard is the jti replay cache of one DPoP key (the Worker names
-// each object by the key's thumbprint): use(jti, until) records the jti
-// until the proof can no longer be accepted and reports whether it was
+// each object by the key's thumbprint): use(jti, until, max) records the
+// jti until the proof can no longer be accepted and reports whether it was
 // the first use. A Durable Object is one single-threaded instance with
 // input gates (no other event is delivered while a storage call is in
 // flight), so the get-then-put below is atomic: two isolates, or two
 // locations, cannot both accept one proof. Workers KV could not do this:
 // it is eventually consistent (a write takes up to 60 s to be seen
 // elsewhere), so two edge locations could both see "unused".
+//
+// The object holds every live jti of its key, so it also bounds them
+// (dpop.replay_per_key, docs/security.md "Limits"): with max > 0, a key
+// that holds max live entries gets, instead of true or false, the ms
+// until its oldest entry expires, and nothing is recorded.
 export class ReplayGuard extends DurableObject {
-  async use(jti, until) {
+  async use(jti, until, max) {
     const now = Date.now();
+    if (max > 0) {
+      const live = await this.live(now);
+      if (live.length >= max) return Math.max(1, live[0] - now);
+    }
     const k = "jti:" + jti;
     const prev = await this.ctx.storage.get(k);
     if (prev !== undefined && prev > now) return false;
     // Not awaited: the output gate holds the answer until the write is
     // durable, and no other call runs before it is applied.
     this.ctx.storage.put(k, until);
+    if (this.exp !== undefined) {
+      let i = this.exp.length;
+      while (i > 0 && this.exp[i - 1] > until) i--;
+      this.exp.splice(i, 0, until);
+    }
     if (this.alarmAt === undefined) this.alarmAt = await this.ctx.storage.getAlarm();
     if (this.alarmAt === null) {
       this.alarmAt = until + 1000;
@@ -174,22 +188,45 @@ export class ReplayGuard extends DurableObject {
     return true;
   }
 
+  // live is the expiries of the key's live entries, oldest first: read
+  // from storage once per instance, then kept up to date in memory.
+  async live(now) {
+    if (this.exp === undefined) {
+      const exp = [];
+      for (const until of (await this.ctx.storage.list({ prefix: "jti:" })).values()) if (until > now) exp.push(until);
+      this.exp = exp.sort((a, b) => a - b);
+    }
+    let i = 0;
+    while (i < this.exp.length && this.exp[i] <= now) i++;
+    if (i > 0) this.exp.splice(0, i);
+    return this.exp;
+  }
+
   // alarm drops expired entries and comes back for the rest.
   async alarm() {
     this.alarmAt = null;
-    const now = Date.now();
-    let next = Infinity;
-    const gone = [];
-    for (const [k, until] of await this.ctx.storage.list({ prefix: "jti:" })) {
-      if (until <= now) gone.push(k);
-      else next = Math.min(next, until);
-    }
-    for (let i = 0; i < gone.length; i += 128) await this.ctx.storage.delete(gone.slice(i, i + 128));
+    const next = await sweep(this.ctx.storage, ["jti:"], Date.now());
     if (next !== Infinity) {
       this.alarmAt = next + 1000;
       await this.ctx.storage.setAlarm(this.alarmAt);
     }
   }
+}
+
+// sweep deletes the entries under prefixes (values: until, Unix ms) whose
+// until has passed, 128 keys per delete (the storage API's batch), and
+// returns the earliest until left (Infinity: none).
+async function sweep(st, prefixes, now) {
+  let next = Infinity;
+  const gone = [];
+  for (const prefix of prefixes) {
+    for (const [k, until] of await st.list({ prefix })) {
+      if (until <= now) gone.push(k);
+      else next = Math.min(next, until);
+    }
+  }
+  for (let i = 0; i < gone.length; i += 128) await st.delete(gone.slice(i, i + 128));
+  return next;
 }
 
 // durationMs reads a Go-style duration var ("500ms", "1s", "2m"); a
@@ -205,7 +242,8 @@ function durationMs(v, def) {
 const FEED_TIMEOUT_MS = 1000;
 
 // RevocationList holds the issuer's revocations: "rev:kind:value" -> until
-// (ms). They arrive two ways. The issuer pushes each one (POST
+// (ms) from the feed, "push:kind:value" -> until from pushes. They arrive
+// two ways. The issuer pushes each one (POST
 // /.keyless/revocations on the Worker), and, with KEYLESS_REVOCATION_FEED
 // set, the object follows the issuer's revocation log through its feed
 // (docs/revocation.md, "The revocation feed"), the endpoint and shared
@@ -214,10 +252,31 @@ const FEED_TIMEOUT_MS = 1000;
 // the last sequence number it applied (kept in storage, so an evicted or
 // restarted object catches up on what it missed, pushes included). Past
 // KEYLESS_REVOCATION_FEED_MAX_STALE without an answer from the feed it
-// throws, and the Worker answers 503, never a pass.
+// throws, and the Worker answers 503, never a pass. Pushes are kept apart
+// from the feed's copy, so a snapshot (which replaces that copy) never
+// drops a push the log does not hold yet; each entry stays until its own
+// until, when an alarm deletes it.
 export class RevocationList extends DurableObject {
   async revoke(key, until) {
-    await this.ctx.storage.put("rev:" + key, until);
+    await this.ctx.storage.put("push:" + key, until);
+    await this.arm(until);
+  }
+
+  // arm makes the alarm fire at most a second after until.
+  async arm(until) {
+    if (this.alarmAt === undefined) this.alarmAt = await this.ctx.storage.getAlarm();
+    if (this.alarmAt === null || until + 1000 < this.alarmAt) {
+      this.alarmAt = until + 1000;
+      await this.ctx.storage.setAlarm(this.alarmAt);
+    }
+  }
+
+  // alarm deletes the revocations whose until has passed and comes back
+  // at the next one's.
+  async alarm() {
+    this.alarmAt = null;
+    const next = await sweep(this.ctx.storage, ["rev:", "push:"], Date.now());
+    if (next !== Infinity) await this.arm(next);
   }
 
   // follow brings the copy up to the issuer's log when a poll is due and
@@ -267,8 +326,8 @@ export class RevocationList extends DurableObject {
     const st = this.ctx.storage;
     const puts = {};
     if (b.snapshot) {
-      // A snapshot replaces the copy (the log is the source of truth;
-      // every push is in it too).
+      // A snapshot replaces the feed's copy (the log is the source of
+      // truth). Pushes ("push:") stay: one may not be in the log yet.
       const old = [...(await st.list({ prefix: "rev:" })).keys()];
       for (let i = 0; i < old.length; i += 128) await st.delete(old.slice(i, i + 128));
     }
@@ -281,6 +340,7 @@ export class RevocationList extends DurableObject {
     });
     const entries = Object.entries(puts);
     for (let i = 0; i < entries.length; i += 128) await st.put(Object.fromEntries(entries.slice(i, i + 128)));
+    if (entries.length > 0) await this.arm(entries.reduce((m, e) => Math.min(m, e[1]), Infinity));
     this.feed = { last: b.last, contact: started };
     this.feedErr = undefined;
     await st.put("feed", this.feed);
@@ -290,14 +350,16 @@ export class RevocationList extends DurableObject {
   // anyRevoked takes "kind:value" keys, one per line; a subject, app or
   // key lookup may add a tab and when the lease was issued (Unix ms): such
   // a revocation is a watermark recorded until cutoff + 8 days, and applies
-  // only to what was issued up to the cutoff (store.Applies in Go).
+  // only to what was issued up to the cutoff (store.Applies in Go). Each
+  // key is looked up in the feed's copy and among the pushes.
   async anyRevoked(lines) {
     await this.follow();
     const now = Date.now();
     const horizon = 8 * 24 * 3600 * 1000; // store.WatermarkHorizon
-    const lookups = lines.split("\n").map((l) => {
+    const lookups = lines.split("\n").flatMap((l) => {
       const [key, iat] = l.split("\t");
-      return { key: "rev:" + key, iat: iat === undefined ? null : Number(iat) };
+      const at = iat === undefined ? null : Number(iat);
+      return [{ key: "rev:" + key, iat: at }, { key: "push:" + key, iat: at }];
     });
     const got = await this.ctx.storage.get(lookups.map((l) => l.key));
     for (const { key, iat } of lookups) {

@@ -152,8 +152,17 @@ func run(args []string) error {
 	feedSecret := rand.Text()
 	feed := &revfeed.Handler{Log: db, Secret: feedSecret}
 	db.OnRevocation(feed.Notify)
-	var feedDown, feedSlow atomic.Bool
+	var feedDown, feedSlow, feedSnapshot atomic.Bool
+	var snapshots atomic.Int64
 	mux.HandleFunc("GET /revocations", func(w http.ResponseWriter, r *http.Request) {
+		if feedSnapshot.CompareAndSwap(true, false) {
+			// Once: answer this poll as a new follower's, with a snapshot
+			// of the log (which holds only what was written to it).
+			q := r.URL.Query()
+			q.Set("after", "0")
+			r.URL.RawQuery = q.Encode()
+			snapshots.Add(1)
+		}
 		if feedSlow.Load() {
 			// A slow issuer: no answer until the follower gives up (or
 			// 30 s, so a test never leaves it hanging).
@@ -194,7 +203,11 @@ func run(args []string) error {
 	mux.HandleFunc("POST /feed/{state}", func(w http.ResponseWriter, r *http.Request) {
 		feedDown.Store(r.PathValue("state") == "down")
 		feedSlow.Store(r.PathValue("state") == "slow")
+		feedSnapshot.Store(r.PathValue("state") == "snapshot")
 		w.WriteHeader(http.StatusNoContent)
+	})
+	mux.HandleFunc("GET /feed/snapshots", func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprint(w, snapshots.Load())
 	})
 	mux.HandleFunc("GET /origin", func(w http.ResponseWriter, r *http.Request) {
 		mu.Lock()
