@@ -22,7 +22,11 @@ import (
 // scope, audit line) and the forward to a loopback upstream: the in-process
 // counterpart of the bench harness (sidecar/proxy/bench), for allocations
 // per request. Proofs are signed in batches with the timer stopped.
-func BenchmarkServeHTTP(b *testing.B) {
+func BenchmarkServeHTTP(b *testing.B) { benchServe(b, NewAuditLogger(io.Discard)) }
+
+// BenchmarkServeHTTPSlog is BenchmarkServeHTTP with the audit line written
+// through a plain slog JSON handler.
+func BenchmarkServeHTTPSlog(b *testing.B) {
 	benchServe(b, slog.New(slog.NewJSONHandler(io.Discard, nil)))
 }
 
