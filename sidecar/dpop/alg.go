@@ -1,6 +1,7 @@
 package dpop
 
 import (
+	"bytes"
 	"crypto"
 	"crypto/ecdsa"
 	"crypto/ed25519"
@@ -8,7 +9,6 @@ import (
 	"crypto/sha256"
 	"crypto/sha512"
 	"errors"
-	"math/big"
 )
 
 // Algorithm names (RFC 7518 section 3.1; RFC 8037 section 3.1 for EdDSA;
@@ -61,8 +61,8 @@ var errBadSignature = errors.New("signature does not verify")
 
 // verifySignature checks a JWS signature with Go's crypto. ECDSA signatures
 // must be the raw R||S of RFC 7518 section 3.4, exactly twice the coordinate
-// size; DER, short or long encodings are rejected, and ecdsa.Verify refuses
-// r or s of zero (CVE-2022-21449).
+// size; DER, short or long encodings are rejected, and r or s of zero is
+// refused (CVE-2022-21449).
 func verifySignature(alg string, pub crypto.PublicKey, input, sig []byte) error {
 	switch alg {
 	case ES256, ES384:
@@ -82,9 +82,9 @@ func verifySignature(alg string, pub crypto.PublicKey, input, sig []byte) error 
 			h := sha512.Sum384(input)
 			digest = h[:]
 		}
-		r := new(big.Int).SetBytes(sig[:size])
-		s := new(big.Int).SetBytes(sig[size:])
-		if !ecdsa.Verify(k, digest, r, s) {
+		var buf [derSigMax]byte
+		der, ok := rawToDER(buf[:0], sig[:size], sig[size:])
+		if !ok || !ecdsa.VerifyASN1(k, digest, der) {
 			return errBadSignature
 		}
 		return nil
@@ -112,4 +112,45 @@ func verifySignature(alg string, pub crypto.PublicKey, input, sig []byte) error 
 		return nil
 	}
 	return errBadSignature
+}
+
+// derSigMax bounds the DER form of an ES256 or ES384 signature: a SEQUENCE
+// header and two INTEGERs of at most 48 bytes plus a sign byte.
+const derSigMax = 2 + 2*(2+48+1)
+
+// rawToDER appends to b the DER SEQUENCE of two INTEGERs (RFC 3279
+// section 2.2.3) that ecdsa.VerifyASN1 reads, for the raw big-endian
+// halves r and s of a JWS signature: leading zero bytes dropped, a zero
+// byte added before a high bit (X.690 section 8.3). It is what
+// ecdsa.Verify builds from big.Ints, without them. ok is false when r or s
+// is zero, never a valid signature (CVE-2022-21449), or too long for the
+// short-form lengths used here.
+func rawToDER(b, r, s []byte) (der []byte, ok bool) {
+	r, s = bytes.TrimLeft(r, "\x00"), bytes.TrimLeft(s, "\x00")
+	if len(r) == 0 || len(s) == 0 || len(r) > 48 || len(s) > 48 {
+		return nil, false
+	}
+	n := derIntLen(r) + derIntLen(s)
+	b = append(b, 0x30, byte(n))
+	b = appendDERInt(b, r)
+	return appendDERInt(b, s), true
+}
+
+// derIntLen is the length of appendDERInt's encoding of v.
+func derIntLen(v []byte) int {
+	if v[0]&0x80 != 0 {
+		return 3 + len(v)
+	}
+	return 2 + len(v)
+}
+
+// appendDERInt appends the DER INTEGER of the positive big-endian v, which
+// has no leading zero byte.
+func appendDERInt(b, v []byte) []byte {
+	if v[0]&0x80 != 0 {
+		b = append(b, 0x02, byte(len(v)+1), 0)
+	} else {
+		b = append(b, 0x02, byte(len(v)))
+	}
+	return append(b, v...)
 }

@@ -6,10 +6,10 @@ import (
 	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/base64"
-	"encoding/json"
 	"errors"
 	"github.com/keyless-dev/keyless/sidecar/internal/strictjson"
 	"math"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -191,13 +191,14 @@ func Verify(ctx context.Context, proof string, req Request, opts VerifyOptions) 
 		return nil, fail(CheckSig, "signature does not verify")
 	}
 
-	claims, err := strictjson.Parse(payBytes)
-	if err != nil {
+	var claims proofClaims
+	if err := strictjson.Members(string(payBytes), claims.set); err != nil {
 		return nil, &CheckError{Check: CheckSyntax, Err: errors.New("payload: " + err.Error())}
 	}
 	p := &Proof{Alg: alg, Key: key}
-	// Check 3: required claims. jti: non-empty and bounded.
-	p.JTI, _ = claims["jti"].(string)
+	// Check 3: required claims. jti: non-empty and bounded. Its own copy:
+	// the replay cache may keep it long after this payload is gone.
+	p.JTI = strings.Clone(str(claims.jti))
 	if p.JTI == "" {
 		return nil, fail(CheckJTI, "jti missing")
 	}
@@ -205,12 +206,12 @@ func Verify(ctx context.Context, proof string, req Request, opts VerifyOptions) 
 		return nil, fail(CheckJTI, "jti too long")
 	}
 	// Check 8: htm, exact.
-	p.HTM, _ = claims["htm"].(string)
+	p.HTM = str(claims.htm)
 	if p.HTM == "" || p.HTM != req.Method {
 		return nil, fail(CheckHTM, "htm does not match the request method")
 	}
 	// Check 9: htu, normalized on both sides.
-	p.HTU, _ = claims["htu"].(string)
+	p.HTU = str(claims.htu)
 	got, err := NormalizeHTU(p.HTU)
 	if err != nil {
 		return nil, fail(CheckHTU, "htu is not an absolute http(s) URI")
@@ -221,7 +222,7 @@ func Verify(ctx context.Context, proof string, req Request, opts VerifyOptions) 
 	}
 	// Check 11: iat within [now-MaxAge, now+FutureSkew]. A NumericDate may
 	// be fractional (docs/security.md#d12); a string is not one.
-	iat, ok := numericDate(claims["iat"])
+	iat, ok := numericDate(claims.iat)
 	if !ok {
 		return nil, fail(CheckIAT, "iat missing or not a number")
 	}
@@ -245,12 +246,11 @@ func Verify(ctx context.Context, proof string, req Request, opts VerifyOptions) 
 	}
 	p.IAT = iat
 	// Check 10: nonce when required.
-	if v, has := claims["nonce"]; has {
-		s, ok := v.(string)
-		if !ok {
+	if v := claims.nonce; v.Kind != strictjson.Absent {
+		if v.Kind != strictjson.String {
 			return nil, fail(CheckSyntax, "nonce is not a string")
 		}
-		p.Nonce = s
+		p.Nonce = v.Text
 	}
 	if opts.Nonce != nil {
 		if p.Nonce == "" {
@@ -261,12 +261,11 @@ func Verify(ctx context.Context, proof string, req Request, opts VerifyOptions) 
 		}
 	}
 	// Check 12: ath when an access token is presented.
-	if v, has := claims["ath"]; has {
-		s, ok := v.(string)
-		if !ok {
+	if v := claims.ath; v.Kind != strictjson.Absent {
+		if v.Kind != strictjson.String {
 			return nil, fail(CheckATH, "ath is not a string")
 		}
-		p.ATH = s
+		p.ATH = v.Text
 	}
 	if req.AccessToken != "" {
 		var want string
@@ -313,14 +312,48 @@ func algAllowed(alg string, allowed []string) bool {
 	return false
 }
 
+// proofClaims are the claims of RFC 9449 section 4.2 a proof's payload may
+// carry, as decoded: each member's JSON kind and text, Absent when it is
+// missing. Other claims are checked as JSON (exact-case names, duplicates
+// refused at any level: docs/security.md#d11) and ignored.
+type proofClaims struct {
+	jti, htm, htu, iat, nonce, ath strictjson.Value
+}
+
+// set records one member of the payload (a [strictjson.Members] callback).
+func (c *proofClaims) set(name string, v strictjson.Value) {
+	switch name {
+	case "jti":
+		c.jti = v
+	case "htm":
+		c.htm = v
+	case "htu":
+		c.htu = v
+	case "iat":
+		c.iat = v
+	case "nonce":
+		c.nonce = v
+	case "ath":
+		c.ath = v
+	}
+}
+
+// str is the value if it is a JSON string, else "" (absent or another
+// type: refused by the check that needs it).
+func str(v strictjson.Value) string {
+	if v.Kind != strictjson.String {
+		return ""
+	}
+	return v.Text
+}
+
 // numericDate converts a JSON number (RFC 7519 section 2) to a time,
 // refusing non-numbers, non-finite values and values beyond year 9999.
-func numericDate(v any) (time.Time, bool) {
-	n, ok := v.(json.Number)
-	if !ok {
+func numericDate(v strictjson.Value) (time.Time, bool) {
+	if v.Kind != strictjson.Number {
 		return time.Time{}, false
 	}
-	f, err := n.Float64()
+	f, err := strconv.ParseFloat(v.Text, 64)
 	if err != nil || math.IsNaN(f) || math.IsInf(f, 0) || f < 0 || f > 253402300799 {
 		return time.Time{}, false
 	}

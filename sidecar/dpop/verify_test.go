@@ -9,6 +9,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"github.com/keyless-dev/keyless/sidecar/internal/strictjson"
 	"math/big"
 	"os"
@@ -165,6 +166,15 @@ func TestVerifyTable(t *testing.T) {
 	ecPrivSigner, _ := NewECDSASigner(ecPriv)
 	derInput := e.EncodeToString(enc(t, goodHeader(ecPrivSigner))) + "." + cb
 
+	// extra forges a proof whose payload is the good claims without the
+	// named ones, followed by the raw JSON members in add.
+	extra := func(add string, without ...string) string {
+		cc := c
+		for _, k := range without {
+			cc = with(cc, k, nil)
+		}
+		return forge(t, es, h, strings.TrimSuffix(string(enc(t, cc)), "}")+add+"}")
+	}
 	type row struct {
 		name  string
 		proof func() string
@@ -354,6 +364,46 @@ func TestVerifyTable(t *testing.T) {
 		{name: "ath missing with token", proof: func() string { return forge(t, es, h, with(c, "ath", nil)) }, want: CheckATH},
 		{name: "ath of other token", proof: func() string { return forge(t, es, h, with(c, "ath", AccessTokenHash("other"))) }, want: CheckATH},
 		{name: "ath hex not base64url", proof: func() string { return forge(t, es, h, with(c, "ath", "abc")) }, want: CheckATH},
+		// The claims are decoded into a struct (strictjson.Members): the
+		// same types and duplicate rules as the map they were read into.
+		{name: "htm number", proof: func() string { return forge(t, es, h, with(c, "htm", 1)) }, want: CheckHTM},
+		{name: "htm null", proof: func() string { return extra(`,"htm":null`, "htm") }, want: CheckHTM},
+		{name: "htm array", proof: func() string { return forge(t, es, h, with(c, "htm", []string{"GET"})) }, want: CheckHTM},
+		{name: "htu number", proof: func() string { return forge(t, es, h, with(c, "htu", 1)) }, want: CheckHTU},
+		{name: "htu object", proof: func() string { return forge(t, es, h, with(c, "htu", map[string]string{"u": testURL})) }, want: CheckHTU},
+		{name: "jti bool", proof: func() string { return forge(t, es, h, with(c, "jti", true)) }, want: CheckJTI},
+		{name: "iat null", proof: func() string { return extra(`,"iat":null`, "iat") }, want: CheckIAT},
+		{name: "iat bool", proof: func() string { return forge(t, es, h, with(c, "iat", true)) }, want: CheckIAT},
+		{name: "iat array", proof: func() string { return forge(t, es, h, with(c, "iat", []int{1800000000})) }, want: CheckIAT},
+		{name: "valid iat exponent form", proof: func() string { return extra(`,"iat":1.8e9`, "iat") }, ok: true},
+		{name: "valid iat float with fraction and exponent", proof: func() string { return extra(`,"iat":18000000.0025E2`, "iat") }, ok: true},
+		{name: "nonce null", proof: func() string { return extra(`,"nonce":null`) }, want: CheckSyntax},
+		{name: "nonce object", proof: func() string { return extra(`,"nonce":{}`) }, want: CheckSyntax},
+		{name: "valid nonce empty when not required", proof: func() string { return extra(`,"nonce":""`) }, ok: true},
+		{name: "ath number", proof: func() string { return forge(t, es, h, with(c, "ath", 1)) }, want: CheckATH},
+		{name: "ath null", proof: func() string { return extra(`,"ath":null`, "ath") }, want: CheckATH},
+		{name: "payload duplicate unknown claim", proof: func() string { return extra(`,"x":1,"x":2`) }, want: CheckSyntax},
+		{name: "payload duplicate inside an unknown claim", proof: func() string { return extra(`,"x":[{"a":1,"a":1}]`) }, want: CheckSyntax},
+		{name: "payload duplicate jti by an escaped name", proof: func() string { return extra(`,"\u006ati":"other"`) }, want: CheckSyntax},
+		{name: "payload duplicate past 16 members", proof: func() string {
+			var b strings.Builder
+			for i := range 20 {
+				fmt.Fprintf(&b, `,"c%d":%d`, i, i)
+			}
+			return extra(b.String() + `,"c17":0`)
+		}, want: CheckSyntax},
+		{name: "payload nested too deep in an unknown claim", proof: func() string {
+			return extra(`,"x":` + strings.Repeat("[", 20) + strings.Repeat("]", 20))
+		}, want: CheckSyntax},
+		{name: "payload JSON array", proof: func() string { return forge(t, es, h, `[1]`) }, want: CheckSyntax},
+		{name: "valid escaped claim name", proof: func() string { return extra(`,"\u0068tm":"GET"`, "htm") }, ok: true},
+		{name: "valid unknown claims of every type", proof: func() string {
+			var b strings.Builder
+			for i := range 20 {
+				fmt.Fprintf(&b, `,"c%d":%d`, i, i)
+			}
+			return extra(b.String() + `,"o":{"a":[1,{"b":null}],"A":true},"s":"\u00e9","f":false,"n":null`)
+		}, ok: true},
 		{name: "key not the token's cnf.jkt", proof: func() string { return forge(t, es2, goodHeader(es2), c) },
 			want: CheckJKT, code: CodeInvalidToken},
 	}

@@ -13,57 +13,48 @@ import (
 // path, route), the decision and the rule that made it, status and latency.
 func (p *Proxy) audit(x *exchange) {
 	lat := p.now().Sub(x.start)
-	decision, rule, level := "allow", "", slog.LevelInfo
+	verdict, rule, level := "allow", "", slog.LevelInfo
 	status := x.w.status
 	if status == 0 {
 		status = http.StatusOK
 	}
 	if x.err != nil {
-		decision, rule = "deny", x.err.RuleName()
+		verdict, rule = "deny", x.err.RuleName()
 		if statusOf(x.err.Code) >= 500 {
-			decision, level = "error", slog.LevelWarn
+			verdict, level = "error", slog.LevelWarn
 		}
 	}
-	p.metrics.observe(decision, rule, lat)
+	p.metrics.observe(verdict, rule, lat)
 	if !p.log.Enabled(context.Background(), level) {
 		return
 	}
-	attrs := make([]slog.Attr, 0, 16)
-	attrs = append(attrs,
-		slog.String("decision", decision),
-		slog.Int("status", status),
-		slog.String("method", x.r.Method),
-		slog.String("path", x.path),
-		slog.Float64("latency_ms", float64(lat)/float64(time.Millisecond)),
-		slog.String("remote", x.r.RemoteAddr),
-	)
-	if rule != "" {
-		attrs = append(attrs, slog.String("rule", rule))
+	d := decision{
+		level:     level,
+		decision:  verdict,
+		status:    status,
+		method:    x.r.Method,
+		path:      x.path,
+		latencyMS: float64(lat) / float64(time.Millisecond),
+		remote:    x.r.RemoteAddr,
+		rule:      rule,
+		tokenID:   x.tokenID,
+		ticket:    x.ticket,
+		websocket: x.upgrade,
 	}
 	if x.err != nil && x.err.Err != nil {
-		attrs = append(attrs, slog.String("cause", truncate(x.err.Err.Error(), 200)))
+		d.hasCause, d.cause = true, truncate(x.err.Err.Error(), 200)
 	}
 	if x.route != nil {
-		attrs = append(attrs, slog.String("route", x.route.Name))
-	}
-	if x.tokenID != "" {
-		attrs = append(attrs, slog.String("token_sha256", x.tokenID))
+		d.hasRoute, d.route = true, x.route.Name
 	}
 	if c := x.claims; c != nil {
-		attrs = append(attrs,
-			slog.String("client", c.ClientID),
-			slog.String("sub", c.Subject),
-			slog.String("lease", c.LeaseID),
-			slog.String("jti", c.JTI),
-		)
+		d.hasClaims, d.client, d.sub, d.lease, d.jti = true, c.ClientID, c.Subject, c.LeaseID, c.JTI
 	}
-	if x.ticket {
-		attrs = append(attrs, slog.Bool("ticket", true))
+	if p.auditOut != nil {
+		d.write(p.auditOut)
+		return
 	}
-	if x.upgrade {
-		attrs = append(attrs, slog.Bool("websocket", true))
-	}
-	p.log.LogAttrs(context.Background(), level, "proxy decision", attrs...)
+	d.log(p.log)
 }
 
 func truncate(s string, n int) string {

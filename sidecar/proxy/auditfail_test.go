@@ -2,7 +2,6 @@ package proxy
 
 import (
 	"io"
-	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -41,7 +40,7 @@ func TestAuditFailure(t *testing.T) {
 			q := auditlog.New(full, 0, nil)
 			h := newHarness(t, func(h *harness) {
 				h.cfg.Audit.OnFailure = mode
-				h.opts.Logger = slog.New(slog.NewJSONHandler(q, nil))
+				h.opts.Logger = NewAuditLogger(q)
 				h.opts.Audit = q
 			})
 			// The first line fails on the writer's goroutine.

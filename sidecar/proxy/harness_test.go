@@ -12,7 +12,6 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"io"
-	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -245,7 +244,7 @@ func newHarness(t *testing.T, opts ...harnessOption) *harness {
 		Replay:      h.replay,
 		Revocations: h.revoked,
 		Now:         h.clock.Now,
-		Logger:      slog.New(slog.NewJSONHandler(h.logs, nil)),
+		Logger:      NewAuditLogger(h.logs),
 	}
 	for _, o := range opts {
 		o(h)

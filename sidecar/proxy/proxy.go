@@ -52,7 +52,8 @@ type Options struct {
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
 	// Logger receives one JSON audit line per decision; nil means JSON on
-	// stderr.
+	// stderr. One from [NewAuditLogger] lets the proxy encode its decision
+	// lines itself (the same bytes, without slog's per-line work).
 	Logger *slog.Logger
 	// Registry for metrics; nil means a new registry, served by
 	// [Proxy.AdminHandler].
@@ -81,6 +82,7 @@ type Proxy struct {
 	nonces      *nonce.Source
 	now         func() time.Time
 	log         *slog.Logger
+	auditOut    *lockedWriter // log's writer when it came from NewAuditLogger
 	metrics     *metrics
 	router      router
 	strip       headerMatcher // inbound headers never forwarded
@@ -151,8 +153,9 @@ func New(cfg Config, opts Options) (*Proxy, error) {
 		p.now = time.Now
 	}
 	if p.log == nil {
-		p.log = slog.New(slog.NewJSONHandler(os.Stderr, nil))
+		p.log = NewAuditLogger(os.Stderr)
 	}
+	p.auditOut = auditWriter(p.log)
 	replay := opts.Replay
 	if replay == nil {
 		replay = &memstore.Replay{Now: p.now}

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/keyless-dev/keyless/sidecar/auditlog"
+	"github.com/keyless-dev/keyless/sidecar/proxy"
 )
 
 // auditLogFile is the audit log in the data directory (0600, JSON lines,
@@ -31,7 +32,9 @@ func openAudit(stderr io.Writer, path string) (log *slog.Logger, close func() er
 	if err != nil {
 		return nil, nil, err
 	}
-	return slog.New(slog.NewJSONHandler(out, nil)), out.Close, nil
+	// JSON lines as slog's JSON handler writes them; the proxy (keyless
+	// dev) writes its decision lines through the same writer itself.
+	return proxy.NewAuditLogger(out), out.Close, nil
 }
 
 // auditFlushTimeout bounds the wait for queued audit lines at close.

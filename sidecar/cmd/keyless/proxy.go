@@ -59,7 +59,9 @@ func runProxy(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	defer out.Close()
-	log := slog.New(slog.NewJSONHandler(out, nil))
+	// The proxy writes its decision lines itself through this logger's
+	// writer (the same JSON as the handler's).
+	log := proxy.NewAuditLogger(out)
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	opts := proxy.Options{Logger: log, Audit: out}

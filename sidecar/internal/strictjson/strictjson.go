@@ -34,12 +34,14 @@ var (
 //
 // See docs/security.md#d11 and #a15.
 func Parse(data []byte) (map[string]any, error) {
-	p := parser{data: data}
+	// One copy of the input; every unescaped name and value is a
+	// substring of it.
+	p := parser{data: string(data)}
 	p.skipSpace()
 	if p.pos >= len(p.data) || p.data[p.pos] != '{' {
 		return nil, ErrNotObject
 	}
-	v, err := p.value(0)
+	v, err := p.object(0)
 	if err != nil {
 		return nil, err
 	}
@@ -47,11 +49,122 @@ func Parse(data []byte) (map[string]any, error) {
 	if p.pos != len(p.data) {
 		return nil, ErrSyntax
 	}
-	return v.(map[string]any), nil
+	return v, nil
+}
+
+// Kind is the JSON type of a value [Members] reports.
+type Kind uint8
+
+// The kinds of JSON values. The zero Kind is no value: a member that was
+// absent.
+const (
+	Absent Kind = iota
+	String
+	Number
+	Bool
+	Null
+	Object
+	Array
+)
+
+// Value is one member's value as [Members] reports it: its kind and, for a
+// String, the decoded string, for a Number its JSON text (what
+// json.Number holds), for a Bool "true" or "false". Objects and arrays are
+// checked as Parse checks them (duplicates, depth) but not kept.
+type Value struct {
+	Kind Kind
+	Text string
+}
+
+// Members reads one JSON object by the same rules as [Parse] (exact-case
+// names, duplicate names refused at any level, bounded nesting, nothing
+// after the object) and calls fn with each top-level member in order,
+// without building a map: a caller decoding into a struct keeps the
+// members it knows and ignores the rest. fn is called only for members
+// read so far; when Members returns an error, the object is refused as a
+// whole. Unescaped names and strings are substrings of data.
+//
+// See docs/security.md#d11 and #a15.
+func Members(data string, fn func(name string, v Value)) error {
+	p := parser{data: data}
+	p.skipSpace()
+	if p.pos >= len(p.data) || p.data[p.pos] != '{' {
+		return ErrNotObject
+	}
+	// Names seen, for the duplicate check: claims sets are small, so a
+	// linear scan of a fixed array, and a map only past it.
+	var seen [16]string
+	n := 0
+	var more map[string]bool
+	err := p.members(func(k string) error {
+		for _, s := range seen[:min(n, len(seen))] {
+			if s == k {
+				return ErrDuplicate
+			}
+		}
+		if more[k] {
+			return ErrDuplicate
+		}
+		if n < len(seen) {
+			seen[n] = k
+		} else {
+			if more == nil {
+				more = make(map[string]bool)
+			}
+			more[k] = true
+		}
+		n++
+		return nil
+	}, func(k string) error {
+		v, err := p.scalar(1)
+		if err != nil {
+			return err
+		}
+		fn(k, v)
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	p.skipSpace()
+	if p.pos != len(p.data) {
+		return ErrSyntax
+	}
+	return nil
+}
+
+// scalar reads a value for Members: strings, numbers and literals are
+// returned, objects and arrays checked and dropped.
+func (p *parser) scalar(depth int) (Value, error) {
+	p.skipSpace()
+	if p.pos >= len(p.data) {
+		return Value{}, ErrSyntax
+	}
+	switch c := p.data[p.pos]; {
+	case c == '"':
+		s, err := p.string()
+		return Value{String, s}, err
+	case c == '-' || (c >= '0' && c <= '9'):
+		n, err := p.number()
+		return Value{Number, string(n)}, err
+	case c == 't':
+		return Value{Bool, "true"}, p.literal("true")
+	case c == 'f':
+		return Value{Bool, "false"}, p.literal("false")
+	case c == 'n':
+		return Value{Null, ""}, p.literal("null")
+	case c == '{':
+		_, err := p.value(depth)
+		return Value{Kind: Object}, err
+	case c == '[':
+		_, err := p.value(depth)
+		return Value{Kind: Array}, err
+	}
+	return Value{}, ErrSyntax
 }
 
 type parser struct {
-	data []byte
+	data string
 	pos  int
 }
 
@@ -94,7 +207,7 @@ func (p *parser) value(depth int) (any, error) {
 }
 
 func (p *parser) literal(lit string) error {
-	if len(p.data)-p.pos < len(lit) || string(p.data[p.pos:p.pos+len(lit)]) != lit {
+	if len(p.data)-p.pos < len(lit) || p.data[p.pos:p.pos+len(lit)] != lit {
 		return ErrSyntax
 	}
 	p.pos += len(lit)
@@ -102,47 +215,68 @@ func (p *parser) literal(lit string) error {
 }
 
 func (p *parser) object(depth int) (map[string]any, error) {
-	p.pos++ // '{'
 	m := make(map[string]any, 8)
+	err := p.members(func(k string) error {
+		if _, dup := m[k]; dup {
+			return ErrDuplicate
+		}
+		return nil
+	}, func(k string) error {
+		v, err := p.value(depth + 1)
+		if err != nil {
+			return err
+		}
+		m[k] = v
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return m, nil
+}
+
+// members reads the object whose '{' is at p.pos, calling name with each
+// member name as soon as it is read (the duplicate check), and value once
+// its ':' is read, to read the value.
+func (p *parser) members(name, value func(name string) error) error {
+	p.pos++ // '{'
 	p.skipSpace()
 	if p.pos < len(p.data) && p.data[p.pos] == '}' {
 		p.pos++
-		return m, nil
+		return nil
 	}
 	for {
 		p.skipSpace()
 		if p.pos >= len(p.data) || p.data[p.pos] != '"' {
-			return nil, ErrSyntax
+			return ErrSyntax
 		}
 		k, err := p.string()
 		if err != nil {
-			return nil, err
+			return err
 		}
-		if _, dup := m[k]; dup {
-			return nil, ErrDuplicate
+		if err := name(k); err != nil {
+			return err
 		}
 		p.skipSpace()
 		if p.pos >= len(p.data) || p.data[p.pos] != ':' {
-			return nil, ErrSyntax
+			return ErrSyntax
 		}
 		p.pos++
-		v, err := p.value(depth + 1)
-		if err != nil {
-			return nil, err
+		if err := value(k); err != nil {
+			return err
 		}
-		m[k] = v
 		p.skipSpace()
 		if p.pos >= len(p.data) {
-			return nil, ErrSyntax
+			return ErrSyntax
 		}
 		switch p.data[p.pos] {
 		case ',':
 			p.pos++
 		case '}':
 			p.pos++
-			return m, nil
+			return nil
 		default:
-			return nil, ErrSyntax
+			return ErrSyntax
 		}
 	}
 }
@@ -192,13 +326,13 @@ func (p *parser) string() (string, error) {
 			raw := p.data[start:p.pos]
 			if !escaped {
 				s := raw[1 : len(raw)-1]
-				if !utf8.Valid(s) {
+				if !utf8.ValidString(s) {
 					return "", ErrSyntax
 				}
-				return string(s), nil
+				return s, nil
 			}
 			var s string
-			if err := json.Unmarshal(raw, &s); err != nil {
+			if err := json.Unmarshal([]byte(raw), &s); err != nil {
 				return "", ErrSyntax
 			}
 			return s, nil

@@ -2,6 +2,7 @@ package strictjson
 
 import (
 	"encoding/json"
+	"fmt"
 	"reflect"
 	"strings"
 	"testing"
@@ -99,4 +100,95 @@ func normalizeArrays(v any) any {
 		return out
 	}
 	return v
+}
+
+// membersOf is what Members reports, as a map of Values; the error when it
+// refuses.
+func membersOf(data []byte) (map[string]Value, error) {
+	got := map[string]Value{}
+	err := Members(string(data), func(name string, v Value) { got[name] = v })
+	return got, err
+}
+
+// valueOf is the Value Members must report for a member Parse decoded.
+func valueOf(v any) Value {
+	switch x := v.(type) {
+	case string:
+		return Value{String, x}
+	case json.Number:
+		return Value{Number, string(x)}
+	case bool:
+		if x {
+			return Value{Bool, "true"}
+		}
+		return Value{Bool, "false"}
+	case nil:
+		return Value{Kind: Null}
+	case map[string]any:
+		return Value{Kind: Object}
+	case []any:
+		return Value{Kind: Array}
+	}
+	panic("unexpected type")
+}
+
+// sameAsParse checks that Members accepts exactly what Parse accepts and
+// reports every top-level member Parse decoded, with its value.
+func sameAsParse(t *testing.T, data []byte) {
+	t.Helper()
+	want, werr := Parse(data)
+	got, gerr := membersOf(data)
+	if (werr != nil) != (gerr != nil) || (werr != nil && werr != gerr) {
+		t.Fatalf("Members(%q) error %v, Parse error %v", data, gerr, werr)
+	}
+	if werr != nil {
+		return
+	}
+	if len(got) != len(want) {
+		t.Fatalf("Members(%q) reported %d members, Parse %d", data, len(got), len(want))
+	}
+	for k, v := range want {
+		if got[k] != valueOf(v) {
+			t.Fatalf("Members(%q)[%q] = %#v, want %#v", data, k, got[k], valueOf(v))
+		}
+	}
+}
+
+func TestMembers(t *testing.T) {
+	for _, in := range []string{
+		`{}`, ` {"a" : "b" } `, `{"a":1.5e3,"b":-0,"c":true,"d":false,"e":null}`,
+		`{"a":[1,"x",{"b":[]}]}`, `{"a":"\u00e9\n\"\/"}`, `{"A":1,"a":2}`,
+		`{"a":1,"a":1}`, `{"a":{"b":1,"b":2}}`, `{"a":"x","\u0061":1}`, `{"a":1,"a" 1}`,
+		`[]`, `"x"`, `{"a":1}x`, `{"a":1,}`, `{"a":01}`, `{"a":tru}`, "{\"a\":\"\xff\"}",
+		strings.Repeat(`{"a":`, MaxDepth+2) + "1" + strings.Repeat("}", MaxDepth+2),
+		strings.Repeat(`{"a":`, MaxDepth) + "1" + strings.Repeat("}", MaxDepth),
+		`{"a":` + strings.Repeat(`[`, MaxDepth) + strings.Repeat(`]`, MaxDepth) + `}`,
+		`{"a":` + strings.Repeat(`[`, MaxDepth+1) + strings.Repeat(`]`, MaxDepth+1) + `}`,
+		``,
+	} {
+		sameAsParse(t, []byte(in))
+	}
+	// Past the fixed array of names the duplicate check goes on in a map.
+	var b strings.Builder
+	b.WriteString("{")
+	for i := range 40 {
+		fmt.Fprintf(&b, `"m%d":%d,`, i, i)
+	}
+	many := b.String()
+	sameAsParse(t, []byte(many+`"x":1}`))
+	for _, dup := range []string{"m3", "m20", "m39"} {
+		if _, err := membersOf([]byte(many + `"` + dup + `":1}`)); err != ErrDuplicate {
+			t.Errorf("duplicate %s among 41 members: %v, want ErrDuplicate", dup, err)
+		}
+	}
+}
+
+// FuzzMembers checks that Members accepts exactly what Parse accepts and
+// reports the same members.
+func FuzzMembers(f *testing.F) {
+	for _, s := range []string{`{"a":1}`, `{"a":{"b":[1,2,{"c":"\u00e9"}]}}`, `{"a":1,"a":2}`, `{"x":-1.5E+3}`,
+		`{"jti":"x","htm":"GET","htu":"https://a.test/","iat":1.5,"nonce":null,"\u0061th":"y"}`} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, data []byte) { sameAsParse(t, data) })
 }

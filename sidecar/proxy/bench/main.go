@@ -43,7 +43,6 @@ import (
 	"fmt"
 	"io"
 	"log"
-	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -169,7 +168,7 @@ func child(role, upstreamURL, jkt, storeURL, cpuprofile string) error {
 		opts := proxy.Options{
 			Tokens: &token.JWTVerifier{Keys: keys, Issuer: "https://auth.bench.test", Audience: publicURL},
 			Replay: replay,
-			Logger: slog.New(slog.NewJSONHandler(io.Discard, nil)),
+			Logger: proxy.NewAuditLogger(io.Discard),
 		}
 		if role == "redis" {
 			st, err := redisstore.New(storeURL, redisstore.Options{})
