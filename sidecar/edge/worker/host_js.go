@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"io"
@@ -15,35 +16,29 @@ import (
 	"github.com/keyless-dev/keyless/sidecar/edge"
 	"github.com/keyless-dev/keyless/sidecar/ratelimit"
 	"github.com/keyless-dev/keyless/sidecar/store"
-	"github.com/syumai/workers/cloudflare"
 	"github.com/syumai/workers/cloudflare/fetch"
 )
 
 // host backs edge.Host with the Worker runtime: crypto.subtle.verify
-// (through worker.mjs, which caches imported keys), fetch, and the
-// KEYLESS_REPLAY and KEYLESS_REVOCATIONS Durable Objects.
+// (through worker.mjs, which caches imported keys), syumai/workers' fetch,
+// and the KEYLESS_REPLAY, KEYLESS_REVOCATIONS and KEYLESS_RATELIMIT
+// Durable Objects, called from worker.mjs's helpers through the bridge
+// (a Durable Object stub made from Go costs three objects across
+// syscall/js per call; see bridge).
 type host struct {
-	lib         js.Value      // globalThis.keylessEdge: the JS helpers
-	fetch       *fetch.Client // JWKS: the runtime's fetch
-	origin      *fetch.Client // the origin: through keylessEdge.origin
-	replay      js.Value
-	revocations js.Value
-	limits      js.Value
+	*bridge
+	fetch  *fetch.Client // JWKS: the runtime's fetch
+	origin *fetch.Client // the origin: through keylessEdge.origin
 }
 
 var _ edge.Host = (*host)(nil)
 
-// newHost takes the Durable Object namespaces from the environment
-// through syumai/workers' cloudflare package (the shim sets the runtime
-// context it reads before Go starts).
 func newHost() *host {
+	lib := js.Global().Get("keylessEdge")
 	return &host{
-		lib:         js.Global().Get("keylessEdge"),
-		fetch:       fetch.NewClient(),
-		origin:      fetch.NewClient(fetch.WithBinding(js.Global().Get("keylessEdge").Get("origin"))),
-		replay:      cloudflare.GetBinding("KEYLESS_REPLAY"),
-		revocations: cloudflare.GetBinding("KEYLESS_REVOCATIONS"),
-		limits:      cloudflare.GetBinding("KEYLESS_RATELIMIT"),
+		bridge: newBridge(lib),
+		fetch:  fetch.NewClient(),
+		origin: fetch.NewClient(fetch.WithBinding(lib.Get("origin"))),
 	}
 }
 
@@ -51,13 +46,12 @@ var errBadSig = errors.New("edge: signature does not verify")
 
 // Verify implements edge.Host (and dpop.SignatureVerifier) through
 // crypto.subtle.verify: Go's P-256 in WebAssembly costs ~1.9 ms a check,
-// WebCrypto a fraction of it.
+// WebCrypto a fraction of it. The key crosses as one string (alg and the
+// JWK's members, "\n"-separated), the signing input as the ASCII string it
+// is, the signature in base64url: three values.
 func (h *host) Verify(alg string, key *dpop.JWK, input, sig []byte) error {
-	in := js.Global().Get("Uint8Array").New(len(input))
-	js.CopyBytesToJS(in, input)
-	s := js.Global().Get("Uint8Array").New(len(sig))
-	js.CopyBytesToJS(s, sig)
-	ok, err := await(h.lib.Call("verify", alg, key.Kty, key.Crv, key.X, key.Y, key.N, key.E, in, s))
+	id := alg + "\n" + key.Kty + "\n" + key.Crv + "\n" + key.X + "\n" + key.Y + "\n" + key.N + "\n" + key.E
+	ok, err := h.call("verify", id, string(input), base64.RawURLEncoding.EncodeToString(sig))
 	if err != nil || !ok.Truthy() {
 		return errBadSig
 	}
@@ -91,17 +85,13 @@ func (h *host) FetchJWKS(ctx context.Context, url string) ([]byte, error) {
 	return b, nil
 }
 
-// UseJTI implements edge.Host with one Durable Object per key thumbprint:
-// strongly consistent, so two isolates (or two locations) cannot both
-// accept one proof. The object holds every live jti of its key, so it
-// also enforces the key's quota: it answers a number (ms until its oldest
-// entry expires) for a key at max.
+// UseJTI implements edge.Host with one Durable Object per key thumbprint
+// (worker.mjs, ReplayGuard): strongly consistent, so two isolates (or two
+// locations) cannot both accept one proof. The object holds every live
+// jti of its key, so it also enforces the key's quota: it answers a number
+// (ms until its oldest entry expires) for a key at max.
 func (h *host) UseJTI(_ context.Context, jkt, jti string, until time.Time, max int) error {
-	if h.replay.IsUndefined() {
-		return errors.New("edge: KEYLESS_REPLAY binding missing")
-	}
-	stub := h.replay.Call("get", h.replay.Call("idFromName", jkt))
-	first, err := await(stub.Call("use", jti, until.UnixMilli(), max))
+	first, err := h.call("use", jkt, jti, until.UnixMilli(), max)
 	if err != nil {
 		return err
 	}
@@ -114,30 +104,25 @@ func (h *host) UseJTI(_ context.Context, jkt, jti string, until time.Time, max i
 	return nil
 }
 
-func (h *host) revocationStub() (js.Value, error) {
-	if h.revocations.IsUndefined() {
-		return js.Value{}, errors.New("edge: KEYLESS_REVOCATIONS binding missing")
-	}
-	return h.revocations.Call("get", h.revocations.Call("idFromName", "revocations")), nil
-}
-
 // AnyRevoked implements store.Revocations.
 func (h *host) AnyRevoked(_ context.Context, rs ...store.Revocation) (bool, error) {
-	stub, err := h.revocationStub()
-	if err != nil {
-		return false, err
-	}
 	// One line per lookup: "kind:value", then for a watermark lookup a tab
 	// and when the lease was issued (Unix ms), so the Durable Object
 	// applies the cutoff as store.Applies does (docs/revocation.md).
-	keys := make([]string, len(rs))
+	var b strings.Builder
 	for i, r := range rs {
-		keys[i] = string(r.Kind) + ":" + r.Value
+		if i > 0 {
+			b.WriteByte('\n')
+		}
+		b.WriteString(string(r.Kind))
+		b.WriteByte(':')
+		b.WriteString(r.Value)
 		if store.IsWatermark(r.Kind) && !r.IssuedAt.IsZero() {
-			keys[i] += "\t" + strconv.FormatInt(r.IssuedAt.UnixMilli(), 10)
+			b.WriteByte('\t')
+			b.WriteString(strconv.FormatInt(r.IssuedAt.UnixMilli(), 10))
 		}
 	}
-	v, err := await(stub.Call("anyRevoked", strings.Join(keys, "\n")))
+	v, err := h.call("anyRevoked", b.String())
 	if err != nil {
 		return false, err
 	}
@@ -146,11 +131,7 @@ func (h *host) AnyRevoked(_ context.Context, rs ...store.Revocation) (bool, erro
 
 // Revoke implements store.Revocations.
 func (h *host) Revoke(_ context.Context, r store.Revocation, until time.Time) error {
-	stub, err := h.revocationStub()
-	if err != nil {
-		return err
-	}
-	_, err = await(stub.Call("revoke", string(r.Kind)+":"+r.Value, until.UnixMilli()))
+	_, err := h.call("revoke", string(r.Kind)+":"+r.Value, until.UnixMilli())
 	return err
 }
 
@@ -165,18 +146,20 @@ func (h *host) Allow(_ context.Context, key string, l ratelimit.Limit, now time.
 	if l.IsZero() {
 		return ratelimit.Result{Allowed: true}, nil
 	}
-	if h.limits.IsUndefined() {
-		return ratelimit.Result{}, errors.New("edge: KEYLESS_RATELIMIT binding missing")
-	}
 	burst := float64(l.Burst)
 	if l.Burst <= 0 {
 		burst = math.Max(1, math.Ceil(l.Rate))
 	}
-	stub := h.limits.Call("get", h.limits.Call("idFromName", key))
-	v, err := await(stub.Call("allow", l.Rate, burst, now.UnixMilli()))
+	// The answer is one string: "allowed limit remaining resetMs retryMs".
+	v, err := h.call("allow", key, l.Rate, burst, now.UnixMilli())
 	if err != nil {
 		return ratelimit.Result{}, err
 	}
-	ms := func(i int) time.Duration { return time.Duration(v.Index(i).Int()) * time.Millisecond }
-	return ratelimit.Result{Allowed: v.Index(0).Bool(), Limit: v.Index(1).Int(), Remaining: v.Index(2).Int(), Reset: ms(3), RetryAfter: ms(4)}, nil
+	f := strings.Fields(v.String())
+	if len(f) != 5 {
+		return ratelimit.Result{}, errors.New("edge: rate limiter answer malformed")
+	}
+	n := func(i int) int { x, _ := strconv.Atoi(f[i]); return x }
+	ms := func(i int) time.Duration { return time.Duration(n(i)) * time.Millisecond }
+	return ratelimit.Result{Allowed: f[0] == "1", Limit: n(1), Remaining: n(2), Reset: ms(3), RetryAfter: ms(4)}, nil
 }

@@ -5,9 +5,9 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"io"
+	"net/url"
 	"runtime/debug"
 	"strconv"
 	"strings"
@@ -33,14 +33,33 @@ func main() {
 		// log; the process does not exit, so the isolate does not loop.
 		js.Global().Get("console").Call("error", "keyless edge: "+err.Error())
 	}
+	// serve(head, body, done, fail), called by worker.mjs per request:
+	// head is "METHOD\nURL\n" and then the header fields, "name:value\n"
+	// each; body is the request's body (null or a ReadableStream). The
+	// answer goes to done(status, fields, body, auditLine), from which
+	// worker.mjs makes the Response and writes the audit line, so no
+	// Response, Headers or console call is made from Go (each would be
+	// more values across syscall/js; see bridge).
 	serve := js.FuncOf(func(_ js.Value, args []js.Value) any {
-		req := args[0]
-		return promise(func() (js.Value, error) {
+		head, body, done, fail := args[0].String(), args[1], args[2], args[3]
+		go func() {
+			defer func() {
+				if r := recover(); r != nil {
+					fail.Invoke("keyless edge: panic")
+				}
+			}()
 			if h == nil {
-				return newResponse(503, [][2]string{{"Content-Type", "application/json"}}, []byte(`{"error":"temporarily_unavailable","error_description":"edge configuration invalid"}`+"\n")), nil
+				done.Invoke(503, "Content-Type:application/json\n", `{"error":"temporarily_unavailable","error_description":"edge configuration invalid"}`+"\n", "")
+				return
 			}
-			return handle(h, host, req)
-		})
+			a, err := handle(h, host, head, body)
+			if err != nil {
+				fail.Invoke(err.Error())
+				return
+			}
+			done.Invoke(a.status, a.fields, a.body, a.audit)
+		}()
+		return nil
 	})
 	js.Global().Get("keylessEdge").Set("serve", serve)
 	js.Global().Get("keylessEdge").Call("ready")
@@ -62,35 +81,40 @@ func envString(name string) string {
 	return js.Global().Get("JSON").Call("stringify", v).String()
 }
 
+// reply is one request's answer for worker.mjs: the status, the header
+// fields ("name:value\n" each), the body (a string, the origin's stream,
+// or nil) and the audit line.
+type reply struct {
+	status int
+	fields string
+	body   any
+	audit  string
+}
+
 // handle runs one request: the check chain in Go, then either the answer
 // or a fetch to the origin whose body streams through untouched.
-func handle(h *edge.Handler, host *host, req js.Value) (js.Value, error) {
+func handle(h *edge.Handler, host *host, head string, body js.Value) (reply, error) {
 	ctx := context.Background()
-	hs := req.Get("headers")
-	r := &edge.Request{
-		Method:        req.Get("method").String(),
-		URL:           req.Get("url").String(),
-		Header:        parseHeaderLines(host.lib.Call("headerLines", hs).String()),
-		ContentLength: -1,
-	}
-	body := req.Get("body")
+	method, rest, _ := strings.Cut(head, "\n")
+	rawURL, fields, _ := strings.Cut(rest, "\n")
+	r := &edge.Request{Method: method, URL: rawURL, Header: parseHeaderLines(fields), ContentLength: -1}
 	r.HasBody = !body.IsNull() && !body.IsUndefined()
-	if cl := hs.Call("get", "content-length"); !cl.IsNull() {
-		if n, err := strconv.ParseInt(cl.String(), 10, 64); err == nil && n >= 0 {
+	if cl := r.Header["content-length"]; len(cl) > 0 {
+		if n, err := strconv.ParseInt(cl[0], 10, 64); err == nil && n >= 0 {
 			r.ContentLength = n
 			r.HasBody = r.HasBody && n > 0
 		}
 	}
-	if ip := hs.Call("get", "cf-connecting-ip"); !ip.IsNull() {
-		r.ClientIP = ip.String()
+	if ip := r.Header["cf-connecting-ip"]; len(ip) > 0 {
+		r.ClientIP = ip[0]
 	}
 	if r.HasBody && r.ContentLength < 0 && !h.RevocationPush(r.Method, r.URL) {
 		// A body of unknown length is read here, at most one byte past the
 		// largest route cap, so its size is checked before anything
 		// reaches the origin (the proxy does the same).
-		buf, err := await(host.lib.Call("readBody", body, h.MaxBody()+1))
+		buf, err := host.call("readBody", body, h.MaxBody()+1)
 		if err != nil {
-			return js.Value{}, err
+			return reply{}, err
 		}
 		r.ContentLength = int64(buf.Get("byteLength").Int())
 		body = buf
@@ -101,16 +125,15 @@ func handle(h *edge.Handler, host *host, req js.Value) (js.Value, error) {
 		if !r.HasBody {
 			return nil, nil
 		}
-		buf := body
-		if buf.InstanceOf(js.Global().Get("ReadableStream")) {
-			var err error
-			if buf, err = await(host.lib.Call("readBody", body, limit)); err != nil {
-				return nil, err
-			}
-			body = buf
+		// readBody cuts an already read body to limit, or reads a stream
+		// up to limit and stops there.
+		buf, err := host.call("readBody", body, limit)
+		if err != nil {
+			return nil, err
 		}
+		body = buf
 		b := make([]byte, min(int64(buf.Get("byteLength").Int()), limit))
-		js.CopyBytesToGo(b, js.Global().Get("Uint8Array").New(buf.Get("buffer"), buf.Get("byteOffset"), len(b)))
+		js.CopyBytesToGo(b, buf)
 		return b, nil
 	}
 	fwd, res := h.Serve(ctx, r)
@@ -119,89 +142,75 @@ func handle(h *edge.Handler, host *host, req js.Value) (js.Value, error) {
 	}
 	var rb io.Reader
 	if !fwd.NoBody && r.HasBody {
-		rb = newBodyReader(body)
+		rb = &bodyReader{v: body, host: host}
 	}
 	oreq, err := fetch.NewRequest(ctx, fwd.Method, fwd.URL, rb)
 	if err != nil {
-		res := h.UpstreamFailed(r, fwd, err)
-		return answer(res), nil
+		return answer(h.UpstreamFailed(r, fwd, err)), nil
 	}
-	for _, kv := range fwd.Header {
-		oreq.Header[kv[0]] = append(oreq.Header[kv[0]], kv[1])
-	}
+	// The fields cross syumai's conversion packed into one (see
+	// keylessEdge.origin in worker.mjs).
+	oreq.Header[fieldsHeader] = []string{url.PathEscape(headerLines(fwd.Header))}
 	up, err := host.origin.Do(oreq, &fetch.RequestInit{Redirect: fetch.RedirectModeManual})
 	if err != nil {
-		res := h.UpstreamFailed(r, fwd, err)
-		return answer(res), nil
+		return answer(h.UpstreamFailed(r, fwd, err)), nil
 	}
-	// Response headers: stripped by the shared list, then CORS and nonce.
-	out := js.Global().Get("Headers").New()
-	// syumai's conversion split every value on ","; joining the parts
-	// with "," gives the field back exactly. Set-Cookie arrives as a JSON
-	// array (keylessEdge.origin in worker.mjs), one element per field.
-	cookies := up.Header[setCookieField]
-	delete(up.Header, setCookieField)
-	for k, vs := range up.Header {
-		if !fwd.StripResponse.Match(k) {
-			out.Call("append", k, strings.Join(vs, ","))
-		}
+	// syumai's conversion split the packed value on ","; joining the parts
+	// with "," gives it back exactly.
+	packed, err := url.PathUnescape(strings.Join(up.Header[fieldsHeader], ","))
+	if err != nil {
+		return answer(h.UpstreamFailed(r, fwd, errors.New("edge: origin fields not decodable"))), nil
 	}
-	if len(cookies) > 0 && !fwd.StripResponse.Match("Set-Cookie") {
-		var cs []string
-		if err := json.Unmarshal([]byte(strings.Join(cookies, ",")), &cs); err != nil {
-			res := h.UpstreamFailed(r, fwd, errors.New("edge: origin Set-Cookie not decodable"))
-			return answer(res), nil
-		}
-		for _, c := range cs {
-			out.Call("append", "Set-Cookie", c)
+	// Response fields: stripped by the shared list, then CORS and nonce
+	// (which replace a field of the same name).
+	var out strings.Builder
+	for _, kv := range parseHeaderPairs(packed) {
+		if !fwd.StripResponse.Match(kv[0]) && !added(fwd.AddResponse, kv[0]) {
+			writeField(&out, kv[0], kv[1])
 		}
 	}
 	for _, kv := range fwd.AddResponse {
-		out.Call("set", kv[0], kv[1])
+		writeField(&out, kv[0], kv[1])
 	}
-	var upBody js.Value = js.Null()
+	var upBody any
 	if g, ok := up.Body.(interface{ GetRawJSBody() js.Value }); ok {
 		upBody = g.GetRawJSBody()
 	}
-	ri := js.Global().Get("Object").New()
-	ri.Set("status", up.StatusCode)
-	ri.Set("headers", out)
-	audit(fwd.Audit, up.StatusCode)
-	return js.Global().Get("Response").New(upBody, ri), nil
+	return reply{status: up.StatusCode, fields: out.String(), body: upBody, audit: auditLine(fwd.Audit, up.StatusCode)}, nil
 }
 
-// answer writes the audit line of an answer the chain gave and makes it.
-func answer(res *edge.Response) js.Value {
-	audit(res.Audit, res.Status)
-	return newResponse(res.Status, res.Header, res.Body)
+// added reports whether name is among the fields the chain sets.
+func added(fs [][2]string, name string) bool {
+	for _, kv := range fs {
+		if strings.EqualFold(kv[0], name) {
+			return true
+		}
+	}
+	return false
 }
 
-// audit writes one decision's JSON line with console.log: Workers Logs
-// and Logpush keep it, as the process proxy's audit destinations do.
-func audit(d *edge.Decision, status int) {
-	if d != nil {
-		js.Global().Get("console").Call("log", string(d.Line(status)))
+// answer is the reply for an answer the chain gave, with its audit line.
+func answer(res *edge.Response) reply {
+	a := reply{status: res.Status, fields: headerLines(res.Header), audit: auditLine(res.Audit, res.Status)}
+	if res.Body != nil && res.Status != 204 {
+		a.body = string(res.Body)
 	}
+	return a
 }
 
-func newResponse(status int, hs [][2]string, body []byte) js.Value {
-	h := js.Global().Get("Headers").New()
-	for _, kv := range hs {
-		h.Call("append", kv[0], kv[1])
+// auditLine is one decision's JSON line; worker.mjs writes it with
+// console.log, for Workers Logs and Logpush, as the process proxy writes
+// its audit destinations.
+func auditLine(d *edge.Decision, status int) string {
+	if d == nil {
+		return ""
 	}
-	init := js.Global().Get("Object").New()
-	init.Set("status", status)
-	init.Set("headers", h)
-	var b any
-	if body != nil && status != 204 {
-		b = string(body)
-	}
-	return js.Global().Get("Response").New(b, init)
+	return string(d.Line(status))
 }
 
 // Headers cross the Go/JS boundary as one string, "name:value\n" per
 // field (the Fetch API forbids CR and LF in values and ":" in names): one
-// call instead of one per field.
+// value instead of several per field.
 func parseHeaderLines(s string) map[string][]string {
 	m := make(map[string][]string)
 	for _, kv := range parseHeaderPairs(s) {
@@ -225,50 +234,48 @@ func parseHeaderPairs(s string) [][2]string {
 func headerLines(hs [][2]string) string {
 	var b strings.Builder
 	for _, kv := range hs {
-		b.WriteString(kv[0])
-		b.WriteByte(':')
-		b.WriteString(kv[1])
-		b.WriteByte('\n')
+		writeField(&b, kv[0], kv[1])
 	}
 	return b.String()
 }
 
-// setCookieField is keylessEdge.origin's field for Set-Cookie, in
-// net/http's canonical form (syumai's conversion canonicalizes names).
-const setCookieField = "X-Keyless-Edge-Set-Cookie"
+func writeField(b *strings.Builder, name, value string) {
+	b.WriteString(name)
+	b.WriteByte(':')
+	b.WriteString(value)
+	b.WriteByte('\n')
+}
+
+// fieldsHeader is the one field keylessEdge.origin and Go pack every
+// request and response field into, percent-encoded, "name:value\n" each:
+// syumai's conversions cost several values across syscall/js per field,
+// and its response conversion splits every value on "," (which merged
+// several Set-Cookie fields into one). In net/http's canonical form, as
+// syumai's conversion canonicalizes names.
+const fieldsHeader = "X-Keyless-Edge-Fields"
 
 // bodyReader reads the request body for fetch.NewRequest: a body already
 // read (Uint8Array) or the request's ReadableStream, chunk by chunk.
 type bodyReader struct {
-	v      js.Value
-	reader js.Value
-	buf    []byte
-	done   bool
+	v    js.Value
+	host *host
+	buf  []byte
+	done bool
 }
 
-func newBodyReader(v js.Value) *bodyReader { return &bodyReader{v: v} }
-
 func (b *bodyReader) Read(p []byte) (int, error) {
-	if len(b.buf) == 0 && !b.done {
-		if b.v.InstanceOf(js.Global().Get("Uint8Array")) {
-			b.buf = make([]byte, b.v.Get("byteLength").Int())
-			js.CopyBytesToGo(b.buf, b.v)
+	for len(b.buf) == 0 && !b.done {
+		// readChunk answers the next chunk (a Uint8Array; the whole of an
+		// already read body) or null at the end.
+		c, err := b.host.call("readChunk", b.v)
+		if err != nil {
+			return 0, err
+		}
+		if c.IsNull() {
 			b.done = true
 		} else {
-			if b.reader.IsUndefined() {
-				b.reader = b.v.Call("getReader")
-			}
-			res, err := await(b.reader.Call("read"))
-			if err != nil {
-				return 0, err
-			}
-			if res.Get("done").Bool() {
-				b.done = true
-			} else {
-				c := res.Get("value")
-				b.buf = make([]byte, c.Get("byteLength").Int())
-				js.CopyBytesToGo(b.buf, c)
-			}
+			b.buf = make([]byte, c.Get("byteLength").Int())
+			js.CopyBytesToGo(b.buf, c)
 		}
 	}
 	if len(b.buf) == 0 {

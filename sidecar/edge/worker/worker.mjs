@@ -20,103 +20,173 @@ const ALGS = {
   PS256: [{ name: "RSA-PSS", hash: "SHA-256" }, { name: "RSA-PSS", saltLength: 32 }],
 };
 
-// The field the origin binding carries Set-Cookie in (see origin below).
-const SET_COOKIE_FIELD = "x-keyless-edge-set-cookie";
+// FIELDS is the one field the origin binding and Go pack every request
+// and response field into (percent-encoded "name:value\n" lines; see
+// origin below).
+const FIELDS = "x-keyless-edge-fields";
 
 // Imported keys by alg and public key: a client signs many proofs with
 // one key, the issuer many leases. Bounded; cleared when full.
 const keys = new Map();
 const MAX_KEYS = 1000;
 
-globalThis.keylessEdge = {
-  ready: null, // set by boot; Go calls it once serve is installed
-  serve: null, // installed by Go
+// The isolate's env (set by boot): the Durable Object namespaces.
+let ENV = {};
 
-  // Headers cross into Go as one string, "name:value\n" per field.
-  headerLines(h) {
-    let s = "";
-    for (const [k, v] of h) s += k + ":" + v + "\n";
-    return s;
-  },
-  makeHeaders(s) {
-    const h = new Headers();
-    for (const line of s.split("\n")) {
-      const i = line.indexOf(":");
-      if (i > 0) h.append(line.slice(0, i), line.slice(i + 1));
-    }
-    return h;
-  },
+// settle reports p's outcome to Go: keylessEdge.settled(id, ok, value),
+// installed by Go once (see bridge_js.go).
+function settle(id, p) {
+  p.then(
+    (v) => globalThis.keylessEdge.settled(id, true, v),
+    (e) => globalThis.keylessEdge.settled(id, false, String(e && e.message ? e.message : e)),
+  );
+}
 
-  // origin is the fetch binding Go's origin requests go through
-  // (syumai/workers' fetch.Client with WithBinding): the runtime's fetch,
-  // with the Set-Cookie fields moved into one JSON-valued field. syumai's
-  // response conversion splits every value on "," and so merges several
-  // Set-Cookie fields into one; a JSON array survives that split (the Go
-  // side joins the parts with "," again) and is unpacked there. A field of
-  // that name from the origin itself is dropped first.
-  origin: {
-    async fetch(req, init) {
-      const res = await fetch(req, init);
-      const cookies = res.headers.getSetCookie();
-      const h = new Headers(res.headers);
-      h.delete(SET_COOKIE_FIELD);
-      if (cookies.length > 0) {
-        h.delete("set-cookie");
-        h.set(SET_COOKIE_FIELD, JSON.stringify(cookies));
-      }
-      return new Response(res.body, { status: res.status, statusText: res.statusText, headers: h });
-    },
-  },
+// stub is the Durable Object named name of binding, or throws.
+function stub(binding, name) {
+  const ns = ENV[binding];
+  if (!ns) throw new Error("edge: " + binding + " binding missing");
+  return ns.get(ns.idFromName(name));
+}
 
-  // readBody reads a stream up to limit bytes (then stops reading).
-  // A body already read (a Uint8Array) is cut to limit.
-  async readBody(stream, limit) {
-    if (stream instanceof Uint8Array) return stream.subarray(0, limit);
-    const reader = stream.getReader();
-    const chunks = [];
-    let n = 0;
-    while (n < limit) {
-      const { done, value } = await reader.read();
-      if (done) break;
-      chunks.push(value);
-      n += value.byteLength;
-    }
-    // Past the limit the request is refused: cancel the rest, so the
-    // runtime stops receiving it instead of holding the connection.
-    if (n >= limit) reader.cancel().catch(() => {});
-    else reader.releaseLock();
-    const out = new Uint8Array(Math.min(n, limit));
-    let off = 0;
-    for (const c of chunks) {
-      const part = c.subarray(0, out.length - off);
-      out.set(part, off);
-      off += part.length;
-    }
-    return out;
-  },
+// b64url decodes base64url (no padding) to bytes.
+function b64url(s) {
+  const bin = atob(s.replace(/-/g, "+").replace(/_/g, "/"));
+  const out = new Uint8Array(bin.length);
+  for (let i = 0; i < bin.length; i++) out[i] = bin.charCodeAt(i);
+  return out;
+}
 
-  // verify is the signature check behind dpop.VerifyOptions.Verifier and
-  // the lease check: crypto.subtle.verify, never Go's crypto in wasm.
-  async verify(alg, kty, crv, x, y, n, e, input, sig) {
-    const a = ALGS[alg];
-    if (!a) return false;
-    const id = alg + "|" + (x || n) + "|" + (y || e);
-    let key = keys.get(id);
-    if (key === undefined) {
-      const jwk = kty === "RSA" ? { kty, n, e } : kty === "OKP" ? { kty, crv, x } : { kty, crv, x, y };
-      try {
-        key = await crypto.subtle.importKey("jwk", jwk, a[0], false, ["verify"]);
-      } catch {
-        return false;
-      }
-      if (keys.size >= MAX_KEYS) keys.clear();
-      keys.set(id, key);
-    }
+function makeHeaders(s) {
+  const h = new Headers();
+  for (const line of s.split("\n")) {
+    const i = line.indexOf(":");
+    if (i > 0) h.append(line.slice(0, i), line.slice(i + 1));
+  }
+  return h;
+}
+
+// readBody reads a stream up to limit bytes (then stops reading).
+// A body already read (a Uint8Array) is cut to limit.
+async function readBody(stream, limit) {
+  if (stream instanceof Uint8Array) return stream.subarray(0, limit);
+  const reader = stream.getReader();
+  const chunks = [];
+  let n = 0;
+  while (n < limit) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    chunks.push(value);
+    n += value.byteLength;
+  }
+  // Past the limit the request is refused: cancel the rest, so the
+  // runtime stops receiving it instead of holding the connection.
+  if (n >= limit) reader.cancel().catch(() => {});
+  else reader.releaseLock();
+  const out = new Uint8Array(Math.min(n, limit));
+  let off = 0;
+  for (const c of chunks) {
+    const part = c.subarray(0, out.length - off);
+    out.set(part, off);
+    off += part.length;
+  }
+  return out;
+}
+
+// The request bodies readChunk has handed out whole, and the readers of
+// streamed ones.
+const handed = new WeakSet();
+const readers = new WeakMap();
+
+async function readChunk(body) {
+  if (body instanceof Uint8Array) {
+    if (handed.has(body)) return null;
+    handed.add(body);
+    return body;
+  }
+  let r = readers.get(body);
+  if (!r) {
+    r = body.getReader();
+    readers.set(body, r);
+  }
+  const { done, value } = await r.read();
+  return done ? null : value;
+}
+
+async function verify(keyID, input, sig) {
+  const [alg, kty, crv, x, y, n, e] = keyID.split("\n");
+  const a = ALGS[alg];
+  if (!a) return false;
+  let key = keys.get(keyID);
+  if (key === undefined) {
+    const jwk = kty === "RSA" ? { kty, n, e } : kty === "OKP" ? { kty, crv, x } : { kty, crv, x, y };
     try {
-      return await crypto.subtle.verify(a[1], key, sig, input);
+      key = await crypto.subtle.importKey("jwk", jwk, a[0], false, ["verify"]);
     } catch {
       return false;
     }
+    if (keys.size >= MAX_KEYS) keys.clear();
+    keys.set(keyID, key);
+  }
+  try {
+    return await crypto.subtle.verify(a[1], key, b64url(sig), new TextEncoder().encode(input));
+  } catch {
+    return false;
+  }
+}
+
+// keylessEdge is what Go calls. The asynchronous helpers take plain
+// strings and numbers and a call id last, and report through settled:
+// every value that crosses into Go as an object or string costs it a
+// finalizer, which dominated the Worker's CPU (see bridge_js.go).
+globalThis.keylessEdge = {
+  ready: null, // set by boot; Go calls it once serve is installed
+  serve: null, // installed by Go
+  settled: null, // installed by Go
+
+  // origin is the fetch binding Go's origin requests go through
+  // (syumai/workers' fetch.Client with WithBinding): the runtime's fetch,
+  // with every field packed into one. Go sends the request's fields as
+  // FIELDS; they are unpacked here. The response's fields (each
+  // Set-Cookie on its own) are packed into FIELDS the same way: syumai's
+  // conversion costs several values across syscall/js per field and
+  // splits every value on "," (it would merge two Set-Cookie fields);
+  // the packed value holds no "," (percent-encoded), so Go gets it whole.
+  origin: {
+    async fetch(req, init) {
+      const packed = req.headers.get(FIELDS);
+      const res = await fetch(packed === null ? req : new Request(req, { headers: makeHeaders(decodeURIComponent(packed)) }), init);
+      let s = "";
+      for (const [k, v] of res.headers) if (k !== "set-cookie") s += k + ":" + v + "\n";
+      for (const c of res.headers.getSetCookie()) s += "set-cookie:" + c + "\n";
+      return new Response(res.body, { status: res.status, statusText: res.statusText, headers: [[FIELDS, encodeURIComponent(s)]] });
+    },
+  },
+
+  readBody(body, limit, id) { settle(id, readBody(body, limit)); },
+  readChunk(body, id) { settle(id, readChunk(body)); },
+
+  // verify is the signature check behind dpop.VerifyOptions.Verifier and
+  // the lease check: crypto.subtle.verify, never Go's crypto in wasm.
+  // keyID is the alg and the JWK's kty, crv, x, y, n and e, "\n"-separated;
+  // input the signing input; sig the signature in base64url.
+  verify(keyID, input, sig, id) { settle(id, verify(keyID, input, sig)); },
+
+  use(jkt, jti, until, max, id) {
+    settle(id, (async () => stub("KEYLESS_REPLAY", jkt).use(jti, until, max))());
+  },
+  anyRevoked(lines, id) {
+    settle(id, (async () => stub("KEYLESS_REVOCATIONS", "revocations").anyRevoked(lines))());
+  },
+  revoke(key, until, id) {
+    settle(id, (async () => stub("KEYLESS_REVOCATIONS", "revocations").revoke(key, until))());
+  },
+  // allow answers "allowed limit remaining resetMs retryMs".
+  allow(key, rate, burst, now, id) {
+    settle(id, (async () => {
+      const [ok, limit, remaining, reset, retry] = await stub("KEYLESS_RATELIMIT", key).allow(rate, burst, now);
+      return [ok ? 1 : 0, limit, remaining, reset, retry].join(" ");
+    })());
   },
 };
 
@@ -129,6 +199,7 @@ function boot(env) {
   // syumai/workers' cloudflare package reads env from globalThis.context
   // (its runtime context), captured when Go starts: the isolate's env.
   globalThis.context = { env };
+  ENV = env;
   booting = new Promise((resolve, reject) => {
     globalThis.keylessEdge.ready = resolve;
     const go = new Go();
@@ -141,10 +212,27 @@ function boot(env) {
   return booting;
 }
 
+// head is what Go reads of a request: "METHOD\nURL\n" and the header
+// fields, "name:value\n" each, as one string.
+function head(request) {
+  let s = request.method + "\n" + request.url + "\n";
+  for (const [k, v] of request.headers) s += k + ":" + v + "\n";
+  return s;
+}
+
 export default {
   async fetch(request, env) {
     await boot(env);
-    return globalThis.keylessEdge.serve(request);
+    // Go answers done(status, fields, body, auditLine); the audit line is
+    // one JSON line per decision, for Workers Logs and Logpush.
+    return new Promise((resolve, reject) => {
+      globalThis.keylessEdge.serve(head(request), request.body,
+        (status, fields, body, line) => {
+          if (line) console.log(line);
+          resolve(new Response(body ?? null, { status, headers: makeHeaders(fields) }));
+        },
+        (err) => reject(new Error(err)));
+    });
   },
 };
 
