@@ -85,7 +85,7 @@ export async function writeWranglerConfig(dir, config, vars = {}) {
  * free port if it has none) with state in persistDir; resolves once it
  * answers. stop() ends it and waits.
  */
-export async function startWorker(configFile, persistDir, { timeoutMs = 60000 } = {}) {
+export async function startWorker(configFile, persistDir, { timeoutMs = 60000, probe = true } = {}) {
   const port = JSON.parse(await readFile(configFile, 'utf8')).dev?.port ?? await freePort()
   const wrangler = join(root, 'node_modules/.bin/wrangler')
   const proc = spawn(wrangler, ['dev', '-c', configFile, '--ip', '127.0.0.1', '--port', String(port),
@@ -104,6 +104,17 @@ export async function startWorker(configFile, persistDir, { timeoutMs = 60000 } 
   const deadline = Date.now() + timeoutMs
   for (;;) {
     if (proc.exitCode !== null) throw new Error('wrangler dev exited:\n' + log)
+    // probe false: ready once wrangler says so, without a request, so the
+    // caller's first requests are the isolate's first.
+    if (!probe) {
+      if (/Ready on http/.test(log)) break
+      await new Promise((r) => setTimeout(r, 200))
+      if (Date.now() > deadline) {
+        process.kill(-proc.pid, 'SIGTERM')
+        throw new Error('wrangler dev did not start:\n' + log)
+      }
+      continue
+    }
     try {
       const res = await fetch(url + '/.keyless/healthz-probe', { signal: AbortSignal.timeout(2000) })
       await res.arrayBuffer()

@@ -62,7 +62,6 @@ func main() {
 		return nil
 	})
 	js.Global().Get("keylessEdge").Set("serve", serve)
-	js.Global().Get("keylessEdge").Call("ready")
 	select {}
 }
 

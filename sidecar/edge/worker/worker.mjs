@@ -140,7 +140,6 @@ async function verify(keyID, input, sig) {
 // every value that crosses into Go as an object or string costs it a
 // finalizer, which dominated the Worker's CPU (see bridge_js.go).
 globalThis.keylessEdge = {
-  ready: null, // set by boot; Go calls it once serve is installed
   serve: null, // installed by Go
   settled: null, // installed by Go
 
@@ -190,26 +189,28 @@ globalThis.keylessEdge = {
   },
 };
 
-let booting = null;
-
-// boot starts the isolate's one Go instance. If Go ever exits (a crash),
-// the next request boots a new one.
+// boot starts the isolate's one Go instance, synchronously: go.run runs
+// Go's main until it blocks, and by then main has installed
+// keylessEdge.serve. Nothing awaits a boot promise: a request waiting on a
+// promise made in another request's context (the one that booted) is
+// cancelled by workerd as hung, which answered 500 to all but the first
+// of a fresh isolate's concurrent first requests. If Go ever exits (a
+// crash), the next request boots a new one.
 function boot(env) {
-  if (booting) return booting;
+  const ed = globalThis.keylessEdge;
+  if (ed.serve) return;
   // syumai/workers' cloudflare package reads env from globalThis.context
   // (its runtime context), captured when Go starts: the isolate's env.
   globalThis.context = { env };
   ENV = env;
-  booting = new Promise((resolve, reject) => {
-    globalThis.keylessEdge.ready = resolve;
-    const go = new Go();
-    const instance = new WebAssembly.Instance(mod, go.importObject);
-    go.run(instance).then(
-      () => { booting = null; reject(new Error("keyless edge: Go exited")); },
-      (err) => { booting = null; reject(err); },
-    );
-  });
-  return booting;
+  const go = new Go();
+  const instance = new WebAssembly.Instance(mod, go.importObject);
+  const exited = (err) => {
+    ed.serve = null;
+    console.error("keyless edge: Go exited" + (err ? ": " + err : ""));
+  };
+  go.run(instance).then(() => exited(), exited);
+  if (!ed.serve) throw new Error("keyless edge: Go did not start");
 }
 
 // head is what Go reads of a request: "METHOD\nURL\n" and the header
@@ -222,7 +223,7 @@ function head(request) {
 
 export default {
   async fetch(request, env) {
-    await boot(env);
+    boot(env);
     // Go answers done(status, fields, body, auditLine); the audit line is
     // one JSON line per decision, for Workers Logs and Logpush.
     return new Promise((resolve, reject) => {
