@@ -2,9 +2,9 @@ package edge
 
 import (
 	"encoding/hex"
-	"encoding/json"
 	"time"
 
+	"github.com/keyless-dev/keyless/sidecar/proxy/auditline"
 	"github.com/keyless-dev/keyless/sidecar/proxy/check"
 )
 
@@ -31,6 +31,7 @@ type Decision struct {
 	Rule   string
 	Cause  string
 	server bool // a 5xx the chain chose: decision "error"
+	claims bool // the lease was read: client, sub, lease and jti are written
 }
 
 func (h *Handler) decision(x *exchange, e *check.Error) *Decision {
@@ -42,7 +43,7 @@ func (h *Handler) decision(x *exchange, e *check.Error) *Decision {
 		d.TokenID = hex.EncodeToString(x.tokenSum[:8])
 	}
 	if c := x.claims; c != nil {
-		d.Client, d.Sub, d.Lease, d.JTI = c.ClientID, c.Subject, c.LeaseID, c.JTI
+		d.Client, d.Sub, d.Lease, d.JTI, d.claims = c.ClientID, c.Subject, c.LeaseID, c.JTI, true
 	}
 	if e != nil {
 		d.fail(e)
@@ -61,41 +62,20 @@ func (d *Decision) fail(e *check.Error) {
 	d.server = check.Status(e.Code) >= 500
 }
 
-// auditLine is the JSON line, field for field the proxy's slog record.
-type auditLine struct {
-	Time      string  `json:"time"`
-	Level     string  `json:"level"`
-	Msg       string  `json:"msg"`
-	Decision  string  `json:"decision"`
-	Status    int     `json:"status"`
-	Method    string  `json:"method"`
-	Path      string  `json:"path"`
-	LatencyMS float64 `json:"latency_ms"`
-	Remote    string  `json:"remote"`
-	Rule      string  `json:"rule,omitempty"`
-	Cause     string  `json:"cause,omitempty"`
-	Route     string  `json:"route,omitempty"`
-	TokenID   string  `json:"token_sha256,omitempty"`
-	Client    string  `json:"client,omitempty"`
-	Sub       string  `json:"sub,omitempty"`
-	Lease     string  `json:"lease,omitempty"`
-	JTI       string  `json:"jti,omitempty"`
-}
-
 // Line renders the audit line for the answer's status: decision allow,
-// deny (a refusal the chain chose) or error (a 5xx, level WARN).
+// deny (a refusal the chain chose) or error (a 5xx, level WARN), encoded
+// as the process proxy encodes its own (sidecar/proxy/auditline).
 func (d *Decision) Line(status int) []byte {
 	now := d.now()
-	l := auditLine{Time: now.UTC().Format(time.RFC3339Nano), Level: "INFO", Msg: "proxy decision", Decision: "allow",
-		Status: status, Method: d.Method, Path: d.Path, LatencyMS: float64(now.Sub(d.start)) / float64(time.Millisecond),
-		Remote: d.Remote, Rule: d.Rule, Cause: d.Cause, Route: d.Route, TokenID: d.TokenID,
-		Client: d.Client, Sub: d.Sub, Lease: d.Lease, JTI: d.JTI}
+	l := auditline.Decision{Level: "INFO", Decision: "allow", Status: status, Method: d.Method, Path: d.Path,
+		LatencyMS: float64(now.Sub(d.start)) / float64(time.Millisecond), Remote: d.Remote,
+		Rule: d.Rule, HasCause: d.Cause != "", Cause: d.Cause, HasRoute: d.Route != "", Route: d.Route, TokenID: d.TokenID,
+		HasClaims: d.claims, Client: d.Client, Sub: d.Sub, Lease: d.Lease, JTI: d.JTI}
 	if d.Rule != "" {
 		l.Decision = "deny"
 		if d.server {
 			l.Decision, l.Level = "error", "WARN"
 		}
 	}
-	b, _ := json.Marshal(l)
-	return b
+	return l.AppendJSON(make([]byte, 0, 512), now.UTC())
 }

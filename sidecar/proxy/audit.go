@@ -6,6 +6,8 @@ import (
 	"net/http"
 	"strings"
 	"time"
+
+	"github.com/keyless-dev/keyless/sidecar/proxy/auditline"
 )
 
 // audit writes the one JSON line per decision: who (app, subject, lease,
@@ -28,33 +30,33 @@ func (p *Proxy) audit(x *exchange) {
 	if !p.log.Enabled(context.Background(), level) {
 		return
 	}
-	d := decision{
-		level:     level,
-		decision:  verdict,
-		status:    status,
-		method:    x.r.Method,
-		path:      x.path,
-		latencyMS: float64(lat) / float64(time.Millisecond),
-		remote:    x.r.RemoteAddr,
-		rule:      rule,
-		tokenID:   x.tokenID,
-		ticket:    x.ticket,
-		websocket: x.upgrade,
+	d := auditline.Decision{
+		Level:     level.String(),
+		Decision:  verdict,
+		Status:    status,
+		Method:    x.r.Method,
+		Path:      x.path,
+		LatencyMS: float64(lat) / float64(time.Millisecond),
+		Remote:    x.r.RemoteAddr,
+		Rule:      rule,
+		TokenID:   x.tokenID,
+		Ticket:    x.ticket,
+		WebSocket: x.upgrade,
 	}
 	if x.err != nil && x.err.Err != nil {
-		d.hasCause, d.cause = true, truncate(x.err.Err.Error(), 200)
+		d.HasCause, d.Cause = true, truncate(x.err.Err.Error(), 200)
 	}
 	if x.route != nil {
-		d.hasRoute, d.route = true, x.route.Name
+		d.HasRoute, d.Route = true, x.route.Name
 	}
 	if c := x.claims; c != nil {
-		d.hasClaims, d.client, d.sub, d.lease, d.jti = true, c.ClientID, c.Subject, c.LeaseID, c.JTI
+		d.HasClaims, d.Client, d.Sub, d.Lease, d.JTI = true, c.ClientID, c.Subject, c.LeaseID, c.JTI
 	}
 	if p.auditOut != nil {
-		d.write(p.auditOut)
+		writeDecision(p.auditOut, &d)
 		return
 	}
-	d.log(p.log)
+	p.log.LogAttrs(context.Background(), level, auditline.Msg, decisionAttrs(&d)...)
 }
 
 func truncate(s string, n int) string {

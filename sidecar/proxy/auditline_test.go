@@ -9,15 +9,21 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/keyless-dev/keyless/sidecar/proxy/auditline"
 )
 
 // slogLine is the line slog's JSON handler writes for d at t: what
 // appendJSON must reproduce byte for byte.
-func slogLine(t testing.TB, d *decision, at time.Time) []byte {
+func slogLine(t testing.TB, d *auditline.Decision, at time.Time) []byte {
 	t.Helper()
 	var buf bytes.Buffer
-	r := slog.NewRecord(at, d.level, decisionMsg, 0)
-	r.AddAttrs(d.attrs()...)
+	level := slog.LevelInfo
+	if d.Level == "WARN" {
+		level = slog.LevelWarn
+	}
+	r := slog.NewRecord(at, level, auditline.Msg, 0)
+	r.AddAttrs(decisionAttrs(d)...)
 	if err := slog.NewJSONHandler(&buf, nil).Handle(context.Background(), r); err != nil {
 		t.Fatal(err)
 	}
@@ -26,33 +32,33 @@ func slogLine(t testing.TB, d *decision, at time.Time) []byte {
 
 func TestDecisionLineMatchesSlog(t *testing.T) {
 	east := time.FixedZone("east", 5*3600+30*60)
-	full := decision{
-		level: slog.LevelWarn, decision: "deny", status: 401, method: "GET", path: "/v1/orders",
-		latencyMS: 1.25, remote: "127.0.0.1:5555", rule: "dpop.iat", hasCause: true, cause: "dpop: iat is too old",
-		hasRoute: true, route: "orders-read", tokenID: "0011223344556677", hasClaims: true,
-		client: "app1", sub: "alice", lease: "lease-1", jti: "j1", ticket: true, websocket: true,
+	full := auditline.Decision{
+		Level: "WARN", Decision: "deny", Status: 401, Method: "GET", Path: "/v1/orders",
+		LatencyMS: 1.25, Remote: "127.0.0.1:5555", Rule: "dpop.iat", HasCause: true, Cause: "dpop: iat is too old",
+		HasRoute: true, Route: "orders-read", TokenID: "0011223344556677", HasClaims: true,
+		Client: "app1", Sub: "alice", Lease: "lease-1", JTI: "j1", Ticket: true, WebSocket: true,
 	}
-	with := func(f func(d *decision)) decision { d := full; f(&d); return d }
-	tests := map[string]decision{
+	with := func(f func(d *auditline.Decision)) auditline.Decision { d := full; f(&d); return d }
+	tests := map[string]auditline.Decision{
 		"every field":      full,
-		"allow, no extras": {level: slog.LevelInfo, decision: "allow", status: 200, method: "GET", path: "/x", latencyMS: 0.5, remote: "[::1]:1"},
-		"empty strings kept where slog keeps them": with(func(d *decision) {
-			d.method, d.path, d.remote, d.cause, d.route, d.client, d.sub, d.lease, d.jti = "", "", "", "", "", "", "", "", ""
+		"allow, no extras": {Level: "INFO", Decision: "allow", Status: 200, Method: "GET", Path: "/x", LatencyMS: 0.5, Remote: "[::1]:1"},
+		"empty strings kept where slog keeps them": with(func(d *auditline.Decision) {
+			d.Method, d.Path, d.Remote, d.Cause, d.Route, d.Client, d.Sub, d.Lease, d.JTI = "", "", "", "", "", "", "", "", ""
 		}),
-		"escapes": with(func(d *decision) {
-			d.path = "/a\"b\\c\n\r\t\x00\x1f\x7f<>&'/é😀"
-			d.cause = "bad \xff utf-8 \xc3 and \u2028 \u2029 separators"
-			d.sub = "\"\\"
+		"escapes": with(func(d *auditline.Decision) {
+			d.Path = "/a\"b\\c\n\r\t\x00\x1f\x7f<>&'/é😀"
+			d.Cause = "bad \xff utf-8 \xc3 and \u2028 \u2029 separators"
+			d.Sub = "\"\\"
 		}),
-		"zero latency":         with(func(d *decision) { d.latencyMS = 0 }),
-		"tiny latency":         with(func(d *decision) { d.latencyMS = 1e-7 }),
-		"small latency":        with(func(d *decision) { d.latencyMS = 0.000001 }),
-		"huge latency":         with(func(d *decision) { d.latencyMS = 1e21 }),
-		"negative latency":     with(func(d *decision) { d.latencyMS = -3.5e-9 }),
-		"large latency":        with(func(d *decision) { d.latencyMS = 123456789.123456789 }),
-		"max float":            with(func(d *decision) { d.latencyMS = math.MaxFloat64 }),
-		"error level":          with(func(d *decision) { d.level, d.decision, d.status = slog.LevelWarn, "error", 503 }),
-		"long cause truncated": with(func(d *decision) { d.cause = truncate(strings.Repeat("é", 150), 200) }),
+		"zero latency":         with(func(d *auditline.Decision) { d.LatencyMS = 0 }),
+		"tiny latency":         with(func(d *auditline.Decision) { d.LatencyMS = 1e-7 }),
+		"small latency":        with(func(d *auditline.Decision) { d.LatencyMS = 0.000001 }),
+		"huge latency":         with(func(d *auditline.Decision) { d.LatencyMS = 1e21 }),
+		"negative latency":     with(func(d *auditline.Decision) { d.LatencyMS = -3.5e-9 }),
+		"large latency":        with(func(d *auditline.Decision) { d.LatencyMS = 123456789.123456789 }),
+		"max float":            with(func(d *auditline.Decision) { d.LatencyMS = math.MaxFloat64 }),
+		"error level":          with(func(d *auditline.Decision) { d.Level, d.Decision, d.Status = "WARN", "error", 503 }),
+		"long cause truncated": with(func(d *auditline.Decision) { d.Cause = truncate(strings.Repeat("é", 150), 200) }),
 	}
 	times := []time.Time{
 		time.Date(2026, 11, 28, 10, 0, 0, 0, time.UTC),
@@ -63,7 +69,7 @@ func TestDecisionLineMatchesSlog(t *testing.T) {
 	for name, d := range tests {
 		for _, at := range times {
 			want := slogLine(t, &d, at.Round(0))
-			if got := d.appendJSON(nil, at.Round(0)); !bytes.Equal(got, want) {
+			if got := d.AppendJSON(nil, at.Round(0)); !bytes.Equal(got, want) {
 				t.Errorf("%s at %v:\n got %s\nwant %s", name, at, got, want)
 			}
 		}
@@ -82,26 +88,26 @@ func FuzzDecisionLine(f *testing.F) {
 		if y := at.Year(); y < 0 || y >= 10000 {
 			return
 		}
-		d := decision{level: slog.LevelInfo, decision: dec, status: status, method: method, path: path, latencyMS: lat,
-			remote: remote, rule: rule, hasCause: flag, cause: cause, hasRoute: !flag, route: route, tokenID: tokenID,
-			hasClaims: ws, client: client, sub: sub, lease: lease, jti: jti, ticket: flag, websocket: ws}
+		d := auditline.Decision{Level: "INFO", Decision: dec, Status: status, Method: method, Path: path, LatencyMS: lat,
+			Remote: remote, Rule: rule, HasCause: flag, Cause: cause, HasRoute: !flag, Route: route, TokenID: tokenID,
+			HasClaims: ws, Client: client, Sub: sub, Lease: lease, JTI: jti, Ticket: flag, WebSocket: ws}
 		want := slogLine(t, &d, at)
-		if got := d.appendJSON(nil, at); !bytes.Equal(got, want) {
+		if got := d.AppendJSON(nil, at); !bytes.Equal(got, want) {
 			t.Fatalf("\n got %s\nwant %s", got, want)
 		}
 	})
 }
 
 func TestDecisionLineNoAllocations(t *testing.T) {
-	d := decision{level: slog.LevelInfo, decision: "allow", status: 200, method: "GET", path: "/v1/orders", latencyMS: 0.8,
-		remote: "127.0.0.1:5555", hasRoute: true, route: "orders-read", tokenID: "0011223344556677",
-		hasClaims: true, client: "app1", sub: "alice", lease: "lease-1", jti: "j1"}
+	d := auditline.Decision{Level: "INFO", Decision: "allow", Status: 200, Method: "GET", Path: "/v1/orders", LatencyMS: 0.8,
+		Remote: "127.0.0.1:5555", HasRoute: true, Route: "orders-read", TokenID: "0011223344556677",
+		HasClaims: true, Client: "app1", Sub: "alice", Lease: "lease-1", JTI: "j1"}
 	w := auditWriter(NewAuditLogger(io.Discard))
 	if w == nil {
 		t.Fatal("NewAuditLogger's writer not found")
 	}
-	d.write(w) // fill the pool
-	if n := testing.AllocsPerRun(100, func() { d.write(w) }); n != 0 {
+	writeDecision(w, &d) // fill the pool
+	if n := testing.AllocsPerRun(100, func() { writeDecision(w, &d) }); n != 0 {
 		t.Errorf("allocations per decision line = %v, want 0", n)
 	}
 }
