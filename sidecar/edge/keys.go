@@ -23,44 +23,57 @@ const (
 // errUnknownKey: the token names a kid the issuer does not publish.
 var errUnknownKey = fmt.Errorf("%w: unknown kid", atjwt.ErrInvalid)
 
+// keyCache never holds its lock across a fetch, and no request waits for
+// a fetch another request started: in the Worker a request that waits on
+// I/O begun in another request's context is cancelled by workerd as hung.
+// Before any set was loaded every request that needs one fetches it
+// itself (after a failed fetch, not again within keyRefresh).
 type keyCache struct {
 	url     string
 	fetch   func(ctx context.Context, url string) ([]byte, error)
 	now     func() time.Time
 	mu      sync.Mutex
 	keys    map[string]*dpop.JWK
-	fetched time.Time
+	fetched time.Time // when the last fetch started
+	failed  time.Time // when the last fetch failed
 	fetches int
 }
 
 func (k *keyCache) key(ctx context.Context, kid string) (*dpop.JWK, error) {
 	now := k.now()
 	k.mu.Lock()
-	defer k.mu.Unlock()
-	stale := k.keys == nil || now.Sub(k.fetched) >= keyMaxAge
-	if key, ok := k.keys[kid]; ok && !stale {
+	keys := k.keys
+	stale := keys == nil || now.Sub(k.fetched) >= keyMaxAge
+	if key, ok := keys[kid]; ok && !stale {
+		k.mu.Unlock()
 		return key, nil
 	}
-	if k.fetches > 0 && now.Sub(k.fetched) < keyRefresh {
-		if key, ok := k.keys[kid]; ok {
+	if keys == nil && !k.failed.IsZero() && now.Sub(k.failed) < keyRefresh {
+		k.mu.Unlock()
+		return nil, errors.New("edge: JWKS unavailable")
+	}
+	if keys != nil && now.Sub(k.fetched) < keyRefresh {
+		k.mu.Unlock()
+		if key, ok := keys[kid]; ok {
 			return key, nil
-		}
-		if k.keys == nil {
-			return nil, errors.New("edge: JWKS unavailable")
 		}
 		return nil, errUnknownKey
 	}
 	k.fetched = now
 	k.fetches++
-	keys, err := k.load(ctx)
+	k.mu.Unlock()
+	loaded, err := k.load(ctx)
+	k.mu.Lock()
+	defer k.mu.Unlock()
 	if err != nil {
+		k.failed = k.now()
 		if key, ok := k.keys[kid]; ok {
 			return key, nil
 		}
 		return nil, err
 	}
-	k.keys = keys
-	if key, ok := keys[kid]; ok {
+	k.keys = loaded
+	if key, ok := loaded[kid]; ok {
 		return key, nil
 	}
 	return nil, errUnknownKey
