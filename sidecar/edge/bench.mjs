@@ -1,45 +1,57 @@
 // Benchmark: verified, forwarded GET /v1/orders through the Worker (local
 // workerd via wrangler dev) and through the native sidecar, side by side,
 // same origin, same lease, a fresh proof per request (made before timing).
-// Bounded: N requests per target (default 2000), concurrency C (default 8).
+// Bounded: N requests per target and repetition (default 400),
+// concurrency 8, R repetitions (default 3) in rotated order; the median
+// is reported.
 //
-//	node sidecar/edge/bench.mjs [N] [C]
+//	node sidecar/edge/bench.mjs [N] [R] [name=distdir ...]
 //
-// CPU per request is read from /proc: workerd's (both wrangler dev
-// sessions' workerd processes: the Worker and its Durable Objects, plus
-// the dev-mode plumbing the floor row measures) and the Go helper's
-// (native sidecar plus the shared origin).
+// Targets: the native sidecar; the Worker as `make edge` built it; a
+// plain JS Worker that only forwards (the floor: what workerd in dev mode
+// costs by itself); the same JS Worker writing one audit-sized
+// console.log line per request (the platform's cost of a log line, which
+// the Worker pays for its audit line); and any other builds of the Worker
+// given as name=distdir (a sidecar/edge/dist of an earlier commit, for a
+// like-for-like comparison: `git worktree add /tmp/old REF && make -C
+// /tmp/old edge`, then old=/tmp/old/sidecar/edge/dist).
+//
+// CPU per request is read from /proc for each target's own processes:
+// its wrangler dev process group's workerd (the Worker and its Durable
+// Objects), and for the native sidecar the Go helper (native sidecar plus
+// the shared origin). Other users' processes are not counted.
 import { Agent, request } from 'node:http'
-import { readFileSync, readdirSync, writeFileSync } from 'node:fs'
+import { readFileSync, readdirSync, writeFileSync, cpSync, mkdirSync } from 'node:fs'
 import { join } from 'node:path'
 import { generateProof } from 'dpop'
 import { build, startIssuer, writeWranglerConfig, startWorker, tempDir } from './test/world.mjs'
 import { newKey, mint, publicURL } from './test/client.mjs'
 
-const N = Number(process.argv[2] || 2000)
-const C = Number(process.argv[3] || 8)
+const N = Number(process.argv[2] || 400)
+const R = Number(process.argv[3] || 3)
+const extra = process.argv.slice(4).map((a) => a.split('='))
+const C = 8
 const TICK = 100 // clock ticks per second (USER_HZ)
 
 function cpuTicks(pid) {
-  const f = readFileSync(`/proc/${pid}/stat`, 'utf8')
-  const fields = f.slice(f.lastIndexOf(')') + 2).split(' ')
-  return Number(fields[11]) + Number(fields[12]) // utime + stime
+  try {
+    const f = readFileSync(`/proc/${pid}/stat`, 'utf8')
+    const fields = f.slice(f.lastIndexOf(')') + 2).split(' ')
+    return Number(fields[11]) + Number(fields[12]) // utime + stime
+  } catch {
+    return 0 // exited
+  }
 }
 
-// pidsNamed lists this benchmark's own processes called name: those in
-// the given process groups (wrangler dev starts workerd in its own), or
-// the given pids. Other users' workerd processes on a shared machine are
-// not counted.
-function pidsNamed(name, { groups = [], pids = [] } = {}) {
+// workerdIn lists the workerd processes of process group pgid (wrangler
+// dev starts workerd in its own group).
+function workerdIn(pgid) {
   const out = []
   for (const d of readdirSync('/proc')) {
     if (!/^\d+$/.test(d)) continue
     try {
-      const comm = readFileSync(`/proc/${d}/comm`, 'utf8').trim()
-      if (!comm.startsWith(name)) continue
       const f = readFileSync(`/proc/${d}/stat`, 'utf8')
-      const pgrp = Number(f.slice(f.lastIndexOf(')') + 2).split(' ')[2])
-      if (groups.includes(pgrp) || pids.includes(Number(d))) out.push(Number(d))
+      if (f.includes('(workerd)') && Number(f.slice(f.lastIndexOf(')') + 2).split(' ')[2]) === pgid) out.push(Number(d))
     } catch {}
   }
   return out
@@ -58,6 +70,7 @@ async function run(base, proofs, tok) {
       res.resume()
       res.on('end', resolve)
     })
+    req.setTimeout(15000, () => req.destroy(new Error('timeout')))
     req.on('error', () => { failed++; resolve() })
     req.end()
   })
@@ -65,48 +78,90 @@ async function run(base, proofs, tok) {
   await Promise.all(Array.from({ length: C }, async () => { while (next < proofs.length) await one() }))
   const s = (performance.now() - t0) / 1000
   agent.destroy()
-  return { rps: proofs.length / s, failed, seconds: s }
+  return { rps: proofs.length / s, failed }
 }
 
-// The floor: a plain JS Worker that forwards to the origin, in the same
-// wrangler dev, measures what workerd in dev mode costs by itself.
-async function startBaseline(dir, origin) {
-  const main = join(dir, 'baseline.mjs')
-  writeFileSync(main, `export default { fetch(req, env) { return fetch(env.ORIGIN + new URL(req.url).pathname, { headers: req.headers }) } }`)
-  const file = join(dir, 'baseline.json')
-  writeFileSync(file, JSON.stringify({ name: 'keyless-edge-baseline', main, compatibility_date: '2026-04-01', vars: { ORIGIN: origin } }))
-  return startWorker(file, join(dir, 'baseline-state'))
+// jsWorker starts a plain JS Worker forwarding to the origin; with log,
+// it writes one line shaped like the audit line per request.
+async function jsWorker(dir, name, origin, log) {
+  const main = join(dir, name + '.mjs')
+  const line = log
+    ? `console.log(JSON.stringify({ time: new Date().toISOString(), level: 'INFO', msg: 'proxy decision', decision: 'allow', status: res.status, method: req.method, path: new URL(req.url).pathname, latency_ms: Date.now() - t0, remote: '', route: 'orders-read', token_sha256: '0011223344556677', client: 'demo-app', sub: 'alice', lease: 'lse_0123456789abcdefghij', jti: '0123456789abcdef0123456789abcdef' }));`
+    : ''
+  writeFileSync(main, `export default { async fetch(req, env) { const t0 = Date.now(); const res = await fetch(env.ORIGIN + new URL(req.url).pathname, { headers: req.headers }); ${line} return res } }`)
+  const file = join(dir, name + '.json')
+  writeFileSync(file, JSON.stringify({ name: 'keyless-edge-' + name, main, compatibility_date: '2026-04-01', vars: { ORIGIN: origin } }))
+  return startWorker(file, join(dir, name + '-state'))
+}
+
+// keylessWorker starts a build of the Worker (dist: a directory holding
+// worker.mjs, wasm_exec.js and keyless-edge.wasm).
+async function keylessWorker(dir, name, config, dist) {
+  const sub = join(dir, name)
+  mkdirSync(sub)
+  const file = await writeWranglerConfig(sub, config, { KEYLESS_REVOCATION_TTL: '2s' })
+  if (dist) {
+    const copy = join(sub, 'dist')
+    cpSync(dist, copy, { recursive: true })
+    const c = JSON.parse(readFileSync(file, 'utf8'))
+    c.main = join(copy, 'worker.mjs')
+    // A build from before the rate limits has no RateLimiter class.
+    if (!readFileSync(join(copy, 'worker.mjs'), 'utf8').includes('class RateLimiter')) {
+      c.durable_objects.bindings = c.durable_objects.bindings.filter((b) => b.class_name !== 'RateLimiter')
+      c.migrations = c.migrations.filter((m) => !m.new_sqlite_classes.includes('RateLimiter'))
+    }
+    writeFileSync(file, JSON.stringify(c))
+  }
+  return startWorker(file, join(sub, 'state'))
 }
 
 const tmp = await tempDir()
 const bin = build(tmp.dir)
 const world = await startIssuer(bin)
-const worker = await startWorker(await writeWranglerConfig(tmp.dir, world.config, { KEYLESS_REVOCATION_TTL: '2s' }), join(tmp.dir, 'state'))
-const baseline = await startBaseline(tmp.dir, world.origin)
+const targets = []
 try {
+  targets.push({ name: 'native sidecar', url: world.native, pids: () => [world.pid], native: true })
+  for (const [name, dist] of [['edge Worker', null], ...extra]) {
+    const w = await keylessWorker(tmp.dir, name.replace(/\W/g, '-'), world.config, dist)
+    targets.push({ name: name + (dist ? ' (' + dist + ')' : ''), w, url: w.url, pids: () => workerdIn(w.pgid) })
+  }
+  for (const [name, log] of [['plain JS Worker, no checks (floor)', false], ['floor + one console.log line per request', true]]) {
+    const w = await jsWorker(tmp.dir, log ? 'floorlog' : 'floor', world.origin, log)
+    targets.push({ name, w, url: w.url, pids: () => workerdIn(w.pgid), floor: !log, floorlog: log })
+  }
   const client = await newKey()
   const tok = await mint(world, { scope: ['orders:read'], jkt: client.jkt })
-  const proofs = async (n) => Promise.all(Array.from({ length: n }, () => generateProof(client.kp, publicURL + '/v1/orders', 'GET', undefined, tok)))
-  const helper = pidsNamed('issuer', { pids: [world.pid] })
-  const workerd = pidsNamed('workerd', { groups: [worker.pgid, baseline.pgid] })
+  const proofs = (n) => Promise.all(Array.from({ length: n }, () => generateProof(client.kp, publicURL + '/v1/orders', 'GET', undefined, tok)))
   // Warm all (JWKS, key imports, JIT), then measure.
-  await run(worker.url, await proofs(200), tok)
-  await run(world.native, await proofs(200), tok)
-  await run(baseline.url, await proofs(200), tok)
-  const rows = []
-  for (const [name, base] of [['native sidecar', world.native], ['edge Worker (workerd)', worker.url], ['plain JS Worker, no checks (floor)', baseline.url]]) {
-    const p = await proofs(N)
-    const before = { w: workerd.map(cpuTicks), h: helper.map(cpuTicks) }
-    const r = await run(base, p, tok)
-    const wd = workerd.map(cpuTicks).reduce((a, b) => a + b, 0) - before.w.reduce((a, b) => a + b, 0)
-    const hd = helper.map(cpuTicks).reduce((a, b) => a + b, 0) - before.h.reduce((a, b) => a + b, 0)
-    rows.push({ target: name, requests: N, concurrency: C, 'req/s': Math.round(r.rps), failed: r.failed,
-      'workerd CPU ms/req': (wd / TICK * 1000 / N).toFixed(3), 'Go helper CPU ms/req': (hd / TICK * 1000 / N).toFixed(3) })
+  for (const t of targets) await run(t.url, await proofs(200), tok)
+  for (const t of targets) t.runs = []
+  for (let rep = 0; rep < R; rep++) {
+    const order = targets.slice(rep % targets.length).concat(targets.slice(0, rep % targets.length))
+    for (const t of order) {
+      const p = await proofs(N)
+      const pids = t.pids()
+      const before = pids.map(cpuTicks).reduce((a, b) => a + b, 0)
+      const r = await run(t.url, p, tok)
+      const ms = (pids.map(cpuTicks).reduce((a, b) => a + b, 0) - before) / TICK * 1000 / N
+      t.runs.push({ ms, rps: r.rps, failed: r.failed })
+    }
   }
-  console.table(rows)
+  const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]
+  for (const t of targets) t.ms = median(t.runs.map((x) => x.ms))
+  const floor = targets.find((t) => t.floor).ms
+  const floorlog = targets.find((t) => t.floorlog).ms
+  console.table(targets.map((t) => ({
+    target: t.name,
+    'req/s (median)': Math.round(median(t.runs.map((x) => x.rps))),
+    failed: t.runs.reduce((a, x) => a + x.failed, 0),
+    'CPU ms/req (median)': t.ms.toFixed(2),
+    runs: t.runs.map((x) => x.ms.toFixed(2)).join(' '),
+    'over floor': t.native ? '' : (t.ms - floor).toFixed(2),
+    'over floor + log': t.native ? '' : (t.ms - floorlog).toFixed(2),
+  })))
+  console.log(`N=${N} per run, concurrency ${C}, ${R} runs each in rotated order; CPU: workerd of each wrangler dev (Worker and Durable Objects); native: the Go helper (sidecar and origin)`)
 } finally {
-  await baseline.stop()
-  await worker.stop()
+  for (const t of targets) await t.w?.stop()
   world.close()
   await tmp.remove()
 }

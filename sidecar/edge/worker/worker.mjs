@@ -113,6 +113,8 @@ async function readChunk(body) {
   return done ? null : value;
 }
 
+const utf8 = new TextEncoder();
+
 async function verify(keyID, input, sig) {
   const [alg, kty, crv, x, y, n, e] = keyID.split("\n");
   const a = ALGS[alg];
@@ -129,7 +131,7 @@ async function verify(keyID, input, sig) {
     keys.set(keyID, key);
   }
   try {
-    return await crypto.subtle.verify(a[1], key, b64url(sig), new TextEncoder().encode(input));
+    return await crypto.subtle.verify(a[1], key, b64url(sig), utf8.encode(input));
   } catch {
     return false;
   }
@@ -254,21 +256,26 @@ export default {
 export class ReplayGuard extends DurableObject {
   async use(jti, until, max) {
     const now = Date.now();
+    const k = "jti:" + jti;
     if (max > 0) {
+      // Bounded per key: the object keeps its key's live entries in
+      // memory (read from storage once per instance), so the replay
+      // check costs no storage read.
       const live = await this.live(now);
       if (live.length >= max) return Math.max(1, live[0] - now);
+      const prev = this.jtis.get(jti);
+      if (prev !== undefined && prev > now) return false;
+      this.jtis.set(jti, until);
+      let i = live.length;
+      while (i > 0 && live[i - 1] > until) i--;
+      live.splice(i, 0, until);
+    } else {
+      const prev = await this.ctx.storage.get(k);
+      if (prev !== undefined && prev > now) return false;
     }
-    const k = "jti:" + jti;
-    const prev = await this.ctx.storage.get(k);
-    if (prev !== undefined && prev > now) return false;
     // Not awaited: the output gate holds the answer until the write is
     // durable, and no other call runs before it is applied.
     this.ctx.storage.put(k, until);
-    if (this.exp !== undefined) {
-      let i = this.exp.length;
-      while (i > 0 && this.exp[i - 1] > until) i--;
-      this.exp.splice(i, 0, until);
-    }
     if (this.alarmAt === undefined) this.alarmAt = await this.ctx.storage.getAlarm();
     if (this.alarmAt === null) {
       this.alarmAt = until + 1000;
@@ -277,17 +284,30 @@ export class ReplayGuard extends DurableObject {
     return true;
   }
 
-  // live is the expiries of the key's live entries, oldest first: read
-  // from storage once per instance, then kept up to date in memory.
+  // live is the expiries of the key's live entries, oldest first, with
+  // this.jtis (jti -> until): read from storage once per instance, then
+  // kept up to date in memory.
   async live(now) {
     if (this.exp === undefined) {
       const exp = [];
-      for (const until of (await this.ctx.storage.list({ prefix: "jti:" })).values()) if (until > now) exp.push(until);
+      const jtis = new Map();
+      for (const [k, until] of await this.ctx.storage.list({ prefix: "jti:" })) {
+        if (until > now) {
+          exp.push(until);
+          jtis.set(k.slice(4), until);
+        }
+      }
       this.exp = exp.sort((a, b) => a - b);
+      this.jtis = jtis;
     }
     let i = 0;
     while (i < this.exp.length && this.exp[i] <= now) i++;
     if (i > 0) this.exp.splice(0, i);
+    // Expired jtis are harmless (their until has passed); they are
+    // dropped in one pass once they are half the map.
+    if (this.jtis.size > 2 * this.exp.length + 64) {
+      for (const [j, until] of this.jtis) if (until <= now) this.jtis.delete(j);
+    }
     return this.exp;
   }
 
