@@ -150,7 +150,9 @@ func handle(h *edge.Handler, host *host, head string, body js.Value) (reply, err
 	// The fields cross syumai's conversion packed into one (see
 	// keylessEdge.origin in worker.mjs).
 	oreq.Header[fieldsHeader] = []string{url.PathEscape(headerLines(fwd.Header))}
-	up, err := host.origin.Do(oreq, &fetch.RequestInit{Redirect: fetch.RedirectModeManual})
+	// No RequestInit: keylessEdge.origin fetches with redirect "manual"
+	// itself (one object fewer across syscall/js).
+	up, err := host.origin.Do(oreq, nil)
 	if err != nil {
 		return answer(h.UpstreamFailed(r, fwd, err)), nil
 	}

@@ -156,7 +156,8 @@ globalThis.keylessEdge = {
   origin: {
     async fetch(req, init) {
       const packed = req.headers.get(FIELDS);
-      const res = await fetch(packed === null ? req : new Request(req, { headers: makeHeaders(decodeURIComponent(packed)) }), init);
+      // A redirect is passed on, never followed (as the process proxy).
+      const res = await fetch(packed === null ? req : new Request(req, { headers: makeHeaders(decodeURIComponent(packed)) }), { ...init, redirect: "manual" });
       let s = "";
       for (const [k, v] of res.headers) if (k !== "set-cookie") s += k + ":" + v + "\n";
       for (const c of res.headers.getSetCookie()) s += "set-cookie:" + c + "\n";
