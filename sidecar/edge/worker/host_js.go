@@ -20,26 +20,22 @@ import (
 )
 
 // host backs edge.Host with the Worker runtime: crypto.subtle.verify
-// (through worker.mjs, which caches imported keys), syumai/workers' fetch,
-// and the KEYLESS_REPLAY, KEYLESS_REVOCATIONS and KEYLESS_RATELIMIT
+// (through worker.mjs, which caches imported keys), syumai/workers' fetch
+// for the issuer's key set, and the KEYLESS_REPLAY, KEYLESS_REVOCATIONS
+// and KEYLESS_RATELIMIT
 // Durable Objects, called from worker.mjs's helpers through the bridge
 // (a Durable Object stub made from Go costs three objects across
 // syscall/js per call; see bridge).
 type host struct {
 	*bridge
-	fetch  *fetch.Client // JWKS: the runtime's fetch
-	origin *fetch.Client // the origin: through keylessEdge.origin
+	fetch *fetch.Client // JWKS: the runtime's fetch
 }
 
 var _ edge.Host = (*host)(nil)
 
 func newHost() *host {
 	lib := js.Global().Get("keylessEdge")
-	return &host{
-		bridge: newBridge(lib),
-		fetch:  fetch.NewClient(),
-		origin: fetch.NewClient(fetch.WithBinding(lib.Get("origin"))),
-	}
+	return &host{bridge: newBridge(lib), fetch: fetch.NewClient()}
 }
 
 var errBadSig = errors.New("edge: signature does not verify")

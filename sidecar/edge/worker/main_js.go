@@ -5,9 +5,6 @@ package main
 
 import (
 	"context"
-	"errors"
-	"io"
-	"net/url"
 	"runtime/debug"
 	"strconv"
 	"strings"
@@ -15,7 +12,6 @@ import (
 
 	"github.com/keyless-dev/keyless/sidecar/edge"
 	"github.com/syumai/workers/cloudflare"
-	"github.com/syumai/workers/cloudflare/fetch"
 )
 
 func main() {
@@ -139,33 +135,25 @@ func handle(h *edge.Handler, host *host, head string, body js.Value) (reply, err
 	if res != nil {
 		return answer(res), nil
 	}
-	var rb io.Reader
+	// The origin fetch is the runtime's fetch, made by worker.mjs with the
+	// request's own body (its stream, or the bytes already read), not
+	// syumai/workers' fetch.Client: its conversions (http.Request to a JS
+	// Request, the JS headers to http.Header, a Promise and two callbacks
+	// per wait) cost about 0.5 ms of workerd CPU per request (README,
+	// Benchmark).
+	var rb any
 	if !fwd.NoBody && r.HasBody {
-		rb = &bodyReader{v: body, host: host}
+		rb = body
 	}
-	oreq, err := fetch.NewRequest(ctx, fwd.Method, fwd.URL, rb)
+	up, err := host.call("forward", fwd.Method, fwd.URL, headerLines(fwd.Header), rb)
 	if err != nil {
 		return answer(h.UpstreamFailed(r, fwd, err)), nil
 	}
-	// The fields cross syumai's conversion packed into one (see
-	// keylessEdge.origin in worker.mjs).
-	oreq.Header[fieldsHeader] = []string{url.PathEscape(headerLines(fwd.Header))}
-	// No RequestInit: keylessEdge.origin fetches with redirect "manual"
-	// itself (one object fewer across syscall/js).
-	up, err := host.origin.Do(oreq, nil)
-	if err != nil {
-		return answer(h.UpstreamFailed(r, fwd, err)), nil
-	}
-	// syumai's conversion split the packed value on ","; joining the parts
-	// with "," gives it back exactly.
-	packed, err := url.PathUnescape(strings.Join(up.Header[fieldsHeader], ","))
-	if err != nil {
-		return answer(h.UpstreamFailed(r, fwd, errors.New("edge: origin fields not decodable"))), nil
-	}
-	// Response fields: stripped by the shared list, then CORS and nonce
-	// (which replace a field of the same name).
+	status := up.Get("status").Int()
+	// Response fields (each Set-Cookie on its own): stripped by the shared
+	// list, then CORS and nonce, which replace a field of the same name.
 	var out strings.Builder
-	for _, kv := range parseHeaderPairs(packed) {
+	for _, kv := range parseHeaderPairs(host.lib.Call("fieldLines", up).String()) {
 		if !fwd.StripResponse.Match(kv[0]) && !added(fwd.AddResponse, kv[0]) {
 			writeField(&out, kv[0], kv[1])
 		}
@@ -173,11 +161,8 @@ func handle(h *edge.Handler, host *host, head string, body js.Value) (reply, err
 	for _, kv := range fwd.AddResponse {
 		writeField(&out, kv[0], kv[1])
 	}
-	var upBody any
-	if g, ok := up.Body.(interface{ GetRawJSBody() js.Value }); ok {
-		upBody = g.GetRawJSBody()
-	}
-	return reply{status: up.StatusCode, fields: out.String(), body: upBody, audit: auditLine(fwd.Audit, up.StatusCode)}, nil
+	// The body streams from the origin to the client untouched.
+	return reply{status: status, fields: out.String(), body: up.Get("body"), audit: auditLine(fwd.Audit, status)}, nil
 }
 
 // added reports whether name is among the fields the chain sets.
@@ -246,45 +231,3 @@ func writeField(b *strings.Builder, name, value string) {
 	b.WriteString(value)
 	b.WriteByte('\n')
 }
-
-// fieldsHeader is the one field keylessEdge.origin and Go pack every
-// request and response field into, percent-encoded, "name:value\n" each:
-// syumai's conversions cost several values across syscall/js per field,
-// and its response conversion splits every value on "," (which merged
-// several Set-Cookie fields into one). In net/http's canonical form, as
-// syumai's conversion canonicalizes names.
-const fieldsHeader = "X-Keyless-Edge-Fields"
-
-// bodyReader reads the request body for fetch.NewRequest: a body already
-// read (Uint8Array) or the request's ReadableStream, chunk by chunk.
-type bodyReader struct {
-	v    js.Value
-	host *host
-	buf  []byte
-	done bool
-}
-
-func (b *bodyReader) Read(p []byte) (int, error) {
-	for len(b.buf) == 0 && !b.done {
-		// readChunk answers the next chunk (a Uint8Array; the whole of an
-		// already read body) or null at the end.
-		c, err := b.host.call("readChunk", b.v)
-		if err != nil {
-			return 0, err
-		}
-		if c.IsNull() {
-			b.done = true
-		} else {
-			b.buf = make([]byte, c.Get("byteLength").Int())
-			js.CopyBytesToGo(b.buf, c)
-		}
-	}
-	if len(b.buf) == 0 {
-		return 0, io.EOF
-	}
-	n := copy(p, b.buf)
-	b.buf = b.buf[n:]
-	return n, nil
-}
-
-func (b *bodyReader) Close() error { return nil }

@@ -20,11 +20,6 @@ const ALGS = {
   PS256: [{ name: "RSA-PSS", hash: "SHA-256" }, { name: "RSA-PSS", saltLength: 32 }],
 };
 
-// FIELDS is the one field the origin binding and Go pack every request
-// and response field into (percent-encoded "name:value\n" lines; see
-// origin below).
-const FIELDS = "x-keyless-edge-fields";
-
 // Imported keys by alg and public key: a client signs many proofs with
 // one key, the issuer many leases. Bounded; cleared when full.
 const keys = new Map();
@@ -93,26 +88,6 @@ async function readBody(stream, limit) {
   return out;
 }
 
-// The request bodies readChunk has handed out whole, and the readers of
-// streamed ones.
-const handed = new WeakSet();
-const readers = new WeakMap();
-
-async function readChunk(body) {
-  if (body instanceof Uint8Array) {
-    if (handed.has(body)) return null;
-    handed.add(body);
-    return body;
-  }
-  let r = readers.get(body);
-  if (!r) {
-    r = body.getReader();
-    readers.set(body, r);
-  }
-  const { done, value } = await r.read();
-  return done ? null : value;
-}
-
 const utf8 = new TextEncoder();
 
 async function verify(keyID, input, sig) {
@@ -145,28 +120,22 @@ globalThis.keylessEdge = {
   serve: null, // installed by Go
   settled: null, // installed by Go
 
-  // origin is the fetch binding Go's origin requests go through
-  // (syumai/workers' fetch.Client with WithBinding): the runtime's fetch,
-  // with every field packed into one. Go sends the request's fields as
-  // FIELDS; they are unpacked here. The response's fields (each
-  // Set-Cookie on its own) are packed into FIELDS the same way: syumai's
-  // conversion costs several values across syscall/js per field and
-  // splits every value on "," (it would merge two Set-Cookie fields);
-  // the packed value holds no "," (percent-encoded), so Go gets it whole.
-  origin: {
-    async fetch(req, init) {
-      const packed = req.headers.get(FIELDS);
-      // A redirect is passed on, never followed (as the process proxy).
-      const res = await fetch(packed === null ? req : new Request(req, { headers: makeHeaders(decodeURIComponent(packed)) }), { ...init, redirect: "manual" });
-      let s = "";
-      for (const [k, v] of res.headers) if (k !== "set-cookie") s += k + ":" + v + "\n";
-      for (const c of res.headers.getSetCookie()) s += "set-cookie:" + c + "\n";
-      return new Response(res.body, { status: res.status, statusText: res.statusText, headers: [[FIELDS, encodeURIComponent(s)]] });
-    },
+  // forward is the origin fetch: the runtime's fetch, redirects passed
+  // on (never followed, as the process proxy), with the request's own
+  // body; it settles with the Response.
+  forward(method, url, lines, body, id) {
+    settle(id, fetch(url, { method, headers: makeHeaders(lines), body, redirect: "manual" }));
+  },
+  // fieldLines is a Response's fields for Go, "name:value\n" each, every
+  // Set-Cookie on its own.
+  fieldLines(res) {
+    let s = "";
+    for (const [k, v] of res.headers) if (k !== "set-cookie") s += k + ":" + v + "\n";
+    for (const c of res.headers.getSetCookie()) s += "set-cookie:" + c + "\n";
+    return s;
   },
 
   readBody(body, limit, id) { settle(id, readBody(body, limit)); },
-  readChunk(body, id) { settle(id, readChunk(body)); },
 
   // verify is the signature check behind dpop.VerifyOptions.Verifier and
   // the lease check: crypto.subtle.verify, never Go's crypto in wasm.
