@@ -120,12 +120,13 @@ fuzz: ## run each fuzz target for FUZZTIME (default 30s)
 	@FUZZTIME=$(FUZZTIME) GO=$(GO) bash .ci/fuzz $(FUZZ_TARGETS)
 
 .PHONY: bench
-bench: build wasm ## benchmarks: DPoP core, stores, token endpoint, vending, proxy vs pooled bare ReverseProxy (CPU and allocations per request, Redis vs embedded), browser client
+bench: build wasm ## benchmarks: DPoP core, stores, token endpoint, vending, proxy vs pooled bare ReverseProxy (CPU and allocations per request, Redis vs embedded), browser client, edge Worker vs a JS forwarder
 	$(GO) test -run '^$$' -bench . -benchmem ./sidecar/dpop/... ./sidecar/store/... ./sidecar/authserver ./sidecar/lease ./sidecar/policy
 	$(GO) run ./sidecar/proxy/bench -redis
 	@$(MAKE) --no-print-directory wasm-size
 	node web-component/test/bench.mjs
 	node sidecar/edge/test/revocation-bench.mjs 30
+	KEYLESS_EDGE_LOG_LEVEL=warn node sidecar/edge/bench.mjs 400 3
 
 .PHONY: bench-peers
 bench-peers: $(OAUTH2_PROXY) ## the proxy beside oauth2-proxy (bearer JWTs) and a pooled bare ReverseProxy: paired throughput ratios, CPU per request (about 1 min)
