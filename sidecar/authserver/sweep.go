@@ -189,6 +189,11 @@ func (s *Server) sweepIndexBatch(ctx context.Context, index, target string, now 
 		}
 		for _, e := range dead {
 			_, key, _ := indexDue(e[0])
+			if target == bucketFamily {
+				if err := deleteLineage(tx, key); err != nil {
+					return err
+				}
+			}
 			if err := tx.Delete(target, key); err != nil {
 				return err
 			}
@@ -200,6 +205,24 @@ func (s *Server) sweepIndexBatch(ctx context.Context, index, target string, now 
 		return nil
 	})
 	return deleted, more, err
+}
+
+// deleteLineage deletes the lineage entries (access token jti -> family)
+// the family still holds: those of its last access tokens, which no later
+// refresh pruned. Its tokens expired long before the family is swept. A
+// record that does not decode is swept without them (the sweep must not
+// stall on it).
+func deleteLineage(tx store.Tx, famID string) error {
+	var f family
+	if found, err := getJSON(tx, bucketFamily, famID, &f); err != nil || !found {
+		return nil
+	}
+	for _, a := range f.Access {
+		if err := tx.Delete(bucketLineage, a.JTI); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // indexFamily files a new family under its expiry.

@@ -195,7 +195,7 @@ func TestSweepLoop(t *testing.T) {
 func (h *harness) dbRecords() int {
 	n := 0
 	for _, b := range []string{bucketDevice, bucketUserCode, bucketRefresh, bucketFamily, bucketKeys,
-		bucketDeviceLive, bucketDevicePurge, bucketFamilyExpiry, bucketRefreshExpiry, bucketMeta} {
+		bucketDeviceLive, bucketDevicePurge, bucketFamilyExpiry, bucketRefreshExpiry, bucketMeta, bucketLineage} {
 		n += h.bucketLen(b)
 	}
 	return n
@@ -204,7 +204,8 @@ func (h *harness) dbRecords() int {
 // Under churn (a sign-in and two refreshes every two hours, for 80 hours
 // of the injected clock, sweeping as the background loop does) the
 // database stops growing once the first grants have expired: device
-// codes, families and refresh tokens are all deleted in time.
+// codes, families, refresh tokens and the families' lineage entries are
+// all deleted in time.
 func TestDatabaseStopsGrowingUnderChurn(t *testing.T) {
 	h := newHarness(t, nil)
 	ctx := context.Background()
