@@ -12,7 +12,7 @@ import (
 const maxForwardedHops = 32
 
 // clientIP is the address a request is counted against by the per-source
-// limits (docs/security.md#limits): remoteAddr's host, unless that peer is
+// limits (docs/security.md#source-address): remoteAddr's host, unless that peer is
 // one of the trusted proxies (issuer.trusted_proxies). Then the forwarded
 // chain is walked from the right, skipping trusted addresses, and the
 // first untrusted one is the client (nginx's real_ip_recursive); when
