@@ -44,7 +44,7 @@ func (s *Server) serveDeviceAuthorization(w http.ResponseWriter, r *http.Request
 
 func (s *Server) deviceAuthorization(w http.ResponseWriter, r *http.Request) (*DeviceAuthorization, error) {
 	now := s.now()
-	if err := s.limitAuthz(r.Context(), "src\x00"+sourceKey(remoteIP(r)), s.authzPerSource, now); err != nil {
+	if err := s.limitAuthz(r.Context(), "src\x00"+sourceKey(s.clientIP(r)), s.authzPerSource, now); err != nil {
 		return nil, err
 	}
 	form, err := readForm(w, r)

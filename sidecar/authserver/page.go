@@ -197,7 +197,7 @@ func (s *Server) consentData(w http.ResponseWriter, r *http.Request, p *PendingR
 // message to show; a 429 gets Retry-After (RFC 6585 section 4). A source
 // over its budget is refused before the lookup, so it learns nothing.
 func (s *Server) lookupForPage(w http.ResponseWriter, r *http.Request, raw string) (*PendingRequest, int, string) {
-	src := sourceKey(remoteIP(r))
+	src := sourceKey(s.clientIP(r))
 	now := s.now()
 	if ok, wait := s.codeLimiter.allowCtx(r.Context(), src, now); !ok {
 		w.Header().Set("Retry-After", strconv.FormatInt(int64(wait/time.Second)+1, 10))
@@ -262,7 +262,7 @@ func (s *Server) devicePagePost(w http.ResponseWriter, r *http.Request) {
 	case "approve":
 		user := form.Get("username")
 		if !s.checkPassword(user, form.Get("password")) {
-			s.codeLimiter.failCtx(ctx, sourceKey(remoteIP(r)), s.now())
+			s.codeLimiter.failCtx(ctx, sourceKey(s.clientIP(r)), s.now())
 			s.renderPage(w, http.StatusUnauthorized, s.consentData(w, r, p, user, "Wrong user name or password."))
 			return
 		}

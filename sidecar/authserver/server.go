@@ -35,6 +35,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"net/netip"
 	"net/url"
 	"strings"
 	"sync"
@@ -200,6 +201,10 @@ type Server struct {
 	sweepsMu sync.Mutex
 	sweeps   []func(context.Context) (int, error)
 
+	// trustedProxies may name the client in a forwarding header
+	// (issuer.trusted_proxies; see clientIP).
+	trustedProxies []netip.Prefix
+
 	codeLimiter  *failureLimiter // wrong user codes and passwords at /device, per source
 	pollLimiter  *failureLimiter // unknown device codes at /token, per source
 	csrfKey      [32]byte
@@ -222,6 +227,10 @@ func New(ctx context.Context, o Options) (*Server, error) {
 		return nil, errors.New("authserver: Config.Issuer.URL must be set to the public issuer URL")
 	}
 	is := o.Config.Issuer
+	trusted, err := is.TrustedProxyPrefixes()
+	if err != nil {
+		return nil, fmt.Errorf("authserver: %w", err)
+	}
 	s := &Server{
 		cfg:         o.Config,
 		issuer:      strings.TrimSuffix(is.URL, "/"),
@@ -245,6 +254,7 @@ func New(ctx context.Context, o Options) (*Server, error) {
 		grants:      map[string]GrantHandler{},
 		crossOrigin: http.NewCrossOriginProtection(),
 	}
+	s.trustedProxies = trusted
 	if s.audience == "" {
 		s.audience = s.issuer
 	}

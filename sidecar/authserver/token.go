@@ -3,7 +3,6 @@ package authserver
 import (
 	"context"
 	"errors"
-	"net"
 	"net/http"
 	"net/url"
 
@@ -57,7 +56,7 @@ func (s *Server) token(w http.ResponseWriter, r *http.Request) (*TokenResponse, 
 	if err != nil {
 		return nil, err
 	}
-	return h.ServeGrant(r.Context(), &TokenRequest{Form: form, Client: client, Authenticated: authed, Proof: proof, Now: s.now(), RemoteIP: remoteIP(r)})
+	return h.ServeGrant(r.Context(), &TokenRequest{Form: form, Client: client, Authenticated: authed, Proof: proof, Now: s.now(), RemoteIP: s.clientIP(r)})
 }
 
 // verifyProof checks the request's DPoP proof against the endpoint's public
@@ -152,14 +151,10 @@ func (s *Server) identifyClient(r *http.Request, form url.Values) (*config.Clien
 	return c, false, nil
 }
 
-// remoteIP is the peer address without the port. Forwarding headers are
-// ignored: rate limits use the real peer (docs/security.md#proxy).
-func remoteIP(r *http.Request) string {
-	host, _, err := net.SplitHostPort(r.RemoteAddr)
-	if err != nil {
-		return r.RemoteAddr
-	}
-	return host
+// clientIP is the address r is counted against by the per-source limits:
+// the peer, or the client a trusted proxy forwarded for (see clientIP).
+func (s *Server) clientIP(r *http.Request) string {
+	return clientIP(r.RemoteAddr, r.Header, s.trustedProxies)
 }
 
 // invalidClient is 401 with a Basic challenge (RFC 6749 section 5.2).

@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/netip"
 	"net/url"
 	"os"
 	"slices"
@@ -78,6 +79,56 @@ type Issuer struct {
 	DeviceCodeTTL Duration `yaml:"device_code_ttl"`
 	// PollInterval is the initial polling interval given to devices.
 	PollInterval Duration `yaml:"poll_interval"`
+	// TrustedProxies are the reverse proxies (load balancers, ingress) in
+	// front of the issuer, as IP addresses or CIDR prefixes. A request
+	// whose peer is one of them is counted against the client address
+	// they forward (X-Forwarded-For or Forwarded, RFC 7239) for the
+	// per-source limits (docs/security.md#limits). Empty: the peer address
+	// only, and forwarding headers are ignored, so a client can never
+	// choose its own source.
+	TrustedProxies []string `yaml:"trusted_proxies"`
+}
+
+// ParseTrustedProxy reads one issuer.trusted_proxies entry: an IP address
+// (a single host) or a CIDR prefix, IPv4 or IPv6. A prefix that covers
+// every address (/0) is refused: it would let any client name its own
+// source. So are zones and IPv4-mapped IPv6 forms (write the IPv4 form).
+func ParseTrustedProxy(s string) (netip.Prefix, error) {
+	var p netip.Prefix
+	if strings.Contains(s, "/") {
+		v, err := netip.ParsePrefix(s)
+		if err != nil {
+			return netip.Prefix{}, fmt.Errorf("%q is not an IP address or CIDR prefix", s)
+		}
+		p = v.Masked()
+	} else {
+		a, err := netip.ParseAddr(s)
+		if err != nil || a.Zone() != "" {
+			return netip.Prefix{}, fmt.Errorf("%q is not an IP address or CIDR prefix", s)
+		}
+		p = netip.PrefixFrom(a, a.BitLen())
+	}
+	switch {
+	case p.Addr().Is4In6():
+		return netip.Prefix{}, fmt.Errorf("%q is an IPv4-mapped IPv6 address: write the IPv4 form", s)
+	case p.Bits() == 0:
+		return netip.Prefix{}, fmt.Errorf("%q trusts every address: any client could choose its own source", s)
+	}
+	return p, nil
+}
+
+// TrustedProxyPrefixes parses TrustedProxies (see [ParseTrustedProxy]);
+// nil when there are none.
+func (is Issuer) TrustedProxyPrefixes() ([]netip.Prefix, error) {
+	var ps []netip.Prefix
+	for i, s := range is.TrustedProxies {
+		p, err := ParseTrustedProxy(s)
+		if err != nil {
+			return nil, fmt.Errorf("issuer.trusted_proxies[%d]: %w", i, err)
+		}
+		ps = append(ps, p)
+	}
+	return ps, nil
 }
 
 // Client is an app registered with the issuer.
@@ -225,6 +276,11 @@ func (c *Config) Validate() error {
 	for _, d := range durs {
 		if d.v != 0 && (time.Duration(d.v) < d.min || time.Duration(d.v) > d.max) {
 			add("issuer.%s: %v is outside %v..%v", d.name, time.Duration(d.v), d.min, d.max)
+		}
+	}
+	for i, tp := range is.TrustedProxies {
+		if _, err := ParseTrustedProxy(tp); err != nil {
+			add("issuer.trusted_proxies[%d]: %v", i, err)
 		}
 	}
 

@@ -141,3 +141,57 @@ func FuzzParse(f *testing.F) {
 		}
 	})
 }
+
+// issuer.trusted_proxies: addresses and CIDR prefixes, IPv4 and IPv6; a
+// bad entry is an error naming its key path; nothing that trusts every
+// address.
+func TestTrustedProxies(t *testing.T) {
+	good := map[string]string{
+		"127.0.0.1":      "127.0.0.1/32",
+		"10.0.0.0/8":     "10.0.0.0/8",
+		"10.1.2.3/8":     "10.0.0.0/8", // masked
+		"::1":            "::1/128",
+		"2001:db8::/32":  "2001:db8::/32",
+		"fd00::1234/120": "fd00::1200/120",
+	}
+	for in, want := range good {
+		p, err := ParseTrustedProxy(in)
+		if err != nil || p.String() != want {
+			t.Errorf("ParseTrustedProxy(%q) = %v, %v; want %s", in, p, err, want)
+		}
+	}
+	for _, in := range []string{"", "localhost", "10.0.0.0/33", "10.0.0.256", "0.0.0.0/0", "::/0",
+		"fe80::1%eth0", "::ffff:10.0.0.1", "::ffff:10.0.0.0/104", "10.0.0.1 ", "10.0.0.0/8/8", "*"} {
+		if p, err := ParseTrustedProxy(in); err == nil {
+			t.Errorf("ParseTrustedProxy(%q) = %v, want an error", in, p)
+		}
+	}
+
+	y := "issuer:\n  url: https://auth.example.test\n  trusted_proxies: [\"10.0.0.0/8\", \"127.0.0.1\", \"10.0.0.0/33\", \"::/0\"]\n"
+	_, err := Parse([]byte(y))
+	if err == nil {
+		t.Fatal("Parse accepted bad trusted_proxies")
+	}
+	for _, want := range []string{`issuer.trusted_proxies[2]: "10.0.0.0/33" is not an IP address or CIDR prefix`,
+		`issuer.trusted_proxies[3]: "::/0" trusts every address`} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error %q does not contain %q", err, want)
+		}
+	}
+	if strings.Contains(err.Error(), "trusted_proxies[0]") || strings.Contains(err.Error(), "trusted_proxies[1]") {
+		t.Errorf("good entries reported: %v", err)
+	}
+
+	c, err := Parse([]byte("issuer:\n  trusted_proxies: [\"10.0.0.0/8\", \"::1\"]\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ps, err := c.Issuer.TrustedProxyPrefixes()
+	if err != nil || len(ps) != 2 || ps[0].String() != "10.0.0.0/8" || ps[1].String() != "::1/128" {
+		t.Errorf("TrustedProxyPrefixes = %v, %v", ps, err)
+	}
+	// A scalar where a list belongs is a strict-YAML error with its line.
+	if _, err := Parse([]byte("issuer:\n  trusted_proxies: 10.0.0.0/8\n")); err == nil || !strings.Contains(err.Error(), "line 2: issuer.trusted_proxies: must be a list") {
+		t.Errorf("scalar trusted_proxies: %v", err)
+	}
+}

@@ -33,8 +33,9 @@ type TokenRequest struct {
 	Proof *dpop.Proof
 	// Now is the request time.
 	Now time.Time
-	// RemoteIP is the peer's IP address (never from X-Forwarded-For), for
-	// rate limits.
+	// RemoteIP is the client's IP address, for per-source rate limits: the
+	// peer's, or, when the peer is one of issuer.trusted_proxies, the
+	// client address that proxy forwarded (never a header otherwise).
 	RemoteIP string
 }
 
