@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -67,10 +68,21 @@ func TestCompose(t *testing.T) {
 
 	// Copy the directory with every port moved to a free one.
 	dir := t.TempDir()
+	// Every listener is held until all ports are chosen, so no two
+	// services get the same one.
 	ports := map[string]string{}
+	var held []net.Listener
 	for _, p := range composePorts {
-		a := freeAddr(t)
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		held = append(held, ln)
+		a := ln.Addr().String()
 		ports[p] = a[strings.LastIndex(a, ":")+1:]
+	}
+	for _, ln := range held {
+		ln.Close()
 	}
 	portRE := regexp.MustCompile(`\b(` + strings.Join(composePorts, "|") + `)\b`)
 	src := filepath.Join(root, "deploy", "compose")
@@ -220,7 +232,7 @@ func TestCompose(t *testing.T) {
 		req.Header.Set("DPoP", proof)
 		resp, err := http.DefaultClient.Do(req)
 		if err != nil {
-			t.Fatal(err)
+			t.Fatalf("replica on %s: %v\n%s", replicaPort, err, allLogs())
 		}
 		defer resp.Body.Close()
 		b, _ := io.ReadAll(resp.Body)
