@@ -643,17 +643,25 @@ func TestDeviceLoginThroughHydraRefusals(t *testing.T) {
 }
 
 // auditLine returns the audit.log line containing needle.
+//
+// The audit log is written through a queue (docs/audit.md), so a line may
+// land a moment after the answer that caused it: wait up to 10 s for it.
 func auditLine(t *testing.T, dataDir, needle string) string {
 	t.Helper()
-	b, err := os.ReadFile(filepath.Join(dataDir, auditLogFile))
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, l := range strings.Split(string(b), "\n") {
-		if strings.Contains(l, needle) {
-			return l
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		b, err := os.ReadFile(filepath.Join(dataDir, auditLogFile))
+		if err != nil && !os.IsNotExist(err) {
+			t.Fatal(err)
 		}
+		for _, l := range strings.Split(string(b), "\n") {
+			if strings.Contains(l, needle) {
+				return l
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no audit line with %s", needle)
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
-	t.Fatalf("no audit line with %s", needle)
-	return ""
 }

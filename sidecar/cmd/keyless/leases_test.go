@@ -48,11 +48,11 @@ func devLease(t *testing.T, info devInfo, key dpop.Signer, sub string) string {
 	// written by a queue, so the line may land just after the response.
 	want := `"lease_id":"` + m["lease_id"].(string) + `"`
 	var b []byte
-	for i := 0; i < 500 && !strings.Contains(string(b), want); i++ {
-		if i > 0 {
-			time.Sleep(2 * time.Millisecond)
-		}
+	for deadline := time.Now().Add(10 * time.Second); !strings.Contains(string(b), want) && time.Now().Before(deadline); {
 		b, _ = os.ReadFile(filepath.Join(info.DataDir, auditLogFile))
+		if !strings.Contains(string(b), want) {
+			time.Sleep(10 * time.Millisecond)
+		}
 	}
 	for _, secret := range []string{login, m["access_token"].(string), m["renewal_token"].(string), proof} {
 		if strings.Contains(string(b), secret) {

@@ -28,10 +28,11 @@ const MAX_KEYS = 1000;
 // The isolate's env (set by boot): the Durable Object namespaces.
 let ENV = {};
 
-// settle reports p's outcome to Go: keylessEdge.settled(id, ok, value),
-// installed by Go once (see bridge_js.go).
-function settle(id, p) {
-  p.then(
+// settle runs f and reports its outcome to Go: keylessEdge.settled(id,
+// ok, value), installed by Go once (see bridge_js.go). A throw, even a
+// synchronous one, is reported as a failure: Go always hears back.
+function settle(id, f) {
+  new Promise((resolve) => resolve(f())).then(
     (v) => globalThis.keylessEdge.settled(id, true, v),
     (e) => globalThis.keylessEdge.settled(id, false, String(e && e.message ? e.message : e)),
   );
@@ -124,7 +125,7 @@ globalThis.keylessEdge = {
   // on (never followed, as the process proxy), with the request's own
   // body; it settles with the Response.
   forward(method, url, lines, body, id) {
-    settle(id, fetch(url, { method, headers: makeHeaders(lines), body, redirect: "manual" }));
+    settle(id, () => fetch(url, { method, headers: makeHeaders(lines), body, redirect: "manual" }));
   },
   // fieldLines is a Response's fields for Go, "name:value\n" each, every
   // Set-Cookie on its own.
@@ -135,29 +136,29 @@ globalThis.keylessEdge = {
     return s;
   },
 
-  readBody(body, limit, id) { settle(id, readBody(body, limit)); },
+  readBody(body, limit, id) { settle(id, () => readBody(body, limit)); },
 
   // verify is the signature check behind dpop.VerifyOptions.Verifier and
   // the lease check: crypto.subtle.verify, never Go's crypto in wasm.
   // keyID is the alg and the JWK's kty, crv, x, y, n and e, "\n"-separated;
   // input the signing input; sig the signature in base64url.
-  verify(keyID, input, sig, id) { settle(id, verify(keyID, input, sig)); },
+  verify(keyID, input, sig, id) { settle(id, () => verify(keyID, input, sig)); },
 
   use(jkt, jti, until, max, id) {
-    settle(id, (async () => stub("KEYLESS_REPLAY", jkt).use(jti, until, max))());
+    settle(id, () => stub("KEYLESS_REPLAY", jkt).use(jti, until, max));
   },
   anyRevoked(lines, id) {
-    settle(id, (async () => stub("KEYLESS_REVOCATIONS", "revocations").anyRevoked(lines))());
+    settle(id, () => stub("KEYLESS_REVOCATIONS", "revocations").anyRevoked(lines));
   },
   revoke(key, until, id) {
-    settle(id, (async () => stub("KEYLESS_REVOCATIONS", "revocations").revoke(key, until))());
+    settle(id, () => stub("KEYLESS_REVOCATIONS", "revocations").revoke(key, until));
   },
   // allow answers "allowed limit remaining resetMs retryMs".
   allow(key, rate, burst, now, id) {
-    settle(id, (async () => {
+    settle(id, async () => {
       const [ok, limit, remaining, reset, retry] = await stub("KEYLESS_RATELIMIT", key).allow(rate, burst, now);
       return [ok ? 1 : 0, limit, remaining, reset, retry].join(" ");
-    })());
+    });
   },
 };
 
