@@ -60,7 +60,12 @@ test('reload keeps the session without a new approval; sign-out ends it for good
 
   const countApprovals = async () => (await keyless('audit', 'query', '--data', stack.data, '--event', 'device.approve', '--format', 'json'))
     .split('\n').filter((l) => l.includes('"device.approve"')).length
-  const approvals = await countApprovals()
+  // The audit log is written through a queue: the approval's line is
+  // awaited (bounded) before it is counted.
+  let approvals = await countApprovals()
+  for (const deadline = Date.now() + 10000; approvals < 1 && Date.now() < deadline; approvals = await countApprovals()) {
+    await new Promise((r) => setTimeout(r, 100))
+  }
   assert.equal(approvals, 1)
   await page.reload()
   await status(page, 'signed_in')

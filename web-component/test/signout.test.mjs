@@ -126,8 +126,15 @@ test('Sign out revokes the lease and its renewal at once, and emits signed_out',
 
   // One audit line for the revocation, naming the lease, never a token.
   const leaseID = JSON.parse(Buffer.from(lease.access_token.split('.')[1], 'base64url')).lease_id
-  const audit = await readFile(join(stack.data, 'audit.log'), 'utf8')
-  const lines = audit.split('\n').filter((l) => l.includes('"event":"lease.revoke"') && l.includes(`"lease_id":"${leaseID}"`))
+  // The audit log is written through a queue: the line may land a moment
+  // after the answer, so it is awaited (bounded).
+  let audit, lines
+  for (const deadline = Date.now() + 10000; ;) {
+    audit = await readFile(join(stack.data, 'audit.log'), 'utf8')
+    lines = audit.split('\n').filter((l) => l.includes('"event":"lease.revoke"') && l.includes(`"lease_id":"${leaseID}"`))
+    if (lines.length > 0 || Date.now() > deadline) break
+    await new Promise((r) => setTimeout(r, 50))
+  }
   assert.equal(lines.length, 1, lines.join('\n'))
   assert.ok(!audit.includes(lease.access_token) && !audit.includes(lease.refresh_token), 'a token in the audit log')
   await ctx.close()
