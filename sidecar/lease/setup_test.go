@@ -45,10 +45,9 @@ func TestSandboxPolicy(t *testing.T) {
 // token endpoint.
 func TestFromConfig(t *testing.T) {
 	clk := &clock{T: time.Unix(1_800_000_000, 0)}
-	srv := httptest.NewUnstartedServer(nil)
 	src := `
 issuer:
-  url: http://` + srv.Listener.Addr().String() + `
+  url: ISSUER
 clients:
   - id: demo-app
     scopes: [api:read, api:write]
@@ -60,34 +59,10 @@ policy:
       scopes: {api:read: read, api:write: write}
       rules: [{name: all, subjects: ["*"], scopes: [api:read]}]
 `
-	var cfg config.Config
-	if err := yaml.Unmarshal([]byte(src), &cfg); err != nil {
-		t.Fatal(err)
-	}
-	db, err := boltstore.Open(filepath.Join(t.TempDir(), "k.db"), boltstore.Options{Now: clk.Now})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	as, err := authserver.New(context.Background(), authserver.Options{Config: &cfg, DB: db, Revocations: db, Now: clk.Now})
-	if err != nil {
-		t.Fatal(err)
-	}
-	svc, err := FromConfig(Setup{File: "keyless.yaml", Config: &cfg, Server: as, DB: db, Now: clk.Now})
-	if err != nil {
-		t.Fatal(err)
-	}
-	mux := http.NewServeMux()
-	mux.Handle("/v1/lease", svc.Handler())
-	mux.Handle("/v1/lease/", svc.Handler())
-	mux.Handle("/", as.Handler())
-	srv.Config.Handler = mux
-	srv.Start()
-	defer srv.Close()
-	h := &harness{t: t, clk: clk, srv: srv, as: as, svc: svc, db: db}
+	h := fromConfigHarness(t, clk, src)
 	k := newKey(t)
-	raw, _, err := as.Minter().Issue(context.Background(), token.Spec{
-		Subject: "alice", Audience: []string{as.Issuer()}, ClientID: "demo-app", Scope: []string{"api:read"}, JKT: jkt(k)})
+	raw, _, err := h.as.Minter().Issue(context.Background(), token.Spec{
+		Subject: "alice", Audience: []string{h.as.Issuer()}, ClientID: "demo-app", Scope: []string{"api:read"}, JKT: jkt(k)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -106,11 +81,45 @@ policy:
 	if err := yaml.Unmarshal([]byte(bad), &cfg2); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := FromConfig(Setup{File: "keyless.yaml", Config: &cfg2, Server: as, DB: db}); err == nil || !strings.Contains(err.Error(), "keyless.yaml:13: policy.apps.demo-app.rules[0]: unknown field \"nmae\" (did you mean \"name\"?)") {
+	if _, err := FromConfig(Setup{File: "keyless.yaml", Config: &cfg2, Server: h.as, DB: h.db}); err == nil || !strings.Contains(err.Error(), "keyless.yaml:13: policy.apps.demo-app.rules[0]: unknown field \"nmae\" (did you mean \"name\"?)") {
 		t.Fatalf("broken policy: %v", err)
 	}
 	cfg2.Policy = yaml.Node{}
-	if _, err := FromConfig(Setup{File: "keyless.yaml", Config: &cfg2, Server: as, DB: db}); err == nil || !strings.Contains(err.Error(), "no policy") {
+	if _, err := FromConfig(Setup{File: "keyless.yaml", Config: &cfg2, Server: h.as, DB: h.db}); err == nil || !strings.Contains(err.Error(), "no policy") {
 		t.Fatalf("no policy: %v", err)
 	}
+}
+
+// fromConfigHarness serves the vending service wired as keyless dev/serve
+// wire it (FromConfig) from the config src, on a bolt database and the
+// injected clock; "ISSUER" in src stands for the server's URL.
+func fromConfigHarness(t *testing.T, clk *clock, src string) *harness {
+	t.Helper()
+	srv := httptest.NewUnstartedServer(nil)
+	src = strings.ReplaceAll(src, "ISSUER", "http://"+srv.Listener.Addr().String())
+	var cfg config.Config
+	if err := yaml.Unmarshal([]byte(src), &cfg); err != nil {
+		t.Fatal(err)
+	}
+	db, err := boltstore.Open(filepath.Join(t.TempDir(), "k.db"), boltstore.Options{Now: clk.Now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	as, err := authserver.New(context.Background(), authserver.Options{Config: &cfg, DB: db, Revocations: db, Now: clk.Now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	svc, err := FromConfig(Setup{File: "keyless.yaml", Config: &cfg, Server: as, DB: db, Now: clk.Now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	mux := http.NewServeMux()
+	mux.Handle("/v1/lease", svc.Handler())
+	mux.Handle("/v1/lease/", svc.Handler())
+	mux.Handle("/", as.Handler())
+	srv.Config.Handler = mux
+	srv.Start()
+	t.Cleanup(srv.Close)
+	return &harness{t: t, clk: clk, srv: srv, as: as, svc: svc, db: db}
 }

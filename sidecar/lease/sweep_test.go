@@ -2,18 +2,10 @@ package lease
 
 import (
 	"context"
-	"net/http"
-	"net/http/httptest"
-	"path/filepath"
 	"testing"
 	"time"
 
-	"go.yaml.in/yaml/v3"
-
-	"github.com/keyless-dev/keyless/sidecar/authserver"
-	"github.com/keyless-dev/keyless/sidecar/config"
 	"github.com/keyless-dev/keyless/sidecar/store"
-	"github.com/keyless-dev/keyless/sidecar/store/boltstore"
 	"github.com/keyless-dev/keyless/sidecar/token"
 )
 
@@ -24,10 +16,9 @@ import (
 // limit.
 func TestRenewalsSweptUnderChurn(t *testing.T) {
 	clk := &clock{T: time.Unix(1_800_000_000, 0)}
-	srv := httptest.NewUnstartedServer(nil)
 	src := `
 issuer:
-  url: http://` + srv.Listener.Addr().String() + `
+  url: ISSUER
 clients:
   - id: demo-app
     scopes: [api:read]
@@ -40,34 +31,10 @@ policy:
       rules: [{name: all, subjects: ["*"], scopes: [api:read]}]
       renew_limit: 4h
 `
-	var cfg config.Config
-	if err := yaml.Unmarshal([]byte(src), &cfg); err != nil {
-		t.Fatal(err)
-	}
-	db, err := boltstore.Open(filepath.Join(t.TempDir(), "k.db"), boltstore.Options{Now: clk.Now})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	as, err := authserver.New(context.Background(), authserver.Options{Config: &cfg, DB: db, Revocations: db, Now: clk.Now})
-	if err != nil {
-		t.Fatal(err)
-	}
-	svc, err := FromConfig(Setup{File: "keyless.yaml", Config: &cfg, Server: as, DB: db, Now: clk.Now})
-	if err != nil {
-		t.Fatal(err)
-	}
-	mux := http.NewServeMux()
-	mux.Handle("/v1/lease", svc.Handler())
-	mux.Handle("/v1/lease/", svc.Handler())
-	mux.Handle("/", as.Handler())
-	srv.Config.Handler = mux
-	srv.Start()
-	defer srv.Close()
-	h := &harness{t: t, clk: clk, srv: srv, as: as, svc: svc, db: db}
+	h := fromConfigHarness(t, clk, src)
 	renewals := func() int {
 		n := 0
-		_ = db.View(context.Background(), func(tx store.Tx) error {
+		_ = h.db.View(context.Background(), func(tx store.Tx) error {
 			return tx.ForEach(bucketRenewals, func(string, []byte) error { n++; return nil })
 		})
 		return n
@@ -75,8 +42,8 @@ policy:
 	var sizes []int
 	for range 24 {
 		k := newKey(t)
-		raw, _, err := as.Minter().Issue(context.Background(), token.Spec{
-			Subject: "alice", Audience: []string{as.Issuer()}, ClientID: "demo-app", Scope: []string{"api:read"}, JKT: jkt(k)})
+		raw, _, err := h.as.Minter().Issue(context.Background(), token.Spec{
+			Subject: "alice", Audience: []string{h.as.Issuer()}, ClientID: "demo-app", Scope: []string{"api:read"}, JKT: jkt(k)})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -94,7 +61,7 @@ policy:
 			rt = r.Str("renewal_token")
 		}
 		clk.Add(time.Hour)
-		if _, err := as.Sweep(context.Background()); err != nil {
+		if _, err := h.as.Sweep(context.Background()); err != nil {
 			t.Fatal(err)
 		}
 		sizes = append(sizes, renewals())
