@@ -100,19 +100,7 @@ func TestReplayQuotaRedisUnderPressure(t *testing.T) {
 	srv := redistest.Start(t)
 	var st *redisstore.Store
 	h := newHarness(t, func(h *harness) {
-		var err error
-		st, err = redisstore.New(srv.URL(), redisstore.Options{MaxAge: time.Minute, FutureSkew: 5 * time.Second, NoCache: true, Now: h.clock.Now})
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { st.Close() })
-		ctx := context.Background()
-		if err := st.InitEpoch(ctx, h.clock.Now().Add(-time.Hour)); err != nil {
-			t.Fatal(err)
-		}
-		if err := st.Reseed(ctx, nil); err != nil {
-			t.Fatal(err)
-		}
+		st = seededRedis(t, srv.URL(), h.clock.Now)
 		h.opts.Replay, h.opts.Revocations = st, st
 		h.cfg.DPoP.ReplayPerKey = 100
 	})

@@ -20,19 +20,7 @@ func TestHungStoreFailsFast(t *testing.T) {
 	srv := redistest.Start(t)
 	var st *redisstore.Store
 	h := newHarness(t, func(h *harness) {
-		var err error
-		st, err = redisstore.New(srv.URL(), redisstore.Options{MaxAge: time.Minute, FutureSkew: 5 * time.Second, NoCache: true, Now: h.clock.Now})
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { st.Close() })
-		ctx := context.Background()
-		if err := st.InitEpoch(ctx, h.clock.Now().Add(-time.Hour)); err != nil {
-			t.Fatal(err)
-		}
-		if err := st.Reseed(ctx, nil); err != nil {
-			t.Fatal(err)
-		}
+		st = seededRedis(t, srv.URL(), h.clock.Now)
 		h.opts.Replay, h.opts.Revocations, h.opts.Limiter = st, st, st
 		h.cfg.StoreTimeout = 100 * time.Millisecond
 	})
@@ -58,4 +46,24 @@ func TestHungStoreFailsFast(t *testing.T) {
 			t.Errorf("%s forwarded with Redis hung", path)
 		}
 	}
+}
+
+// seededRedis is a redisstore.Store on the real redis-server at url, seeded
+// as the issuer seeds a new one (so it serves at once), on the harness's
+// clock; closed with the test.
+func seededRedis(t *testing.T, url string, now func() time.Time) *redisstore.Store {
+	t.Helper()
+	st, err := redisstore.New(url, redisstore.Options{MaxAge: time.Minute, FutureSkew: 5 * time.Second, NoCache: true, Now: now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	ctx := context.Background()
+	if err := st.InitEpoch(ctx, now().Add(-time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.Reseed(ctx, nil); err != nil {
+		t.Fatal(err)
+	}
+	return st
 }
