@@ -30,21 +30,7 @@ func TestTicketLimits(t *testing.T) {
 			h.cfg.WebSocket.TicketsPerSubject = 3
 			h.cfg.WebSocket.TicketRate = ratelimit.Limit{Rate: 100, Burst: 100}
 		})
-		_, alice := newECKey()
-		for i := 0; i < 3; i++ {
-			if res := h.ticketAs("alice", alice); res.StatusCode != 200 {
-				t.Fatalf("ticket %d: %d", i, res.StatusCode)
-			}
-		}
-		res := h.ticketAs("alice", alice)
-		checkRefusal(t, res, 429, noCheck)
-		if res.Header.Get("Retry-After") == "" {
-			t.Error("429 without Retry-After")
-		}
-		_, bob := newECKey()
-		if res := h.ticketAs("bob", bob); res.StatusCode != 200 {
-			t.Errorf("another subject: %d", res.StatusCode)
-		}
+		alice := ticketsUntilRefused(t, h, 3)
 		h.clock.Advance(h.proxy.Config().WebSocket.TicketTTL + time.Second)
 		if res := h.ticketAs("alice", alice); res.StatusCode != 200 {
 			t.Errorf("after the tickets expired: %d", res.StatusCode)
@@ -54,20 +40,28 @@ func TestTicketLimits(t *testing.T) {
 		h := newHarness(t, func(h *harness) {
 			h.cfg.WebSocket.TicketRate = ratelimit.Limit{Rate: 0.001, Burst: 2}
 		})
-		_, alice := newECKey()
-		for i := 0; i < 2; i++ {
-			if res := h.ticketAs("alice", alice); res.StatusCode != 200 {
-				t.Fatalf("ticket %d: %d", i, res.StatusCode)
-			}
-		}
-		res := h.ticketAs("alice", alice)
-		checkRefusal(t, res, 429, noCheck)
-		if res.Header.Get("Retry-After") == "" {
-			t.Error("429 without Retry-After")
-		}
-		_, bob := newECKey()
-		if res := h.ticketAs("bob", bob); res.StatusCode != 200 {
-			t.Errorf("another subject: %d", res.StatusCode)
-		}
+		ticketsUntilRefused(t, h, 2)
 	})
+}
+
+// ticketsUntilRefused takes n tickets as alice, then checks the next is
+// 429 with Retry-After while bob still gets one; it returns alice's key.
+func ticketsUntilRefused(t *testing.T, h *harness, n int) dpop.Signer {
+	t.Helper()
+	_, alice := newECKey()
+	for i := 0; i < n; i++ {
+		if res := h.ticketAs("alice", alice); res.StatusCode != 200 {
+			t.Fatalf("ticket %d: %d", i, res.StatusCode)
+		}
+	}
+	res := h.ticketAs("alice", alice)
+	checkRefusal(t, res, 429, noCheck)
+	if res.Header.Get("Retry-After") == "" {
+		t.Error("429 without Retry-After")
+	}
+	_, bob := newECKey()
+	if res := h.ticketAs("bob", bob); res.StatusCode != 200 {
+		t.Errorf("another subject: %d", res.StatusCode)
+	}
+	return alice
 }
