@@ -28,20 +28,7 @@ func kids(ks *token.KeySet) []string {
 func TestKeysSharedDatabase(t *testing.T) {
 	ctx := context.Background()
 	clk := &clock{T: time.Unix(1_800_000_000, 0)}
-	db, err := boltstore.Open(filepath.Join(t.TempDir(), boltstore.FileName), boltstore.Options{NoSync: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	newServer := func() *Server {
-		cfg := testConfig(t)
-		cfg.Issuer.URL = "http://127.0.0.1:1"
-		s, err := New(ctx, Options{Config: cfg, DB: db, Revocations: db, Now: clk.Now, AdminToken: "admin-secret-token"})
-		if err != nil {
-			t.Fatal(err)
-		}
-		return s
-	}
+	_, newServer := replicasOnOneDB(t, clk, false)
 	a, b := newServer(), newServer()
 	if ka, kb := kids(a.Keys()), kids(b.Keys()); !slices.Equal(ka, kb) || len(ka) != 1 {
 		t.Fatalf("started with %v and %v, want one shared key", ka, kb)
@@ -74,20 +61,7 @@ func TestKeysSharedDatabase(t *testing.T) {
 func TestSharedBudgets(t *testing.T) {
 	ctx := context.Background()
 	clk := &clock{T: time.Unix(1_800_000_000, 0)}
-	db, err := boltstore.Open(filepath.Join(t.TempDir(), boltstore.FileName), boltstore.Options{NoSync: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	newServer := func() *Server {
-		cfg := testConfig(t)
-		cfg.Issuer.URL = "http://127.0.0.1:1"
-		s, err := New(ctx, Options{Config: cfg, DB: db, Revocations: db, Now: clk.Now, AdminToken: "admin-secret-token", SharedBudgets: true})
-		if err != nil {
-			t.Fatal(err)
-		}
-		return s
-	}
+	db, newServer := replicasOnOneDB(t, clk, true)
 	a, b := newServer(), newServer()
 	src := "192.0.2.1"
 	for i := range 5 {
@@ -131,4 +105,24 @@ func TestSharedBudgets(t *testing.T) {
 			return nil
 		})
 	}))
+}
+
+// replicasOnOneDB is a bolt database and a constructor of servers on it
+// (replicas sharing one store), with SharedBudgets as given.
+func replicasOnOneDB(t *testing.T, clk *clock, sharedBudgets bool) (*boltstore.DB, func() *Server) {
+	t.Helper()
+	db, err := boltstore.Open(filepath.Join(t.TempDir(), boltstore.FileName), boltstore.Options{NoSync: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	return db, func() *Server {
+		cfg := testConfig(t)
+		cfg.Issuer.URL = "http://127.0.0.1:1"
+		s, err := New(context.Background(), Options{Config: cfg, DB: db, Revocations: db, Now: clk.Now, AdminToken: "admin-secret-token", SharedBudgets: sharedBudgets})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
 }
